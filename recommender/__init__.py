@@ -1,0 +1,1 @@
+"""Related-article recommender: the domain (articles, store, embedding, ranking, evaluation)."""

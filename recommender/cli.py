@@ -1,0 +1,85 @@
+"""The ``recommender`` command: ingest article files, serve the API, evaluate strategies."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from recommender.settings import Settings
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.engine import Recommender
+    from recommender.loaders import FORMATS, raw_rows, read_articles
+
+    if args.format and args.format not in FORMATS:
+        raise SystemExit(f"--format must be one of {', '.join(FORMATS)}")
+    total = sum(1 for _ in raw_rows(args.path, args.format))
+    engine = Recommender(settings)
+    errors: list[str] = []
+    started = time.perf_counter()
+    result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
+    engine.close()
+    elapsed = time.perf_counter() - started
+    print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
+          f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
+          f"{result.embedded} embedded; {len(engine.index)} in the index")
+    for line in errors[:20]:
+        print(f"skipped: {line}", file=sys.stderr)
+    if len(errors) > 20:
+        print(f"... and {len(errors) - 20} more invalid rows", file=sys.stderr)
+    return 1 if errors and len(errors) == total else 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if host not in ("127.0.0.1", "localhost", "::1") and settings.api_token is None and settings.allow_writes:
+        raise SystemExit(
+            f"refusing to serve writes on {host} without a token: set RECOMMENDER_API_TOKEN, "
+            "or RECOMMENDER_ALLOW_WRITES=false for a read-only replica"
+        )
+    uvicorn.run(create_app(settings.model_copy(update={"host": host, "port": port})), host=host, port=port,
+                log_level="info", access_log=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="recommender", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="load articles from JSONL, CSV or MIND news.tsv (idempotent upserts)")
+    ingest.add_argument("path", type=Path, help="a file, or a directory holding news.tsv / articles.jsonl / .csv")
+    ingest.add_argument("--format", choices=("jsonl", "csv", "mind"), help="default: from the file name")
+    ingest.set_defaults(run=_ingest)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="default RECOMMENDER_HOST (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default RECOMMENDER_PORT (8000)")
+    serve.set_defaults(run=_serve)
+
+    try:
+        from recommender.evaluation.cli import add_evaluate_command
+    except ImportError:
+        pass
+    else:
+        add_evaluate_command(sub)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args, Settings())
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The recommender: store + embedder + FAISS index + lexical index, kept consistent, answering "similar" queries.
+
+This is the one implementation of the list: the HTTP service, the CLI and evaluation notebooks all call it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from index import VectorIndex, load_index
+from recommender.article import Article, content_hash, embedding_text
+from recommender.embed import Embedder, load_embedder
+from recommender.lexical import LexicalIndex
+from recommender.rank import STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, rank
+from recommender.settings import Settings
+from recommender.store import ArticleStore
+
+log = logging.getLogger("recommender")
+
+# Articles per store transaction during ingest: each chunk is acknowledged (durable) as a unit.
+INGEST_CHUNK = 512
+
+
+class ArticleNotFound(KeyError):
+    def __init__(self, article_id: str):
+        super().__init__(article_id)
+        self.article_id = article_id
+
+    def __str__(self) -> str:
+        return f"no article with id {self.article_id!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0  # same embedded text: stored, not re-embedded
+    embedded: int = 0
+
+    def __add__(self, other: UpsertResult) -> UpsertResult:
+        return UpsertResult(self.created + other.created, self.updated + other.updated,
+                            self.unchanged + other.unchanged, self.embedded + other.embedded)
+
+
+def weights_from(settings: Settings) -> Weights:
+    return Weights(
+        lexical=settings.lexical_weight,
+        recency=settings.recency_weight,
+        half_life_days=settings.recency_half_life_days,
+        mmr_lambda=settings.mmr_lambda,
+        duplicate_threshold=settings.duplicate_threshold,
+    )
+
+
+class Recommender:
+    """Open one per data dir and process; thread-safe for concurrent reads and writes."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, index_kind: str = "flat"):
+        self.settings = settings
+        self.weights = weights_from(settings)
+        self.embedder = embedder or load_embedder(settings.model, settings.batch_size)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = ArticleStore(settings.db_path)
+        self._write_lock = threading.RLock()
+        self._cache: OrderedDict[tuple, list[Recommendation]] = OrderedDict()
+        self._generation = 0  # bumped by every write; a list computed under an older one is not cached
+        self._saved_seq = 0
+        self._reembed_if_model_changed()
+        self.index = self._open_index(index_kind)
+        self.lexical = LexicalIndex()
+        self.lexical.build(*self._lexical_corpus())
+
+    # -- opening and repair -------------------------------------------------------------------
+    def _reembed_if_model_changed(self) -> None:
+        stored_model = self.store.meta("model")
+        if stored_model is not None and stored_model != self.embedder.name and self.store.count():
+            log.warning("store was embedded with %s, now configured %s: re-embedding every article",
+                        stored_model, self.embedder.name)
+            articles = [a for _, a in self.store.articles()]
+            self.store.delete_all()
+            self._upsert_chunks(articles, progress=True, index=None)
+        self.store.set_meta("model", self.embedder.name)
+
+    def _open_index(self, kind: str) -> VectorIndex:
+        path = self.settings.index_path
+        index, seq = None, 0
+        try:
+            index, meta = load_index(path)
+            if meta.model != self.embedder.name or meta.dim != self.embedder.dim:
+                log.warning("index %s was built for %s (dim %d): rebuilding for %s", path, meta.model, meta.dim,
+                            self.embedder.name)
+                index = None
+            else:
+                seq = meta.seq
+        except FileNotFoundError:
+            log.info("no index at %s yet: building it from the store", path)
+        except ValueError as exc:
+            log.warning("%s: rebuilding the index from the store", exc)
+        if index is None:
+            index = VectorIndex(self.embedder.dim, kind, self.embedder.name)
+        self._repair(index, seq)
+        return index
+
+    def _repair(self, index: VectorIndex, seq: int) -> None:
+        """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
+        store_seq = self.store.seq
+        published, gone = [], []
+        for change in self.store.changes_since(seq):
+            (published if change.published else gone).append(change)
+        if published:
+            index.add(np.array([c.key for c in published]), np.stack([c.vector for c in published]))
+        index.remove(np.array([c.key for c in gone], dtype=np.int64))
+        stale = np.setdiff1d(index.ids(), self.store.published_keys())
+        index.remove(stale)
+        if published or gone or len(stale) or seq != store_seq:
+            log.info("index repaired: %d added or updated, %d dropped", len(published), len(gone) + len(stale))
+            index.save(self.settings.index_path, store_seq)
+        self._saved_seq = store_seq
+
+    def _lexical_corpus(self) -> tuple[list[int], list[str]]:
+        keys, texts = [], []
+        for key, article in self.store.articles():
+            if article.is_published:
+                keys.append(key)
+                texts.append(self._text(article))
+        return keys, texts
+
+    def _text(self, article: Article) -> str:
+        return embedding_text(article, self.settings.body_chars)
+
+    # -- writes ---------------------------------------------------------------------------------
+    def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None) -> UpsertResult:
+        """Store, embed (only what changed) and index articles; a repeated id in one call: the last one wins.
+
+        Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight."""
+        result = UpsertResult()
+        bar = tqdm(total=total, unit="article", desc="ingest", disable=not progress)
+        chunk: dict[str, Article] = {}
+        for article in articles:
+            chunk[article.id] = article
+            if len(chunk) >= INGEST_CHUNK:
+                result += self._upsert_chunks(list(chunk.values()), index=self.index)
+                bar.update(len(chunk))
+                chunk = {}
+        if chunk:
+            result += self._upsert_chunks(list(chunk.values()), index=self.index)
+            bar.update(len(chunk))
+        bar.close()
+        return result
+
+    def _upsert_chunks(self, articles: Sequence[Article], index: VectorIndex | None,
+                       progress: bool = False) -> UpsertResult:
+        texts = [self._text(a) for a in articles]
+        hashes = [content_hash(t) for t in texts]
+        with self._write_lock:
+            known = self.store.content_hashes(a.id for a in articles)
+            todo = [i for i, a in enumerate(articles) if known.get(a.id) != hashes[i]]
+            # The model sorts each call's texts by length, so batches hold texts of similar length.
+            new_vectors = self.embedder.encode([texts[i] for i in todo], progress=progress)
+            vectors = dict(zip(todo, new_vectors))
+            kept = self.store.vectors_for(a.id for i, a in enumerate(articles) if i not in vectors)
+            rows = [(a, hashes[i], vectors[i] if i in vectors else kept[a.id]) for i, a in enumerate(articles)]
+            keys = self.store.upsert(rows)
+            if index is not None:
+                self._apply(index, articles, keys, [r[2] for r in rows], texts)
+        created = sum(1 for a in articles if a.id not in known)
+        return UpsertResult(created=created, updated=len(articles) - created - (len(articles) - len(todo)),
+                            unchanged=len(articles) - len(todo), embedded=len(todo))
+
+    def _apply(self, index: VectorIndex, articles: Sequence[Article], keys: Sequence[int],
+               vectors: Sequence[np.ndarray], texts: Sequence[str]) -> None:
+        live = [i for i, a in enumerate(articles) if a.is_published]
+        dead = [keys[i] for i, a in enumerate(articles) if not a.is_published]
+        if live:
+            index.add(np.array([keys[i] for i in live]), np.stack([vectors[i] for i in live]))
+            self.lexical.add([keys[i] for i in live], [texts[i] for i in live])
+        index.remove(np.array(dead, dtype=np.int64))
+        self.lexical.remove(dead)
+        self._invalidate()
+
+    def delete(self, article_id: str) -> bool:
+        """Take an article down: it leaves every list from the next call on."""
+        with self._write_lock:
+            key = self.store.delete(article_id)
+            if key is None:
+                return False
+            self.index.remove(np.array([key], dtype=np.int64))
+            self.lexical.remove([key])
+            self._invalidate()
+            return True
+
+    def _invalidate(self) -> None:
+        self._generation += 1
+        self._cache.clear()
+
+    def checkpoint(self) -> bool:
+        """Save the index if the store moved since the last save; True when it wrote."""
+        with self._write_lock:
+            seq = self.store.seq
+            if seq == self._saved_seq:
+                return False
+            self.index.save(self.settings.index_path, seq)
+            self._saved_seq = seq
+            return True
+
+    def close(self) -> None:
+        self.checkpoint()
+        self.store.close()
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, article_id: str) -> Article:
+        stored = self.store.get(article_id)
+        if stored is None:
+            raise ArticleNotFound(article_id)
+        return stored.article
+
+    def similar(self, article_id: str, query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
+        """The "Similar news" list for an indexed article."""
+        cache_key = (article_id, query)
+        generation = self._generation
+        hit = self._cache.get(cache_key)
+        if hit is not None:
+            return hit
+        stored = self.store.get(article_id)
+        if stored is None:
+            raise ArticleNotFound(article_id)
+        items = self._ranked(stored.article, stored.vector, query)
+        if generation == self._generation and self.settings.cache_size > 0:
+            self._cache[cache_key] = items
+            while len(self._cache) > self.settings.cache_size:
+                self._cache.popitem(last=False)
+        return items
+
+    def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
+        """The list for an article that is not indexed (a CMS preview)."""
+        article = Article(id="", title=title, body=text)
+        vector = self.embedder.encode([self._text(article)])[0]
+        return self._ranked(article, vector, query)
+
+    def _ranked(self, source: Article, vector: np.ndarray, query: SimilarQuery) -> list[Recommendation]:
+        if query.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {query.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        k = self.settings.candidates + len(query.exclude) + 1
+        keys: list[int] = []
+        if query.strategy in ("default", "embedding"):
+            _, found = self.index.search(vector, k)
+            keys += [int(x) for x in found[0] if x >= 0]
+        text = self._text(source)
+        lexical_method = "tfidf" if query.strategy == "tfidf" else "bm25"
+        if query.strategy in ("default", "tfidf", "bm25"):
+            _, found = self.lexical.search(text, k, lexical_method)
+            keys += [int(x) for x in found if int(x) not in keys]
+        rows = self.store.by_keys(keys)
+        keys = [key for key in keys if key in rows]
+        lexical = self.lexical.scores_for(text, keys, lexical_method) if query.strategy != "embedding" else None
+        candidates = [
+            Candidate(key, rows[key][0], rows[key][1], float(rows[key][1] @ vector),
+                      float(lexical[i]) if lexical is not None else 0.0)
+            for i, key in enumerate(keys)
+        ]
+        return rank(source, vector, candidates, query, self.weights)
+
+    def with_weights(self, **changes: float) -> Recommender:
+        """A view of this recommender ranking with other weights (for tuning in notebooks); shares everything else."""
+        view = object.__new__(Recommender)
+        view.__dict__.update(self.__dict__)
+        view.weights = replace(self.weights, **changes)
+        view.settings = self.settings.model_copy(update={"cache_size": 0})
+        return view

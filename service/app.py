@@ -1,0 +1,150 @@
+"""FastAPI app: HTTP in, calls into ``recommender`` out. No ranking logic lives here."""
+
+import logging
+import secrets
+import threading
+from dataclasses import asdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from recommender.article import ArticleInput, InvalidArticle, parse_article
+from recommender.engine import ArticleNotFound, Recommender
+from recommender.rank import STRATEGIES, SimilarQuery
+from recommender.settings import Settings
+from service.schemas import Item, PreviewRequest, SimilarList, UpsertOut
+
+log = logging.getLogger("recommender.service")
+Strategy = Literal["default", "embedding", "tfidf", "bm25"]
+assert set(Strategy.__args__) == set(STRATEGIES)  # type: ignore[attr-defined]
+ArticleId = Annotated[str, Path(min_length=1, max_length=256, description="The site's article id.")]
+
+
+def create_app(settings: Settings, recommender: Recommender | None = None) -> FastAPI:
+    """The app for ``settings``; opens (and on shutdown checkpoints) its own ``Recommender`` unless given one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = recommender or Recommender(settings)
+        app.state.recommender = engine
+        stop = threading.Event()
+        saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
+        saver.start()
+        log.info("serving %d articles (%d indexed)", engine.store.count(), len(engine.index))
+        yield
+        stop.set()
+        saver.join()
+        if recommender is None:
+            engine.close()
+        else:
+            engine.checkpoint()
+
+    app = FastAPI(title="Similar news", version="0.1.0", lifespan=lifespan,
+                  description="Related-article recommendations for a news site's \"Similar news\" box.")
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    def engine(request: Request) -> Recommender:
+        return request.app.state.recommender
+
+    Engine = Annotated[Recommender, Depends(engine)]
+
+    def require_writer(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not settings.allow_writes:
+            raise HTTPException(403, "this service is read-only (RECOMMENDER_ALLOW_WRITES=false)")
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        if token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "writes need 'Authorization: Bearer <RECOMMENDER_API_TOKEN>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    Writer = Depends(require_writer)
+
+    @app.exception_handler(ArticleNotFound)
+    async def _not_found(request: Request, exc: ArticleNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(InvalidArticle)
+    async def _invalid(request: Request, exc: InvalidArticle) -> JSONResponse:
+        return JSONResponse({"detail": exc.errors, "article_id": exc.article_id}, status_code=422)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "index not loaded yet"}})
+    def readyz(request: Request) -> JSONResponse:
+        engine = getattr(request.app.state, "recommender", None)
+        if engine is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "articles": len(engine.index)})
+
+    @app.get("/articles/{article_id}/similar", response_model=SimilarList, tags=["similar"],
+             responses={404: {"description": "unknown article id"}})
+    def similar(
+        article_id: ArticleId,
+        engine: Engine,
+        limit: Annotated[int, Query(ge=1, le=50)] = settings.default_limit,
+        section: Annotated[str | None, Query(max_length=200)] = None,
+        language: Annotated[str | None, Query(max_length=35)] = None,
+        max_age_days: Annotated[float | None, Query(gt=0, le=36500)] = None,
+        exclude: Annotated[list[str], Query(description="Ids to leave out; repeat or comma-separate.")] = [],
+        strategy: Strategy = "default",
+        explain: bool = False,
+    ) -> SimilarList:
+        query = SimilarQuery(limit=limit, section=section, language=language, max_age_days=max_age_days,
+                             exclude=frozenset(i for part in exclude for i in part.split(",") if i),
+                             strategy=strategy, explain=explain)
+        items = engine.similar(article_id, query)
+        return SimilarList(article_id=article_id, items=[Item.of(r) for r in items])
+
+    @app.post("/similar", response_model=SimilarList, tags=["similar"])
+    def similar_preview(
+        body: PreviewRequest,
+        engine: Engine,
+        limit: Annotated[int, Query(ge=1, le=50)] = settings.default_limit,
+        strategy: Strategy = "default",
+        explain: bool = False,
+    ) -> SimilarList:
+        items = engine.similar_to_text(body.title, body.text, SimilarQuery(limit=limit, strategy=strategy,
+                                                                         explain=explain))
+        return SimilarList(article_id=None, items=[Item.of(r) for r in items])
+
+    @app.get("/articles/{article_id}", tags=["articles"], responses={404: {"description": "unknown article id"}})
+    def get_article(article_id: ArticleId, engine: Engine) -> ArticleInput:
+        return ArticleInput.model_validate(engine.get(article_id), from_attributes=True)
+
+    @app.put("/articles/{article_id}", response_model=UpsertOut, tags=["articles"], dependencies=[Writer])
+    def put_article(article_id: ArticleId, body: Annotated[dict, Body()], engine: Engine) -> UpsertOut:
+        if body.get("id", article_id) != article_id:
+            raise HTTPException(422, f"body id {body.get('id')!r} differs from the URL's {article_id!r}")
+        article = parse_article(dict(body, id=article_id))
+        return UpsertOut(**asdict(engine.upsert([article])))
+
+    @app.post("/articles", response_model=UpsertOut, tags=["articles"], dependencies=[Writer])
+    def post_articles(body: Annotated[list[dict], Body()], engine: Engine) -> UpsertOut:
+        articles = [parse_article(raw) for raw in body]  # all or nothing: one bad article rejects the batch
+        return UpsertOut(**asdict(engine.upsert(articles)))
+
+    @app.delete("/articles/{article_id}", status_code=204, tags=["articles"], dependencies=[Writer],
+                responses={404: {"description": "unknown article id"}})
+    def delete_article(article_id: ArticleId, engine: Engine) -> None:
+        if not engine.delete(article_id):
+            raise ArticleNotFound(article_id)
+
+    return app
+
+
+def _checkpoint_loop(engine: Recommender, settings: Settings, stop: threading.Event) -> None:
+    while not stop.wait(settings.index_save_interval_s):
+        try:
+            engine.checkpoint()
+        except Exception:  # a failed checkpoint must not stop the next one; the store still has every write
+            log.exception("index checkpoint failed")

@@ -1,0 +1,60 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from recommender.rank import Explanation, Recommendation
+
+
+class ExplanationOut(BaseModel):
+    semantic: float
+    lexical: float
+    recency: float
+    diversity_penalty: float
+
+
+class Item(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    published_at: datetime | None
+    section: str | None
+    image_url: str | None
+    score: float
+    explanation: ExplanationOut | None = None
+
+    @classmethod
+    def of(cls, rec: Recommendation) -> Item:
+        a = rec.article
+        explanation = _explanation(rec.explanation) if rec.explanation else None
+        return cls(id=a.id, title=a.title, url=a.url, published_at=a.published_at, section=a.section,
+                   image_url=a.image_url, score=rec.score, explanation=explanation)
+
+
+def _explanation(e: Explanation) -> ExplanationOut:
+    return ExplanationOut(semantic=e.semantic, lexical=e.lexical, recency=e.recency,
+                          diversity_penalty=e.diversity_penalty)
+
+
+class SimilarList(BaseModel):
+    article_id: str | None
+    items: list[Item]
+
+
+class PreviewRequest(BaseModel):
+    title: str = Field(min_length=1, max_length=2000)
+    text: str = Field("", max_length=1_000_000)
+
+
+class UpsertOut(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    embedded: int
+
+
+class Problem(BaseModel):
+    detail: str | list
