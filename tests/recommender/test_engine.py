@@ -1,0 +1,98 @@
+"""The engine end to end in-process: ingest, lists, updates, takedowns, repair after restarts."""
+
+from dataclasses import replace
+
+import numpy as np
+
+from recommender.engine import Recommender
+from recommender.rank import SimilarQuery
+from tests.conftest import make_settings
+
+SOURCE = "N34700"  # "New Florida Majority celebrates grand opening of Fort Lauderdale office"
+
+
+def test_list_is_nonempty_best_first_and_never_the_article_itself(engine):
+    items = engine.similar(SOURCE)
+    assert 0 < len(items) <= 8
+    assert SOURCE not in [r.id for r in items]
+    assert len({r.id for r in items}) == len(items)
+
+
+def test_every_strategy_answers(engine):
+    for strategy in ("default", "embedding", "tfidf", "bm25"):
+        items = engine.similar(SOURCE, SimilarQuery(strategy=strategy, limit=5))
+        assert items, strategy
+        assert SOURCE not in [r.id for r in items]
+
+
+def test_embedding_strategy_returns_semantic_neighbours_in_score_order(engine):
+    items = engine.similar("N16278", SimilarQuery(strategy="embedding", limit=5))  # Marine Corps Marathon
+    scores = [r.score for r in items]
+    assert scores == sorted(scores, reverse=True)
+    assert any(r.article.section == "sports" for r in items)
+
+
+def test_reingesting_unchanged_articles_embeds_nothing(engine, mind_articles):
+    result = engine.upsert(mind_articles[:50])
+    assert (result.created, result.embedded, result.unchanged) == (0, 0, 50)
+
+
+def test_changing_the_text_reembeds_only_that_article(engine, mind_articles):
+    changed = replace(mind_articles[0], title=mind_articles[0].title + " (updated)")
+    result = engine.upsert([changed, mind_articles[1]])
+    assert (result.updated, result.embedded, result.unchanged) == (1, 1, 1)
+    assert engine.get(changed.id).title.endswith("(updated)")
+
+
+def test_metadata_only_change_keeps_the_vector(engine, mind_articles):
+    before = engine.store.get(mind_articles[2].id).vector.copy()
+    result = engine.upsert([replace(mind_articles[2], image_url="https://img.example/x.jpg")])
+    assert result.embedded == 0 and result.updated == 0 and result.unchanged == 1
+    assert np.array_equal(engine.store.get(mind_articles[2].id).vector, before)
+    assert engine.get(mind_articles[2].id).image_url == "https://img.example/x.jpg"
+
+
+def test_deleted_article_leaves_every_list_at_once(engine):
+    top = engine.similar(SOURCE)[0].id
+    assert engine.delete(top)
+    assert top not in [r.id for r in engine.similar(SOURCE)]
+    assert not engine.delete(top)
+
+
+def test_unpublished_article_is_never_listed(engine):
+    top = engine.similar(SOURCE)[0]
+    engine.upsert([replace(top.article, status="unpublished")])
+    assert top.id not in [r.id for r in engine.similar(SOURCE)]
+    assert top.id not in [r.id for r in engine.similar(SOURCE, SimilarQuery(strategy="bm25"))]
+
+
+def test_preview_of_unindexed_text_finds_the_story(engine):
+    items = engine.similar_to_text("Marine Corps Marathon winner", "Runner wins the marathon in the rain")
+    assert items and items[0].article.section == "sports"
+
+
+def test_restart_repairs_index_from_store_after_unsaved_writes(data_dir, embedder, mind_articles):
+    first = Recommender(make_settings(data_dir), embedder=embedder)
+    top = first.similar(SOURCE)[0].id
+    first.delete(top)
+    first.upsert([replace(mind_articles[5], id="fresh-1")])
+    # No checkpoint: the process "dies" here and the saved index is stale.
+    second = Recommender(make_settings(data_dir), embedder=embedder)
+    keys = set(second.index.ids().tolist())
+    assert second.store.get("fresh-1").key in keys
+    assert top not in [r.id for r in second.similar(SOURCE)]
+    assert len(second.index) == second.store.count()
+
+
+def test_corrupt_index_file_is_rebuilt_from_the_store(data_dir, embedder, caplog):
+    (data_dir / "index.faiss").write_bytes(b"not a faiss index")
+    engine = Recommender(make_settings(data_dir), embedder=embedder)
+    assert len(engine.index) == engine.store.count()
+    assert "rebuilding the index from the store" in caplog.text
+    assert engine.similar(SOURCE)
+
+
+def test_missing_index_file_is_rebuilt(data_dir, embedder):
+    (data_dir / "index.faiss").unlink()
+    engine = Recommender(make_settings(data_dir), embedder=embedder)
+    assert len(engine.index) == engine.store.count()
