@@ -37,17 +37,15 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from service.app import create_app
+    from service.app import OpenWritesRefused, create_app
 
     host = args.host or settings.host
     port = args.port or settings.port
-    if host not in ("127.0.0.1", "localhost", "::1") and settings.api_token is None and settings.allow_writes:
-        raise SystemExit(
-            f"refusing to serve writes on {host} without a token: set RECOMMENDER_API_TOKEN, "
-            "or RECOMMENDER_ALLOW_WRITES=false for a read-only replica"
-        )
-    uvicorn.run(create_app(settings.model_copy(update={"host": host, "port": port})), host=host, port=port,
-                log_level="info", access_log=False)
+    try:
+        app = create_app(settings.model_copy(update={"host": host, "port": port}))
+    except OpenWritesRefused as exc:
+        raise SystemExit(f"error: {exc}") from None
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     return 0
 
 

@@ -16,6 +16,7 @@ from recommender.article import ArticleInput, InvalidArticle, parse_article
 from recommender.engine import ArticleNotFound, Recommender
 from recommender.rank import STRATEGIES, SimilarQuery
 from recommender.settings import Settings
+from service.limits import BodyLimits
 from service.schemas import Item, PreviewRequest, SimilarList, UpsertOut
 
 log = logging.getLogger("recommender.service")
@@ -43,8 +44,11 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         else:
             engine.checkpoint()
 
+    refuse_open_writes(settings)
     app = FastAPI(title="Similar news", version="0.1.0", lifespan=lifespan,
                   description="Related-article recommendations for a news site's \"Similar news\" box.")
+    app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
+                       max_batch_bytes=settings.max_batch_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
@@ -140,6 +144,22 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
             raise ArticleNotFound(article_id)
 
     return app
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class OpenWritesRefused(RuntimeError):
+    pass
+
+
+def refuse_open_writes(settings: Settings) -> None:
+    """Unauthenticated writes are only ever reachable from this machine."""
+    if settings.host not in LOOPBACK and settings.api_token is None and settings.allow_writes:
+        raise OpenWritesRefused(
+            f"refusing to serve writes on {settings.host} without a token: set RECOMMENDER_API_TOKEN, "
+            "or RECOMMENDER_ALLOW_WRITES=false for a read-only replica"
+        )
 
 
 def _checkpoint_loop(engine: Recommender, settings: Settings, stop: threading.Event) -> None:

@@ -1,0 +1,117 @@
+"""The list's rules, on hand-made candidates: self, unpublished, filters, dedupe, recency, diversity."""
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from recommender.article import Article
+from recommender.rank import Candidate, SimilarQuery, Weights, normalized_title, rank
+
+NOW = datetime(2025, 1, 10, 12, tzinfo=timezone.utc)
+SOURCE = Article("src", "Italy rules out troops for Ukraine", published_at=NOW, section="world", language="en")
+
+
+DIM = 16
+
+
+def along(similarity: float, axis: int, wobble: float = 0.0) -> np.ndarray:
+    """A unit vector with cosine ``similarity`` to the source; vectors on different axes are unlike each other,
+    vectors on the same axis are near-copies (``wobble`` tilts one slightly)."""
+    v = np.zeros(DIM, dtype=np.float32)
+    v[0] = similarity
+    v[axis] = np.sqrt(1 - similarity**2)
+    v[DIM - 1] = wobble
+    return v / np.linalg.norm(v)
+
+
+SOURCE_VEC = along(1.0, 1)
+
+
+def cand(key: int, title: str, vec: np.ndarray, *, days: float = 0, section="world", language="en",
+         status="published", lexical: float = 0.0) -> Candidate:
+    article = Article(f"a{key}", title, published_at=NOW - timedelta(days=days), section=section,
+                      language=language, status=status)
+    return Candidate(key, article, vec, float(vec @ SOURCE_VEC), lexical)
+
+
+def ids(items):
+    return [r.id for r in items]
+
+
+NO_MMR = Weights(mmr_lambda=1.0, recency=0.0, lexical=0.0)
+
+
+def test_source_itself_and_unpublished_and_excluded_are_never_listed():
+    cands = [
+        Candidate(0, SOURCE, SOURCE_VEC, 1.0),
+        cand(1, "Meloni in Paris", along(0.7, 2)),
+        cand(2, "Draft story", along(0.8, 3), status="unpublished"),
+        cand(3, "Macron on coalition", along(0.75, 4)),
+    ]
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(exclude=frozenset({"a3"})), NO_MMR)) == ["a1"]
+
+
+def test_items_come_best_first_and_respect_the_limit():
+    cands = [cand(i, f"story {i}", along(0.9 - 0.1 * i, i + 1)) for i in range(1, 6)]
+    items = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(limit=3, strategy="embedding"), NO_MMR)
+    assert ids(items) == ["a1", "a2", "a3"]
+    assert [r.score for r in items] == sorted((r.score for r in items), reverse=True)
+
+
+def test_same_title_twice_keeps_only_the_better_one():
+    cands = [cand(1, "Italy says no to troops!", along(0.8, 2)),
+             cand(2, "italy says NO to troops", along(0.6, 3))]
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), NO_MMR)) == ["a1"]
+
+
+def test_near_identical_vectors_are_one_story():
+    cands = [cand(1, "Wire copy A", along(0.7, 2)), cand(2, "Wire copy B", along(0.69, 2, wobble=0.05)),
+             cand(3, "Different angle", along(0.5, 3))]
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), NO_MMR)) == ["a1", "a3"]
+
+
+def test_copy_of_the_source_itself_is_dropped():
+    cands = [cand(1, "Italy rules out troops for Ukraine!", along(0.6, 2)),
+             cand(2, "Other wording, same vector", along(0.99, 3)), cand(3, "Related", along(0.5, 4))]
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), NO_MMR)) == ["a3"]
+
+
+def test_section_language_and_age_filters():
+    cands = [cand(1, "old", along(0.8, 2), days=40), cand(2, "sport", along(0.8, 3), section="sport"),
+             cand(3, "uk", along(0.8, 4), language="uk"), cand(4, "fits", along(0.5, 5), days=2)]
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(section="world", language="en", max_age_days=7),
+                    NO_MMR)) == ["a4"]
+
+
+def test_recency_lifts_the_fresher_of_two_equally_similar_items():
+    cands = [cand(1, "old take", along(0.7, 2), days=30), cand(2, "new take", along(0.65, 3), days=0)]
+    weights = Weights(mmr_lambda=1.0, recency=0.3, half_life_days=7, lexical=0.0, duplicate_threshold=1.0)
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(explain=True), weights))[0] == "a2"
+
+
+def test_mmr_prefers_a_different_angle_over_a_third_near_copy():
+    close = [cand(i, f"same angle {i}", along(0.8 - 0.01 * i, 2, wobble=0.3 * i)) for i in range(1, 4)]
+    other = cand(9, "other angle", along(0.6, 3))
+    query = SimilarQuery(limit=2)
+    plain = rank(SOURCE, SOURCE_VEC, close + [other], query, Weights(mmr_lambda=1.0, duplicate_threshold=1.0))
+    diverse = rank(SOURCE, SOURCE_VEC, close + [other], query, Weights(mmr_lambda=0.5, duplicate_threshold=1.0))
+    assert ids(plain) == ["a1", "a2"]
+    assert ids(diverse) == ["a1", "a9"]
+
+
+def test_explanation_gives_the_parts_of_the_score():
+    [item] = rank(SOURCE, SOURCE_VEC, [cand(1, "x", along(0.6, 2), days=7, lexical=0.5)],
+                  SimilarQuery(explain=True), Weights(lexical=0.5, recency=0.2, half_life_days=7, mmr_lambda=1.0))
+    e = item.explanation
+    assert e.recency == pytest.approx(0.9)
+    assert item.score == pytest.approx((0.5 * e.semantic + 0.5 * e.lexical) * e.recency, abs=1e-5)
+
+
+def test_lexical_strategy_ranks_by_the_lexical_signal():
+    cands = [cand(1, "a", along(0.8, 2), lexical=0.1), cand(2, "b", along(0.3, 3), lexical=0.9)]
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(strategy="bm25"), NO_MMR)) == ["a2", "a1"]
+
+
+def test_normalized_title_ignores_case_accents_and_punctuation():
+    assert normalized_title("Café — OPEN!") == normalized_title("cafe open")

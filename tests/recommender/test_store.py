@@ -1,0 +1,76 @@
+"""The SQLite store: upserts are idempotent, keys are stable, deletes are final, the sequence tracks writes."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recommender.article import Article
+from recommender.store import ArticleStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = ArticleStore(tmp_path / "a.sqlite3")
+    yield s
+    s.close()
+
+
+def vec(i: int) -> np.ndarray:
+    v = np.zeros(4, dtype=np.float32)
+    v[i % 4] = 1
+    return v
+
+
+def test_database_runs_in_wal_mode(store):
+    assert store._writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_upsert_round_trips_every_field(store):
+    from datetime import datetime, timezone
+
+    article = Article("a1", "Title", "Lead", "Body", "https://x/1", datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc),
+                      "world", ("ukraine", "italy"), "en", "https://x/1.jpg", "published")
+    store.upsert([(article, "h1", vec(1))])
+    got = store.get("a1")
+    assert got.article == article
+    assert got.content_hash == "h1"
+    assert np.array_equal(got.vector, vec(1))
+
+
+def test_upsert_of_a_known_id_keeps_its_key_and_bumps_the_sequence(store):
+    [k1] = store.upsert([(Article("a", "one"), "h1", vec(0))])
+    seq = store.seq
+    [k2] = store.upsert([(Article("a", "two"), "h2", vec(1))])
+    assert k1 == k2 and store.seq == seq + 1
+    assert store.get("a").article.title == "two"
+    assert store.count() == 1
+
+
+def test_changes_since_lists_only_later_writes(store):
+    store.upsert([(Article("a", "one"), "h", vec(0))])
+    seq = store.seq
+    store.upsert([(Article("b", "two", status="unpublished"), "h", vec(1))])
+    changes = list(store.changes_since(seq))
+    assert [(c.key, c.published) for c in changes] == [(store.get("b").key, False)]
+
+
+def test_delete_is_final_and_keys_are_never_reused(store):
+    [k1] = store.upsert([(Article("a", "one"), "h", vec(0))])
+    assert store.delete("a") == k1
+    assert store.get("a") is None and store.delete("a") is None
+    [k2] = store.upsert([(Article("a", "again"), "h", vec(0))])
+    assert k2 != k1  # a stale index entry for k1 can never point at the new article
+
+
+def test_failed_transaction_leaves_previous_state(store):
+    store.upsert([(Article("a", "one"), "h", vec(0))])
+    seq = store.seq
+    with pytest.raises(Exception):
+        store.upsert([(Article("b", "two"), "h", vec(0)), (replace(Article("c", "x"), title=None), "h", vec(0))])
+    assert store.get("b") is None and store.seq == seq
+
+
+def test_published_keys_leave_out_unpublished(store):
+    store.upsert([(Article("a", "one"), "h", vec(0)), (Article("b", "two", status="unpublished"), "h", vec(1))])
+    assert store.published_keys().tolist() == [store.get("a").key]

@@ -1,0 +1,132 @@
+"""The HTTP API against a real server: lists, previews, writes, takedowns, auth and errors."""
+
+import httpx
+import pytest
+
+from tests.service.conftest import TOKEN
+
+SOURCE = "N34700"
+
+
+def test_health_and_readiness(api):
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ready = api.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["articles"] > 0
+
+
+def test_similar_list_for_a_known_article(api):
+    body = api.get(f"/articles/{SOURCE}/similar").json()
+    assert body["article_id"] == SOURCE
+    items = body["items"]
+    assert 0 < len(items) <= 8
+    assert SOURCE not in [i["id"] for i in items]
+    assert set(items[0]) >= {"id", "title", "url", "published_at", "section", "image_url", "score"}
+
+
+def test_limit_strategy_explain_and_exclude(api):
+    first = api.get(f"/articles/{SOURCE}/similar", params={"limit": 3, "explain": "true"}).json()["items"]
+    assert len(first) == 3 and set(first[0]["explanation"]) == {"semantic", "lexical", "recency", "diversity_penalty"}
+    skipped = api.get(f"/articles/{SOURCE}/similar", params={"limit": 3, "exclude": first[0]["id"]}).json()["items"]
+    assert first[0]["id"] not in [i["id"] for i in skipped]
+    for strategy in ("embedding", "tfidf", "bm25"):
+        assert api.get(f"/articles/{SOURCE}/similar", params={"strategy": strategy}).json()["items"]
+
+
+def test_section_filter(api):
+    items = api.get(f"/articles/{SOURCE}/similar", params={"section": "sports"}).json()["items"]
+    assert items and {i["section"] for i in items} == {"sports"}
+
+
+def test_unknown_article_is_404_with_a_reason(api):
+    r = api.get("/articles/no-such-id/similar")
+    assert r.status_code == 404 and "no-such-id" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("params, field", [({"limit": 0}, "limit"), ({"limit": 51}, "limit"),
+                                            ({"strategy": "magic"}, "strategy"), ({"max_age_days": -1}, "max_age_days")])
+def test_bad_parameters_are_422_naming_the_field(api, params, field):
+    r = api.get(f"/articles/{SOURCE}/similar", params=params)
+    assert r.status_code == 422
+    assert field in [e["loc"][-1] for e in r.json()["detail"]]
+
+
+def test_preview_for_unindexed_text(api):
+    r = api.post("/similar", json={"title": "Marine Corps Marathon", "text": "A runner won the race in the rain"})
+    assert r.status_code == 200 and r.json()["items"][0]["section"] == "sports"
+
+
+def test_writes_need_the_token(server):
+    with server.client(token=None) as anon, server.client(token="wrong") as wrong:
+        for client in (anon, wrong):
+            assert client.put("/articles/x1", json={"title": "t"}).status_code == 401
+            assert client.post("/articles", json=[{"id": "x1", "title": "t"}]).status_code == 401
+            assert client.delete(f"/articles/{SOURCE}").status_code == 401
+        assert anon.get(f"/articles/{SOURCE}/similar").status_code == 200  # reads are public
+
+
+def test_put_then_list_then_takedown(api):
+    article = {"title": "Marine Corps Marathon winner speaks about the rain", "lead": "Jordan Tropf won again.",
+               "section": "sports", "published_at": "2019-10-28T10:00:00Z"}
+    r = api.put("/articles/e2e-1", json=article)
+    assert r.status_code == 200 and r.json()["created"] == 1 and r.json()["embedded"] == 1
+    assert api.put("/articles/e2e-1", json=article).json() == {"created": 0, "updated": 0, "unchanged": 1,
+                                                               "embedded": 0}
+    assert "e2e-1" in [i["id"] for i in api.get("/articles/N16278/similar", params={"limit": 20}).json()["items"]]
+    assert api.delete("/articles/e2e-1").status_code == 204
+    assert "e2e-1" not in [i["id"] for i in api.get("/articles/N16278/similar", params={"limit": 20}).json()["items"]]
+    assert api.get("/articles/e2e-1").status_code == 404
+    assert api.delete("/articles/e2e-1").status_code == 404
+
+
+def test_batch_is_all_or_nothing_and_names_the_bad_article(api):
+    r = api.post("/articles", json=[{"id": "b-ok", "title": "fine"}, {"id": "b-bad", "title": ""}])
+    assert r.status_code == 422 and r.json()["article_id"] == "b-bad"
+    assert api.get("/articles/b-ok").status_code == 404
+
+
+def test_duplicate_ids_in_one_batch_last_one_wins(api):
+    r = api.post("/articles", json=[{"id": "dup", "title": "first version"}, {"id": "dup", "title": "second"}])
+    assert r.status_code == 200 and r.json()["created"] == 1
+    assert api.get("/articles/dup").json()["title"] == "second"
+
+
+def test_body_id_must_match_the_url(api):
+    r = api.put("/articles/a-1", json={"id": "a-2", "title": "t"})
+    assert r.status_code == 422 and "a-2" in r.json()["detail"]
+
+
+def test_wrong_content_type_is_415(api):
+    r = api.put("/articles/x", content=b"title=t", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and "application/json" in r.json()["detail"]
+
+
+def test_oversized_article_is_413(api):
+    r = api.put("/articles/big", json={"title": "t", "body": "x" * 1_100_000})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert api.get("/articles/big").status_code == 404
+
+
+def test_odd_unicode_and_html_are_accepted_and_cleaned(api):
+    r = api.put("/articles/uni", json={"title": "Київ \u202eRTL\u202c 🇺🇦 <b>bold</b>\x00", "body": "<p>текст</p>"})
+    assert r.status_code == 200
+    stored = api.get("/articles/uni").json()
+    assert "\x00" not in stored["title"] and "🇺🇦" in stored["title"]
+
+
+def test_openapi_docs_are_served(api):
+    assert api.get("/docs").status_code == 200
+    assert "/articles/{article_id}/similar" in api.get("/openapi.json").json()["paths"]
+
+
+def test_unpublishing_hides_an_article(api):
+    top = api.get(f"/articles/{SOURCE}/similar").json()["items"][0]
+    stored = api.get(f"/articles/{top['id']}").json()
+    assert api.put(f"/articles/{top['id']}", json={**stored, "status": "unpublished"}).status_code == 200
+    assert top["id"] not in [i["id"] for i in api.get(f"/articles/{SOURCE}/similar").json()["items"]]
+    assert api.put(f"/articles/{top['id']}", json=stored).status_code == 200
+
+
+def test_cors_allows_only_configured_origins(api):
+    r = api.options(f"/articles/{SOURCE}/similar",
+                    headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in r.headers

@@ -1,0 +1,28 @@
+"""How settings shape the app: CORS allow-list, read-only replicas, refusing open writes off loopback."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import OpenWritesRefused, create_app
+from tests.conftest import make_settings
+
+
+def test_open_writes_on_a_public_host_are_refused(tmp_path):
+    with pytest.raises(OpenWritesRefused, match="RECOMMENDER_API_TOKEN"):
+        create_app(make_settings(tmp_path, host="0.0.0.0"))
+
+
+def test_public_host_is_fine_with_a_token_or_read_only(tmp_path):
+    create_app(make_settings(tmp_path, host="0.0.0.0", api_token="t"))
+    create_app(make_settings(tmp_path, host="0.0.0.0", allow_writes=False))
+
+
+def test_cors_and_read_only(engine, data_dir):
+    settings = make_settings(data_dir, cors_origins=["https://news.example"], allow_writes=False)
+    with TestClient(create_app(settings, recommender=engine)) as client:
+        ok = client.get("/articles/N34700/similar", headers={"Origin": "https://news.example"})
+        assert ok.headers["access-control-allow-origin"] == "https://news.example"
+        other = client.get("/articles/N34700/similar", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        r = client.put("/articles/x", json={"title": "t"})
+        assert r.status_code == 403 and "read-only" in r.json()["detail"]
