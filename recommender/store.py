@@ -56,6 +56,16 @@ class Change:
     vector: np.ndarray
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL journal, durable commits."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a write the API acknowledged survives power loss, not only a process crash.
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
 def _row_article(row: sqlite3.Row) -> Article:
     published = row["published_at"]
     return Article(
@@ -89,12 +99,7 @@ class ArticleStore:
         self._writer.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a write the API acknowledged survives power loss, not only a process crash.
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
+        return connect(self.path)
 
     @property
     def _reader(self) -> sqlite3.Connection:
