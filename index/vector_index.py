@@ -1,17 +1,55 @@
-"""A FAISS inner-product index keyed by int64 ids, persisted by atomic replace."""
+"""A FAISS inner-product index keyed by int64 ids, persisted by atomic replace.
+
+Three kinds (``benchmarks/scale.py`` measures them; README "Benchmarks" has the figures):
+
+- ``flat``: exact search, one pass over every vector. 1.5 KB per article (384 float32 dims); search time grows
+  linearly (≈0.1 ms per 10k articles on one core).
+- ``hnsw``: HNSW graph over the full vectors: sub-millisecond search at any size, ≈ +0.3 KB per article for the
+  graph, slow to build; removed articles are hidden (their graph nodes stay until the next rebuild).
+- ``ivfpq``: inverted lists of product-quantised codes (48 bytes per article): small and quick to open, but
+  approximate scores; it is trained on the first batch it is given (at least ``IVFPQ_MIN_TRAIN`` vectors).
+
+``index_kind_for(n)`` picks the default kind for a corpus of ``n`` articles.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-KINDS = ("flat", "hnsw")
+KINDS = ("flat", "hnsw", "ivfpq")
+
+# The index-kind rule, from benchmarks/scale.py and benchmarks/serve.py on 2 cores (see README "Benchmarks"):
+# exact flat search stays well under a millisecond up to ~20k articles and is the only kind that is exact,
+# cheap to update and instant to build; beyond that its linear scan eats the request budget, and HNSW keeps
+# p99 far below 2 ms with recall ≥ 0.95. IVF-PQ is the kind for corpora whose full vectors do not fit the
+# memory budget (1M × 384 float32 = 1.5 GB): it is never picked automatically below that.
+FLAT_MAX = 20_000
+HNSW_MAX = 2_000_000
+
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+IVFPQ_SUBQUANTIZERS, IVFPQ_BITS, IVFPQ_MIN_TRAIN, IVFPQ_NPROBE = 48, 8, 10_000, 32
+
+
+def index_kind_for(n: int) -> str:
+    """The default index kind for a corpus of ``n`` articles (see ``FLAT_MAX`` / ``HNSW_MAX``)."""
+    if n <= FLAT_MAX:
+        return "flat"
+    if n <= HNSW_MAX:
+        return "hnsw"
+    return "ivfpq"
+
+
+def ivf_lists_for(n: int) -> int:
+    """IVF list count for ``n`` vectors: about √n (1,000 lists for 1M), at least 39 training points per list."""
+    return int(max(1, min(math.isqrt(max(n, 1)), n // 39, 65536)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,18 +61,38 @@ class IndexMeta:
     model: str
     seq: int  # the store's sequence number the saved index reflects
     count: int
+    # HNSW only: internal slots hidden because their article was removed or replaced (graphs cannot drop nodes).
+    hidden: list[int] = field(default_factory=list)
 
 
-def _new_faiss_index(kind: str, dim: int) -> faiss.Index:
+def _new_faiss_index(kind: str, dim: int) -> faiss.Index | None:
     if kind == "flat":
-        inner = faiss.IndexFlatIP(dim)
-    elif kind == "hnsw":
-        inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = 80
-        inner.hnsw.efSearch = 128
-    else:
-        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
-    return faiss.IndexIDMap2(inner)
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
+        return faiss.IndexIDMap2(inner)
+    if kind == "ivfpq":
+        if dim % IVFPQ_SUBQUANTIZERS:
+            raise ValueError(f"ivfpq needs a dim divisible by {IVFPQ_SUBQUANTIZERS}, got {dim}")
+        return None  # built and trained on the first add, when there are vectors to train on
+    raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def _new_ivfpq(vectors: np.ndarray, nlist: int | None = None) -> faiss.IndexIVFPQ:
+    n, dim = vectors.shape
+    if n < IVFPQ_MIN_TRAIN:
+        raise ValueError(f"an ivfpq index is trained on its first batch: give it at least {IVFPQ_MIN_TRAIN} "
+                         f"vectors, not {n} (use flat or hnsw for small corpora)")
+    nlist = nlist or ivf_lists_for(n)
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, IVFPQ_SUBQUANTIZERS, IVFPQ_BITS,
+                             faiss.METRIC_INNER_PRODUCT)
+    # 64 training points per list is plenty for k-means and keeps training to seconds at 1M articles.
+    sample = vectors if n <= 64 * nlist else vectors[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
+    index.train(np.ascontiguousarray(sample))
+    index.nprobe = min(nlist, IVFPQ_NPROBE)
+    return index
 
 
 def _fsync_replace(tmp: Path, final: Path) -> None:
@@ -48,27 +106,59 @@ def _fsync_replace(tmp: Path, final: Path) -> None:
         os.close(dir_fd)
 
 
+_omp = threading.local()
+
+
+def _one_omp_thread() -> None:
+    """A single query is searched on the calling thread: OpenMP teams started by many concurrent request
+    threads would oversubscribe the cores (libgomp's thread count is per calling thread, so set it here)."""
+    if not getattr(_omp, "single", False):
+        faiss.omp_set_num_threads(1)
+        _omp.single = True
+
+
 class VectorIndex:
     """Thread-safe wrapper: searches and writes take one lock, since FAISS indexes are not safe to read while
     they are being modified."""
 
-    def __init__(self, dim: int, kind: str = "flat", model: str = "", _index: faiss.Index | None = None):
+    def __init__(self, dim: int, kind: str = "flat", model: str = "", _index: faiss.Index | None = None,
+                 _hidden: list[int] | None = None, read_only: bool = False):
         self.dim = dim
         self.kind = kind
         self.model = model
+        self.read_only = read_only  # memory-mapped: searchable, not writable
         self._index = _index if _index is not None else _new_faiss_index(kind, dim)
         self._lock = threading.Lock()
-        # HNSW graphs cannot drop nodes: removed ids are hidden from results until the next rebuild.
-        self._removed: set[int] = set()
+        # HNSW graphs cannot drop nodes: the slots of removed or replaced vectors are hidden from results (by a
+        # FAISS ID selector, so hidden slots cost nothing per search) until the next rebuild.
+        self._hidden = np.zeros(self._ntotal(), dtype=bool)
+        if _hidden:
+            self._hidden[np.asarray(_hidden, dtype=np.int64)] = True
+        self._params: faiss.SearchParameters | None = None
+        self._refresh_params()
+
+    def _ntotal(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
 
     def __len__(self) -> int:
-        return self._index.ntotal - len(self._removed)
+        return self._ntotal() - int(self._hidden.sum())
+
+    def _raw_ids(self) -> np.ndarray:
+        """External id per internal slot (flat, hnsw) or every stored id (ivfpq)."""
+        if self._index is None:
+            return np.zeros(0, dtype=np.int64)
+        if self.kind == "ivfpq":
+            lists = self._index.invlists
+            parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                     for i in range(lists.nlist) if lists.list_size(i)]
+            return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def ids(self) -> np.ndarray:
         with self._lock:
-            ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        if self._removed:
-            ids = ids[~np.isin(ids, np.fromiter(self._removed, dtype=np.int64))]
+            ids = self._raw_ids()
+            if self.kind == "hnsw" and self._hidden.any():
+                ids = ids[~self._hidden]
         return ids
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -77,52 +167,82 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(keys), self.dim)
         if len(keys) == 0:
             return
+        self._check_writable()
         with self._lock:
-            self._remove_locked(keys)
+            if self._index is None:  # ivfpq, first batch: train on it
+                self._index = _new_ivfpq(vectors)
+            else:
+                self._remove_locked(keys)
             self._index.add_with_ids(vectors, keys)
-            self._removed.difference_update(keys.tolist())
+            if self.kind == "hnsw":
+                self._hidden = np.concatenate([self._hidden, np.zeros(len(keys), dtype=bool)])
+                self._refresh_params()
 
     def remove(self, keys: np.ndarray) -> None:
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         if len(keys) == 0:
             return
+        self._check_writable()
         with self._lock:
             self._remove_locked(keys)
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise PermissionError("this index is memory-mapped read-only; load it with mmap=False to change it")
+
     def _remove_locked(self, keys: np.ndarray) -> None:
-        if self.kind == "flat":
-            self._index.remove_ids(faiss.IDSelectorBatch(keys))
+        if self._index is None:
+            return
+        if self.kind == "hnsw":
+            slots = np.isin(faiss.vector_to_array(self._index.id_map), keys) & ~self._hidden
+            if slots.any():
+                self._hidden |= slots
+                self._refresh_params()
         else:
-            present = faiss.vector_to_array(self._index.id_map)
-            self._removed.update(keys[np.isin(keys, present)].tolist())
+            self._index.remove_ids(faiss.IDSelectorBatch(keys))
+
+    def _refresh_params(self) -> None:
+        if self.kind != "hnsw" or not self._hidden.any():
+            self._params = None
+            return
+        visible = np.packbits(~self._hidden, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(self._hidden), faiss.swig_ptr(visible))
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=faiss.downcast_index(self._index.index).hnsw.efSearch)
+        params.referenced_objects = [visible, selector]  # keep the bitmap alive as long as the params
+        self._params = params
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, keys) per query vector; missing slots have key -1."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(vectors) == 1:
+            _one_omp_thread()
         with self._lock:
-            extra = len(self._removed)
-            scores, keys = self._index.search(vectors, k + extra)
-        if extra:
-            hidden = np.isin(keys, np.fromiter(self._removed, dtype=np.int64))
-            scores = np.where(hidden, -np.inf, scores)
-            keys = np.where(hidden, -1, keys)
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            scores, keys = np.take_along_axis(scores, order, 1), np.take_along_axis(keys, order, 1)
-        return scores[:, :k], keys[:, :k]
+            if self._index is None or self._index.ntotal == 0:
+                return (np.full((len(vectors), k), -np.inf, dtype=np.float32),
+                        np.full((len(vectors), k), -1, dtype=np.int64))
+            if self._params is None:
+                return self._index.search(vectors, k)
+            # Search the graph itself with the hidden slots filtered out, then map slots to keys.
+            scores, slots = self._index.index.search(vectors, k, params=self._params)
+            id_map = faiss.rev_swig_ptr(self._index.id_map.data(), self._index.id_map.size())
+            keys = np.where(slots >= 0, id_map[np.maximum(slots, 0)], -1)
+        return scores, keys
 
     def save(self, path: Path, seq: int) -> IndexMeta:
         """Write the index and its meta next to ``path`` by write-fsync-rename: a reader never sees half a file.
 
         The index file is replaced before its meta, so the meta's ``seq`` is never ahead of the vectors it
-        describes; a crash between the two only makes the next start re-apply a few already-applied changes."""
+        describes; a crash between the two only makes the next start re-apply a few already-applied changes
+        (and HNSW slots are append-only, so an older meta's hidden slots still name the same vectors)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with self._lock:
-            # Hidden (HNSW-removed) ids are written too: the store no longer has them, so the reconciliation
-            # at the next load hides them again.
-            faiss.write_index(self._index, str(tmp))
-            meta = IndexMeta(self.kind, self.dim, self.model, seq, self._index.ntotal - len(self._removed))
+            index = self._index if self._index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            faiss.write_index(index, str(tmp))
+            hidden = np.flatnonzero(self._hidden).tolist()
+            meta = IndexMeta(self.kind if self._index is not None else "flat", self.dim, self.model, seq,
+                             self._ntotal() - len(hidden), hidden)
         _fsync_replace(tmp, path)
         meta_path = _meta_path(path)
         meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
@@ -135,19 +255,29 @@ def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def load_index(path: Path) -> tuple[VectorIndex, IndexMeta]:
-    """Read a saved index; raises ``FileNotFoundError`` or ``ValueError`` (unreadable, inconsistent)."""
+def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
+    """Read a saved index; raises ``FileNotFoundError`` or ``ValueError`` (unreadable, inconsistent).
+
+    ``mmap=True`` maps a flat index's vectors from the file instead of reading them (opens in milliseconds,
+    pages come in as searches touch them, several processes share them); such an index is read-only."""
     path = Path(path)
     try:
-        meta = IndexMeta(**json.loads(_meta_path(path).read_text()))
+        raw_meta = json.loads(_meta_path(path).read_text())
+        meta = IndexMeta(**raw_meta)
     except FileNotFoundError:
         raise
     except (ValueError, TypeError) as exc:
         raise ValueError(f"index meta {_meta_path(path)} is unreadable: {exc}") from exc
+    if meta.kind not in KINDS:
+        raise ValueError(f"index meta {_meta_path(path)} names an unknown kind {meta.kind!r}")
+    mapped = mmap and meta.kind == "flat"
     try:
-        raw = faiss.read_index(str(path))
+        raw = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
     except RuntimeError as exc:
         raise ValueError(f"index file {path} is unreadable: {str(exc).splitlines()[0]}") from exc
-    if raw.d != meta.dim or not isinstance(raw, faiss.IndexIDMap2):
-        raise ValueError(f"index file {path} does not match its meta (dim {raw.d} vs {meta.dim})")
-    return VectorIndex(meta.dim, meta.kind, meta.model, _index=raw), meta
+    expected = faiss.IndexIVFPQ if meta.kind == "ivfpq" else faiss.IndexIDMap2
+    if raw.d != meta.dim or not isinstance(raw, expected):
+        raise ValueError(f"index file {path} does not match its meta (dim {raw.d} vs {meta.dim}, kind {meta.kind})")
+    if meta.hidden and (meta.kind != "hnsw" or max(meta.hidden) >= raw.ntotal):
+        raise ValueError(f"index meta {_meta_path(path)} hides slots the index file does not have")
+    return VectorIndex(meta.dim, meta.kind, meta.model, _index=raw, _hidden=meta.hidden, read_only=mapped), meta

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from index import VectorIndex, load_index
+from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import Embedder, load_embedder
 from recommender.lexical import LexicalIndex
@@ -25,6 +25,9 @@ log = logging.getLogger("recommender")
 
 # Articles per store transaction during ingest: each chunk is acknowledged (durable) as a unit.
 INGEST_CHUNK = 512
+
+# Candidate rows kept parsed between writes (about 1-2 KB each).
+ROWS_CACHE_MAX = 50_000
 
 
 class ArticleNotFound(KeyError):
@@ -61,7 +64,7 @@ def weights_from(settings: Settings) -> Weights:
 class Recommender:
     """Open one per data dir and process; thread-safe for concurrent reads and writes."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, index_kind: str = "flat"):
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, index_kind: str | None = None):
         self.settings = settings
         self.weights = weights_from(settings)
         self.embedder = embedder or load_embedder(settings.model, settings.batch_size)
@@ -70,6 +73,9 @@ class Recommender:
         self._write_lock = threading.RLock()
         self._cache: OrderedDict[tuple, list[Recommendation]] = OrderedDict()
         self._generation = 0  # bumped by every write; a list computed under an older one is not cached
+        self._cache_lock = threading.Lock()  # guards _cache, _rows_cache and _generation together
+        # Candidate rows (article, vector) by key, parsed once for many lists; cleared with the list cache.
+        self._rows_cache: dict[int, tuple[Article, np.ndarray]] = {}
         self._saved_seq = 0
         self._reembed_if_model_changed()
         self.index = self._open_index(index_kind)
@@ -87,7 +93,7 @@ class Recommender:
             self._upsert_chunks(articles, progress=True, index=None)
         self.store.set_meta("model", self.embedder.name)
 
-    def _open_index(self, kind: str) -> VectorIndex:
+    def _open_index(self, kind: str | None) -> VectorIndex:
         path = self.settings.index_path
         index, seq = None, 0
         try:
@@ -103,6 +109,8 @@ class Recommender:
         except ValueError as exc:
             log.warning("%s: rebuilding the index from the store", exc)
         if index is None:
+            # Default: the kind for the corpus size (index.index_kind_for); a loaded index keeps its kind.
+            kind = kind or index_kind_for(len(self.store.published_keys()))
             index = VectorIndex(self.embedder.dim, kind, self.embedder.name)
         self._repair(index, seq)
         return index
@@ -196,8 +204,10 @@ class Recommender:
             return True
 
     def _invalidate(self) -> None:
-        self._generation += 1
-        self._cache.clear()
+        with self._cache_lock:
+            self._generation += 1
+            self._cache.clear()
+            self._rows_cache.clear()
 
     def checkpoint(self) -> bool:
         """Save the index if the store moved since the last save; True when it wrote."""
@@ -223,18 +233,25 @@ class Recommender:
     def similar(self, article_id: str, query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
         """The "Similar news" list for an indexed article."""
         cache_key = (article_id, query)
-        generation = self._generation
-        hit = self._cache.get(cache_key)
-        if hit is not None:
-            return hit
+        use_cache = self.settings.cache_size > 0  # views from with_weights() neither read nor fill the cache
+        with self._cache_lock:
+            generation = self._generation
+            hit = self._cache.get(cache_key) if use_cache else None
+            if hit is not None:
+                self._cache.move_to_end(cache_key)
+                return hit
         stored = self.store.get(article_id)
         if stored is None:
             raise ArticleNotFound(article_id)
         items = self._ranked(stored.article, stored.vector, query)
-        if generation == self._generation and self.settings.cache_size > 0:
-            self._cache[cache_key] = items
-            while len(self._cache) > self.settings.cache_size:
-                self._cache.popitem(last=False)
+        if use_cache:
+            # Checked and stored under the lock that _invalidate takes: a list computed before a write that
+            # finished meanwhile is never cached after that write cleared the cache.
+            with self._cache_lock:
+                if generation == self._generation:
+                    self._cache[cache_key] = items
+                    while len(self._cache) > self.settings.cache_size:
+                        self._cache.popitem(last=False)
         return items
 
     def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
@@ -251,20 +268,38 @@ class Recommender:
         if query.strategy in ("default", "embedding"):
             _, found = self.index.search(vector, k)
             keys += [int(x) for x in found[0] if x >= 0]
-        text = self._text(source)
-        lexical_method = "tfidf" if query.strategy == "tfidf" else "bm25"
+        scorer = None
         if query.strategy in ("default", "tfidf", "bm25"):
-            _, found = self.lexical.search(text, k, lexical_method)
-            keys += [int(x) for x in found if int(x) not in keys]
-        rows = self.store.by_keys(keys)
+            # One scorer: the text is counted and scored against the corpus once, for the search and the scores.
+            scorer = self.lexical.scorer(self._text(source), "tfidf" if query.strategy == "tfidf" else "bm25")
+            _, found = scorer.search(k)
+            seen = set(keys)
+            keys += [int(x) for x in found if int(x) not in seen]
+        rows = self._rows(keys)
         keys = [key for key in keys if key in rows]
-        lexical = self.lexical.scores_for(text, keys, lexical_method) if query.strategy != "embedding" else None
+        lexical = scorer.scores_for(keys) if scorer is not None else None
         candidates = [
             Candidate(key, rows[key][0], rows[key][1], float(rows[key][1] @ vector),
                       float(lexical[i]) if lexical is not None else 0.0)
             for i, key in enumerate(keys)
         ]
         return rank(source, vector, candidates, query, self.weights)
+
+    def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
+        """``store.by_keys(keys)``, served from parsed rows kept since the last write where possible."""
+        cache = self._rows_cache
+        rows = {key: cache[key] for key in keys if key in cache}
+        missing = [key for key in keys if key not in rows]
+        if missing:
+            generation = self._generation
+            fetched = self.store.by_keys(missing)
+            rows.update(fetched)
+            with self._cache_lock:
+                if generation == self._generation:  # rows read before a write that finished meanwhile: not kept
+                    if len(cache) + len(fetched) > ROWS_CACHE_MAX:
+                        cache.clear()
+                    cache.update(fetched)
+        return rows
 
     def with_weights(self, **changes: float) -> Recommender:
         """A view of this recommender ranking with other weights (for tuning in notebooks); shares everything else."""

@@ -30,6 +30,9 @@ class LexicalIndex:
         self._row_of: dict[int, int] = {}
         self._lock = threading.Lock()
         self._derived: tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix] | None = None
+        # Column-major copies of the derived weights: a query touches only its own terms' columns (speed).
+        self._columns: tuple[sp.csc_matrix, sp.csc_matrix] | None = None
+        self._analyze = None  # the fitted vectorizer's analyzer, for counting one text without sklearn overhead
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -42,6 +45,7 @@ class LexicalIndex:
             self._keys = np.asarray(keys, dtype=np.int64)
             self._row_of = {int(k): i for i, k in enumerate(self._keys)}
             self._derived = None
+            self._analyze = self._vectorizer.build_analyzer() if self.fitted else None
 
     @property
     def fitted(self) -> bool:
@@ -49,6 +53,21 @@ class LexicalIndex:
 
     def _count(self, texts: Sequence[str]) -> sp.csr_matrix:
         return sp.csr_matrix(self._vectorizer.transform(list(texts)), dtype=np.float32)
+
+    def _count_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted term columns, counts) of one text: what ``_count([text])`` holds, without sklearn's
+        per-call validation and matrix building (the request path counts one text per call)."""
+        analyze = self._analyze
+        if analyze is None:
+            analyze = self._analyze = self._vectorizer.build_analyzer()
+        vocabulary = self._vectorizer.vocabulary_
+        counts: dict[int, int] = {}
+        for token in analyze(text):
+            column = vocabulary.get(token)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        columns = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
+        return columns, np.array([counts[c] for c in columns.tolist()], dtype=np.float32)
 
     def add(self, keys: Sequence[int], texts: Sequence[str]) -> None:
         """Add or replace texts; before the first build the whole set becomes the corpus."""
@@ -81,81 +100,108 @@ class LexicalIndex:
     def _weights(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
         """(idf, L2-normalised TF-IDF rows, BM25 term weights) over the live rows, recomputed after changes."""
         with self._lock:
-            if self._derived is not None:
-                return self._derived
-            live = (self._keys >= 0).astype(np.float32)
-            counts = sp.diags(live) @ self._counts if len(live) else self._counts
-            n = max(1.0, float(live.sum()))
-            df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
-            idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's BM25 idf, always > 0
-            tfidf = normalize(counts.multiply(idf).tocsr().astype(np.float32))
-            lengths = np.asarray(counts.sum(axis=1)).ravel()
-            avg = float(lengths[live > 0].mean()) if live.any() else 1.0
-            bm25 = counts.tocoo()
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[bm25.row] / max(avg, 1e-9))
-            data = idf[bm25.col] * bm25.data * (BM25_K1 + 1) / (bm25.data + norm)
-            bm25 = sp.csr_matrix((data.astype(np.float32), (bm25.row, bm25.col)), shape=counts.shape)
-            self._derived = (idf, tfidf, bm25)
+            return self._derived_locked()
+
+    def _snapshot(self) -> tuple[np.ndarray, sp.csc_matrix, sp.csc_matrix, np.ndarray, dict[int, int]]:
+        """(idf, TF-IDF columns, BM25 columns, row keys, key rows), taken together under the lock."""
+        with self._lock:
+            idf = self._derived_locked()[0]
+            tfidf, bm25 = self._columns
+            return idf, tfidf, bm25, self._keys, self._row_of
+
+    def _derived_locked(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
+        if self._derived is not None:
             return self._derived
+        live = (self._keys >= 0).astype(np.float32)
+        counts = sp.diags(live) @ self._counts if len(live) else self._counts
+        n = max(1.0, float(live.sum()))
+        df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's BM25 idf, always > 0
+        tfidf = normalize(counts.multiply(idf).tocsr().astype(np.float32))
+        lengths = np.asarray(counts.sum(axis=1)).ravel()
+        avg = float(lengths[live > 0].mean()) if live.any() else 1.0
+        bm25 = counts.tocoo()
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[bm25.row] / max(avg, 1e-9))
+        data = idf[bm25.col] * bm25.data * (BM25_K1 + 1) / (bm25.data + norm)
+        bm25 = sp.csr_matrix((data.astype(np.float32), (bm25.row, bm25.col)), shape=counts.shape)
+        self._derived = (idf, tfidf, bm25)
+        self._columns = (tfidf.tocsc(), bm25.tocsc())
+        return self._derived
 
     def query(self, text: str, method: str) -> sp.csr_matrix:
         """The query vector for ``text``: its TF-IDF row, or the MLT term selection scored by BM25."""
-        idf, _, _ = self._weights()
-        counts = self._count([text])
-        weighted = counts.multiply(idf).tocsr()
-        if method == "tfidf":
-            return normalize(weighted)
-        if method != "bm25":
-            raise ValueError(f"unknown lexical method {method!r}")
-        if weighted.nnz > MLT_MAX_QUERY_TERMS:
-            top = np.argsort(-weighted.data)[:MLT_MAX_QUERY_TERMS]
-            weighted = sp.csr_matrix((np.ones(len(top), np.float32), (np.zeros(len(top), int),
-                                      weighted.indices[top])), shape=weighted.shape)
-        else:
-            weighted = sp.csr_matrix((np.ones(weighted.nnz, np.float32), weighted.indices, weighted.indptr),
-                                     shape=weighted.shape)
-        return weighted
+        idf = self._weights()[0]
+        columns, data, _ = self._query_terms(idf, text, method)
+        return sp.csr_matrix((data, columns, np.array([0, len(columns)])), shape=(1, len(idf)))
 
-    def _scores(self, query: sp.csr_matrix, method: str) -> np.ndarray:
-        _, tfidf, bm25 = self._weights()
-        matrix = tfidf if method == "tfidf" else bm25
-        return np.asarray((matrix @ query.T).todense()).ravel()
+    def _query_terms(self, idf: np.ndarray, text: str, method: str) -> tuple[np.ndarray, np.ndarray, float]:
+        """(term columns ascending, query weights, the text's score against itself) for ``text``."""
+        if method not in ("tfidf", "bm25"):
+            raise ValueError(f"unknown lexical method {method!r}")
+        columns, counts = self._count_one(text)
+        weighted = counts * idf[columns]
+        if method == "tfidf":
+            # Bit for bit what sklearn's normalize does to a float32 row: float32 squares summed in sequence
+            # in float64, the division done in float64.
+            norm = np.sqrt(np.cumsum((weighted * weighted).astype(np.float64))[-1]) if len(weighted) else 0.0
+            data = (weighted / norm).astype(np.float32) if norm > 0 else weighted
+            return columns, data, 1.0
+        if len(columns) > MLT_MAX_QUERY_TERMS:
+            top = np.sort(np.argsort(-weighted)[:MLT_MAX_QUERY_TERMS])
+            columns, counts = columns[top], counts[top]
+        # The text's own BM25 weights for its query terms, at average document length.
+        own = idf[columns] * counts * (BM25_K1 + 1) / (counts + BM25_K1)
+        return columns, np.ones(len(columns), np.float32), float(max(own.sum(), 1e-6))
 
     def search(self, text: str, k: int, method: str) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, keys) for a text; BM25 scores are divided by the text's score against itself,
         so both methods give 0..~1."""
-        if not self.fitted or not len(self._row_of):
+        return self.scorer(text, method).search(k)
+
+    def scores_for(self, text: str, keys: Sequence[int], method: str) -> np.ndarray:
+        """Normalised scores of ``text`` against particular indexed keys (0 for keys not indexed)."""
+        return self.scorer(text, method).scores_for(keys)
+
+    def scorer(self, text: str, method: str) -> _Scorer:
+        """One text scored against the corpus once; ``search`` and ``scores_for`` then cost no recount."""
+        return _Scorer(self, text, method)
+
+
+class _Scorer:
+    __slots__ = ("_index", "_method", "_scores", "_keys", "_row_of")
+
+    def __init__(self, index: LexicalIndex, text: str, method: str):
+        self._index, self._method = index, method
+        self._scores: np.ndarray | None = None
+        if method not in ("tfidf", "bm25"):
+            raise ValueError(f"unknown lexical method {method!r}")
+        if not index.fitted or not len(index._row_of):
+            return
+        idf, tfidf, bm25, self._keys, self._row_of = index._snapshot()
+        columns, data, self_score = index._query_terms(idf, text, method)
+        matrix = tfidf if method == "tfidf" else bm25
+        # Only the query terms' columns are read, not every row of the corpus.
+        scores = (np.asarray(matrix[:, columns] @ data, dtype=np.float32).ravel() if len(columns)
+                  else np.zeros(matrix.shape[0], dtype=np.float32))
+        self._scores = scores / np.float32(self_score)
+
+    def search(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._scores is None:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        query = self.query(text, method)
-        scores = self._scores(query, method) / self._self_score(text, query, method)
-        scores[self._keys < 0] = -1
+        scores = self._scores.copy()
+        scores[self._keys[: len(scores)] < 0] = -1
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
         keep = scores[top] > 0
         return scores[top][keep].astype(np.float32), self._keys[top][keep]
 
-    def scores_for(self, text: str, keys: Sequence[int], method: str) -> np.ndarray:
-        """Normalised scores of ``text`` against particular indexed keys (0 for keys not indexed)."""
+    def scores_for(self, keys: Sequence[int]) -> np.ndarray:
         out = np.zeros(len(keys), dtype=np.float32)
-        if not self.fitted or not len(keys):
+        if self._scores is None or not len(keys):
             return out
-        query = self.query(text, method)
-        _, tfidf, bm25 = self._weights()
-        matrix = tfidf if method == "tfidf" else bm25
         rows = [self._row_of.get(int(k), -1) for k in keys]
-        present = [i for i, r in enumerate(rows) if r >= 0]
+        present = [i for i, r in enumerate(rows) if 0 <= r < len(self._scores)]
         if present:
-            sub = matrix[[rows[i] for i in present]]
-            out[present] = np.asarray((sub @ query.T).todense()).ravel() / self._self_score(text, query, method)
+            out[present] = self._scores[[rows[i] for i in present]]
         return out
-
-    def _self_score(self, text: str, query: sp.csr_matrix, method: str) -> float:
-        if method == "tfidf":
-            return 1.0
-        idf, _, bm25 = self._weights()
-        counts = self._count([text])
-        # The text's own BM25 weights for its query terms, at average document length.
-        tf = counts.multiply(query).tocsr()
-        data = idf[tf.indices] * tf.data * (BM25_K1 + 1) / (tf.data + BM25_K1)
-        return float(max(data.sum(), 1e-6))

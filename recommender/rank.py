@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -76,8 +77,11 @@ class _Scored:
     penalty: float = 0.0
 
 
+@lru_cache(maxsize=65536)
 def normalized_title(title: str) -> str:
     """The title as compared for exact duplicates: case, accents, punctuation and spacing ignored."""
+    if title.isascii():  # the same result without the per-character pass (ASCII has no accents to drop)
+        return _NON_WORD.sub(" ", title.lower()).strip()
     text = unicodedata.normalize("NFKD", title).casefold()
     return _NON_WORD.sub(" ", "".join(c for c in text if not unicodedata.combining(c))).strip()
 
@@ -141,31 +145,36 @@ def rank(
     chosen: list[_Scored] = []
     seen_titles = {source_title}
     chosen_vectors = np.zeros((0, len(source_vector)), dtype=np.float32)
-    pool = scored
-    while pool and len(chosen) < query.limit:
+    # Computed once, not once per pick: the candidates' vectors, their cosine to the source, their relevance
+    # and which of them share a title (so that picking one blocks the others in one step).
+    vectors = np.stack([s.candidate.vector for s in scored]) if scored else chosen_vectors
+    sims_source = np.array([float(s.candidate.vector @ source_vector) for s in scored], dtype=np.float64)
+    relevance = np.array([s.relevance for s in scored], dtype=np.float64)
+    same_title: dict[str, list[int]] = {}
+    for i, s in enumerate(scored):
+        same_title.setdefault(s.title, []).append(i)
+    blocked = np.zeros(len(scored), dtype=bool)
+    blocked[same_title.get(source_title, [])] = True
+    blocked |= ~(sims_source <= weights.duplicate_threshold)
+    pool = np.arange(len(scored))  # positions in ``scored``, best relevance first
+    while len(pool) and len(chosen) < query.limit:
         # Dedupe first: a same-title or near-identical candidate (to the source or an item above) never shows.
-        sims_source = np.array([float(s.candidate.vector @ source_vector) for s in pool])
-        sims_chosen = (
-            np.stack([s.candidate.vector for s in pool]) @ chosen_vectors.T
-            if len(chosen) else np.zeros((len(pool), 0), dtype=np.float32)
+        max_chosen = (
+            (vectors[pool] @ chosen_vectors.T).max(axis=1)
+            if len(chosen) else np.zeros(len(pool), dtype=np.float32)
         )
-        max_chosen = sims_chosen.max(axis=1) if len(chosen) else np.zeros(len(pool), dtype=np.float32)
-        keep = [
-            i for i, s in enumerate(pool)
-            if s.title not in seen_titles
-            and sims_source[i] <= weights.duplicate_threshold
-            and max_chosen[i] <= weights.duplicate_threshold
-        ]
-        if not keep:
+        keep = np.flatnonzero(~blocked[pool] & (max_chosen <= weights.duplicate_threshold))
+        if not len(keep):
             break
-        values = [mmr * pool[i].relevance - (1 - mmr) * max(0.0, float(max_chosen[i])) for i in keep]
-        best = keep[int(np.argmax(values))]
-        winner = pool[best]
+        values = mmr * relevance[pool[keep]] - (1 - mmr) * np.maximum(0.0, max_chosen[keep].astype(np.float64))
+        best = int(keep[int(np.argmax(values))])
+        winner = scored[pool[best]]
         winner.penalty = (1 - mmr) * max(0.0, float(max_chosen[best]))
         chosen.append(winner)
         seen_titles.add(winner.title)
+        blocked[same_title[winner.title]] = True
         chosen_vectors = np.vstack([chosen_vectors, winner.candidate.vector[None, :]])
-        pool = [pool[i] for i in keep if i != best]
+        pool = pool[keep[keep != best]]
 
     return [
         Recommendation(

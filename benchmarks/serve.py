@@ -1,0 +1,237 @@
+"""Serving benchmark: the real server on a large index, `GET /articles/{id}/similar` against the no-op `/healthz`.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/serve.py [--n 100000] [--duration 10] [--clients 32]
+
+Builds (once, cached under --data-dir) a data dir of --n articles: the first 2,000 real MIND articles, embedded
+by the real model, then synthetic ones (titles and leads drawn from the MIND vocabulary, vectors scattered
+around the real ones, so neighbourhoods and lexical matches look like news). Rows are written straight into the
+store with their vectors and the index is built and saved beside them; nothing synthetic is embedded.
+Then starts `recommender serve` (uvicorn, own process, free loopback port), waits for /readyz, and drives both
+endpoints with --clients keep-alive connections for --duration seconds per phase, alternating no-op and
+similar phases twice so that noise from a shared machine hits both. Article ids follow a Zipf law (a news site's
+views: a few stories take most of them) or, with --ids uniform, are drawn evenly (worst case: mostly cache
+misses). Every figure is printed with its ratio to the no-op ceiling measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MIND = ROOT.parent / "shared" / "data" / "mind-sample"
+REAL = 2000
+
+
+def build_data_dir(path: Path, n: int, seed: int = 0) -> None:
+    """Real MIND articles (embedded) + synthetic ones (vectors and rows written directly) + a saved index."""
+    from index import VectorIndex, index_kind_for
+    from recommender.article import Article, content_hash, embedding_text
+    from recommender.engine import Recommender
+    from recommender.loaders import read_articles
+    from recommender.settings import Settings
+
+    marker = path / f"built-{n}"
+    if marker.exists():
+        print(f"reusing data dir {path}")
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    settings = Settings(data_dir=path)
+    real = list(read_articles(MIND))[:min(REAL, n)]
+    engine = Recommender(settings, index_kind="flat")
+    engine.upsert(real)
+    engine.close()
+    print(f"embedded {len(real)} MIND articles in {time.perf_counter() - t0:.1f}s")
+
+    from recommender.store import ArticleStore
+
+    t1 = time.perf_counter()
+    store = ArticleStore(settings.db_path)
+    rng = np.random.default_rng(seed)
+    real_vectors = np.stack([store.get(a.id).vector for a in real])
+    words = re.findall(r"[A-Za-z][A-Za-z'-]+", " ".join(embedding_text(a, 1000) for a in real))
+    vocab = np.array(sorted(set(words)))
+    sections = sorted({a.section for a in real if a.section})
+    start = datetime(2019, 10, 1, tzinfo=timezone.utc)
+    chunk = 5000
+    for lo in range(len(real), n, chunk):
+        hi = min(n, lo + chunk)
+        base = rng.integers(0, len(real), hi - lo)
+        noise = rng.standard_normal((hi - lo, real_vectors.shape[1])).astype(np.float32) * 0.04
+        vectors = real_vectors[base] + noise
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        rows = []
+        for j, i in enumerate(range(lo, hi)):
+            src = real[base[j]]
+            title = " ".join(src.title.split()[:4] + list(rng.choice(vocab, 5)))
+            lead = " ".join(rng.choice(vocab, 35))
+            article = Article(id=f"S{i:07d}", title=title, lead=lead, url=f"https://news.example/S{i:07d}",
+                              published_at=start + timedelta(minutes=int(rng.integers(0, 60 * 24 * 60))),
+                              section=sections[int(rng.integers(len(sections)))] if sections else None)
+            rows.append((article, content_hash(embedding_text(article, settings.body_chars)), vectors[j]))
+        store.upsert(rows)
+    print(f"wrote {n - len(real)} synthetic articles in {time.perf_counter() - t1:.1f}s")
+
+    t2 = time.perf_counter()
+    changes = list(store.changes_since(0))
+    kind = index_kind_for(len(changes))
+    index = VectorIndex(real_vectors.shape[1], kind, settings.model)
+    index.add(np.array([c.key for c in changes]), np.stack([c.vector for c in changes]))
+    index.save(settings.index_path, store.seq)
+    store.close()
+    print(f"built and saved a {kind} index of {len(changes)} in {time.perf_counter() - t2:.1f}s")
+    marker.write_text("ok")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _get(reader, writer, path: bytes) -> int:
+    writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    await reader.readexactly(int(length.group(1)) if length else 0)
+    return int(head[9:12])
+
+
+async def drive(port: int, paths, duration: float, clients: int) -> dict:
+    """``clients`` keep-alive connections, each sending its next request when the last answer is in."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+
+    async def client(seed: int) -> None:
+        nonlocal errors
+        pick = random.Random(seed)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                status = await _get(reader, writer, paths(pick))
+                latencies.append(time.perf_counter() - t)
+                errors += status != 200
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {"n": len(latencies), "s": elapsed, "lat": latencies, "errors": errors}
+
+
+def summary(runs: list[dict]) -> tuple[float, float, float, int]:
+    lat = np.concatenate([np.array(r["lat"]) for r in runs]) * 1000
+    rps = sum(r["n"] for r in runs) / sum(r["s"] for r in runs)
+    return rps, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), sum(r["errors"] for r in runs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000, help="articles in the index (default 100000)")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase (4 phases per mode)")
+    ap.add_argument("--warmup", type=float, default=20.0, help="seconds of warm-up traffic per mode before measuring")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--ids", choices=("zipf", "uniform", "both"), default="both")
+    ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of article popularity")
+    ap.add_argument("--data-dir", type=Path, help="default: <tmp>/similar-news-bench/serve-<n> (reused)")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    data_dir = args.data_dir or Path(tempfile.gettempdir()) / "similar-news-bench" / f"serve-{args.n}"
+    build_data_dir(data_dir, args.n)
+
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "articles.sqlite3") as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM articles WHERE status='published' ORDER BY key")]
+    rng = np.random.default_rng(1)
+    ranked = [ids[i] for i in rng.permutation(len(ids))]  # popularity rank -> article, unrelated to age
+    weights = 1.0 / np.arange(1, len(ranked) + 1) ** args.zipf
+    cumulative = np.cumsum(weights) / weights.sum()
+
+    def similar_path(ids_mode: str):
+        if ids_mode == "zipf":
+            return lambda pick: f"/articles/{ranked[int(np.searchsorted(cumulative, pick.random()))]}/similar".encode()
+        return lambda pick: f"/articles/{ranked[pick.randrange(len(ranked))]}/similar".encode()
+
+    noop = lambda pick: b"/healthz"  # noqa: E731
+
+    port = free_port()
+    env = dict(os.environ, RECOMMENDER_DATA_DIR=str(data_dir), RECOMMENDER_INDEX_SAVE_INTERVAL_S="3600")
+    t0 = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        import httpx
+
+        while True:
+            if server.poll() is not None:
+                print(server.stderr.read()[-3000:], file=sys.stderr)
+                raise SystemExit("the server exited during start-up")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - t0 > 600:
+                raise SystemExit("the server did not become ready in 600 s")
+            time.sleep(0.2)
+        start_s = time.perf_counter() - t0
+        rss = int(Path(f"/proc/{server.pid}/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+        print(f"\nserver ready in {start_s:.1f}s (RSS {rss:.0f} MiB) on {len(ids)} articles; "
+              f"{args.clients} clients, {args.duration:g}s per phase, loopback port {port}")
+
+        modes = ["zipf", "uniform"] if args.ids == "both" else [args.ids]
+        try:
+            import uvloop
+            runner = uvloop.run
+        except ImportError:
+            runner = asyncio.run
+        for mode in modes:
+            paths = similar_path(mode)
+            runner(drive(port, noop, args.warmup / 2, args.clients))
+            runner(drive(port, paths, args.warmup, args.clients))
+            noop_runs, similar_runs = [], []
+            for _ in range(2):
+                noop_runs.append(runner(drive(port, noop, args.duration, args.clients)))
+                similar_runs.append(runner(drive(port, paths, args.duration, args.clients)))
+            n_rps, n_p50, n_p99, n_err = summary(noop_runs)
+            s_rps, s_p50, s_p99, s_err = summary(similar_runs)
+            print(f"\nids: {mode}" + (f" (exponent {args.zipf:g})" if mode == "zipf" else "") + f" — after {args.warmup:g}s warm-up")
+            print(f"  {'endpoint':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+            print(f"  {'GET /healthz (no-op)':<28}{n_rps:>9.0f}{n_p50:>9.2f}{n_p99:>9.2f}{n_err:>8}")
+            print(f"  {'GET /articles/{id}/similar':<28}{s_rps:>9.0f}{s_p50:>9.2f}{s_p99:>9.2f}{s_err:>8}")
+            print(f"  ratio similar/no-op throughput: {s_rps / n_rps:.1%}  (target >= 70%); "
+                  f"similar p99 {s_p99:.2f} ms (target <= 10 ms): "
+                  f"{'met' if s_rps / n_rps >= 0.7 and s_p99 <= 10 else 'NOT met'}")
+            print(f"  p50/p99 similar vs no-op: {s_p50 / n_p50:.1f}x / {s_p99 / n_p99:.1f}x; with {args.clients} closed-loop "
+                  f"clients even the no-op waits in queue: p50 >= clients/throughput = {1000 * args.clients / n_rps:.1f} ms")
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

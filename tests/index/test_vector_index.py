@@ -1,0 +1,104 @@
+"""The FAISS wrapper on its own: every kind adds, replaces, removes, searches, saves atomically and loads back."""
+
+import json
+
+import numpy as np
+import pytest
+
+from index import KINDS, VectorIndex, index_kind_for, load_index
+from index.vector_index import FLAT_MAX, HNSW_MAX, IVFPQ_MIN_TRAIN
+
+DIM = 48
+
+
+def unit(rng, n, dim=DIM):
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def filled(kind, n=None):
+    rng = np.random.default_rng(0)
+    n = n or (IVFPQ_MIN_TRAIN if kind == "ivfpq" else 500)
+    vectors = unit(rng, n)
+    index = VectorIndex(DIM, kind, "m")
+    index.add(np.arange(100, 100 + n), vectors)
+    return index, vectors
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_search_replace_remove(kind):
+    index, vectors = filled(kind)
+    n = len(vectors)
+    assert len(index) == n
+    _, keys = index.search(vectors[7], 5)
+    assert keys[0][0] == 107
+    # Replacing a vector: the key is found at its new place, never at the old one.
+    new = -vectors[7]
+    index.add(np.array([107]), new[None, :])
+    assert len(index) == n
+    _, keys = index.search(vectors[7], 10)
+    assert 107 not in keys[0]
+    _, keys = index.search(new, 1)
+    assert keys[0][0] == 107
+    index.remove(np.array([108, 109]))
+    assert len(index) == n - 2
+    _, keys = index.search(vectors[8], 20)
+    assert 108 not in keys[0] and keys[0][0] != -1
+    assert set(index.ids().tolist()) == set(range(100, 100 + n)) - {108, 109}
+    index.remove(np.array([999_999]))  # unknown keys are ignored
+    assert len(index) == n - 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip_leaves_no_temp_file(tmp_path, kind):
+    index, vectors = filled(kind)
+    index.remove(np.array([110]))
+    index.add(np.array([111]), -vectors[111 - 100][None, :])
+    path = tmp_path / "index.faiss"
+    meta = index.save(path, seq=42)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.faiss", "index.faiss.json"]
+    assert (meta.kind, meta.seq, meta.count, meta.model) == (kind, 42, len(vectors) - 1, "m")
+    loaded, meta2 = load_index(path)
+    assert meta2 == meta and loaded.kind == kind and len(loaded) == len(index)
+    for q in (vectors[3], vectors[10], -vectors[11]):
+        np.testing.assert_array_equal(loaded.search(q, 5)[1], index.search(q, 5)[1])
+    assert 110 not in loaded.ids()
+    _, keys = loaded.search(vectors[11], 10)
+    assert 111 not in keys[0]  # a replaced HNSW vector stays hidden after a reload
+
+
+def test_mmap_flat_is_searchable_and_read_only(tmp_path):
+    index, vectors = filled("flat")
+    index.save(tmp_path / "i.faiss", seq=1)
+    mapped, _ = load_index(tmp_path / "i.faiss", mmap=True)
+    assert mapped.read_only and len(mapped) == len(vectors)
+    np.testing.assert_array_equal(mapped.search(vectors[:3], 4)[1], index.search(vectors[:3], 4)[1])
+    with pytest.raises(PermissionError):
+        mapped.add(np.array([1]), vectors[:1])
+
+
+def test_corrupt_or_mismatched_files_are_refused(tmp_path):
+    index, _ = filled("flat", 50)
+    path = tmp_path / "i.faiss"
+    index.save(path, seq=1)
+    meta = json.loads((tmp_path / "i.faiss.json").read_text())
+    (tmp_path / "i.faiss.json").write_text(json.dumps(dict(meta, dim=DIM * 2)))
+    with pytest.raises(ValueError):
+        load_index(path)
+    (tmp_path / "i.faiss.json").write_text(json.dumps(meta))
+    path.write_bytes(b"not an index")
+    with pytest.raises(ValueError):
+        load_index(path)
+
+
+def test_ivfpq_refuses_a_first_batch_too_small_to_train():
+    with pytest.raises(ValueError, match="at least"):
+        VectorIndex(DIM, "ivfpq").add(np.arange(10), unit(np.random.default_rng(1), 10))
+
+
+def test_index_kind_rule():
+    assert index_kind_for(0) == index_kind_for(FLAT_MAX) == "flat"
+    assert index_kind_for(FLAT_MAX + 1) == index_kind_for(HNSW_MAX) == "hnsw"
+    assert index_kind_for(HNSW_MAX + 1) == "ivfpq"
+    with pytest.raises(ValueError):
+        VectorIndex(DIM, "lsh")
