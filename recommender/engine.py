@@ -23,9 +23,6 @@ from recommender.store import ArticleStore
 
 log = logging.getLogger("recommender")
 
-# Articles per store transaction during ingest: each chunk is acknowledged (durable) as a unit.
-INGEST_CHUNK = 512
-
 # Candidate rows kept parsed between writes (about 1-2 KB each).
 ROWS_CACHE_MAX = 50_000
 
@@ -152,7 +149,7 @@ class Recommender:
         chunk: dict[str, Article] = {}
         for article in articles:
             chunk[article.id] = article
-            if len(chunk) >= INGEST_CHUNK:
+            if len(chunk) >= self.settings.ingest_chunk:
                 result += self._upsert_chunks(list(chunk.values()), index=self.index)
                 bar.update(len(chunk))
                 chunk = {}

@@ -44,40 +44,43 @@ def test_sigkill_during_http_writes_loses_no_acknowledged_article(data_dir, embe
     acknowledged: list[str] = []
     batches = [fresh_rows[i:i + 10] for i in range(0, 300, 10)]
     server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_INDEX_SAVE_INTERVAL_S="0.5")
-    for round_no in range(KILL_ROUNDS):
-        server.start()
-        stop = threading.Event()
+    try:
+        for round_no in range(KILL_ROUNDS):
+            server.start()
+            stop = threading.Event()
 
-        def write():
-            with server.client() as client:
-                for n, batch in enumerate(batches):
-                    if stop.is_set():
-                        return
-                    batch = [{**a, "id": f"r{round_no}-{n}-{a['id']}"} for a in batch]
-                    try:
-                        r = client.post("/articles", json=batch)
-                    except httpx.TransportError:
-                        return  # killed mid-request: not acknowledged
-                    if r.status_code == 200:
-                        acknowledged.extend(a["id"] for a in batch)
+            def write():
+                with server.client() as client:
+                    for n, batch in enumerate(batches):
+                        if stop.is_set():
+                            return
+                        batch = [{**a, "id": f"r{round_no}-{n}-{a['id']}"} for a in batch]
+                        try:
+                            r = client.post("/articles", json=batch)
+                        except httpx.TransportError:
+                            return  # killed mid-request: not acknowledged
+                        if r.status_code == 200:
+                            acknowledged.extend(a["id"] for a in batch)
 
-        writer = threading.Thread(target=write)
-        writer.start()
-        # Kill at a random point after at least one more write was acknowledged (else the round proves nothing).
-        before, deadline = len(acknowledged), time.monotonic() + 120
-        while len(acknowledged) == before and writer.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0, 1.5))
-        server.kill()
-        stop.set()
-        writer.join()
-        engine = assert_consistent(data_dir, embedder)
-        missing = [i for i in acknowledged if engine.store.get(i) is None]
-        engine.close()
-        assert not missing, f"round {round_no}: acknowledged but lost: {missing[:5]}"
-    with server.start().client() as client:  # and the service comes back and answers
-        assert client.get(f"/articles/{acknowledged[-1]}/similar").status_code == 200
-    server.stop()
+            writer = threading.Thread(target=write)
+            writer.start()
+            # Kill at a random point after at least one more write was acknowledged (else the round proves nothing).
+            before, deadline = len(acknowledged), time.monotonic() + 120
+            while len(acknowledged) == before and writer.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0, 1.5))
+            server.kill()
+            stop.set()
+            writer.join()
+            engine = assert_consistent(data_dir, embedder)
+            missing = [i for i in acknowledged if engine.store.get(i) is None]
+            engine.close()
+            assert not missing, f"round {round_no}: acknowledged but lost: {missing[:5]}"
+        with server.start().client() as client:  # and the service comes back and answers
+            assert client.get(f"/articles/{acknowledged[-1]}/similar").status_code == 200
+        server.stop()
+    finally:
+        server.kill()  # never leak a server when an assertion above fails
     with capsys.disabled():
         print(f"\nHTTP kill rounds: {KILL_ROUNDS} survived, {len(acknowledged)} acknowledged writes checked")
     assert acknowledged, "no write was acknowledged before the kills: the test proved nothing"
