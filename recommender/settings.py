@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     )
     recency_weight: float = Field(0.15, description="How much of the score recency may move.")
     lexical_weight: float = Field(0.3, description="Share of the lexical (BM25) score in the hybrid default.")
-    mmr_lambda: float = Field(0.85, description="MMR trade-off: 1 = pure relevance, lower = more diverse lists.")
+    # 0.95: on the MIND sample 0.85 cost nDCG@10 below the plain embedding baseline (README, Evaluation).
+    mmr_lambda: float = Field(0.95, description="MMR trade-off: 1 = pure relevance, lower = more diverse lists.")
 
     # Limits
     max_article_bytes: int = 1_000_000

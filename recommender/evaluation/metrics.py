@@ -1,0 +1,90 @@
+"""Ranking and list-quality metrics as pure functions of a ranked list of ids and graded judgements.
+
+Conventions (the usual IR ones, as in trec_eval):
+
+- ``ranked`` is the list shown, best first; ``relevant`` maps id -> grade, grade >= 1 relevant.
+- precision@k divides by k even when the list is shorter (an empty slot is a miss).
+- recall@k divides by the number of relevant articles (all of them, not just the k best).
+- nDCG@k uses linear gain (the grade) and a log2(rank + 1) discount, normalised by the best possible top k
+  from all judged articles; it agrees with ``sklearn.metrics.ndcg_score`` (checked in the tests).
+- reciprocal rank is 1 / rank of the first relevant item in the list, 0 when none is; MRR is its mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from recommender.rank import normalized_title
+
+
+def _hits(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> int:
+    return sum(1 for doc in ranked[:k] if relevant.get(doc, 0) >= 1)
+
+
+def precision_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    if k <= 0:
+        raise ValueError("k must be positive")
+    return _hits(ranked, relevant, k) / k
+
+
+def recall_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    total = sum(1 for g in relevant.values() if g >= 1)
+    return _hits(ranked, relevant, k) / total if total else 0.0
+
+
+def dcg(gains: Iterable[float]) -> float:
+    gains = np.asarray(list(gains), dtype=np.float64)
+    return float((gains / np.log2(np.arange(2, len(gains) + 2))).sum())
+
+
+def ndcg_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
+    ideal = dcg(sorted((g for g in relevant.values() if g >= 1), reverse=True)[:k])
+    if ideal == 0:
+        return 0.0
+    return dcg(max(relevant.get(doc, 0), 0) for doc in ranked[:k]) / ideal
+
+
+def reciprocal_rank(ranked: Sequence[str], relevant: Mapping[str, int]) -> float:
+    for rank, doc in enumerate(ranked, 1):
+        if relevant.get(doc, 0) >= 1:
+            return 1.0 / rank
+    return 0.0
+
+
+def catalogue_coverage(lists: Iterable[Sequence[str]], catalogue_size: int) -> float:
+    """Share of the catalogue that appears in at least one list."""
+    shown = {doc for items in lists for doc in items}
+    return len(shown) / catalogue_size if catalogue_size else 0.0
+
+
+def intra_list_diversity(vectors: np.ndarray) -> float | None:
+    """Mean pairwise cosine distance (1 - cosine) between a list's L2-normalised vectors; None under 2 items."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    n = len(vectors)
+    if n < 2:
+        return None
+    sims = vectors @ vectors.T
+    upper = sims[np.triu_indices(n, k=1)]
+    return float((1.0 - upper).mean())
+
+
+def near_duplicate_share(source_title: str, source_vector: np.ndarray, titles: Sequence[str],
+                         vectors: np.ndarray, threshold: float) -> float | None:
+    """Share of a list's items that repeat the source or an item above them: same normalised title, or cosine
+    above ``threshold``. None for an empty list."""
+    n = len(titles)
+    if n == 0:
+        return None
+    vectors = np.asarray(vectors, dtype=np.float64)
+    seen = [normalized_title(source_title)]
+    above = [np.asarray(source_vector, dtype=np.float64)]
+    duplicates = 0
+    for title, vector in zip(titles, vectors):
+        norm = normalized_title(title)
+        if norm in seen or max(float(vector @ v) for v in above) > threshold:
+            duplicates += 1
+        seen.append(norm)
+        above.append(vector)
+    return duplicates / n

@@ -1,0 +1,63 @@
+"""Plots of an ``EvaluationResult`` with matplotlib: metric@k curves and score distributions per strategy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from recommender.evaluation.run import EvaluationResult
+
+_LABELS = {"p": "precision", "r": "recall", "ndcg": "nDCG"}
+
+
+def plot_metric_at_k(result: EvaluationResult, families: Sequence[str] = ("p", "r", "ndcg")) -> Figure:
+    """One panel per metric family (precision, recall, nDCG), a line per strategy over the cut-offs k."""
+    fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
+    for ax, family in zip(axes[0], families):
+        for strategy in result.strategies:
+            values = [result.summary[strategy][f"{family}@{k}"] for k in result.ks]
+            ax.plot(result.ks, values, marker="o", label=strategy, linewidth=2.2 if strategy == "default" else 1.4)
+        ax.set_title(f"{_LABELS.get(family, family)}@k")
+        ax.set_xlabel("k")
+        ax.set_xticks(result.ks)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(f"{result.dataset}: {result.queries} queries")
+    fig.tight_layout()
+    return fig
+
+
+def plot_score_distributions(result: EvaluationResult, bins: int = 30) -> Figure:
+    """Per strategy, the scores of listed items: relevant (grade >= 1) against not relevant.
+
+    Scores are each strategy's own scale (cosine, normalised BM25, ...): compare the overlap, not the axes."""
+    strategies = result.strategies
+    fig, axes = plt.subplots(1, len(strategies), figsize=(3.6 * len(strategies), 3.2), squeeze=False)
+    for ax, strategy in zip(axes[0], strategies):
+        frame = result.scores[result.scores["strategy"] == strategy]
+        relevant = frame[frame["grade"] >= 1]["score"]
+        other = frame[frame["grade"] < 1]["score"]
+        edges = np.histogram_bin_edges(frame["score"], bins=bins) if len(frame) else bins
+        ax.hist(other, bins=edges, alpha=0.55, color="tab:gray", label="not relevant")
+        ax.hist(relevant, bins=edges, alpha=0.65, color="tab:green", label="relevant")
+        ax.set_title(strategy)
+        ax.set_xlabel("score")
+    axes[0][0].set_ylabel("listed items")
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_query(result: EvaluationResult, metric: str = "ndcg@10") -> Figure:
+    """The distribution of one per-query metric for each strategy (box plot)."""
+    fig, ax = plt.subplots(figsize=(1.6 * len(result.strategies) + 2, 3.2))
+    data = [result.per_query[result.per_query["strategy"] == s][metric].dropna() for s in result.strategies]
+    ax.boxplot(data, showmeans=True)
+    ax.set_xticks(range(1, len(result.strategies) + 1), result.strategies)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,222 @@
+"""Run strategies over a labelled dataset through the service's own engine and collect the metrics.
+
+    dataset = load_dataset("../shared/data/mind-sample")
+    result = evaluate(dataset, queries=300)
+    result.table()
+
+The lists come from ``Recommender.similar`` (the code the HTTP service runs) over a temporary data dir holding
+the dataset's articles; nothing here re-implements ranking. To try several weightings without re-embedding,
+keep an :class:`Evaluator` and call ``run(weights=...)`` on it.
+
+Metric keys: ``p@k``, ``r@k``, ``ndcg@k`` for each k, ``mrr`` (over the longest list asked for), ``coverage``
+(share of the catalogue shown in at least one list), ``diversity`` (mean pairwise cosine distance inside a
+list, averaged over lists), ``dup_share`` (share of listed items that repeat the source or an item above them:
+same normalised title or cosine above ``NEAR_DUPLICATE_COSINE``), ``ms_per_query`` (mean time of one list).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from recommender.embed import Embedder, load_embedder
+from recommender.engine import Recommender
+from recommender.evaluation import metrics
+from recommender.evaluation.dataset import LabelledDataset
+from recommender.rank import STRATEGIES, SimilarQuery, Weights
+from recommender.settings import Settings
+
+DEFAULT_KS = (1, 5, 10)
+# Fixed, not the engine's duplicate_threshold: the yardstick must not move when the engine is tuned.
+NEAR_DUPLICATE_COSINE = 0.92
+BASELINES = ("tfidf", "bm25", "embedding")
+
+
+def metric_names(ks: Sequence[int]) -> list[str]:
+    names = [f"{m}@{k}" for k in ks for m in ("p", "r", "ndcg")]
+    return names + ["mrr", "coverage", "diversity", "dup_share", "ms_per_query"]
+
+
+def select_queries(dataset: LabelledDataset, n: int | None = None, seed: int = 0) -> list[str]:
+    """The dataset's queries, or ``n`` of them drawn with a fixed seed (same n and seed = same queries)."""
+    queries = dataset.queries
+    if n is None or n >= len(queries):
+        return queries
+    if n <= 0:
+        raise ValueError("the number of queries must be positive")
+    chosen = set(random.Random(seed).sample(queries, n))
+    return [q for q in queries if q in chosen]
+
+
+@dataclass
+class EvaluationResult:
+    dataset: str
+    strategies: list[str]
+    ks: list[int]
+    queries: int
+    articles: int
+    summary: dict[str, dict[str, float]]
+    per_query: pd.DataFrame = field(repr=False)  # one row per (strategy, query)
+    scores: pd.DataFrame = field(repr=False)  # one row per listed item: strategy, query, rank, score, grade
+    weights: dict[str, Any] = field(default_factory=dict)
+    rule: str = ""
+
+    def table(self) -> pd.DataFrame:
+        """One row per strategy, one column per metric."""
+        frame = pd.DataFrame.from_dict(self.summary, orient="index")
+        frame.index.name = "strategy"
+        return frame[[c for c in metric_names(self.ks) if c in frame.columns]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "rule": self.rule,
+            "queries": self.queries,
+            "articles": self.articles,
+            "k": self.ks,
+            "weights": self.weights,
+            "strategies": self.summary,
+        }
+
+    def to_json(self, path: Path | str | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    def best_baseline(self, metric: str = "ndcg@10") -> tuple[str, float] | None:
+        baselines = [(s, self.summary[s][metric]) for s in self.strategies if s in BASELINES]
+        return max(baselines, key=lambda x: x[1]) if baselines else None
+
+    def format(self) -> str:
+        return self.table().to_string(float_format=lambda v: f"{v:.3f}")
+
+
+class Evaluator:
+    """A recommender holding one dataset's articles (embedded once), ready to run strategies on it."""
+
+    def __init__(self, dataset: LabelledDataset, settings: Settings | None = None, embedder: Embedder | None = None,
+                 progress: bool = False):
+        self.dataset = dataset
+        self._tmp = Path(tempfile.mkdtemp(prefix="recommender-eval-"))
+        base = settings or Settings()
+        # Lists are not cached: a run with other weights must compute its own.
+        self.settings = base.model_copy(update={"data_dir": self._tmp, "cache_size": 0})
+        self.engine = Recommender(self.settings, embedder=embedder or load_embedder(base.model, base.batch_size))
+        self.engine.upsert(dataset.articles, progress=progress, total=len(dataset.articles))
+        ids = [a.id for a in dataset.articles]
+        self.vectors = self.engine.store.vectors_for(ids)
+        self.catalogue = sum(1 for a in dataset.articles if a.is_published)
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # an Evaluator a notebook forgot to close leaves no temp dir behind
+        tmp = getattr(self, "_tmp", None)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def run(self, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None,
+            seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
+            progress: bool = False) -> EvaluationResult:
+        """Every strategy's list for every query (or ``queries`` of them, seeded), scored against the qrels.
+
+        ``weights`` overrides the default strategy's weights (fields of ``recommender.rank.Weights``)."""
+        if self.engine is None:
+            raise RuntimeError("this Evaluator is closed")
+        unknown = [s for s in strategies if s not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
+        ks = sorted({int(k) for k in ks})
+        if not ks or ks[0] < 1:
+            raise ValueError("k values must be positive")
+        engine = self.engine
+        if weights:
+            engine = engine.with_weights(**(asdict(weights) if isinstance(weights, Weights) else dict(weights)))
+        chosen = select_queries(self.dataset, queries, seed)
+        if not chosen:
+            raise ValueError(f"{self.dataset.name} has no query with a relevant article")
+        limit = max(ks)
+        articles = {a.id: a for a in self.dataset.articles}
+        rows, score_rows = [], []
+        summary: dict[str, dict[str, float]] = {}
+        bar = tqdm(total=len(strategies) * len(chosen), desc="evaluate", unit="query", disable=not progress)
+        for strategy in strategies:
+            query = SimilarQuery(limit=limit, strategy=strategy)
+            lists, elapsed, listed, duplicates = [], 0.0, 0, 0.0
+            engine.similar(chosen[0], query)  # warm-up: lazily derived weights are not timed as a query
+            for qid in chosen:
+                started = time.perf_counter()
+                items = engine.similar(qid, query)
+                elapsed += time.perf_counter() - started
+                ranked = [r.id for r in items]
+                lists.append(ranked)
+                relevant = self.dataset.relevant(qid)
+                row: dict[str, Any] = {"strategy": strategy, "query": qid}
+                for k in ks:
+                    row[f"p@{k}"] = metrics.precision_at_k(ranked, relevant, k)
+                    row[f"r@{k}"] = metrics.recall_at_k(ranked, relevant, k)
+                    row[f"ndcg@{k}"] = metrics.ndcg_at_k(ranked, relevant, k)
+                row["mrr"] = metrics.reciprocal_rank(ranked, relevant)
+                vectors = np.stack([self.vectors[d] for d in ranked]) if ranked else np.zeros((0, 1))
+                row["diversity"] = metrics.intra_list_diversity(vectors)
+                share = metrics.near_duplicate_share(articles[qid].title, self.vectors[qid],
+                                                     [articles[d].title for d in ranked], vectors,
+                                                     NEAR_DUPLICATE_COSINE)
+                row["dup_share"] = share
+                row["length"] = len(ranked)
+                listed += len(ranked)
+                duplicates += (share or 0.0) * len(ranked)
+                rows.append(row)
+                score_rows += [(strategy, qid, rank, r.score, relevant.get(r.id, 0))
+                               for rank, r in enumerate(items, 1)]
+                bar.update(1)
+            frame = pd.DataFrame([r for r in rows if r["strategy"] == strategy])
+            summary[strategy] = {name: float(frame[name].mean()) for name in metric_names(ks)[: 3 * len(ks) + 1]}
+            summary[strategy]["coverage"] = metrics.catalogue_coverage(lists, self.catalogue)
+            summary[strategy]["diversity"] = float(frame["diversity"].dropna().mean()) \
+                if frame["diversity"].notna().any() else 0.0
+            summary[strategy]["dup_share"] = duplicates / listed if listed else 0.0
+            summary[strategy]["ms_per_query"] = 1000 * elapsed / len(chosen)
+        bar.close()
+        return EvaluationResult(
+            dataset=self.dataset.name,
+            strategies=list(strategies),
+            ks=ks,
+            queries=len(chosen),
+            articles=len(self.dataset.articles),
+            summary=summary,
+            per_query=pd.DataFrame(rows),
+            scores=pd.DataFrame(score_rows, columns=["strategy", "query", "rank", "score", "grade"]),
+            weights=asdict(engine.weights),
+            rule=self.dataset.rule,
+        )
+
+
+def evaluate(dataset: LabelledDataset, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
+             queries: int | None = None, seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
+             settings: Settings | None = None, embedder: Embedder | None = None,
+             progress: bool = False) -> EvaluationResult:
+    """Build a recommender over the dataset's articles, run the strategies, return the metrics."""
+    with Evaluator(dataset, settings, embedder, progress=progress) as evaluator:
+        return evaluator.run(strategies, ks, queries, seed, weights, progress=progress)

@@ -1,0 +1,108 @@
+"""Labelled datasets: the general format (qrels.tsv or groups), and the MIND adapter's grading rule."""
+
+import json
+
+import pytest
+
+from recommender.evaluation.dataset import from_mind, load_dataset, qrels_from_groups
+from tests.conftest import MIND_SAMPLE
+
+
+@pytest.fixture(scope="module")
+def mind_head():
+    return from_mind(MIND_SAMPLE, limit=60)
+
+
+def test_mind_same_subcategory_and_a_shared_entity_is_grade_2(mind_head):
+    # both baseball_mlb, both about the Phillies (Q650840)
+    assert mind_head.qrels["N30028"]["N39199"] == 2
+    assert mind_head.qrels["N39199"]["N30028"] == 2
+
+
+def test_mind_same_subcategory_without_a_shared_entity_is_grade_1(mind_head):
+    # both newspolitics: a Fort Lauderdale office opening and evangelicals backing Trump
+    assert mind_head.qrels["N34700"]["N62791"] == 1
+
+
+def test_mind_a_shared_entity_in_another_subcategory_is_not_relevant(mind_head):
+    # baseball_mlb vs baseball_mlb_videos, both naming the same World Series entity
+    assert "N12061" not in mind_head.qrels.get("N54841", {})
+    # newsopinion vs newspolitics, both about Trump
+    assert "N62791" not in mind_head.qrels.get("N42291", {})
+
+
+def test_mind_articles_are_read_as_ingest_reads_them(mind_articles):
+    dataset = load_dataset(MIND_SAMPLE, limit=len(mind_articles))  # the directory, detected by its news.tsv
+    assert dataset.articles == mind_articles
+    assert "subcategory" in dataset.rule
+
+
+def test_no_article_is_relevant_to_itself_and_judgements_are_symmetric(mind_head):
+    for query, judged in mind_head.qrels.items():
+        assert query not in judged
+        for other, grade in judged.items():
+            assert mind_head.qrels[other][query] == grade
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_group_format_same_group_is_grade_2_same_topic_grade_1(tmp_path):
+    _write_jsonl(tmp_path / "articles.jsonl", [
+        {"id": "a1", "title": "Flood in Lviv", "group": "flood", "topic": "weather"},
+        {"id": "a2", "title": "Lviv flood: day two", "group": "flood", "topic": "weather"},
+        {"id": "a3", "title": "Heatwave ahead", "group": "heat", "topic": "weather"},
+        {"id": "a4", "title": "Cup final tonight", "group": "final"},
+        {"id": "a5", "title": "No label at all"},
+        {"id": "bad"},  # no title: reported and skipped
+    ])
+    dataset = load_dataset(tmp_path)
+    assert dataset.qrels == {
+        "a1": {"a2": 2, "a3": 1},
+        "a2": {"a1": 2, "a3": 1},
+        "a3": {"a1": 1, "a2": 1},
+    }
+    assert dataset.queries == ["a1", "a2", "a3"]  # a4 is alone in its group, a5 unlabelled
+    assert len(dataset.articles) == 5 and len(dataset.skipped) == 1
+
+
+def test_qrels_file_takes_precedence_and_drops_self_and_unknown_articles(tmp_path):
+    _write_jsonl(tmp_path / "articles.jsonl", [
+        {"id": "a", "title": "A", "group": "g"}, {"id": "b", "title": "B", "group": "g"}, {"id": "c", "title": "C"},
+    ])
+    (tmp_path / "qrels.tsv").write_text(
+        "query_id\tarticle_id\tgrade\n"
+        "a\tc\t3\n"
+        "a\ta\t2\n"        # the query itself
+        "a\tghost\t2\n"    # not in articles.jsonl
+        "c\tb\t0\n",       # grade 0 = not relevant
+        encoding="utf-8")
+    dataset = load_dataset(tmp_path)
+    assert dataset.qrels == {"a": {"c": 3}}
+    assert dataset.queries == ["a"]
+
+
+def test_a_dataset_without_judgements_is_refused(tmp_path):
+    _write_jsonl(tmp_path / "articles.jsonl", [{"id": "a", "title": "A"}])
+    with pytest.raises(ValueError, match="qrels"):
+        load_dataset(tmp_path)
+
+
+def test_the_mind_adapter_writes_the_general_format_and_it_reads_back_the_same(mind_head, tmp_path):
+    mind_head.save(tmp_path / "mind60")
+    again = load_dataset(tmp_path / "mind60")
+    assert again.articles == mind_head.articles
+    assert again.qrels == mind_head.qrels
+
+
+def test_slicing_keeps_only_judgements_among_the_kept_articles(mind_head):
+    small = mind_head.head(20)
+    kept = {a.id for a in small.articles}
+    assert set(small.qrels) <= kept
+    assert all(set(j) <= kept for j in small.qrels.values())
+
+
+def test_groups_helper_prefers_the_stronger_grade():
+    qrels = qrels_from_groups({"x": "s", "y": "s", "z": None}, {"x": "t", "y": "t", "z": "t"})
+    assert qrels["x"] == {"y": 2, "z": 1}
