@@ -227,6 +227,11 @@ class Recommender:
             raise ArticleNotFound(article_id)
         return stored.article
 
+    @property
+    def generation(self) -> int:
+        """Bumped by every write that can change a list; equal generations mean equal lists."""
+        return self._generation
+
     def similar(self, article_id: str, query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
         """The "Similar news" list for an indexed article."""
         cache_key = (article_id, query)

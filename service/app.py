@@ -10,12 +10,14 @@ from typing import Annotated, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from recommender.article import ArticleInput, InvalidArticle, parse_article
 from recommender.engine import ArticleNotFound, Recommender
 from recommender.rank import STRATEGIES, SimilarQuery
 from recommender.settings import Settings
+from service.cache import ResponseCache
 from service.limits import BodyLimits
 from service.schemas import Item, PreviewRequest, SimilarList, UpsertOut
 
@@ -90,9 +92,11 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ready", "articles": len(engine.index)})
 
+    responses = ResponseCache(settings.cache_size)
+
     @app.get("/articles/{article_id}/similar", response_model=SimilarList, tags=["similar"],
              responses={404: {"description": "unknown article id"}})
-    def similar(
+    async def similar(
         article_id: ArticleId,
         engine: Engine,
         limit: Annotated[int, Query(ge=1, le=50)] = settings.default_limit,
@@ -102,12 +106,19 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         exclude: Annotated[list[str], Query(description="Ids to leave out; repeat or comma-separate.")] = [],
         strategy: Strategy = "default",
         explain: bool = False,
-    ) -> SimilarList:
+    ) -> Response:
         query = SimilarQuery(limit=limit, section=section, language=language, max_age_days=max_age_days,
                              exclude=frozenset(i for part in exclude for i in part.split(",") if i),
                              strategy=strategy, explain=explain)
-        items = engine.similar(article_id, query)
-        return SimilarList(article_id=article_id, items=[Item.of(r) for r in items])
+        # Most page views repeat a few stories: answer them from serialized bytes, skipping the thread hop,
+        # the ranking and the JSON encoding. A write bumps the generation, which makes every entry stale.
+        generation = engine.generation
+        body = responses.get((article_id, query), generation)
+        if body is None:
+            items = await run_in_threadpool(engine.similar, article_id, query)
+            body = SimilarList(article_id=article_id, items=[Item.of(r) for r in items]).model_dump_json().encode()
+            responses.put((article_id, query), generation, body)
+        return Response(body, media_type="application/json")
 
     @app.post("/similar", response_model=SimilarList, tags=["similar"])
     def similar_preview(
