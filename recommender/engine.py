@@ -17,7 +17,8 @@ from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import Embedder, load_embedder
 from recommender.lexical import LexicalIndex
-from recommender.rank import STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, rank
+from recommender.overrides import BoxOverrides, OverrideStore
+from recommender.rank import STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, rank, with_pins
 from recommender.settings import Settings
 from recommender.store import ArticleStore
 
@@ -55,6 +56,9 @@ def weights_from(settings: Settings) -> Weights:
         half_life_days=settings.recency_half_life_days,
         mmr_lambda=settings.mmr_lambda,
         duplicate_threshold=settings.duplicate_threshold,
+        story_threshold=settings.story_threshold,
+        window_days=settings.window_days,
+        same_language_only=settings.same_language_only,
     )
 
 
@@ -67,6 +71,8 @@ class Recommender:
         self.embedder = embedder or load_embedder(settings.model, settings.batch_size)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
+        self.overrides = OverrideStore(settings.db_path)
+        self._blocked_everywhere = set(self.overrides.blocked_everywhere())
         self._write_lock = threading.RLock()
         self._cache: OrderedDict[tuple, list[Recommendation]] = OrderedDict()
         self._generation = 0  # bumped by every write; a list computed under an older one is not cached
@@ -218,6 +224,7 @@ class Recommender:
 
     def close(self) -> None:
         self.checkpoint()
+        self.overrides.close()
         self.store.close()
 
     # -- reads ----------------------------------------------------------------------------------
@@ -245,7 +252,9 @@ class Recommender:
         stored = self.store.get(article_id)
         if stored is None:
             raise ArticleNotFound(article_id)
-        items = self._ranked(stored.article, stored.vector, query)
+        box = self.overrides.box(article_id)
+        ranked = self._ranked(stored.article, stored.vector, replace(query, exclude=query.exclude | box.blocks))
+        items = with_pins(ranked, self._pinned(stored.article, stored.vector, box, query), query.limit)
         if use_cache:
             # Checked and stored under the lock that _invalidate takes: a list computed before a write that
             # finished meanwhile is never cached after that write cleared the cache.
@@ -256,6 +265,48 @@ class Recommender:
                         self._cache.popitem(last=False)
         return items
 
+    def _pinned(self, source: Article, vector: np.ndarray, box: BoxOverrides,
+                query: SimilarQuery) -> list[tuple[int, Recommendation]]:
+        """The box's pins that may show: published, not blocked everywhere, not the source or excluded."""
+        out = []
+        for pin in box.pins:
+            stored = self.store.get(pin.item_id)
+            if (stored is None or not stored.article.is_published or pin.item_id == source.id
+                    or pin.item_id in self._blocked_everywhere or pin.item_id in query.exclude):
+                continue
+            out.append((pin.position, Recommendation(stored.article, round(float(stored.vector @ vector), 6),
+                                                     pinned=True)))
+        return out
+
+    # -- editorial overrides --------------------------------------------------------------------
+    def box_overrides(self, article_id: str) -> BoxOverrides:
+        self.get(article_id)
+        return self.overrides.box(article_id)
+
+    def set_box_overrides(self, article_id: str, overrides: BoxOverrides) -> None:
+        """Replace the pins and blocks of an article's box; takes effect on the next request."""
+        self.get(article_id)
+        with self._write_lock:
+            self.overrides.set_box(article_id, overrides)
+            self._invalidate()
+
+    def blocked_everywhere(self) -> dict[str, str]:
+        return self.overrides.blocked_everywhere()
+
+    def block_everywhere(self, item_id: str, reason: str = "") -> None:
+        """Keep an article out of every box (e.g. for legal reasons), whether or not it is indexed yet."""
+        with self._write_lock:
+            self.overrides.block_everywhere(item_id, reason)
+            self._blocked_everywhere.add(item_id)
+            self._invalidate()
+
+    def unblock_everywhere(self, item_id: str) -> bool:
+        with self._write_lock:
+            found = self.overrides.unblock_everywhere(item_id)
+            self._blocked_everywhere.discard(item_id)
+            self._invalidate()
+            return found
+
     def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
         """The list for an article that is not indexed (a CMS preview)."""
         article = Article(id="", title=title, body=text)
@@ -265,7 +316,9 @@ class Recommender:
     def _ranked(self, source: Article, vector: np.ndarray, query: SimilarQuery) -> list[Recommendation]:
         if query.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {query.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        k = self.settings.candidates + len(query.exclude) + 1
+        query = replace(query, exclude=query.exclude | self._blocked_everywhere)
+        # Room for excluded ids among the neighbours (capped: a long legal block list must not widen every search).
+        k = self.settings.candidates + min(len(query.exclude), self.settings.candidates) + 1
         keys: list[int] = []
         if query.strategy in ("default", "embedding"):
             _, found = self.index.search(vector, k)

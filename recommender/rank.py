@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
@@ -23,10 +24,16 @@ class SimilarQuery:
     limit: int = 8
     section: str | None = None
     language: str | None = None
-    max_age_days: float | None = None  # window around the source article's published_at
+    # Window around the source article's published_at: None = the configured default, 0 = no window.
+    max_age_days: float | None = None
     exclude: frozenset[str] = frozenset()
     strategy: str = "default"
     explain: bool = False
+    same_language_only: bool | None = None  # None = the configured default
+    half_life_days: float | None = None  # recency half-life; None = the configured default
+    diversity: float | None = None  # MMR lambda (1 = no diversification); None = the configured default
+    group_stories: bool = True  # one item per same-story group
+    group_pick: Literal["best", "freshest"] = "best"  # which member of a group represents it
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +43,24 @@ class Weights:
     lexical: float = 0.3
     recency: float = 0.15
     half_life_days: float | None = 7.0
-    mmr_lambda: float = 0.85
+    mmr_lambda: float = 0.95
     duplicate_threshold: float = 0.92
+    story_threshold: float = 0.8
+    window_days: float | None = None
+    same_language_only: bool = True
+
+    def for_query(self, query: SimilarQuery) -> Weights:
+        """These weights with the query's per-request overrides applied."""
+        changes: dict = {}
+        if query.half_life_days is not None:
+            changes["half_life_days"] = query.half_life_days
+        if query.diversity is not None:
+            changes["mmr_lambda"] = query.diversity
+        if query.max_age_days is not None:
+            changes["window_days"] = query.max_age_days or None
+        if query.same_language_only is not None:
+            changes["same_language_only"] = query.same_language_only
+        return replace(self, **changes) if changes else self
 
 
 @dataclass(slots=True)
@@ -67,6 +90,9 @@ class Recommendation:
     def id(self) -> str:
         return self.article.id
 
+    group_size: int = 1  # items of the same story folded into this one (itself included)
+    pinned: bool = False  # placed by an editor, not by the ranking
+
 
 @dataclass(slots=True)
 class _Scored:
@@ -92,17 +118,22 @@ def _days_between(a: datetime | None, b: datetime | None) -> float | None:
     return abs((a - b).total_seconds()) / 86400.0
 
 
-def passes_filters(source: Article, candidate: Article, query: SimilarQuery) -> bool:
-    """The hard rules: never the source itself, never unpublished, never excluded, and the caller's filters."""
+def passes_filters(source: Article, candidate: Article, query: SimilarQuery, weights: Weights) -> bool:
+    """The hard rules: never the source itself, never unpublished, never excluded, the caller's filters, the
+    language rule and the freshness window (``weights`` already holds the query's overrides)."""
     if candidate.id == source.id or candidate.id in query.exclude or not candidate.is_published:
         return False
     if query.section is not None and candidate.section != query.section:
         return False
     if query.language is not None and candidate.language != query.language:
         return False
-    if query.max_age_days is not None and source.published_at is not None:
+    if (weights.same_language_only and source.language and candidate.language
+            and candidate.language != source.language):  # an article without a language is not excluded
+        return False
+    if weights.window_days and source.published_at is not None:
+        # An old article's box shows what was related then, not today's news.
         days = _days_between(source.published_at, candidate.published_at)
-        if days is None or days > query.max_age_days:
+        if days is None or days > weights.window_days:
             return False
     return True
 
@@ -123,11 +154,13 @@ def rank(
     weights: Weights,
 ) -> list[Recommendation]:
     """The list, best first. ``default`` mixes semantic and lexical relevance, weighs recency and diversifies
-    with MMR; the single-signal strategies rank by their own signal. All share the hard rules and the dedupe."""
+    with MMR; the single-signal strategies rank by their own signal. All share the hard rules, the dedupe and
+    the same-story grouping."""
+    weights = weights.for_query(query)
     source_title = normalized_title(source.title)
     scored: list[_Scored] = []
     for c in candidates:
-        if not passes_filters(source, c.article, query):
+        if not passes_filters(source, c.article, query, weights):
             continue
         if query.strategy == "default":
             item = _Scored(c, (1 - weights.lexical) * c.semantic + weights.lexical * min(c.lexical, 1.0))
@@ -155,15 +188,20 @@ def rank(
         same_title.setdefault(s.title, []).append(i)
     blocked = np.zeros(len(scored), dtype=bool)
     blocked[same_title.get(source_title, [])] = True
+    # A copy of the source is never listed; a follow-up of the source's story is welcome (below the threshold).
     blocked |= ~(sims_source <= weights.duplicate_threshold)
+    copies_of_source = blocked.copy()
+    # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
+    threshold = min(weights.story_threshold, weights.duplicate_threshold) if query.group_stories \
+        else weights.duplicate_threshold
     pool = np.arange(len(scored))  # positions in ``scored``, best relevance first
     while len(pool) and len(chosen) < query.limit:
-        # Dedupe first: a same-title or near-identical candidate (to the source or an item above) never shows.
+        # Dedupe first: a same-title or same-story candidate (to the source or an item above) never shows.
         max_chosen = (
             (vectors[pool] @ chosen_vectors.T).max(axis=1)
             if len(chosen) else np.zeros(len(pool), dtype=np.float32)
         )
-        keep = np.flatnonzero(~blocked[pool] & (max_chosen <= weights.duplicate_threshold))
+        keep = np.flatnonzero(~blocked[pool] & (max_chosen <= threshold))
         if not len(keep):
             break
         values = mmr * relevance[pool[keep]] - (1 - mmr) * np.maximum(0.0, max_chosen[keep].astype(np.float64))
@@ -176,12 +214,51 @@ def rank(
         chosen_vectors = np.vstack([chosen_vectors, winner.candidate.vector[None, :]])
         pool = pool[keep[keep != best]]
 
+    groups = _story_groups(scored, chosen, vectors, copies_of_source, threshold)
+    if query.group_pick == "freshest":
+        chosen = [_freshest(members) for members in groups]
     return [
         Recommendation(
             s.candidate.article,
             round(float(s.relevance), 6),
             Explanation(round(s.candidate.semantic, 6), round(float(s.candidate.lexical), 6),
                         round(s.recency, 6), round(s.penalty, 6)) if query.explain else None,
+            group_size=len(members),
         )
-        for s in chosen
+        for s, members in zip(chosen, groups)
     ]
+
+
+def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndarray, copies_of_source: np.ndarray,
+                  threshold: float) -> list[list[_Scored]]:
+    """For each chosen item, itself and the candidates folded into it: same normalised title, or cosine above
+    ``threshold`` (each candidate joins the chosen item it is closest to)."""
+    groups = [[s] for s in chosen]
+    if not chosen:
+        return groups
+    chosen_ids = {id(s) for s in chosen}
+    by_title = {s.title: g for s, g in zip(chosen, groups)}
+    sims = vectors @ np.stack([s.candidate.vector for s in chosen]).T
+    for i, s in enumerate(scored):
+        if id(s) in chosen_ids or copies_of_source[i]:
+            continue
+        if s.title in by_title:
+            by_title[s.title].append(s)
+        elif sims[i].max() > threshold:
+            groups[int(sims[i].argmax())].append(s)
+    return groups
+
+
+def _freshest(members: list[_Scored]) -> _Scored:
+    """The latest-published member (the first, best-scored one when none or all are undated)."""
+    dated = [m for m in members if m.candidate.article.published_at is not None]
+    return max(dated, key=lambda m: m.candidate.article.published_at) if dated else members[0]
+
+
+def with_pins(items: list[Recommendation], pins: list[tuple[int, Recommendation]], limit: int) -> list[Recommendation]:
+    """The list with editors' pins at their 1-based positions (a pinned item is not listed twice), cut to ``limit``."""
+    pinned_ids = {rec.id for _, rec in pins}
+    out = [r for r in items if r.id not in pinned_ids]
+    for position, rec in sorted(pins, key=lambda p: p[0]):
+        out.insert(min(position - 1, len(out)), rec)
+    return out[:limit]

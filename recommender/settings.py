@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         7.0, description="Recency weight halves every this many days away from the source article's date."
     )
     recency_weight: float = Field(0.15, description="How much of the score recency may move.")
+    window_days: float | None = Field(
+        30.0, description="Hard window (days) around the source's publication date; None = none. An old "
+        "article's box shows what was related then, not today's news.")
+    story_threshold: float = Field(
+        0.8, description="Candidates with cosine above this to an item above them report the same story: "
+        "the box shows one per story.")
+    same_language_only: bool = Field(True, description="Only items in the source article's language.")
     lexical_weight: float = Field(0.3, description="Share of the lexical (BM25) score in the hybrid default.")
     # 0.95: on the MIND sample 0.85 cost nDCG@10 below the plain embedding baseline (README, Evaluation).
     mmr_lambda: float = Field(0.95, description="MMR trade-off: 1 = pure relevance, lower = more diverse lists.")

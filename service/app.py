@@ -19,7 +19,8 @@ from recommender.rank import STRATEGIES, SimilarQuery
 from recommender.settings import Settings
 from service.cache import ResponseCache
 from service.limits import BodyLimits
-from service.schemas import Item, PreviewRequest, SimilarList, UpsertOut
+from recommender.overrides import BoxOverrides, Pin
+from service.schemas import BlockIn, BoxOverridesIO, Item, PinIn, PreviewRequest, SimilarList, UpsertOut
 
 log = logging.getLogger("recommender.service")
 Strategy = Literal["default", "embedding", "tfidf", "bm25"]
@@ -102,14 +103,26 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         limit: Annotated[int, Query(ge=1, le=50)] = settings.default_limit,
         section: Annotated[str | None, Query(max_length=200)] = None,
         language: Annotated[str | None, Query(max_length=35)] = None,
-        max_age_days: Annotated[float | None, Query(gt=0, le=36500)] = None,
+        max_age_days: Annotated[float | None, Query(
+            ge=0, le=36500, description="Window around the article's date; 0 = none; default "
+            "RECOMMENDER_WINDOW_DAYS.")] = None,
         exclude: Annotated[list[str], Query(description="Ids to leave out; repeat or comma-separate.")] = [],
         strategy: Strategy = "default",
         explain: bool = False,
+        same_language_only: Annotated[bool | None, Query(
+            description="Only the article's language; false = cross-lingual.")] = None,
+        half_life_days: Annotated[float | None, Query(gt=0, le=36500, description="Recency half-life.")] = None,
+        diversity: Annotated[float | None, Query(
+            ge=0, le=1, description="MMR lambda: 1 = relevance only, lower = more diverse.")] = None,
+        group: Annotated[bool, Query(description="One item per same-story group.")] = True,
+        group_pick: Annotated[Literal["best", "freshest"], Query(
+            description="Which report represents a story.")] = "best",
     ) -> Response:
         query = SimilarQuery(limit=limit, section=section, language=language, max_age_days=max_age_days,
                              exclude=frozenset(i for part in exclude for i in part.split(",") if i),
-                             strategy=strategy, explain=explain)
+                             strategy=strategy, explain=explain, same_language_only=same_language_only,
+                             half_life_days=half_life_days, diversity=diversity, group_stories=group,
+                             group_pick=group_pick)
         # Most page views repeat a few stories: answer them from serialized bytes, skipping the thread hop,
         # the ranking and the JSON encoding. A write bumps the generation, which makes every entry stale.
         generation = engine.generation
@@ -153,6 +166,35 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     def delete_article(article_id: ArticleId, engine: Engine) -> None:
         if not engine.delete(article_id):
             raise ArticleNotFound(article_id)
+
+    @app.get("/articles/{article_id}/overrides", response_model=BoxOverridesIO, tags=["editorial"],
+             responses={404: {"description": "unknown article id"}})
+    def get_overrides(article_id: ArticleId, engine: Engine) -> BoxOverridesIO:
+        box = engine.box_overrides(article_id)
+        return BoxOverridesIO(pins=[PinIn(id=p.item_id, position=p.position) for p in box.pins],
+                              blocks=sorted(box.blocks))
+
+    @app.put("/articles/{article_id}/overrides", response_model=BoxOverridesIO, tags=["editorial"],
+             dependencies=[Writer], responses={404: {"description": "unknown article id"}})
+    def put_overrides(article_id: ArticleId, body: BoxOverridesIO, engine: Engine) -> BoxOverridesIO:
+        engine.set_box_overrides(article_id, BoxOverrides(
+            pins=tuple(Pin(p.id, p.position) for p in body.pins), blocks=frozenset(body.blocks)))
+        return body
+
+    @app.get("/blocked", tags=["editorial"])
+    def get_blocked(engine: Engine) -> dict[str, str]:
+        """Articles kept out of every box, with the reason."""
+        return engine.blocked_everywhere()
+
+    @app.put("/blocked/{item_id}", status_code=204, tags=["editorial"], dependencies=[Writer])
+    def put_blocked(item_id: ArticleId, body: BlockIn, engine: Engine) -> None:
+        engine.block_everywhere(item_id, body.reason)
+
+    @app.delete("/blocked/{item_id}", status_code=204, tags=["editorial"], dependencies=[Writer],
+                responses={404: {"description": "not blocked"}})
+    def delete_blocked(item_id: ArticleId, engine: Engine) -> None:
+        if not engine.unblock_everywhere(item_id):
+            raise HTTPException(404, f"{item_id!r} is not blocked")
 
     return app
 

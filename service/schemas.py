@@ -24,6 +24,8 @@ class Item(BaseModel):
     section: str | None
     image_url: str | None
     score: float
+    group_size: int = Field(1, description="Reports of the same story folded into this item (itself included).")
+    pinned: bool = Field(False, description="Placed by an editor.")
     explanation: ExplanationOut | None = None
 
     @classmethod
@@ -31,7 +33,8 @@ class Item(BaseModel):
         a = rec.article
         explanation = _explanation(rec.explanation) if rec.explanation else None
         return cls(id=a.id, title=a.title, url=a.url, published_at=a.published_at, section=a.section,
-                   image_url=a.image_url, score=rec.score, explanation=explanation)
+                   image_url=a.image_url, score=rec.score, group_size=rec.group_size, pinned=rec.pinned,
+                   explanation=explanation)
 
 
 def _explanation(e: Explanation) -> ExplanationOut:
@@ -58,3 +61,19 @@ class UpsertOut(BaseModel):
 
 class Problem(BaseModel):
     detail: str | list
+
+
+class PinIn(BaseModel):
+    id: str = Field(min_length=1, max_length=256)
+    position: int = Field(ge=1, le=50, description="1 = top of the box.")
+
+
+class BoxOverridesIO(BaseModel):
+    """An article box's editorial overrides; a PUT replaces both lists."""
+
+    pins: list[PinIn] = Field(default_factory=list, max_length=50)
+    blocks: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class BlockIn(BaseModel):
+    reason: str = Field("", max_length=2000)

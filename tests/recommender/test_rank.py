@@ -5,8 +5,10 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from dataclasses import replace
+
 from recommender.article import Article
-from recommender.rank import Candidate, SimilarQuery, Weights, normalized_title, rank
+from recommender.rank import Candidate, Recommendation, SimilarQuery, Weights, normalized_title, rank, with_pins
 
 NOW = datetime(2025, 1, 10, 12, tzinfo=timezone.utc)
 SOURCE = Article("src", "Italy rules out troops for Ukraine", published_at=NOW, section="world", language="en")
@@ -26,6 +28,13 @@ def along(similarity: float, axis: int, wobble: float = 0.0) -> np.ndarray:
 
 
 SOURCE_VEC = along(1.0, 1)
+
+
+def tilt(v: np.ndarray, axis: int, amount: float) -> np.ndarray:
+    """``v`` leaned towards another axis: cosine 1/sqrt(1 + amount²) to ``v``."""
+    w = v.copy()
+    w[axis] += amount
+    return w / np.linalg.norm(w)
 
 
 def cand(key: int, title: str, vec: np.ndarray, *, days: float = 0, section="world", language="en",
@@ -93,7 +102,7 @@ def test_recency_lifts_the_fresher_of_two_equally_similar_items():
 def test_mmr_prefers_a_different_angle_over_a_third_near_copy():
     close = [cand(i, f"same angle {i}", along(0.8 - 0.01 * i, 2, wobble=0.3 * i)) for i in range(1, 4)]
     other = cand(9, "other angle", along(0.6, 3))
-    query = SimilarQuery(limit=2)
+    query = SimilarQuery(limit=2, group_stories=False)  # the "same angle" items are apart from story grouping
     plain = rank(SOURCE, SOURCE_VEC, close + [other], query, Weights(mmr_lambda=1.0, duplicate_threshold=1.0))
     diverse = rank(SOURCE, SOURCE_VEC, close + [other], query, Weights(mmr_lambda=0.5, duplicate_threshold=1.0))
     assert ids(plain) == ["a1", "a2"]
@@ -115,3 +124,51 @@ def test_lexical_strategy_ranks_by_the_lexical_signal():
 
 def test_normalized_title_ignores_case_accents_and_punctuation():
     assert normalized_title("Café — OPEN!") == normalized_title("cafe open")
+
+
+def test_same_story_items_show_once_with_the_group_size():
+    wires = [cand(1, "Reuters: Italy says no", along(0.7, 2)),
+             cand(2, "AP: Italy will not send troops", tilt(along(0.7, 2), 13, 0.5)),  # cosine 0.89 to a1
+             cand(3, "AFP: Meloni rules out troops", tilt(along(0.7, 2), 12, 0.6))]  # 0.86 to a1, 0.77 to a2
+    other = cand(9, "Macron on coalition", along(0.5, 3))
+    grouped = rank(SOURCE, SOURCE_VEC, wires + [other], SimilarQuery(), NO_MMR)
+    assert ids(grouped) == ["a1", "a9"]
+    assert [r.group_size for r in grouped] == [3, 1]
+    ungrouped = rank(SOURCE, SOURCE_VEC, wires + [other], SimilarQuery(group_stories=False), NO_MMR)
+    assert ids(ungrouped) == ["a1", "a2", "a3", "a9"]
+
+
+def test_group_can_be_represented_by_its_freshest_report():
+    wires = [cand(1, "First report", along(0.7, 2), days=3), cand(2, "Update", tilt(along(0.7, 2), 13, 0.5), days=1)]
+    items = rank(SOURCE, SOURCE_VEC, wires, SimilarQuery(group_pick="freshest"), NO_MMR)
+    assert ids(items) == ["a2"] and items[0].group_size == 2
+
+
+def test_default_window_keeps_an_old_articles_box_in_its_time_unless_asked():
+    later = cand(1, "a year later", along(0.9, 2), days=-365)
+    then = cand(2, "the same week", along(0.5, 3), days=2)
+    windowed = Weights(mmr_lambda=1.0, recency=0.0, lexical=0.0, window_days=30)
+    assert ids(rank(SOURCE, SOURCE_VEC, [later, then], SimilarQuery(), windowed)) == ["a2"]
+    assert ids(rank(SOURCE, SOURCE_VEC, [later, then], SimilarQuery(max_age_days=0), windowed)) == ["a1", "a2"]
+
+
+def test_same_language_only_unless_cross_lingual_is_asked():
+    uk = cand(1, "Італія не надішле війська", along(0.8, 2), language="uk")
+    en = cand(2, "Italy will not send troops", along(0.6, 3), language="en")
+    assert ids(rank(SOURCE, SOURCE_VEC, [uk, en], SimilarQuery(), NO_MMR)) == ["a2"]
+    assert ids(rank(SOURCE, SOURCE_VEC, [uk, en], SimilarQuery(same_language_only=False), NO_MMR)) == ["a1", "a2"]
+
+
+def test_per_request_half_life_changes_the_recency_factor():
+    [item] = rank(SOURCE, SOURCE_VEC, [cand(1, "x", along(0.6, 2), days=2)], SimilarQuery(explain=True,
+                  half_life_days=2), Weights(recency=0.2, half_life_days=7, mmr_lambda=1.0))
+    assert item.explanation.recency == pytest.approx(0.9)
+
+
+def test_pins_go_to_their_positions_and_are_not_listed_twice():
+    items = rank(SOURCE, SOURCE_VEC, [cand(i, f"s{i}", along(0.9 - 0.1 * i, i + 1)) for i in range(1, 5)],
+                 SimilarQuery(limit=4), NO_MMR)
+    pinned = [(1, replace(items[2], pinned=True)), (3, Recommendation(Article("p", "Editor's pick"), 0.1, pinned=True))]
+    out = with_pins(items, pinned, limit=4)
+    assert ids(out) == ["a3", "a1", "p", "a2"]
+    assert [r.pinned for r in out] == [True, False, True, False]

@@ -130,3 +130,36 @@ def test_cors_allows_only_configured_origins(api):
     r = api.options(f"/articles/{SOURCE}/similar",
                     headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_editorial_overrides_over_http(api, server):
+    top = api.get(f"/articles/{SOURCE}/similar").json()["items"]
+    body = {"pins": [{"id": "N16278", "position": 1}], "blocks": [top[0]["id"]]}
+    with server.client(token=None) as anon:
+        assert anon.put(f"/articles/{SOURCE}/overrides", json=body).status_code == 401
+    assert api.put(f"/articles/{SOURCE}/overrides", json=body).status_code == 200
+    assert api.get(f"/articles/{SOURCE}/overrides").json() == body
+    items = api.get(f"/articles/{SOURCE}/similar").json()["items"]
+    assert items[0]["id"] == "N16278" and items[0]["pinned"] is True
+    assert top[0]["id"] not in [i["id"] for i in items]
+    assert api.put(f"/articles/{SOURCE}/overrides", json={"pins": [], "blocks": []}).status_code == 200
+    assert api.put("/articles/nope/overrides", json=body).status_code == 404
+    assert api.put(f"/articles/{SOURCE}/overrides", json={"pins": [{"id": "x", "position": 0}]}).status_code == 422
+
+
+def test_block_everywhere_over_http(api):
+    top = api.get(f"/articles/{SOURCE}/similar").json()["items"][0]["id"]
+    assert api.put(f"/blocked/{top}", json={"reason": "legal"}).status_code == 204
+    assert api.get("/blocked").json() == {top: "legal"}
+    assert top not in [i["id"] for i in api.get(f"/articles/{SOURCE}/similar").json()["items"]]
+    assert api.delete(f"/blocked/{top}").status_code == 204
+    assert api.delete(f"/blocked/{top}").status_code == 404
+    assert top in [i["id"] for i in api.get(f"/articles/{SOURCE}/similar").json()["items"]]
+
+
+def test_newsroom_controls_as_query_parameters(api):
+    params = {"group": "false", "diversity": 1, "same_language_only": "false", "max_age_days": 0,
+              "half_life_days": 3, "group_pick": "freshest", "explain": "true"}
+    items = api.get(f"/articles/{SOURCE}/similar", params=params).json()["items"]
+    assert items and all(i["group_size"] == 1 for i in items)
+    assert api.get(f"/articles/{SOURCE}/similar", params={"diversity": 2}).status_code == 422
