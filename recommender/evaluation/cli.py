@@ -45,13 +45,15 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
     parser.add_argument("--articles", type=_positive, metavar="N",
                         help="use only the dataset's first N articles (a quick slice)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
+    parser.add_argument("--controls", action="store_true",
+                        help="compare the default with each newsroom control changed, instead of the strategies")
     parser.set_defaults(run=_evaluate)
     return parser
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.evaluation.dataset import load_dataset
-    from recommender.evaluation.run import DEFAULT_KS, evaluate
+    from recommender.evaluation.run import DEFAULT_KS, Evaluator, compare_controls, evaluate
 
     strategies = [s for group in (args.strategies or [list(STRATEGIES)]) for s in group]
     strategies = list(dict.fromkeys(strategies))
@@ -60,12 +62,17 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if dataset.skipped:
         print(f"skipped {len(dataset.skipped)} invalid rows, e.g. {dataset.skipped[0]}", file=sys.stderr)
     started = time.perf_counter()
-    result = evaluate(dataset, strategies, args.k or DEFAULT_KS, queries=args.queries, seed=args.seed,
-                      settings=settings, progress=True)
+    if args.controls:
+        with Evaluator(dataset, settings, progress=True) as evaluator:
+            result = compare_controls(evaluator, ks=args.k or DEFAULT_KS, queries=args.queries, seed=args.seed,
+                                      progress=True)
+    else:
+        result = evaluate(dataset, strategies, args.k or DEFAULT_KS, queries=args.queries, seed=args.seed,
+                          settings=settings, progress=True)
     print(f"\n{result.dataset}: {result.queries} queries, {result.articles} articles, "
           f"{time.perf_counter() - started:.0f}s")
     print(result.format())
-    best = result.best_baseline(f"ndcg@{max(result.ks)}")
+    best = None if args.controls else result.best_baseline(f"ndcg@{max(result.ks)}")
     if "default" in result.summary and best is not None:
         metric = f"ndcg@{max(result.ks)}"
         ours = result.summary["default"][metric]

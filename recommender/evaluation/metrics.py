@@ -71,19 +71,19 @@ def intra_list_diversity(vectors: np.ndarray) -> float | None:
 
 
 def near_duplicate_share(source_title: str, source_vector: np.ndarray, titles: Sequence[str],
-                         vectors: np.ndarray, threshold: float) -> float | None:
-    """Share of a list's items that repeat the source or an item above them: same normalised title, or cosine
-    above ``threshold``. None for an empty list."""
+                         vectors: np.ndarray, threshold: float, include_source: bool = True) -> float | None:
+    """Share of a list's items that repeat the source (unless ``include_source`` is off) or an item above them:
+    same normalised title, or cosine above ``threshold``. None for an empty list."""
     n = len(titles)
     if n == 0:
         return None
     vectors = np.asarray(vectors, dtype=np.float64)
-    seen = [normalized_title(source_title)]
-    above = [np.asarray(source_vector, dtype=np.float64)]
+    seen = [normalized_title(source_title)] if include_source else []
+    above = [np.asarray(source_vector, dtype=np.float64)] if include_source else []
     duplicates = 0
     for title, vector in zip(titles, vectors):
         norm = normalized_title(title)
-        if norm in seen or max(float(vector @ v) for v in above) > threshold:
+        if norm in seen or max((float(vector @ v) for v in above), default=-1.0) > threshold:
             duplicates += 1
         seen.append(norm)
         above.append(vector)

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,28 @@ from recommender.settings import Settings
 DEFAULT_KS = (1, 5, 10)
 # Fixed, not the engine's duplicate_threshold: the yardstick must not move when the engine is tuned.
 NEAR_DUPLICATE_COSINE = 0.92
+# "The same story twice in one box" (what grouping prevents): items vs items above them, at a fixed cosine.
+SAME_STORY_COSINE = 0.8
 BASELINES = ("tfidf", "bm25", "embedding")
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
     names = [f"{m}@{k}" for k in ks for m in ("p", "r", "ndcg")]
-    return names + ["mrr", "coverage", "diversity", "dup_share", "ms_per_query"]
+    return names + ["mrr", "coverage", "diversity", "dup_share", "story_share", "ms_per_query"]
+
+
+# The newsroom controls as changes to the shipped default: (weight changes, per-request query options).
+CONTROLS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "default": ({}, {}),
+    "no story grouping": ({}, {"group_stories": False}),
+    "freshest of each story": ({}, {"group_pick": "freshest"}),
+    "no diversity (λ=1)": ({}, {"diversity": 1.0}),
+    "more diversity (λ=0.8)": ({}, {"diversity": 0.8}),
+    "no lexical (semantic only)": ({"lexical": 0.0}, {}),
+    "no recency": ({"recency": 0.0}, {}),
+    "no freshness window": ({}, {"max_age_days": 0}),
+    "cross-lingual": ({}, {"same_language_only": False}),
+}
 
 
 def select_queries(dataset: LabelledDataset, n: int | None = None, seed: int = 0) -> list[str]:
@@ -138,10 +154,11 @@ class Evaluator:
 
     def run(self, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None,
             seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
-            progress: bool = False) -> EvaluationResult:
+            progress: bool = False, query_options: Mapping[str, Any] | None = None) -> EvaluationResult:
         """Every strategy's list for every query (or ``queries`` of them, seeded), scored against the qrels.
 
-        ``weights`` overrides the default strategy's weights (fields of ``recommender.rank.Weights``)."""
+        ``weights`` overrides the default strategy's weights (fields of ``recommender.rank.Weights``);
+        ``query_options`` are per-request options (fields of ``recommender.rank.SimilarQuery``)."""
         if self.engine is None:
             raise RuntimeError("this Evaluator is closed")
         unknown = [s for s in strategies if s not in STRATEGIES]
@@ -162,7 +179,7 @@ class Evaluator:
         summary: dict[str, dict[str, float]] = {}
         bar = tqdm(total=len(strategies) * len(chosen), desc="evaluate", unit="query", disable=not progress)
         for strategy in strategies:
-            query = SimilarQuery(limit=limit, strategy=strategy)
+            query = SimilarQuery(limit=limit, strategy=strategy, **(query_options or {}))
             lists, elapsed, listed, duplicates = [], 0.0, 0, 0.0
             engine.similar(chosen[0], query)  # warm-up: lazily derived weights are not timed as a query
             for qid in chosen:
@@ -184,6 +201,9 @@ class Evaluator:
                                                      [articles[d].title for d in ranked], vectors,
                                                      NEAR_DUPLICATE_COSINE)
                 row["dup_share"] = share
+                row["story_share"] = metrics.near_duplicate_share(
+                    articles[qid].title, self.vectors[qid], [articles[d].title for d in ranked], vectors,
+                    SAME_STORY_COSINE, include_source=False)  # a follow-up of the source's story is wanted
                 row["length"] = len(ranked)
                 listed += len(ranked)
                 duplicates += (share or 0.0) * len(ranked)
@@ -197,6 +217,8 @@ class Evaluator:
             summary[strategy]["diversity"] = float(frame["diversity"].dropna().mean()) \
                 if frame["diversity"].notna().any() else 0.0
             summary[strategy]["dup_share"] = duplicates / listed if listed else 0.0
+            summary[strategy]["story_share"] = float((frame["story_share"].fillna(0) * frame["length"]).sum()
+                                                     / listed) if listed else 0.0
             summary[strategy]["ms_per_query"] = 1000 * elapsed / len(chosen)
         bar.close()
         return EvaluationResult(
@@ -211,6 +233,20 @@ class Evaluator:
             weights=asdict(engine.weights),
             rule=self.dataset.rule,
         )
+
+
+def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]]
+                     = CONTROLS, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None, seed: int = 0,
+                     progress: bool = False) -> EvaluationResult:
+    """The default strategy with each newsroom control changed, one row per control, on the same queries."""
+    results = {name: evaluator.run(["default"], ks, queries, seed, weights=dict(w) or None, progress=progress,
+                                   query_options=q)
+               for name, (w, q) in controls.items()}
+    first = next(iter(results.values()))
+    per_query = pd.concat([r.per_query.assign(strategy=name) for name, r in results.items()], ignore_index=True)
+    scores = pd.concat([r.scores.assign(strategy=name) for name, r in results.items()], ignore_index=True)
+    return replace(first, strategies=list(results), summary={n: r.summary["default"] for n, r in results.items()},
+                   per_query=per_query, scores=scores)
 
 
 def evaluate(dataset: LabelledDataset, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
