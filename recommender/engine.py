@@ -24,8 +24,8 @@ from recommender.store import ArticleStore
 
 log = logging.getLogger("recommender")
 
-# Candidate rows kept parsed between writes (about 1-2 KB each).
-ROWS_CACHE_MAX = 50_000
+# Candidate rows kept parsed between writes (about 1-2 KB each, so at most a few hundred MB).
+ROWS_CACHE_MAX = 200_000
 
 
 class ArticleNotFound(KeyError):

@@ -118,9 +118,11 @@ def _days_between(a: datetime | None, b: datetime | None) -> float | None:
     return abs((a - b).total_seconds()) / 86400.0
 
 
-def passes_filters(source: Article, candidate: Article, query: SimilarQuery, weights: Weights) -> bool:
+def passes_filters(source: Article, candidate: Article, query: SimilarQuery, weights: Weights,
+                   days: float | None) -> bool:
     """The hard rules: never the source itself, never unpublished, never excluded, the caller's filters, the
-    language rule and the freshness window (``weights`` already holds the query's overrides)."""
+    language rule and the freshness window (``weights`` already holds the query's overrides; ``days`` is the
+    gap between the two publication dates, None when one is unknown)."""
     if candidate.id == source.id or candidate.id in query.exclude or not candidate.is_published:
         return False
     if query.section is not None and candidate.section != query.section:
@@ -132,15 +134,13 @@ def passes_filters(source: Article, candidate: Article, query: SimilarQuery, wei
         return False
     if weights.window_days and source.published_at is not None:
         # An old article's box shows what was related then, not today's news.
-        days = _days_between(source.published_at, candidate.published_at)
         if days is None or days > weights.window_days:
             return False
     return True
 
 
-def recency_factor(source: Article, candidate: Article, weights: Weights) -> float:
-    """1.0 for a same-day item, falling to 1 - weights.recency as the gap grows (half-life decay)."""
-    days = _days_between(source.published_at, candidate.published_at)
+def recency_factor(days: float | None, weights: Weights) -> float:
+    """1.0 for a same-day item, falling to 1 - weights.recency as the gap of ``days`` grows (half-life decay)."""
     if days is None or not weights.half_life_days or not weights.recency:
         return 1.0
     return 1.0 - weights.recency + weights.recency * 0.5 ** (days / weights.half_life_days)
@@ -160,11 +160,12 @@ def rank(
     source_title = normalized_title(source.title)
     scored: list[_Scored] = []
     for c in candidates:
-        if not passes_filters(source, c.article, query, weights):
+        days = _days_between(source.published_at, c.article.published_at)  # once: filters and recency need it
+        if not passes_filters(source, c.article, query, weights, days):
             continue
         if query.strategy == "default":
             item = _Scored(c, (1 - weights.lexical) * c.semantic + weights.lexical * min(c.lexical, 1.0))
-            item.recency = recency_factor(source, c.article, weights)
+            item.recency = recency_factor(days, weights)
             item.relevance *= item.recency
         elif query.strategy == "embedding":
             item = _Scored(c, c.semantic)
