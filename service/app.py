@@ -17,7 +17,7 @@ from recommender.article import ArticleInput, InvalidArticle, parse_article
 from recommender.engine import ArticleNotFound, Recommender
 from recommender.rank import STRATEGIES, SimilarQuery
 from recommender.settings import Settings
-from service.cache import ResponseCache
+from service.cache import CachedLists
 from service.limits import BodyLimits
 from recommender.overrides import BoxOverrides, Pin
 from service.schemas import BlockIn, BoxOverridesIO, Item, PinIn, PreviewRequest, SimilarList, UpsertOut
@@ -50,6 +50,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     refuse_open_writes(settings)
     app = FastAPI(title="Similar news", version="0.1.0", lifespan=lifespan,
                   description="Related-article recommendations for a news site's \"Similar news\" box.")
+    app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes)
     if settings.cors_origins:
@@ -93,8 +94,6 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ready", "articles": len(engine.index)})
 
-    responses = ResponseCache(settings.cache_size)
-
     @app.get("/articles/{article_id}/similar", response_model=SimilarList, tags=["similar"],
              responses={404: {"description": "unknown article id"}})
     async def similar(
@@ -123,14 +122,9 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
                              strategy=strategy, explain=explain, same_language_only=same_language_only,
                              half_life_days=half_life_days, diversity=diversity, group_stories=group,
                              group_pick=group_pick)
-        # Most page views repeat a few stories: answer them from serialized bytes, skipping the thread hop,
-        # the ranking and the JSON encoding. A write bumps the generation, which makes every entry stale.
-        generation = engine.generation
-        body = responses.get((article_id, query), generation)
-        if body is None:
-            items = await run_in_threadpool(engine.similar, article_id, query)
-            body = SimilarList(article_id=article_id, items=[Item.of(r) for r in items]).model_dump_json().encode()
-            responses.put((article_id, query), generation, body)
+        # Repeated requests never get here: CachedLists answers them from the bytes of this response.
+        items = await run_in_threadpool(engine.similar, article_id, query)
+        body = SimilarList(article_id=article_id, items=[Item.of(r) for r in items]).model_dump_json().encode()
         return Response(body, media_type="application/json")
 
     @app.post("/similar", response_model=SimilarList, tags=["similar"])
@@ -200,6 +194,11 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _generation(app: FastAPI) -> int | None:
+    engine = getattr(app.state, "recommender", None)
+    return engine.generation if engine is not None else None
 
 
 class OpenWritesRefused(RuntimeError):

@@ -1,10 +1,12 @@
-"""Serialized responses kept per request, valid until the engine's next write."""
+"""Similar lists served from their serialized bytes, valid until the engine's next write."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class ResponseCache:
@@ -32,3 +34,42 @@ class ResponseCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+
+class CachedLists:
+    """ASGI middleware for ``GET /articles/{id}/similar``: a repeated request (same path and query string) is
+    answered from the bytes of its last 200 response, before routing, parameter validation, the thread hop,
+    ranking and JSON encoding. Most page views repeat a few stories, so this is the common path."""
+
+    def __init__(self, app: ASGIApp, size: int, generation: Callable[[], int | None]):
+        self.app = app
+        self.cache = ResponseCache(size)
+        self.generation = generation  # None while the engine is not open yet: nothing is cached
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        generation = self.generation() if scope["type"] == "http" else None
+        if generation is None or scope["method"] != "GET" or not scope["path"].endswith("/similar"):
+            await self.app(scope, receive, send)
+            return
+        key = (scope["path"], scope["query_string"])
+        body = self.cache.get(key, generation)
+        if body is not None:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        status, chunks = 0, []
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        if status == 200:
+            # Tagged with the generation read before the list was computed: a write meanwhile makes it stale.
+            self.cache.put(key, generation, b"".join(chunks))
