@@ -39,7 +39,7 @@ def resolve_model_path(model: str) -> Path:
 class Embedder:
     """Turns texts into L2-normalised float32 vectors, so inner product is cosine similarity."""
 
-    def __init__(self, model: str, batch_size: int = 64, device: str | None = None):
+    def __init__(self, model: str, batch_size: int = 32, device: str | None = None):
         # Weights come from disk only: a hub download at run time would hang or fail on the site's servers.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -66,6 +66,6 @@ class Embedder:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model: str, batch_size: int = 64) -> Embedder:
+def load_embedder(model: str, batch_size: int = 32) -> Embedder:
     """The process-wide embedder for a model: loading weights once, however many engines ask."""
     return Embedder(model, batch_size)

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
 
     # Embedding
     body_chars: int = Field(1000, description="How much of the body (characters) goes into the embedded text.")
-    batch_size: int = Field(64, description="Texts per model.encode batch.")
+    # 32: fastest of 32/64/128 on 2 CPU cores with MiniLM on news texts (benchmarks/ingest.py, README).
+    batch_size: int = Field(32, description="Texts per model.encode batch.")
     ingest_chunk: int = Field(512, ge=1, description="Articles per store transaction on ingest: each is durable as a unit.")
 
     # Ranking
