@@ -91,9 +91,10 @@ class Recommender:
         if stored_model is not None and stored_model != self.embedder.name and self.store.count():
             log.warning("store was embedded with %s, now configured %s: re-embedding every article",
                         stored_model, self.embedder.name)
+            # In place, chunk by chunk: a crash midway leaves the old model's name in the store, so the next
+            # start re-embeds again, and no article is ever missing meanwhile.
             articles = [a for _, a in self.store.articles()]
-            self.store.delete_all()
-            self._upsert_chunks(articles, progress=True, index=None)
+            self._upsert(articles, progress=True, total=len(articles), index=None, reembed=True)
         self.store.set_meta("model", self.embedder.name)
 
     def _open_index(self, kind: str | None) -> VectorIndex:
@@ -150,30 +151,34 @@ class Recommender:
         """Store, embed (only what changed) and index articles; a repeated id in one call: the last one wins.
 
         Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight."""
+        return self._upsert(articles, progress, total, index=self.index, reembed=False)
+
+    def _upsert(self, articles: Iterable[Article], progress: bool, total: int | None, index: VectorIndex | None,
+                reembed: bool) -> UpsertResult:
         result = UpsertResult()
         bar = tqdm(total=total, unit="article", desc="ingest", disable=not progress)
         chunk: dict[str, Article] = {}
         for article in articles:
             chunk[article.id] = article
             if len(chunk) >= self.settings.ingest_chunk:
-                result += self._upsert_chunks(list(chunk.values()), index=self.index)
+                result += self._upsert_chunk(list(chunk.values()), index, reembed)
                 bar.update(len(chunk))
                 chunk = {}
         if chunk:
-            result += self._upsert_chunks(list(chunk.values()), index=self.index)
+            result += self._upsert_chunk(list(chunk.values()), index, reembed)
             bar.update(len(chunk))
         bar.close()
         return result
 
-    def _upsert_chunks(self, articles: Sequence[Article], index: VectorIndex | None,
-                       progress: bool = False) -> UpsertResult:
+    def _upsert_chunk(self, articles: Sequence[Article], index: VectorIndex | None, reembed: bool) -> UpsertResult:
+        """One store transaction; ``reembed`` embeds every article, not only those whose text changed."""
         texts = [self._text(a) for a in articles]
         hashes = [content_hash(t) for t in texts]
         with self._write_lock:
             known = self.store.content_hashes(a.id for a in articles)
-            todo = [i for i, a in enumerate(articles) if known.get(a.id) != hashes[i]]
+            todo = [i for i, a in enumerate(articles) if reembed or known.get(a.id) != hashes[i]]
             # The model sorts each call's texts by length, so batches hold texts of similar length.
-            new_vectors = self.embedder.encode([texts[i] for i in todo], progress=progress)
+            new_vectors = self.embedder.encode([texts[i] for i in todo])
             vectors = dict(zip(todo, new_vectors))
             kept = self.store.vectors_for(a.id for i, a in enumerate(articles) if i not in vectors)
             rows = [(a, hashes[i], vectors[i] if i in vectors else kept[a.id]) for i, a in enumerate(articles)]
@@ -181,7 +186,7 @@ class Recommender:
             if index is not None:
                 self._apply(index, articles, keys, [r[2] for r in rows], texts)
         created = sum(1 for a in articles if a.id not in known)
-        return UpsertResult(created=created, updated=len(articles) - created - (len(articles) - len(todo)),
+        return UpsertResult(created=created, updated=len(todo) - created,
                             unchanged=len(articles) - len(todo), embedded=len(todo))
 
     def _apply(self, index: VectorIndex, articles: Sequence[Article], keys: Sequence[int],

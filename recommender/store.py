@@ -168,10 +168,6 @@ class ArticleStore:
             row = self._writer.execute("DELETE FROM articles WHERE id = ? RETURNING key", (article_id,)).fetchone()
             return row[0] if row else None
 
-    def delete_all(self) -> None:
-        with self._write_lock:
-            self._writer.execute("DELETE FROM articles")
-
     # -- reads ----------------------------------------------------------------------------------
     def count(self) -> int:
         return self._reader.execute("SELECT count(*) FROM articles").fetchone()[0]

@@ -3,9 +3,9 @@
 import logging
 import secrets
 import threading
-from dataclasses import asdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request
@@ -15,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from recommender.article import ArticleInput, InvalidArticle, parse_article
 from recommender.engine import ArticleNotFound, Recommender
+from recommender.overrides import BoxOverrides, Pin
 from recommender.rank import STRATEGIES, SimilarQuery
 from recommender.settings import Settings
 from service.cache import CachedLists
 from service.limits import BodyLimits
-from recommender.overrides import BoxOverrides, Pin
 from service.schemas import BlockIn, BoxOverridesIO, Item, PinIn, PreviewRequest, SimilarList, UpsertOut
 
 log = logging.getLogger("recommender.service")

@@ -96,3 +96,15 @@ def test_missing_index_file_is_rebuilt(data_dir, embedder):
     (data_dir / "index.faiss").unlink()
     engine = Recommender(make_settings(data_dir), embedder=embedder)
     assert len(engine.index) == engine.store.count()
+
+
+def test_store_embedded_by_another_model_is_reembedded_in_place(data_dir, embedder, caplog):
+    first = Recommender(make_settings(data_dir), embedder=embedder)
+    count = first.store.count()
+    first.store.set_meta("model", "some-older-model")
+    first.close()
+    second = Recommender(make_settings(data_dir), embedder=embedder)
+    assert "re-embedding every article" in caplog.text
+    assert second.store.count() == count and len(second.index) == count
+    assert second.store.meta("model") == embedder.name
+    assert second.similar(SOURCE)
