@@ -338,11 +338,10 @@ class Recommender:
         rows = self._rows(keys)
         keys = [key for key in keys if key in rows]
         lexical = scorer.scores_for(keys) if scorer is not None else None
-        candidates = [
-            Candidate(key, rows[key][0], rows[key][1], float(rows[key][1] @ vector),
-                      float(lexical[i]) if lexical is not None else 0.0)
-            for i, key in enumerate(keys)
-        ]
+        semantic = (np.stack([rows[key][1] for key in keys]) @ vector).tolist() if keys else []
+        lexical = lexical.tolist() if lexical is not None else [0.0] * len(keys)
+        candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i])
+                      for i, key in enumerate(keys)]
         return rank(source, vector, candidates, query, self.weights)
 
     def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:

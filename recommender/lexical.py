@@ -188,13 +188,16 @@ class _Scorer:
     def search(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._scores is None:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores = self._scores.copy()
-        scores[self._keys[: len(scores)] < 0] = -1
-        k = min(k, len(scores))
+        # Only rows sharing a term with the query can score: select among those, not the whole corpus.
+        rows = np.flatnonzero(self._scores > 0)
+        rows = rows[self._keys[rows] >= 0]
+        if not len(rows):
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        scores = self._scores[rows]
+        k = min(k, len(rows))
         top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top])]
-        keep = scores[top] > 0
-        return scores[top][keep].astype(np.float32), self._keys[top][keep]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return scores[top].astype(np.float32), self._keys[rows[top]]
 
     def scores_for(self, keys: Sequence[int]) -> np.ndarray:
         out = np.zeros(len(keys), dtype=np.float32)
