@@ -128,12 +128,6 @@ class LexicalIndex:
         self._columns = (tfidf.tocsc(), bm25.tocsc())
         return self._derived
 
-    def query(self, text: str, method: str) -> sp.csr_matrix:
-        """The query vector for ``text``: its TF-IDF row, or the MLT term selection scored by BM25."""
-        idf = self._weights()[0]
-        columns, data, _ = self._query_terms(idf, text, method)
-        return sp.csr_matrix((data, columns, np.array([0, len(columns)])), shape=(1, len(idf)))
-
     def _query_terms(self, idf: np.ndarray, text: str, method: str) -> tuple[np.ndarray, np.ndarray, float]:
         """(term columns ascending, query weights, the text's score against itself) for ``text``."""
         if method not in ("tfidf", "bm25"):
