@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -74,9 +73,9 @@ class Recommender:
         self.overrides = OverrideStore(settings.db_path)
         self._blocked_everywhere = set(self.overrides.blocked_everywhere())
         self._write_lock = threading.RLock()
-        self._cache: OrderedDict[tuple, list[Recommendation]] = OrderedDict()
-        self._generation = 0  # bumped by every write; a list computed under an older one is not cached
-        self._cache_lock = threading.Lock()  # guards _cache, _rows_cache and _generation together
+        # Bumped by every write; the service's list cache (service.cache) and the row cache below key on it.
+        self._generation = 0
+        self._cache_lock = threading.Lock()  # guards _rows_cache and _generation together
         # Candidate rows (article, vector) by key, parsed once for many lists; cleared with the list cache.
         self._rows_cache: dict[int, tuple[Article, np.ndarray]] = {}
         self._saved_seq = 0
@@ -214,7 +213,6 @@ class Recommender:
     def _invalidate(self) -> None:
         with self._cache_lock:
             self._generation += 1
-            self._cache.clear()
             self._rows_cache.clear()
 
     def checkpoint(self) -> bool:
@@ -246,29 +244,12 @@ class Recommender:
 
     def similar(self, article_id: str, query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
         """The "Similar news" list for an indexed article."""
-        cache_key = (article_id, query)
-        use_cache = self.settings.cache_size > 0  # views from with_weights() neither read nor fill the cache
-        with self._cache_lock:
-            generation = self._generation
-            hit = self._cache.get(cache_key) if use_cache else None
-            if hit is not None:
-                self._cache.move_to_end(cache_key)
-                return hit
         stored = self.store.get(article_id)
         if stored is None:
             raise ArticleNotFound(article_id)
         box = self.overrides.box(article_id)
         ranked = self._ranked(stored.article, stored.vector, replace(query, exclude=query.exclude | box.blocks))
-        items = with_pins(ranked, self._pinned(stored.article, stored.vector, box, query), query.limit)
-        if use_cache:
-            # Checked and stored under the lock that _invalidate takes: a list computed before a write that
-            # finished meanwhile is never cached after that write cleared the cache.
-            with self._cache_lock:
-                if generation == self._generation:
-                    self._cache[cache_key] = items
-                    while len(self._cache) > self.settings.cache_size:
-                        self._cache.popitem(last=False)
-        return items
+        return with_pins(ranked, self._pinned(stored.article, stored.vector, box, query), query.limit)
 
     def _pinned(self, source: Article, vector: np.ndarray, box: BoxOverrides,
                 query: SimilarQuery) -> list[tuple[int, Recommendation]]:
@@ -365,5 +346,4 @@ class Recommender:
         view = object.__new__(Recommender)
         view.__dict__.update(self.__dict__)
         view.weights = replace(self.weights, **changes)
-        view.settings = self.settings.model_copy(update={"cache_size": 0})
         return view

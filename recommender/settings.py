@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # Limits
     max_article_bytes: int = 1_000_000
     max_batch_bytes: int = 50_000_000
-    cache_size: int = Field(10_000, description="Similar lists kept in memory; every write clears them.")
+    cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
 
     @property

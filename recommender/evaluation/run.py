@@ -127,8 +127,7 @@ class Evaluator:
         self.dataset = dataset
         self._tmp = Path(tempfile.mkdtemp(prefix="recommender-eval-"))
         base = settings or Settings()
-        # Lists are not cached: a run with other weights must compute its own.
-        self.settings = base.model_copy(update={"data_dir": self._tmp, "cache_size": 0})
+        self.settings = base.model_copy(update={"data_dir": self._tmp})
         self.engine = Recommender(self.settings, embedder=embedder or load_embedder(base.model, base.batch_size))
         self.engine.upsert(dataset.articles, progress=progress, total=len(dataset.articles))
         ids = [a.id for a in dataset.articles]
