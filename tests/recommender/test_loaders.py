@@ -42,3 +42,50 @@ def test_unknown_extension_asks_for_format(tmp_path):
     path.write_text("x")
     with pytest.raises(ValueError, match="--format"):
         detect_format(path)
+
+
+def _read(path, fmt=None) -> tuple[list[str], list[str]]:
+    errors: list[str] = []
+    return [a.id for a in read_articles(path, fmt, errors=errors)], errors
+
+
+@pytest.mark.parametrize("bad_line", [b"null", b"5", b'"a string"', b"[1, 2]", b'{"id": "b", "title": "\xff\xfe"}',
+                                      b"\xc3\x28 not utf-8", b"[" * 100_000])
+def test_jsonl_rows_that_are_not_articles_are_skipped_not_fatal(tmp_path, bad_line):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"id": "1", "title": "ok"}\n' + bad_line + b'\n{"id": "3", "title": "fine"}\n')
+    ids, errors = _read(path)
+    assert ids == ["1", "3"] and len(errors) == 1
+
+
+def test_a_utf8_bom_is_not_part_of_the_first_row(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b'\xef\xbb\xbf{"id": "1", "title": "ok"}\n')
+    (tmp_path / "a.csv").write_bytes(b"\xef\xbb\xbfid,title\n1,ok\n")
+    assert _read(tmp_path / "a.jsonl") == (["1"], [])
+    assert _read(tmp_path / "a.csv") == (["1"], [])
+
+
+def test_csv_long_fields_and_bad_bytes(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"id,title,body\n1,ok," + b"x" * 200_000 + b"\n2,bad \xff byte,b\n3,fine,\n")
+    ids, errors = _read(path)
+    assert ids == ["1", "3"] and "title" in errors[0]
+
+
+def test_mind_entity_columns_that_are_not_lists_are_ignored(tmp_path):
+    path = tmp_path / "news.tsv"
+    rows = ["N1\tnews\tsub\tTitle one\tabs\thttps://x.example/1\t{\"Label\": \"x\"}\t5",
+            "N2\tnews\tsub\tTitle two\tabs\thttps://x.example/2\t[1, \"a\", {\"Label\": 7}]\tnot json",
+            "", "N3\tnews\tsub\tTitle \udcff three\tabs\t\t[]\t[]"]
+    path.write_bytes("\n".join(rows).encode("utf-8", "surrogateescape"))
+    ids, errors = _read(path)
+    assert ids == ["N1", "N2"] and len(errors) == 1
+
+
+def test_unknown_extension_is_a_usage_error_from_the_cli(tmp_path, capsys):
+    from recommender.cli import main
+
+    path = tmp_path / "a.txt"
+    path.write_text('{"id": "1", "title": "t"}\n')
+    assert main(["ingest", str(path)]) == 2
+    assert "--format" in capsys.readouterr().err

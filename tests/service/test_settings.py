@@ -26,3 +26,17 @@ def test_cors_and_read_only(engine, data_dir):
         assert "access-control-allow-origin" not in other.headers
         r = client.put("/articles/x", json={"title": "t"})
         assert r.status_code == 403 and "read-only" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("token", ["", " ", "\t\n"])
+def test_a_blank_token_is_a_configuration_error(tmp_path, token, monkeypatch, capsys):
+    from pydantic import ValidationError
+
+    from recommender.cli import main
+
+    with pytest.raises(ValidationError, match="RECOMMENDER_API_TOKEN"):
+        make_settings(tmp_path, api_token=token)
+    monkeypatch.setenv("RECOMMENDER_API_TOKEN", token)
+    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(tmp_path))
+    assert main(["serve", "--host", "0.0.0.0"]) == 2  # refuses to start, before loading anything
+    assert "RECOMMENDER_API_TOKEN" in capsys.readouterr().err
