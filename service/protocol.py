@@ -22,7 +22,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
-        self._header_bytes = 0
+        self._header_bytes = 0  # received while a request's headers are incomplete
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -33,20 +34,39 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._header_deadline is not None:  # still inside a request's headers
+        if self._header_deadline is not None:
             self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes:
-                self._refuse(431, f"request line and headers over {self.max_header_bytes} bytes")
+        super().data_received(data)
+        if self._header_deadline is not None and self._header_bytes > self.max_header_bytes:
+            self._refuse(431, f"request line and headers over {self.max_header_bytes} bytes")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
         self._arm()
 
+    def on_url(self, url: bytes) -> None:
+        self._header_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        too_large = self._header_bytes > self.max_header_bytes
         self._disarm()
+        if too_large:  # all of it came in one read: refused here, the app never starts
+            self._refuse(431, f"request line and headers over {self.max_header_bytes} bytes")
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
 
     def _arm(self) -> None:
         if self._header_deadline is None:
@@ -55,12 +75,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 f"request headers did not arrive within {self.header_timeout_s:g}s")
 
     def _disarm(self) -> None:
+        self._header_bytes = 0
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
 
     def _refuse(self, status: int, detail: str) -> None:
         self._disarm()
+        self._refused = True
         if self.transport.is_closing():
             return
         body = ('{"detail": "%s"}' % detail).encode()

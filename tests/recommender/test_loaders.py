@@ -1,10 +1,16 @@
 """Reading article files: formats detected, rows validated, bad rows reported not fatal."""
 
+import csv
+import io
 import json
+from dataclasses import asdict
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
-from recommender.loaders import detect_format, read_articles, resolve_path
+from recommender.article import parse_article
+from recommender.loaders import FORMATS, detect_format, read_articles, resolve_path
 from tests.conftest import MIND_SAMPLE
 
 
@@ -89,3 +95,50 @@ def test_unknown_extension_is_a_usage_error_from_the_cli(tmp_path, capsys):
     path.write_text('{"id": "1", "title": "t"}\n')
     assert main(["ingest", str(path)]) == 2
     assert "--format" in capsys.readouterr().err
+
+
+ODD = ["", " ", "\u200b", "\x00", "\ud800", " N9", "a/b", "I\x00D", "<" * 200, "javascript:x", "https://x.example/a",
+       "2024-01-01T10:00:00", "2024-01-01T10:00:00+02:00", "published", "draft", "a|b", '"', "\t", "\n", ",", "🇺🇦"]
+TEXT = st.one_of(st.sampled_from(ODD), st.text(max_size=20))
+VALUE = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), TEXT),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=8)
+FIELDS = ["id", "title", "lead", "body", "url", "published_at", "section", "tags", "language", "image_url", "status"]
+ROW = st.dictionaries(st.sampled_from(FIELDS), st.one_of(TEXT, VALUE), min_size=1)
+
+
+def _file_bytes(fmt: str, rows: list[dict], junk: bytes, bom: bool) -> bytes:
+    """Rows written as a careless exporter would (surrogates as raw bytes), with ``junk`` spliced in the middle."""
+    if fmt == "jsonl":
+        lines = [json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogatepass") for r in rows]
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(FIELDS)
+        writer.writerows([[str(r.get(f, "")) for f in FIELDS] for r in rows])
+        lines = out.getvalue().encode("utf-8", "surrogatepass").split(b"\n")
+    else:
+        lines = [b"\t".join(str(r.get(f, "")).encode("utf-8", "surrogatepass") for f in FIELDS[:8]) for r in rows]
+    lines.insert(len(lines) // 2, junk)
+    return (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(lines)
+
+
+def test_no_file_makes_a_reader_crash_and_what_they_accept_ingests(tmp_path, engine):
+    accepted: dict[str, object] = {}
+
+    @hypothesis.settings(max_examples=150, deadline=None, database=None, derandomize=True,
+                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(fmt=st.sampled_from(FORMATS), rows=st.lists(ROW, max_size=6), junk=st.binary(max_size=30),
+                      bom=st.booleans())
+    def check(fmt, rows, junk, bom):
+        path = tmp_path / f"fuzz.{fmt}"
+        path.write_bytes(_file_bytes(fmt, rows, junk, bom))
+        errors: list[str] = []
+        for article in read_articles(path, fmt, errors=errors):
+            assert parse_article(asdict(article) | {"tags": list(article.tags)}) == article  # valid, and stable
+            accepted[article.id] = article
+        assert all(isinstance(e, str) for e in errors)
+
+    check()
+    assert accepted, "the fuzz never produced a valid article"
+    engine.upsert(accepted.values())  # what the readers let through, the store and the index take
+    assert all(engine.get(i) == a for i, a in accepted.items())
