@@ -24,12 +24,19 @@ SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floa
 JSON = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
                     max_leaves=12)
 FIELDS = ("id", "title", "lead", "body", "url", "published_at", "section", "tags", "language", "image_url", "status")
-ARTICLE = st.dictionaries(st.sampled_from(FIELDS), st.one_of(TEXT, SCALAR, st.lists(TEXT, max_size=3), JSON),
-                          max_size=len(FIELDS))
+ID = st.one_of(TEXT, st.from_regex(r"fz-[A-Za-z0-9_.~-]{1,12}", fullmatch=True))
+WORDS = st.from_regex(r"[A-Za-z][A-Za-z ]{0,40}", fullmatch=True)
+ANY_FIELD = st.one_of(TEXT, SCALAR, st.lists(TEXT, max_size=3), JSON)
+# Half of them nearly valid (a real title), so that bodies reach the store and the index, not only validation.
+ARTICLE = st.one_of(
+    st.dictionaries(st.sampled_from(FIELDS), ANY_FIELD, max_size=len(FIELDS)),
+    st.fixed_dictionaries({"title": WORDS}, optional={f: st.one_of(WORDS, ANY_FIELD) for f in FIELDS[2:]}),
+).flatmap(lambda a: ID.map(lambda i: {"id": i, **a}) if "id" not in a else st.just(a))
 PIN = st.fixed_dictionaries({"id": TEXT, "position": st.one_of(st.integers(-2, 60), SCALAR)})
 OVERRIDES = st.fixed_dictionaries({}, optional={"pins": st.one_of(st.lists(PIN, max_size=4), JSON),
                                                 "blocks": st.one_of(st.lists(TEXT, max_size=4), JSON)})
-PREVIEW = st.fixed_dictionaries({}, optional={"title": st.one_of(TEXT, SCALAR), "text": st.one_of(TEXT, SCALAR)})
+PREVIEW = st.fixed_dictionaries({}, optional={"title": st.one_of(WORDS, TEXT, SCALAR),
+                                              "text": st.one_of(WORDS, TEXT, SCALAR)})
 
 
 def body(structured: st.SearchStrategy) -> st.SearchStrategy:
@@ -43,7 +50,8 @@ def path_id(value: str) -> str:
 
 
 CALLS = {
-    "PUT /articles/{id}": st.tuples(st.just("PUT"), TEXT.map(lambda i: f"/articles/{path_id(i)}"), body(ARTICLE)),
+    "PUT /articles/{id}": st.tuples(st.just("PUT"), ID.map(lambda i: f"/articles/{path_id(i)}"), body(ARTICLE.map(
+        lambda a: {k: v for k, v in a.items() if k != "id"}))),
     "POST /articles": st.tuples(st.just("POST"), st.just("/articles"), body(st.lists(ARTICLE, max_size=4))),
     "PUT /articles/{id}/overrides": st.tuples(st.just("PUT"), st.sampled_from(
         ["/articles/N34700/overrides", "/articles/N16278/overrides", "/articles/nope/overrides"]), body(OVERRIDES)),
