@@ -1,5 +1,9 @@
 """How settings shape the app: CORS allow-list, read-only replicas, refusing open writes off loopback."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -29,14 +33,14 @@ def test_cors_and_read_only(engine, data_dir):
 
 
 @pytest.mark.parametrize("token", ["", " ", "\t\n"])
-def test_a_blank_token_is_a_configuration_error(tmp_path, token, monkeypatch, capsys):
+def test_a_blank_token_is_a_configuration_error(tmp_path, token):
     from pydantic import ValidationError
 
-    from recommender.cli import main
+    from tests.service.conftest import free_port
 
     with pytest.raises(ValidationError, match="RECOMMENDER_API_TOKEN"):
         make_settings(tmp_path, api_token=token)
-    monkeypatch.setenv("RECOMMENDER_API_TOKEN", token)
-    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(tmp_path))
-    assert main(["serve", "--host", "0.0.0.0"]) == 2  # refuses to start, before loading anything
-    assert "RECOMMENDER_API_TOKEN" in capsys.readouterr().err
+    env = {**os.environ, "RECOMMENDER_API_TOKEN": token, "RECOMMENDER_DATA_DIR": str(tmp_path)}
+    serve = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--host", "0.0.0.0", "--port",
+                            str(free_port())], env=env, capture_output=True, text=True, timeout=60)
+    assert serve.returncode == 2 and "RECOMMENDER_API_TOKEN" in serve.stderr  # refused to start
