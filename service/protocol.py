@@ -22,7 +22,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
-        self._header_bytes = 0  # received while a request's headers are incomplete
+        self._raw_header_bytes = 0  # received while a request's headers are incomplete
+        self._header_bytes = 0  # the request line and headers parsed so far
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -35,9 +36,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._header_deadline is not None:
-            self._header_bytes += len(data)
+            self._raw_header_bytes += len(data)
         super().data_received(data)
-        if self._header_deadline is not None and self._header_bytes > self.max_header_bytes:
+        if self._header_deadline is not None and self._raw_header_bytes > self.max_header_bytes:
             self._refuse(431, f"request line and headers over {self.max_header_bytes} bytes")
 
     def on_message_begin(self) -> None:
@@ -75,7 +76,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 f"request headers did not arrive within {self.header_timeout_s:g}s")
 
     def _disarm(self) -> None:
-        self._header_bytes = 0
+        self._header_bytes = self._raw_header_bytes = 0
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
