@@ -12,9 +12,8 @@ from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, 
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
-
 from pydantic import BeforeValidator
+from starlette.concurrency import run_in_threadpool
 
 from recommender.article import ArticleInput, InvalidArticle, article_id, error_details, parse_article
 from recommender.engine import ArticleNotFound, Recommender
