@@ -231,9 +231,16 @@ class Recommender:
             return True
 
     def close(self) -> None:
+        """Checkpoint the index and close the store; ``with Recommender(settings) as engine:`` does it."""
         self.checkpoint()
         self.overrides.close()
         self.store.close()
+
+    def __enter__(self) -> Recommender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, article_id: str) -> Article:

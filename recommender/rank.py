@@ -7,13 +7,15 @@ import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from recommender.article import Article
 
-STRATEGIES = ("default", "embedding", "tfidf", "bm25")
+Strategy = Literal["default", "embedding", "tfidf", "bm25"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+GroupPick = Literal["best", "freshest"]  # which member of a same-story group represents it
 _NON_WORD = re.compile(r"[\W_]+")
 
 
@@ -27,13 +29,13 @@ class SimilarQuery:
     # Window around the source article's published_at: None = the configured default, 0 = no window.
     max_age_days: float | None = None
     exclude: frozenset[str] = frozenset()
-    strategy: str = "default"
+    strategy: Strategy = "default"
     explain: bool = False
     same_language_only: bool | None = None  # None = the configured default
     half_life_days: float | None = None  # recency half-life; None = the configured default
     diversity: float | None = None  # MMR lambda (1 = no diversification); None = the configured default
     group_stories: bool = True  # one item per same-story group
-    group_pick: Literal["best", "freshest"] = "best"  # which member of a group represents it
+    group_pick: GroupPick = "best"
 
 
 @dataclass(frozen=True, slots=True)

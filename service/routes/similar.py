@@ -1,0 +1,61 @@
+"""The "Similar news" list: for an indexed article, and for a text not indexed yet (CMS preview)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from recommender.rank import GroupPick, SimilarQuery, Strategy
+from service.deps import AppSettings, ArticleId, Engine
+from service.errors import error_responses
+from service.schemas import Item, PreviewRequest, SimilarList
+
+router = APIRouter(tags=["similar"])
+
+Limit = Annotated[int | None, Query(ge=1, le=50, description="Items in the list; default RECOMMENDER_DEFAULT_LIMIT.")]
+
+
+@router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422))
+async def similar(
+    article_id: ArticleId,
+    engine: Engine,
+    settings: AppSettings,
+    limit: Limit = None,
+    section: Annotated[str | None, Query(max_length=200)] = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    max_age_days: Annotated[float | None, Query(
+        ge=0, le=36500, description="Window around the article's date; 0 = none; default "
+        "RECOMMENDER_WINDOW_DAYS.")] = None,
+    exclude: Annotated[list[str] | None, Query(description="Ids to leave out; repeat or comma-separate.")] = None,
+    strategy: Strategy = "default",
+    explain: bool = False,
+    same_language_only: Annotated[bool | None, Query(
+        description="Only the article's language; false = cross-lingual.")] = None,
+    half_life_days: Annotated[float | None, Query(gt=0, le=36500, description="Recency half-life.")] = None,
+    diversity: Annotated[float | None, Query(
+        ge=0, le=1, description="MMR lambda: 1 = relevance only, lower = more diverse.")] = None,
+    group: Annotated[bool, Query(description="One item per same-story group.")] = True,
+    group_pick: Annotated[GroupPick, Query(
+        description="Which report represents a story.")] = "best",
+) -> Response:
+    query = SimilarQuery(limit=limit or settings.default_limit, section=section, language=language,
+                         max_age_days=max_age_days,
+                         exclude=frozenset(i for part in exclude or () for i in part.split(",") if i),
+                         strategy=strategy, explain=explain, same_language_only=same_language_only,
+                         half_life_days=half_life_days, diversity=diversity, group_stories=group,
+                         group_pick=group_pick)
+    # Repeated requests never get here: service.cache.CachedLists answers them from the bytes of this response.
+    items = await run_in_threadpool(engine.similar, article_id, query)
+    body = SimilarList(article_id=article_id, items=[Item.of(r) for r in items]).model_dump_json().encode()
+    return Response(body, media_type="application/json")
+
+
+@router.post("/similar", response_model=SimilarList, responses=error_responses(408, 413, 415, 422))
+def similar_preview(body: PreviewRequest, engine: Engine, settings: AppSettings, limit: Limit = None,
+                    strategy: Strategy = "default", explain: bool = False) -> SimilarList:
+    query = SimilarQuery(limit=limit or settings.default_limit, strategy=strategy, explain=explain)
+    items = engine.similar_to_text(body.title, body.text, query)
+    return SimilarList(article_id=None, items=[Item.of(r) for r in items])
