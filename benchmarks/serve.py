@@ -25,8 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,11 +63,12 @@ def build_data_dir(path: Path, n: int, seed: int = 0) -> None:
     t1 = time.perf_counter()
     store = ArticleStore(settings.db_path)
     rng = np.random.default_rng(seed)
-    real_vectors = np.stack([store.get(a.id).vector for a in real])
+    stored = store.vectors_for(a.id for a in real)
+    real_vectors = np.stack([stored[a.id] for a in real])
     words = re.findall(r"[A-Za-z][A-Za-z'-]+", " ".join(embedding_text(a, 1000) for a in real))
     vocab = np.array(sorted(set(words)))
     sections = sorted({a.section for a in real if a.section})
-    start = datetime(2019, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2019, 10, 1, tzinfo=UTC)
     chunk = 5000
     for lo in range(len(real), n, chunk):
         hi = min(n, lo + chunk)
@@ -184,7 +186,7 @@ def main() -> int:
 
         while True:
             if server.poll() is not None:
-                print(server.stderr.read()[-3000:], file=sys.stderr)
+                print(server.stderr.read()[-3000:] if server.stderr else "", file=sys.stderr)
                 raise SystemExit("the server exited during start-up")
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
@@ -200,11 +202,12 @@ def main() -> int:
               f"{args.clients} clients, {args.duration:g}s per phase, loopback port {port}")
 
         modes = ["zipf", "uniform"] if args.ids == "both" else [args.ids]
+        runner: Any = asyncio.run
         try:
             import uvloop
             runner = uvloop.run
         except ImportError:
-            runner = asyncio.run
+            pass
         for mode in modes:
             paths = similar_path(mode)
             runner(drive(port, noop, args.warmup / 2, args.clients))

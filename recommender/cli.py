@@ -10,27 +10,26 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from recommender.loaders import UsageError
+from recommender.evaluation.cli import add_evaluate_command
+from recommender.loaders import FORMATS, UsageError
 from recommender.settings import Settings
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.engine import Recommender
-    from recommender.loaders import FORMATS, detect_format, raw_rows, read_articles, resolve_path
+    from recommender.loaders import detect_format, raw_rows, read_articles, resolve_path
 
-    if args.format and args.format not in FORMATS:
-        raise SystemExit(f"--format must be one of {', '.join(FORMATS)}")
     args.format = args.format or detect_format(resolve_path(args.path))  # a usage error before the model loads
     total = sum(1 for _ in raw_rows(args.path, args.format))
-    engine = Recommender(settings)
     errors: list[str] = []
     started = time.perf_counter()
-    result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
-    engine.close()
+    with Recommender(settings) as engine:  # closed (index checkpointed) however the ingest ends
+        result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
+        indexed = len(engine.index)
     elapsed = time.perf_counter() - started
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
           f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
-          f"{result.embedded} embedded; {len(engine.index)} in the index")
+          f"{result.embedded} embedded; {indexed} in the index")
     for line in errors[:20]:
         print(f"skipped: {line}", file=sys.stderr)
     if len(errors) > 20:
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ingest = sub.add_parser("ingest", help="load articles from JSONL, CSV or MIND news.tsv (idempotent upserts)")
     ingest.add_argument("path", type=Path, help="a file, or a directory holding news.tsv / articles.jsonl / .csv")
-    ingest.add_argument("--format", choices=("jsonl", "csv", "mind"), help="default: from the file name")
+    ingest.add_argument("--format", choices=FORMATS, help="default: from the file name")
     ingest.set_defaults(run=_ingest)
 
     serve = sub.add_parser("serve", help="serve the HTTP API")
@@ -68,12 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="default RECOMMENDER_PORT (8000)")
     serve.set_defaults(run=_serve)
 
-    try:
-        from recommender.evaluation.cli import add_evaluate_command
-    except ImportError:
-        pass
-    else:
-        add_evaluate_command(sub)
+    add_evaluate_command(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -50,9 +50,12 @@ class Embedder:
         self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
         self.batch_size = batch_size
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(dimension())
+        dim = dimension()
+        if dim is None:
+            raise ModelNotFound(f"model {model!r} does not say its embedding dimension")
+        self.dim = int(dim)
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
@@ -60,7 +63,7 @@ class Embedder:
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=progress,
+            show_progress_bar=False,  # callers show progress per chunk of articles (engine.upsert)
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -4,10 +4,12 @@ This is the one implementation of the list: the HTTP service, the CLI and evalua
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -19,10 +21,11 @@ from recommender.lexical import LexicalIndex
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.rank import STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, rank, with_pins
 from recommender.settings import Settings
-from recommender.store import ArticleStore
+from recommender.store import ArticleStore, Change
 
 log = logging.getLogger("recommender")
 
+DEFAULT_QUERY = SimilarQuery()
 # Candidate rows kept parsed between writes (about 1-2 KB each, so at most a few hundred MB).
 ROWS_CACHE_MAX = 200_000
 
@@ -121,7 +124,8 @@ class Recommender:
     def _repair(self, index: VectorIndex, seq: int) -> None:
         """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
         store_seq = self.store.seq
-        published, gone = [], []
+        published: list[Change] = []
+        gone: list[Change] = []
         for change in self.store.changes_since(seq):
             (published if change.published else gone).append(change)
         if published:
@@ -183,7 +187,7 @@ class Recommender:
             todo = [i for i, a in enumerate(articles) if reembed or known.get(a.id) != hashes[i]]
             # The model sorts each call's texts by length, so batches hold texts of similar length.
             new_vectors = self.embedder.encode([texts[i] for i in todo])
-            vectors = dict(zip(todo, new_vectors))
+            vectors = dict(zip(todo, new_vectors, strict=True))
             kept = self.store.vectors_for(a.id for i, a in enumerate(articles) if i not in vectors)
             rows = [(a, hashes[i], vectors[i] if i in vectors else kept[a.id]) for i, a in enumerate(articles)]
             keys = self.store.upsert(rows)
@@ -254,7 +258,7 @@ class Recommender:
         """Bumped by every write that can change a list; equal generations mean equal lists."""
         return self._generation
 
-    def similar(self, article_id: str, query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
+    def similar(self, article_id: str, query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
         """The "Similar news" list for an indexed article."""
         stored = self.store.get(article_id)
         if stored is None:
@@ -305,7 +309,7 @@ class Recommender:
             self._invalidate()
             return found
 
-    def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
+    def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
         """The list for an article that is not indexed (a CMS preview)."""
         article = Article(id="", title=title, body=text)
         vector = self.embedder.encode([self._text(article)])[0]
@@ -330,9 +334,8 @@ class Recommender:
             keys += [int(x) for x in found if int(x) not in seen]
         rows = self._rows(keys)
         keys = [key for key in keys if key in rows]
-        lexical = scorer.scores_for(keys) if scorer is not None else None
         semantic = (np.stack([rows[key][1] for key in keys]) @ vector).tolist() if keys else []
-        lexical = lexical.tolist() if lexical is not None else [0.0] * len(keys)
+        lexical = scorer.scores_for(keys).tolist() if scorer is not None else [0.0] * len(keys)
         candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i])
                       for i, key in enumerate(keys)]
         return rank(source, vector, candidates, query, self.weights)
@@ -353,9 +356,8 @@ class Recommender:
                     cache.update(fetched)
         return rows
 
-    def with_weights(self, **changes: float) -> Recommender:
+    def with_weights(self, **changes: Any) -> Recommender:
         """A view of this recommender ranking with other weights (for tuning in notebooks); shares everything else."""
-        view = object.__new__(Recommender)
-        view.__dict__.update(self.__dict__)
+        view = copy.copy(self)
         view.weights = replace(self.weights, **changes)
         return view

@@ -97,15 +97,11 @@ class LexicalIndex:
             if row is not None:
                 self._keys[row] = -1
 
-    def _weights(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
-        """(idf, L2-normalised TF-IDF rows, BM25 term weights) over the live rows, recomputed after changes."""
-        with self._lock:
-            return self._derived_locked()
-
     def _snapshot(self) -> tuple[np.ndarray, sp.csc_matrix, sp.csc_matrix, np.ndarray, dict[int, int]]:
         """(idf, TF-IDF columns, BM25 columns, row keys, key rows), taken together under the lock."""
         with self._lock:
             idf = self._derived_locked()[0]
+            assert self._columns is not None  # derived together with the idf
             tfidf, bm25 = self._columns
             return idf, tfidf, bm25, self._keys, self._row_of
 

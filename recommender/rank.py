@@ -228,7 +228,7 @@ def rank(
                         round(s.recency, 6), round(s.penalty, 6)) if query.explain else None,
             group_size=len(members),
         )
-        for s, members in zip(chosen, groups)
+        for s, members in zip(chosen, groups, strict=True)
     ]
 
 
@@ -240,7 +240,7 @@ def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndar
     if not chosen:
         return groups
     chosen_ids = {id(s) for s in chosen}
-    by_title = {s.title: g for s, g in zip(chosen, groups)}
+    by_title = {s.title: g for s, g in zip(chosen, groups, strict=True)}
     sims = vectors @ np.stack([s.candidate.vector for s in chosen]).T
     for i, s in enumerate(scored):
         if id(s) in chosen_ids or copies_of_source[i]:
@@ -254,8 +254,9 @@ def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndar
 
 def _freshest(members: list[_Scored]) -> _Scored:
     """The latest-published member (the first, best-scored one when none or all are undated)."""
-    dated = [m for m in members if m.candidate.article.published_at is not None]
-    return max(dated, key=lambda m: m.candidate.article.published_at) if dated else members[0]
+    dated = [(m.candidate.article.published_at, n) for n, m in enumerate(members)
+             if m.candidate.article.published_at is not None]
+    return members[max(dated, key=lambda d: d[0])[1]] if dated else members[0]
 
 
 def with_pins(items: list[Recommendation], pins: list[tuple[int, Recommendation]], limit: int) -> list[Recommendation]:

@@ -17,11 +17,11 @@ from service.errors import ApiError, Forbidden, Unauthorized
 
 
 def get_engine(request: Request) -> Recommender:
-    return request.app.state.recommender  # type: ignore[no-any-return]
+    return request.app.state.recommender
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 Engine = Annotated[Recommender, Depends(get_engine)]

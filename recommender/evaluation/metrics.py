@@ -81,7 +81,7 @@ def near_duplicate_share(source_title: str, source_vector: np.ndarray, titles: S
     seen = [normalized_title(source_title)] if include_source else []
     above = [np.asarray(source_vector, dtype=np.float64)] if include_source else []
     duplicates = 0
-    for title, vector in zip(titles, vectors):
+    for title, vector in zip(titles, vectors, strict=True):
         norm = normalized_title(title)
         if norm in seen or max((float(vector @ v) for v in above), default=-1.0) > threshold:
             duplicates += 1

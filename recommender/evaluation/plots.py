@@ -16,7 +16,7 @@ _LABELS = {"p": "precision", "r": "recall", "ndcg": "nDCG"}
 def plot_metric_at_k(result: EvaluationResult, families: Sequence[str] = ("p", "r", "ndcg")) -> Figure:
     """One panel per metric family (precision, recall, nDCG), a line per strategy over the cut-offs k."""
     fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
-    for ax, family in zip(axes[0], families):
+    for ax, family in zip(axes[0], families, strict=True):
         for strategy in result.strategies:
             values = [result.summary[strategy][f"{family}@{k}"] for k in result.ks]
             ax.plot(result.ks, values, marker="o", label=strategy, linewidth=2.2 if strategy == "default" else 1.4)
@@ -36,7 +36,7 @@ def plot_score_distributions(result: EvaluationResult, bins: int = 30) -> Figure
     Scores are each strategy's own scale (cosine, normalised BM25, ...): compare the overlap, not the axes."""
     strategies = result.strategies
     fig, axes = plt.subplots(1, len(strategies), figsize=(3.6 * len(strategies), 3.2), squeeze=False)
-    for ax, strategy in zip(axes[0], strategies):
+    for ax, strategy in zip(axes[0], strategies, strict=True):
         frame = result.scores[result.scores["strategy"] == strategy]
         relevant = frame[frame["grade"] >= 1]["score"]
         other = frame[frame["grade"] < 1]["score"]

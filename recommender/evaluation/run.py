@@ -34,7 +34,7 @@ from recommender.embed import Embedder, load_embedder
 from recommender.engine import Recommender
 from recommender.evaluation import metrics
 from recommender.evaluation.dataset import LabelledDataset
-from recommender.rank import STRATEGIES, SimilarQuery, Weights
+from recommender.rank import STRATEGIES, SimilarQuery, Strategy, Weights
 from recommender.settings import Settings
 
 DEFAULT_KS = (1, 5, 10)
@@ -128,7 +128,7 @@ class Evaluator:
         self._tmp = Path(tempfile.mkdtemp(prefix="recommender-eval-"))
         base = settings or Settings()
         self.settings = base.model_copy(update={"data_dir": self._tmp})
-        self.engine = Recommender(self.settings, embedder=embedder or load_embedder(base.model, base.batch_size))
+        self.engine: Recommender | None = Recommender(self.settings, embedder=embedder or load_embedder(base.model, base.batch_size))
         self.engine.upsert(dataset.articles, progress=progress, total=len(dataset.articles))
         ids = [a.id for a in dataset.articles]
         self.vectors = self.engine.store.vectors_for(ids)
@@ -151,7 +151,7 @@ class Evaluator:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def run(self, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None,
+    def run(self, strategies: Sequence[Strategy] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None,
             seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
             progress: bool = False, query_options: Mapping[str, Any] | None = None) -> EvaluationResult:
         """Every strategy's list for every query (or ``queries`` of them, seeded), scored against the qrels.
@@ -248,7 +248,7 @@ def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[
                    per_query=per_query, scores=scores)
 
 
-def evaluate(dataset: LabelledDataset, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
+def evaluate(dataset: LabelledDataset, strategies: Sequence[Strategy] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
              queries: int | None = None, seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
              settings: Settings | None = None, embedder: Embedder | None = None,
              progress: bool = False) -> EvaluationResult:

@@ -1,16 +1,15 @@
 """The list's rules, on hand-made candidates: self, unpublished, filters, dedupe, recency, diversity."""
 
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from dataclasses import replace
-
 from recommender.article import Article
 from recommender.rank import Candidate, Recommendation, SimilarQuery, Weights, normalized_title, rank, with_pins
 
-NOW = datetime(2025, 1, 10, 12, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 10, 12, tzinfo=UTC)
 SOURCE = Article("src", "Italy rules out troops for Ukraine", published_at=NOW, section="world", language="en")
 
 
