@@ -19,7 +19,7 @@ from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import Embedder, load_embedder
 from recommender.lexical import LexicalIndex
 from recommender.overrides import BoxOverrides, OverrideStore
-from recommender.rank import STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, rank, with_pins
+from recommender.rank import STRATEGIES, Candidate, Ranking, Recommendation, SimilarQuery, rank, with_pins
 from recommender.settings import Settings
 from recommender.store import ArticleStore, Change
 
@@ -51,25 +51,12 @@ class UpsertResult:
                             self.unchanged + other.unchanged, self.embedded + other.embedded)
 
 
-def weights_from(settings: Settings) -> Weights:
-    return Weights(
-        lexical=settings.lexical_weight,
-        recency=settings.recency_weight,
-        half_life_days=settings.recency_half_life_days,
-        mmr_lambda=settings.mmr_lambda,
-        duplicate_threshold=settings.duplicate_threshold,
-        story_threshold=settings.story_threshold,
-        window_days=settings.window_days,
-        same_language_only=settings.same_language_only,
-    )
-
-
 class Recommender:
     """Open one per data dir and process; thread-safe for concurrent reads and writes."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, index_kind: str | None = None):
         self.settings = settings
-        self.weights = weights_from(settings)
+        self.ranking = Ranking.from_settings(settings)
         self.embedder = embedder or load_embedder(settings.model, settings.batch_size)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
@@ -338,7 +325,7 @@ class Recommender:
         lexical = scorer.scores_for(keys).tolist() if scorer is not None else [0.0] * len(keys)
         candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i])
                       for i, key in enumerate(keys)]
-        return rank(source, vector, candidates, query, self.weights)
+        return rank(source, vector, candidates, query, self.ranking)
 
     def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """``store.by_keys(keys)``, served from parsed rows kept since the last write where possible."""
@@ -356,8 +343,8 @@ class Recommender:
                     cache.update(fetched)
         return rows
 
-    def with_weights(self, **changes: Any) -> Recommender:
-        """A view of this recommender ranking with other weights (for tuning in notebooks); shares everything else."""
+    def with_ranking(self, **changes: Any) -> Recommender:
+        """A view of this recommender with other ``Ranking`` values (for tuning in notebooks); shares all else."""
         view = copy.copy(self)
-        view.weights = replace(self.weights, **changes)
+        view.ranking = replace(self.ranking, **changes)
         return view

@@ -6,7 +6,7 @@
 
 The lists come from ``Recommender.similar`` (the code the HTTP service runs) over a temporary data dir holding
 the dataset's articles; nothing here re-implements ranking. To try several weightings without re-embedding,
-keep an :class:`Evaluator` and call ``run(weights=...)`` on it.
+keep an :class:`Evaluator` and call ``run(ranking=...)`` on it.
 
 Metric keys: ``p@k``, ``r@k``, ``ndcg@k`` for each k, ``mrr`` (over the longest list asked for), ``coverage``
 (share of the catalogue shown in at least one list), ``diversity`` (mean pairwise cosine distance inside a
@@ -34,7 +34,7 @@ from recommender.embed import Embedder, load_embedder
 from recommender.engine import Recommender
 from recommender.evaluation import metrics
 from recommender.evaluation.dataset import LabelledDataset
-from recommender.rank import STRATEGIES, SimilarQuery, Strategy, Weights
+from recommender.rank import STRATEGIES, Ranking, SimilarQuery, Strategy
 from recommender.settings import Settings
 
 DEFAULT_KS = (1, 5, 10)
@@ -50,16 +50,16 @@ def metric_names(ks: Sequence[int]) -> list[str]:
     return names + ["mrr", "coverage", "diversity", "dup_share", "story_share", "ms_per_query"]
 
 
-# The newsroom controls as changes to the shipped default: (weight changes, per-request query options).
+# The newsroom controls as changes to the shipped default: (Ranking changes, per-request query options).
 CONTROLS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "default": ({}, {}),
     "no story grouping": ({}, {"group_stories": False}),
     "freshest of each story": ({}, {"group_pick": "freshest"}),
-    "no diversity (λ=1)": ({}, {"diversity": 1.0}),
-    "more diversity (λ=0.8)": ({}, {"diversity": 0.8}),
-    "no lexical (semantic only)": ({"lexical": 0.0}, {}),
-    "no recency": ({"recency": 0.0}, {}),
-    "no freshness window": ({}, {"max_age_days": 0}),
+    "no diversity (λ=1)": ({}, {"mmr_lambda": 1.0}),
+    "more diversity (λ=0.8)": ({}, {"mmr_lambda": 0.8}),
+    "no lexical (semantic only)": ({"lexical_weight": 0.0}, {}),
+    "no recency": ({"recency_weight": 0.0}, {}),
+    "no freshness window": ({}, {"window_days": 0}),
     "cross-lingual": ({}, {"same_language_only": False}),
 }
 
@@ -85,7 +85,7 @@ class EvaluationResult:
     summary: dict[str, dict[str, float]]
     per_query: pd.DataFrame = field(repr=False)  # one row per (strategy, query)
     scores: pd.DataFrame = field(repr=False)  # one row per listed item: strategy, query, rank, score, grade
-    weights: dict[str, Any] = field(default_factory=dict)
+    ranking: dict[str, Any] = field(default_factory=dict)
     rule: str = ""
 
     def table(self) -> pd.DataFrame:
@@ -101,7 +101,7 @@ class EvaluationResult:
             "queries": self.queries,
             "articles": self.articles,
             "k": self.ks,
-            "weights": self.weights,
+            "ranking": self.ranking,
             "strategies": self.summary,
         }
 
@@ -152,11 +152,11 @@ class Evaluator:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def run(self, strategies: Sequence[Strategy] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None,
-            seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
+            seed: int = 0, ranking: Mapping[str, Any] | Ranking | None = None,
             progress: bool = False, query_options: Mapping[str, Any] | None = None) -> EvaluationResult:
         """Every strategy's list for every query (or ``queries`` of them, seeded), scored against the qrels.
 
-        ``weights`` overrides the default strategy's weights (fields of ``recommender.rank.Weights``);
+        ``ranking`` overrides configured ranking values (fields of ``recommender.rank.Ranking``);
         ``query_options`` are per-request options (fields of ``recommender.rank.SimilarQuery``)."""
         if self.engine is None:
             raise RuntimeError("this Evaluator is closed")
@@ -167,8 +167,8 @@ class Evaluator:
         if not ks or ks[0] < 1:
             raise ValueError("k values must be positive")
         engine = self.engine
-        if weights:
-            engine = engine.with_weights(**(asdict(weights) if isinstance(weights, Weights) else dict(weights)))
+        if ranking:
+            engine = engine.with_ranking(**(asdict(ranking) if isinstance(ranking, Ranking) else dict(ranking)))
         chosen = select_queries(self.dataset, queries, seed)
         if not chosen:
             raise ValueError(f"{self.dataset.name} has no query with a relevant article")
@@ -229,7 +229,7 @@ class Evaluator:
             summary=summary,
             per_query=pd.DataFrame(rows),
             scores=pd.DataFrame(score_rows, columns=["strategy", "query", "rank", "score", "grade"]),
-            weights=asdict(engine.weights),
+            ranking=asdict(engine.ranking),
             rule=self.dataset.rule,
         )
 
@@ -238,9 +238,9 @@ def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[
                      = CONTROLS, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None, seed: int = 0,
                      progress: bool = False) -> EvaluationResult:
     """The default strategy with each newsroom control changed, one row per control, on the same queries."""
-    results = {name: evaluator.run(["default"], ks, queries, seed, weights=dict(w) or None, progress=progress,
+    results = {name: evaluator.run(["default"], ks, queries, seed, ranking=dict(r) or None, progress=progress,
                                    query_options=q)
-               for name, (w, q) in controls.items()}
+               for name, (r, q) in controls.items()}
     first = next(iter(results.values()))
     per_query = pd.concat([r.per_query.assign(strategy=name) for name, r in results.items()], ignore_index=True)
     scores = pd.concat([r.scores.assign(strategy=name) for name, r in results.items()], ignore_index=True)
@@ -249,9 +249,9 @@ def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[
 
 
 def evaluate(dataset: LabelledDataset, strategies: Sequence[Strategy] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
-             queries: int | None = None, seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
+             queries: int | None = None, seed: int = 0, ranking: Mapping[str, Any] | Ranking | None = None,
              settings: Settings | None = None, embedder: Embedder | None = None,
              progress: bool = False) -> EvaluationResult:
     """Build a recommender over the dataset's articles, run the strategies, return the metrics."""
     with Evaluator(dataset, settings, embedder, progress=progress) as evaluator:
-        return evaluator.run(strategies, ks, queries, seed, weights, progress=progress)
+        return evaluator.run(strategies, ks, queries, seed, ranking, progress=progress)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from recommender.rank import GroupPick, SimilarQuery, Strategy
 from service.deps import AppSettings, ArticleId, Engine
-from service.errors import error_responses
+from service.errors import Unprocessable, error_responses
 from service.schemas import Item, PreviewRequest, SimilarList
 
 router = APIRouter(tags=["similar"])
@@ -18,7 +18,21 @@ router = APIRouter(tags=["similar"])
 Limit = Annotated[int | None, Query(ge=1, le=50, description="Items in the list; default RECOMMENDER_DEFAULT_LIMIT.")]
 
 
-@router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422))
+# Parameter names before they took their settings' names: an old client gets a 422 saying so, not a list that
+# silently ignores what it asked for.
+RENAMED = {"max_age_days": "window_days", "half_life_days": "recency_half_life_days", "diversity": "mmr_lambda",
+           "group": "group_stories"}
+
+
+def refuse_renamed(request: Request) -> None:
+    errors = [{"type": "renamed", "loc": ["query", old], "msg": f"renamed '{new}'"}
+              for old, new in RENAMED.items() if old in request.query_params]
+    if errors:
+        raise Unprocessable("; ".join(f"query parameter '{e['loc'][1]}' is now {e['msg']}" for e in errors), errors)
+
+
+@router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
+            dependencies=[Depends(refuse_renamed)])
 async def similar(
     article_id: ArticleId,
     engine: Engine,
@@ -26,27 +40,24 @@ async def similar(
     limit: Limit = None,
     section: Annotated[str | None, Query(max_length=200)] = None,
     language: Annotated[str | None, Query(max_length=35)] = None,
-    max_age_days: Annotated[float | None, Query(
-        ge=0, le=36500, description="Window around the article's date; 0 = none; default "
-        "RECOMMENDER_WINDOW_DAYS.")] = None,
     exclude: Annotated[list[str] | None, Query(description="Ids to leave out; repeat or comma-separate.")] = None,
     strategy: Strategy = "default",
     explain: bool = False,
-    same_language_only: Annotated[bool | None, Query(
-        description="Only the article's language; false = cross-lingual.")] = None,
-    half_life_days: Annotated[float | None, Query(gt=0, le=36500, description="Recency half-life.")] = None,
-    diversity: Annotated[float | None, Query(
-        ge=0, le=1, description="MMR lambda: 1 = relevance only, lower = more diverse.")] = None,
-    group: Annotated[bool, Query(description="One item per same-story group.")] = True,
-    group_pick: Annotated[GroupPick, Query(
-        description="Which report represents a story.")] = "best",
+    group_stories: Annotated[bool, Query(description="One item per same-story group.")] = True,
+    group_pick: Annotated[GroupPick, Query(description="Which report represents a story.")] = "best",
+    # Per-request overrides of the settings of the same names (RECOMMENDER_...).
+    window_days: Annotated[float | None, Query(
+        ge=0, le=36500, description="Window around the article's date; 0 = none.")] = None,
+    recency_half_life_days: Annotated[float | None, Query(gt=0, le=36500)] = None,
+    mmr_lambda: Annotated[float | None, Query(
+        ge=0, le=1, description="1 = relevance only, lower = more diverse.")] = None,
+    same_language_only: Annotated[bool | None, Query(description="false = cross-lingual.")] = None,
 ) -> Response:
     query = SimilarQuery(limit=limit or settings.default_limit, section=section, language=language,
-                         max_age_days=max_age_days,
                          exclude=frozenset(i for part in exclude or () for i in part.split(",") if i),
-                         strategy=strategy, explain=explain, same_language_only=same_language_only,
-                         half_life_days=half_life_days, diversity=diversity, group_stories=group,
-                         group_pick=group_pick)
+                         strategy=strategy, explain=explain, group_stories=group_stories, group_pick=group_pick,
+                         window_days=window_days, recency_half_life_days=recency_half_life_days,
+                         mmr_lambda=mmr_lambda, same_language_only=same_language_only)
     # Repeated requests never get here: service.cache.CachedLists answers them from the bytes of this response.
     items = await run_in_threadpool(engine.similar, article_id, query)
     body = SimilarList(article_id=article_id, items=[Item.of(r) for r in items]).model_dump_json().encode()

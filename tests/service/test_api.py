@@ -45,7 +45,7 @@ def test_unknown_article_is_404_with_a_reason(api):
 
 
 @pytest.mark.parametrize("params, field", [({"limit": 0}, "limit"), ({"limit": 51}, "limit"),
-                                            ({"strategy": "magic"}, "strategy"), ({"max_age_days": -1}, "max_age_days")])
+                                            ({"strategy": "magic"}, "strategy"), ({"window_days": -1}, "window_days")])
 def test_bad_parameters_are_422_naming_the_field(api, params, field):
     r = api.get(f"/articles/{SOURCE}/similar", params=params)
     assert r.status_code == 422
@@ -177,11 +177,22 @@ def test_block_everywhere_over_http(api):
 
 
 def test_newsroom_controls_as_query_parameters(api):
-    params = {"group": "false", "diversity": 1, "same_language_only": "false", "max_age_days": 0,
-              "half_life_days": 3, "group_pick": "freshest", "explain": "true"}
+    params = {"group_stories": "false", "mmr_lambda": 1, "same_language_only": "false", "window_days": 0,
+              "recency_half_life_days": 3, "group_pick": "freshest", "explain": "true"}
     items = api.get(f"/articles/{SOURCE}/similar", params=params).json()["items"]
     assert items and all(i["group_size"] == 1 for i in items)
-    assert api.get(f"/articles/{SOURCE}/similar", params={"diversity": 2}).status_code == 422
+    assert api.get(f"/articles/{SOURCE}/similar", params={"mmr_lambda": 2}).status_code == 422
+
+
+def test_the_settings_names_are_the_parameters_names_and_old_names_are_refused(api):
+    from recommender.rank import PER_REQUEST
+    from recommender.settings import Settings
+
+    spec = api.get("/openapi.json").json()["paths"]["/articles/{article_id}/similar"]["get"]
+    assert set(PER_REQUEST) <= {p["name"] for p in spec["parameters"]} & set(Settings.model_fields)
+    r = api.get(f"/articles/{SOURCE}/similar", params={"diversity": 0.8, "max_age_days": 0})
+    _assert_json_4xx(r, 422, "mmr_lambda")
+    assert [e["loc"] for e in r.json()["errors"]] == [["query", "max_age_days"], ["query", "diversity"]]
 
 
 def _raw_json(value) -> bytes:
