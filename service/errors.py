@@ -92,7 +92,7 @@ class HeadersTooLarge(ApiError):
 
 
 DESCRIPTIONS = {
-    401: "missing or wrong bearer token", 403: "this service is read-only", 404: "unknown id",
+    400: "body cannot be parsed", 401: "missing or wrong bearer token", 403: "this service is read-only", 404: "unknown id",
     408: "the body did not arrive in time", 413: "body over its cap", 415: "body not application/json",
     422: "bad parameter or body: `errors` names each field",
 }

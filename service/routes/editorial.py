@@ -20,7 +20,7 @@ def get_overrides(article_id: ArticleId, engine: Engine) -> BoxOverridesIO:
 
 
 @router.put("/articles/{article_id}/overrides", response_model=BoxOverridesIO, dependencies=[Writer],
-            responses=error_responses(401, 403, 404, 408, 413, 415, 422))
+            responses=error_responses(400, 401, 403, 404, 408, 413, 415, 422))
 def put_overrides(article_id: ArticleId, body: BoxOverridesIO, engine: Engine) -> BoxOverridesIO:
     engine.set_box_overrides(article_id, BoxOverrides(
         pins=tuple(Pin(p.id, p.position) for p in body.pins), blocks=frozenset(body.blocks)))
@@ -34,7 +34,7 @@ def get_blocked(engine: Engine) -> dict[str, str]:
 
 
 @router.put("/blocked/{item_id}", status_code=204, dependencies=[Writer],
-            responses=error_responses(401, 403, 408, 413, 415, 422))
+            responses=error_responses(400, 401, 403, 408, 413, 415, 422))
 def put_blocked(item_id: ArticleId, body: BlockIn, engine: Engine) -> None:
     engine.block_everywhere(item_id, body.reason)
 

@@ -64,7 +64,7 @@ async def similar(
     return Response(body, media_type="application/json")
 
 
-@router.post("/similar", response_model=SimilarList, responses=error_responses(408, 413, 415, 422))
+@router.post("/similar", response_model=SimilarList, responses=error_responses(400, 408, 413, 415, 422))
 def similar_preview(body: PreviewRequest, engine: Engine, settings: AppSettings, limit: Limit = None,
                     strategy: Strategy = "default", explain: bool = False) -> SimilarList:
     query = SimilarQuery(limit=limit or settings.default_limit, strategy=strategy, explain=explain)

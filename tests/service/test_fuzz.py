@@ -27,10 +27,15 @@ FIELDS = ("id", "title", "lead", "body", "url", "published_at", "section", "tags
 ID = st.one_of(TEXT, st.from_regex(r"fz-[A-Za-z0-9_.~-]{1,12}", fullmatch=True))
 WORDS = st.from_regex(r"[A-Za-z][A-Za-z ]{0,40}", fullmatch=True)
 ANY_FIELD = st.one_of(TEXT, SCALAR, st.lists(TEXT, max_size=3), JSON)
-# Half of them nearly valid (a real title), so that bodies reach the store and the index, not only validation.
+LINK = st.sampled_from(["https://news.example/a", "/img/1.jpg", ""])
+VALID = {"url": LINK, "image_url": LINK, "published_at": st.sampled_from(["2024-01-01T10:00:00Z", None]),
+         "status": st.sampled_from(["published", "unpublished"]), "language": st.sampled_from(["en", "uk", ""])}
+# Two in three nearly valid (a real title, each field most often valid), so that bodies reach the store and the
+# index, not only validation.
+NEARLY_VALID = st.fixed_dictionaries({"title": WORDS}, optional={
+    f: st.one_of(*[VALID.get(f, WORDS)] * 9, ANY_FIELD) for f in FIELDS[2:]})
 ARTICLE = st.one_of(
-    st.dictionaries(st.sampled_from(FIELDS), ANY_FIELD, max_size=len(FIELDS)),
-    st.fixed_dictionaries({"title": WORDS}, optional={f: st.one_of(WORDS, ANY_FIELD) for f in FIELDS[2:]}),
+    st.dictionaries(st.sampled_from(FIELDS), ANY_FIELD, max_size=len(FIELDS)), NEARLY_VALID, NEARLY_VALID,
 ).flatmap(lambda a: ID.map(lambda i: {"id": i, **a}) if "id" not in a else st.just(a))
 PIN = st.fixed_dictionaries({"id": TEXT, "position": st.one_of(st.integers(-2, 60), SCALAR)})
 OVERRIDES = st.fixed_dictionaries({}, optional={"pins": st.one_of(st.lists(PIN, max_size=4), JSON),
@@ -41,7 +46,7 @@ PREVIEW = st.fixed_dictionaries({}, optional={"title": st.one_of(WORDS, TEXT, SC
 
 def body(structured: st.SearchStrategy) -> st.SearchStrategy:
     """Mostly the call's own shape, sometimes any JSON, sometimes bytes that are not JSON or not UTF-8."""
-    as_json = st.one_of(structured, JSON).map(lambda v: json.dumps(v).encode())
+    as_json = st.one_of(structured, structured, JSON).map(lambda v: json.dumps(v).encode())
     return st.one_of(as_json, as_json, as_json, st.binary(max_size=40))
 
 
