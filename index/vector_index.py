@@ -89,12 +89,16 @@ def _new_faiss_index(kind: str, dim: int) -> faiss.Index | None:
     raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
-def _new_trained(kind: str, vectors: np.ndarray) -> faiss.Index:
-    """A ``MIN_TRAIN`` kind, trained on ``vectors`` (its first batch) and still empty."""
+def _new_trained(kind: str, vectors: np.ndarray, size_hint: int | None) -> faiss.Index:
+    """A ``MIN_TRAIN`` kind, trained on ``vectors`` (its first batch) and still empty; ``size_hint`` (the corpus
+    size it is built for, default the batch's) sets the IVF list count."""
     if len(vectors) < MIN_TRAIN[kind]:
         raise ValueError(f"a {kind} index is trained on its first batch: give it at least {MIN_TRAIN[kind]} "
                          f"vectors, not {len(vectors)} (use flat or hnsw for small corpora)")
-    return _new_ivfpq(vectors) if kind == "ivfpq" else _new_hnswsq(vectors)
+    if kind == "ivfpq":
+        # k-means wants at least 39 training points per list, whatever the corpus will grow to.
+        return _new_ivfpq(vectors, min(ivf_lists_for(max(size_hint or 0, len(vectors))), len(vectors) // 39))
+    return _new_hnswsq(vectors)
 
 
 def _new_hnswsq(vectors: np.ndarray) -> faiss.IndexIDMap2:
@@ -146,8 +150,9 @@ class VectorIndex:
     they are being modified."""
 
     def __init__(self, dim: int, kind: str = "flat", model: str = "", _index: faiss.Index | None = None,
-                 _hidden: list[int] | None = None, read_only: bool = False):
+                 _hidden: list[int] | None = None, read_only: bool = False, size_hint: int | None = None):
         self.dim = dim
+        self.size_hint = size_hint  # the corpus size a trained kind is built for, when its first batch is less
         self.kind = kind
         self.model = model
         self.read_only = read_only  # memory-mapped: searchable, not writable
@@ -194,7 +199,7 @@ class VectorIndex:
         self._check_writable()
         with self._lock:
             if self._index is None:  # a trained kind's first batch: train on it
-                self._index = _new_trained(self.kind, vectors)
+                self._index = _new_trained(self.kind, vectors, self.size_hint)
             else:
                 self._remove_locked(keys)
             self._index.add_with_ids(vectors, keys)

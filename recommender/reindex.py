@@ -29,19 +29,19 @@ def rebuilt_index(store: ArticleStore, kind: str, model: str, progress: bool = F
             keys.append(change.key)
             vectors.append(change.vector)
             if len(keys) >= chunk:
-                index = _added(index, kind, model, keys, vectors)
+                index = _added(index, kind, model, keys, vectors, total)
                 bar.update(len(keys))
                 keys, vectors = [], []
         if keys:
-            index = _added(index, kind, model, keys, vectors)
+            index = _added(index, kind, model, keys, vectors, total)
             bar.update(len(keys))
     assert index is not None
     return index
 
 
-def _added(index: VectorIndex | None, kind: str, model: str, keys: list[int],
-           vectors: list[np.ndarray]) -> VectorIndex:
-    index = index or VectorIndex(len(vectors[0]), kind, model)
+def _added(index: VectorIndex | None, kind: str, model: str, keys: list[int], vectors: list[np.ndarray],
+           total: int) -> VectorIndex:
+    index = index or VectorIndex(len(vectors[0]), kind, model, size_hint=total)
     index.add(np.array(keys, dtype=np.int64), np.stack(vectors))
     return index
 
