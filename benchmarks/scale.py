@@ -168,7 +168,9 @@ def exact_top(args: argparse.Namespace, base: np.ndarray, queries: np.ndarray) -
 
 
 def probe(index_path: str, store_file: str, queries_path: str) -> None:
-    """Child process: open index and store as the service does; search each query alone, re-score exactly."""
+    """Child process: open index and store as the service does, then two passes over the queries, one at a time:
+    candidates re-scored from a vectors-only read (what re-scoring costs), then from ``store.by_keys`` (the
+    engine's own read, which ranking needs anyway: it parses every candidate's article too)."""
     import faiss
 
     from index import load_index
@@ -179,65 +181,73 @@ def probe(index_path: str, store_file: str, queries_path: str) -> None:
     t = time.perf_counter()
     index, meta = load_index(Path(index_path), mmap=True)
     store = ArticleStore(Path(store_file))
-    open_s = time.perf_counter() - t
-    search, total, cpu, raw, rescored = [], [], [], [], []
-    for i, q in enumerate(queries):
-        c0 = time.thread_time()
-        t0 = time.perf_counter()
-        _, found = index.search(q, CANDIDATES)
-        t1 = time.perf_counter()
-        rows = store.by_keys([int(x) for x in found[0] if x >= 0])
-        keys = list(rows)
-        scores = np.stack([rows[k][1] for k in keys]) @ q if keys else np.zeros(0)
-        top = [keys[j] for j in np.argsort(-scores)[:K]]
-        t2 = time.perf_counter()
-        c2 = time.thread_time()
-        if i >= WARMUP:  # the first queries warm the store's pages and the allocator
-            search.append(t1 - t0)
-            total.append(t2 - t0)
-            cpu.append(c2 - c0)
-            raw.append(found[0][:K].tolist())
-            rescored.append(top + [-1] * (K - len(top)))
+    out: dict = {"open_s": time.perf_counter() - t, "mapped": index.read_only, "kind": meta.kind}
+    for label, read in (("rescore", store.vectors_by_keys), ("rows", store.by_keys)):
+        search, wall, cpu, raw, rescored = [], [], [], [], []
+        for i, q in enumerate(queries):
+            c0, t0 = time.thread_time(), time.perf_counter()
+            _, found = index.search(q, CANDIDATES)
+            t1 = time.perf_counter()
+            rows = read([int(x) for x in found[0] if x >= 0])
+            keys = list(rows)
+            vectors = [v[1] if isinstance(v, tuple) else v for v in rows.values()]
+            scores = np.stack(vectors) @ q if keys else np.zeros(0)
+            top = [keys[j] for j in np.argsort(-scores)[:K]]
+            t2, c2 = time.perf_counter(), time.thread_time()
+            if i >= WARMUP:  # the first queries warm the store's pages and the allocator
+                search.append(t1 - t0)
+                wall.append(t2 - t0)
+                cpu.append(c2 - c0)
+                raw.append(found[0][:K].tolist())
+                rescored.append(top + [-1] * (K - len(top)))
+        out[label] = {"search": search, "wall": wall, "cpu": cpu, "raw": raw, "rescored": rescored}
     status = Path("/proc/self/status").read_text()
-    rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024  # peak: opening may need more than searching
-    print(json.dumps({"open_s": open_s, "search": search, "total": total, "cpu": cpu, "raw": raw, "rescored": rescored,
-                      "rss_mb": rss_mb, "mapped": index.read_only, "kind": meta.kind}))
+    out["rss_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024  # peak: opening may need more than searching
+    print(json.dumps(out))
 
 
-def measure(args: argparse.Namespace, kind: str, store_file: Path, truth: np.ndarray) -> dict:
-    """Build ``kind`` from the store, save it, probe it in a fresh process; the row for the table."""
+def built_index(args: argparse.Namespace, kind: str, store_file: Path, results: dict) -> tuple[Path, float]:
+    """The saved ``kind`` index built from the store as ``recommender reindex`` does, and its build time;
+    kept in the cache, so probing again does not rebuild it (--rebuild does)."""
     import faiss
 
     from recommender.reindex import rebuilt_index
     from recommender.settings import Settings
     from recommender.store import ArticleStore
 
+    path = args.cache / f"{args.data}-{args.n}-{kind}.faiss"
+    if path.exists() and kind in results and not args.rebuild:
+        return path, results[kind]["build_s"]
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     store = ArticleStore(store_file)
     t = time.perf_counter()
     index = rebuilt_index(store, kind, Settings().model, progress=True)
     build_s = time.perf_counter() - t
-    path = args.cache / f"{args.data}-{args.n}-{kind}.faiss"
     index.save(path, seq=store.seq)
     store.close()
-    del index
+    return path, build_s
+
+
+def measure(args: argparse.Namespace, kind: str, store_file: Path, truth: np.ndarray, results: dict) -> dict:
+    """Build (or reuse) ``kind``, probe it in a fresh process; the row for the table."""
+    path, build_s = built_index(args, kind, store_file, results)
     queries = args.cache / f"{args.data}-{args.n}-queries{args.queries}.npy"
     child = subprocess.run([sys.executable, __file__, "--probe", str(path), str(store_file), str(queries)],
                            capture_output=True, text=True, cwd=ROOT)
     if child.returncode:
         raise SystemExit(f"probe of {kind} failed:\n{child.stderr[-3000:]}")
     r = json.loads(child.stdout.strip().splitlines()[-1])
-    size_mb = path.stat().st_size / 1e6
-    for leftover in (path, Path(f"{path}.json")):
-        leftover.unlink()
-    search, total, cpu = (np.array(r[name]) * 1000 for name in ("search", "total", "cpu"))
-    return {"kind": kind + (" (mmap)" if r["mapped"] else ""), "n": args.n, "build_s": build_s, "file_mb": size_mb,
-            "open_s": r["open_s"], "rss_mb": r["rss_mb"],
-            "search_p50": float(np.percentile(search, 50)), "search_p99": float(np.percentile(search, 99)),
-            "p50_ms": float(np.percentile(total, 50)), "p99_ms": float(np.percentile(total, 99)),
-            "cpu_p99_ms": float(np.percentile(cpu, 99)),
-            "raw_recall": _recall(r["raw"], truth), "recall": _recall(r["rescored"], truth),
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg()[0]}
+    row = {"kind": kind + (" (mmap)" if r["mapped"] else ""), "n": args.n, "build_s": build_s,
+           "file_mb": path.stat().st_size / 1e6, "open_s": r["open_s"], "rss_mb": r["rss_mb"],
+           "raw_recall": _recall(r["rescore"]["raw"], truth), "recall": _recall(r["rescore"]["rescored"], truth),
+           "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg()[0]}
+    ms = {name: np.array(values) * 1000 for name, values in r["rescore"].items() if name in ("search", "wall", "cpu")}
+    row.update(search_p50=np.percentile(ms["search"], 50), search_p99=np.percentile(ms["search"], 99),
+               p50_ms=np.percentile(ms["wall"], 50), p99_ms=np.percentile(ms["wall"], 99),
+               cpu_p50_ms=np.percentile(ms["cpu"], 50), cpu_p99_ms=np.percentile(ms["cpu"], 99),
+               rows_p99_ms=np.percentile(np.array(r["rows"]["wall"]) * 1000, 99),
+               rows_cpu_p99_ms=np.percentile(np.array(r["rows"]["cpu"]) * 1000, 99))
+    return {name: float(v) if isinstance(v, np.floating) else v for name, v in row.items()}
 
 
 def _recall(found: list[list[int]], truth: np.ndarray) -> float:
@@ -245,22 +255,27 @@ def _recall(found: list[list[int]], truth: np.ndarray) -> float:
 
 
 def print_table(results: dict[str, dict]) -> None:
-    print(f"\n{'index':<14}{'n':>9}{'build s':>9}{'file MB':>9}{'open s':>8}{'RSS MB':>8}{'search':>15}"
-          f"{'+re-score':>15}{'CPU':>7}{'rec@10':>8}{'rec@10*':>9}{'load':>6}  targets")
-    print(f"{'':<55}{'p50/p99 ms':>15}{'p50/p99 ms':>15}{'p99':>7}")
+    print(f"\n{'index':<13}{'n':>8}{'build':>7}{'file':>6}{'open':>6}{'RSS':>6}{'search':>12}{'+re-score':>12}"
+          f"{'CPU':>12}{'rows':>11}{'rec@10':>7}{'rec@10*':>8}{'load':>5}  targets")
+    print(f"{'':<15}{'':>6}{'s':>7}{'MB':>6}{'s':>6}{'MB':>6}{'p50/p99 ms':>12}{'p50/p99 ms':>12}"
+          f"{'p50/p99 ms':>12}{'CPU p99':>11}")
     for row in results.values():
+        if "cpu_p50_ms" not in row:
+            continue  # a row from an older version of this script
+        p99 = {"wall": row["p99_ms"] <= TARGETS["p99_ms"], "CPU": row["cpu_p99_ms"] <= TARGETS["p99_ms"]}
         met = [("open", row["open_s"] <= TARGETS["open_s"]), ("RSS", row["rss_mb"] <= TARGETS["rss_mb"]),
-               ("p99", row["p99_ms"] <= TARGETS["p99_ms"]), ("recall", row["recall"] >= TARGETS["recall"])]
-        print(f"{row['kind']:<14}{row['n']:>9}{row['build_s']:>9.1f}{row['file_mb']:>9.0f}{row['open_s']:>8.2f}"
-              f"{row['rss_mb']:>8.0f}{row['search_p50']:>7.2f}/{row['search_p99']:<7.2f}"
-              f"{row['p50_ms']:>7.2f}/{row['p99_ms']:<7.2f}{row.get('cpu_p99_ms', float('nan')):>7.2f}"
-              f"{row['raw_recall']:>8.3f}{row['recall']:>9.3f}{row['load']:>6.1f}  "
-              + " ".join(f"{name}:{'met' if ok else 'NOT met'}" for name, ok in met))
+               ("recall", row["recall"] >= TARGETS["recall"])]
+        print(f"{row['kind']:<13}{row['n']:>8}{row['build_s']:>7.0f}{row['file_mb']:>6.0f}{row['open_s']:>6.2f}"
+              f"{row['rss_mb']:>6.0f}{row['search_p50']:>6.2f}/{row['search_p99']:<5.2f}"
+              f"{row['p50_ms']:>6.2f}/{row['p99_ms']:<5.2f}{row['cpu_p50_ms']:>6.2f}/{row['cpu_p99_ms']:<5.2f}"
+              f"{row['rows_cpu_p99_ms']:>11.2f}{row['raw_recall']:>7.3f}{row['recall']:>8.3f}{row['load']:>5.1f}  "
+              + " ".join(f"{name}:{'met' if ok else 'NOT met'}" for name, ok in met)
+              + " p99:" + "/".join(f"{'met' if ok else 'NOT met'} ({clock})" for clock, ok in p99.items()))
     print(f"targets: open <= {TARGETS['open_s']:g} s, peak RSS of the serving process <= {TARGETS['rss_mb']:g} MB, "
-          f"p99 of search + store read + exact re-scoring <= {TARGETS['p99_ms']:g} ms, rec@10* >= "
-          f"{TARGETS['recall']:g}")
-    print("search: the index alone; +re-score: search, store.by_keys of the candidates, exact scores (wall time); "
-          "CPU: the same path's thread CPU time (what an idle core gives); load: 1-min load average at the end")
+          f"p99 of search + re-scoring <= {TARGETS['p99_ms']:g} ms, rec@10* >= {TARGETS['recall']:g}")
+    print("search: the index alone (wall); +re-score: search, a vectors-only store read of the candidates and their "
+          "exact scores, wall time and (CPU) that thread's CPU time, what an idle core gives; rows: the same with the "
+          "engine's store.by_keys, which also parses each candidate's article for ranking; load: 1-min load average")
     print(f"rec@10 = the index's own top 10; rec@10* = top 10 after exact re-scoring of its top {CANDIDATES} "
           "from the stored vectors (what the engine ranks)")
 
@@ -273,6 +288,7 @@ def main() -> int:
     ap.add_argument("--kinds", default="flat,hnsw,hnswsq,ivfpq")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/similar-news-scale"))
     ap.add_argument("--table", action="store_true", help="only print the results kept in --cache for --n")
+    ap.add_argument("--rebuild", action="store_true", help="build the index again even if --cache holds it")
     ap.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
@@ -293,7 +309,7 @@ def main() -> int:
         print(f"{args.n} {args.data} vectors × {base.shape[1]} dims, {args.queries} queries (+{WARMUP} warm-up), "
               f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
         for kind in kinds:
-            results[kind] = measure(args, kind, store_file, truth)
+            results[kind] = measure(args, kind, store_file, truth, results)
             results_path.write_text(json.dumps(results, indent=1))
             print(json.dumps(results[kind]), flush=True)
     print_table(results)

@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     # 32: fastest of 32/64/128 on 2 CPU cores with MiniLM on news texts (benchmarks/ingest.py, README).
     batch_size: int = Field(32, ge=1, description="Texts per model.encode batch.")
     device: str | None = Field(
-        None, description="Where the model runs: cpu, cuda, cuda:1, ...; unset = the first GPU if there is one, else cpu.")
+        None, description="Where the model runs: cpu, cuda, cuda:1, ...; unset = the first GPU if there is one, "
+        "else cpu.")
     ingest_chunk: int = Field(512, ge=1, description="Articles per store transaction on ingest: each is durable as a unit.")
 
     # Ranking
