@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from index import KINDS, VectorIndex, index_kind_for, load_index
-from index.vector_index import FLAT_MAX, HNSW_MAX, MIN_TRAIN
+from index.vector_index import FLAT_MAX, HNSWSQ_MAX, MIN_TRAIN
 
 DIM = 48
 
@@ -112,7 +112,7 @@ def test_hnswsq_candidates_hold_the_exact_top_10_once_rescored():
 
 def test_index_kind_rule():
     assert index_kind_for(0) == index_kind_for(FLAT_MAX) == "flat"
-    assert index_kind_for(FLAT_MAX + 1) == index_kind_for(HNSW_MAX) == "hnsw"
-    assert index_kind_for(HNSW_MAX + 1) == "ivfpq"
+    assert index_kind_for(FLAT_MAX + 1) == index_kind_for(1_000_000) == index_kind_for(HNSWSQ_MAX) == "hnswsq"
+    assert index_kind_for(HNSWSQ_MAX + 1) == "ivfpq"
     with pytest.raises(ValueError):
         VectorIndex(DIM, "lsh")
