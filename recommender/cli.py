@@ -7,16 +7,19 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index import KINDS
 from recommender.settings import Settings
+
+if TYPE_CHECKING:
+    from recommender.engine import Recommender
 
 
 ARCHIVE = 1_000_000  # the archive size an ingest's rate is projected to
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from index import index_kind_for
     from recommender.embed import DeviceUnavailable
     from recommender.engine import Recommender
     from recommender.loaders import FORMATS, raw_rows, read_articles
@@ -38,19 +41,26 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
           f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
           f"{result.embedded} embedded; {len(engine.index)} in the index")
-    if result.embedded:
-        rate = result.embedded / elapsed
-        print(f"embedding on {engine.embedder.device}, batch {settings.batch_size}: {rate:.1f} articles/s, "
-              f"so {ARCHIVE:,} articles would take {ARCHIVE / rate / 3600:.1f} h")
-    best = index_kind_for(len(engine.index))
-    if best != engine.index.kind:
-        print(f"the index is {engine.index.kind}; for {len(engine.index):,} articles {best} is the kind to serve: "
-              f"run `recommender reindex` (no re-embedding) before serving")
+    _print_scale_notes(engine, result.embedded, elapsed)
     for line in errors[:20]:
         print(f"skipped: {line}", file=sys.stderr)
     if len(errors) > 20:
         print(f"... and {len(errors) - 20} more invalid rows", file=sys.stderr)
     return 1 if errors and len(errors) == total else 0
+
+
+def _print_scale_notes(engine: Recommender, embedded: int, elapsed: float) -> None:
+    """The ingest's rate projected to a large archive, and whether the index should change kind."""
+    from index import index_kind_for
+
+    if embedded:
+        rate = embedded / elapsed
+        print(f"{embedded} embedded on {engine.embedder.device} (batch {engine.embedder.batch_size}) at {rate:.1f} "
+              f"articles/s end to end: {ARCHIVE:,} articles would take {ARCHIVE / rate / 3600:.1f} h")
+    best = index_kind_for(len(engine.index))
+    if best != engine.index.kind:
+        print(f"the index is {engine.index.kind}; for {len(engine.index):,} articles {best} is the kind to serve: "
+              f"run `recommender reindex` (no re-embedding) before serving")
 
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:

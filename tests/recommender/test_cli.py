@@ -17,7 +17,7 @@ def one_article(tmp_path, monkeypatch):
 def test_ingest_reports_its_embedding_rate_and_a_1m_projection(one_article, capsys):
     assert main(["ingest", str(one_article), "--device", "cpu", "--batch-size", "64"]) == 0
     out = capsys.readouterr().out
-    assert "embedding on cpu, batch 64:" in out and "1,000,000 articles would take" in out
+    assert "1 embedded on cpu (batch 64)" in out and "1,000,000 articles would take" in out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
