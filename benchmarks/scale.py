@@ -59,7 +59,7 @@ def real_vectors(cache: Path) -> np.ndarray:
     if not path.exists():
         texts = [embedding_text(a, settings.body_chars) for a in real_articles()]
         print(f"embedding {len(texts)} texts of {', '.join(CORPORA)} once (cached in {path})", flush=True)
-        np.save(path, load_embedder(settings.model, settings.batch_size).encode(texts, progress=True))
+        _save(path, load_embedder(settings.model, settings.batch_size).encode(texts, progress=True))
     return np.load(path)
 
 
