@@ -96,7 +96,7 @@ def _new_trained(kind: str, vectors: np.ndarray, size_hint: int | None) -> faiss
     """A ``MIN_TRAIN`` kind, trained on ``vectors`` (its first batch) and still empty; ``size_hint`` (the corpus
     size it is built for, default the batch's) sets the IVF list count."""
     if len(vectors) < MIN_TRAIN[kind]:
-        raise ValueError(f"a {kind} index is trained on its first batch: give it at least {MIN_TRAIN[kind]} "
+        raise ValueError(f"the {kind} kind is trained on its first batch: give it at least {MIN_TRAIN[kind]} "
                          f"vectors, not {len(vectors)} (use flat or hnsw for small corpora)")
     if kind == "ivfpq":
         # k-means wants at least 39 training points per list, whatever the corpus will grow to.
