@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 Status = Literal["published", "unpublished"]
 
@@ -42,41 +45,75 @@ def _clean(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+def unicode_text(value: Any) -> Any:
+    """A string that is valid Unicode: a lone UTF-16 surrogate (``"\\ud800"``, or a non-UTF-8 byte of a file)
+    can be neither stored nor embedded."""
+    if isinstance(value, str) and not _encodable(value):
+        raise ValueError("holds a lone UTF-16 surrogate (or, in a file, a byte that is not UTF-8)")
+    return value
+
+
+def article_id(value: Any) -> Any:
+    """The id rule, the same on every path (write and read): ids are compared exactly as sent, never cleaned."""
+    if isinstance(value, str):
+        unicode_text(value)
+        if value != value.strip():
+            raise ValueError("id must not start or end with white space")
+        if any(unicodedata.category(c) == "Cc" for c in value):
+            raise ValueError("id must not contain control characters")
+        if "/" in value:
+            raise ValueError("id must not contain '/' (it is used in URLs)")
+    return value
+
+
+def has_text(value: str) -> str:
+    """A title must show something: white space, control and invisible format characters (zero-width space,
+    direction marks) alone are blank."""
+    if all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise ValueError("must not be blank")
+    return value
+
+
+def web_url(value: str | None) -> str | None:
+    """Only links a browser may follow safely: absolute http(s) URLs, or paths on the site ("/news/1")."""
+    if not value:
+        return value
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must not contain white space or control characters (encode them, e.g. %20)")
+    if value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL, or a path starting with '/'")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(unicode_text)]
+ArticleId = Annotated[str, BeforeValidator(article_id), Field(min_length=1, max_length=256)]
+Title = Annotated[str, BeforeValidator(unicode_text), Field(min_length=1, max_length=2000), AfterValidator(has_text)]
+
+
 class ArticleInput(BaseModel):
     """The validation of an incoming article, shared by the HTTP API and file ingest."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    id: str = Field(min_length=1, max_length=256, description="The site's own article id.")
-    title: str = Field(min_length=1, max_length=2000)
-    lead: str = Field("", description="Summary / standfirst.")
-    body: str = ""
-    url: str | None = Field(None, max_length=4000)
+    id: ArticleId = Field(description="The site's own article id.")
+    title: Title
+    lead: Text = Field("", description="Summary / standfirst.")
+    body: Text = ""
+    url: Text | None = Field(None, max_length=4000)
     published_at: datetime | None = Field(None, description="ISO 8601 with a timezone, e.g. 2019-11-01T10:00:00Z.")
-    section: str | None = Field(None, max_length=200)
-    tags: list[str] = Field(default_factory=list)
-    language: str | None = Field(None, max_length=35, description="BCP 47 code, e.g. en, uk.")
-    image_url: str | None = Field(None, max_length=4000)
+    section: Text | None = Field(None, max_length=200)
+    tags: list[Text] = Field(default_factory=list)
+    language: Text | None = Field(None, max_length=35, description="BCP 47 code, e.g. en, uk.")
+    image_url: Text | None = Field(None, max_length=4000)
     status: Status = "published"
 
-    @field_validator("id", "title", "lead", "body", "section", "language", mode="before")
+    @field_validator("title", "lead", "body", "section", "language", mode="before")
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:
         return _clean(value) if isinstance(value, str) else value
-
-    @field_validator("id")
-    @classmethod
-    def _id_is_one_path_segment(cls, value: str) -> str:
-        if "/" in value:
-            raise ValueError("id must not contain '/' (it is used in URLs)")
-        return value
-
-    @field_validator("title")
-    @classmethod
-    def _title_has_text(cls, value: str) -> str:
-        if not _SPACE.sub("", value):
-            raise ValueError("title must not be empty")
-        return value
 
     @field_validator("published_at")
     @classmethod
@@ -97,6 +134,11 @@ class ArticleInput(BaseModel):
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("url", "image_url", mode="after")
+    @classmethod
+    def _safe_link(cls, value: str | None) -> str | None:
+        return web_url(value)
+
     def to_article(self) -> Article:
         data = self.model_dump()
         data["tags"] = tuple(t for t in (_clean(t).strip() for t in data["tags"]) if t)
@@ -115,13 +157,49 @@ class InvalidArticle(ValueError):
     def __init__(self, article_id: Any, error: ValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'article'}: {e['msg']}" for e in error.errors())
         super().__init__(f"article {article_id!r}: {problems}")
-        self.article_id = article_id
-        self.errors = error.errors(include_url=False)
+        # Echoed in the 422: only an id JSON can carry (not NaN, not a lone surrogate).
+        self.article_id = article_id if isinstance(article_id, str | int) and _encodable(str(article_id)) else None
+        self.errors = error_details(error.errors())
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def error_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors as plain JSON: where and what, never the input echoed back (it may be huge, NaN or
+    not encodable) nor exception objects."""
+    def part(p: Any) -> int | str:
+        return p if isinstance(p, int) else str(p).encode("utf-8", "backslashreplace").decode("utf-8")
+
+    return [{"type": e.get("type", "value_error"), "loc": [part(p) for p in e["loc"]], "msg": str(e["msg"])}
+            for e in errors]
 
 
 def plain_text(text: str) -> str:
     """Text with HTML tags and entities removed and white space folded."""
     return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+
+
+# A tag is at most 1002 characters (_TAG): that much plain text past the cut shields the kept part from whatever
+# a cut through a tag or an entity leaves at the end.
+_CUT_MARGIN = 1100
+
+
+def leading_plain_text(text: str, chars: int) -> str:
+    """``plain_text(text)[:chars]``, reading only as much of ``text`` as that needs (a hostile body of a
+    million ``<`` costs what its first few thousand characters cost)."""
+    end = 4 * (chars + _CUT_MARGIN)
+    while end < len(text):
+        plain = plain_text(text[:end])
+        if len(plain) >= chars + _CUT_MARGIN:
+            return plain[:chars]
+        end *= 2
+    return plain_text(text)[:chars]
 
 
 def embedding_text(article: Article, body_chars: int) -> str:
@@ -130,7 +208,7 @@ def embedding_text(article: Article, body_chars: int) -> str:
     The title and lead carry most of what a story is about; the start of the body adds the who/where that
     short leads leave out. The model truncates at its own token limit anyway (256 tokens for MiniLM).
     """
-    parts = [plain_text(article.title), plain_text(article.lead), plain_text(article.body)[:body_chars]]
+    parts = [plain_text(article.title), plain_text(article.lead), leading_plain_text(article.body, body_chars)]
     return ". ".join(p for p in parts if p)
 
 

@@ -9,7 +9,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from index import KINDS
+from recommender.loaders import UsageError
 from recommender.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,10 +25,11 @@ ARCHIVE = 1_000_000  # the archive size an ingest's rate is projected to
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.embed import DeviceUnavailable
     from recommender.engine import Recommender
-    from recommender.loaders import FORMATS, raw_rows, read_articles
+    from recommender.loaders import FORMATS, detect_format, raw_rows, read_articles, resolve_path
 
     if args.format and args.format not in FORMATS:
         raise SystemExit(f"--format must be one of {', '.join(FORMATS)}")
+    args.format = args.format or detect_format(resolve_path(args.path))  # a usage error before the model loads
     settings = settings.model_copy(update={k: v for k, v in (("device", args.device), ("batch_size", args.batch_size))
                                            if v is not None})
     total = sum(1 for _ in raw_rows(args.path, args.format))
@@ -80,6 +84,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.app import OpenWritesRefused, create_app
+    from service.protocol import server_options
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -87,7 +92,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         app = create_app(settings.model_copy(update={"host": host, "port": port}))
     except OpenWritesRefused as exc:
         raise SystemExit(f"error: {exc}") from None
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
     return 0
 
 
@@ -124,8 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return args.run(args, Settings())
-    except FileNotFoundError as exc:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "RECOMMENDER_" + "_".join(map(str, error["loc"])).upper()
+            print(f"error: {name}: {error['msg']}", file=sys.stderr)
+        return 2
+    try:
+        return args.run(args, settings)
+    except (FileNotFoundError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

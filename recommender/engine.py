@@ -152,6 +152,11 @@ class Recommender:
         Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight."""
         return self._upsert(articles, progress, total, index=self.index, reembed=False)
 
+    def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
+        """``upsert`` in one store transaction: every article is written, or (after a crash) none of them."""
+        unique = list({a.id: a for a in articles}.values())  # a repeated id: the last one wins
+        return self._upsert_chunk(unique, self.index, reembed=False) if unique else UpsertResult()
+
     def _upsert(self, articles: Iterable[Article], progress: bool, total: int | None, index: VectorIndex | None,
                 reembed: bool) -> UpsertResult:
         result = UpsertResult()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,8 +55,26 @@ class Settings(BaseSettings):
     # Limits
     max_article_bytes: int = 1_000_000
     max_batch_bytes: int = 50_000_000
+    max_preview_bytes: int = Field(200_000, description="Body cap of POST /similar (public); only the start of "
+                                   "the text is embedded anyway.")
+
+    # Slow or idle clients (uvicorn): a connection that holds the server without finishing a request is cut.
+    header_timeout_s: float = Field(10.0, gt=0, description="A request's line and headers must arrive within this.")
+    body_timeout_s: float = Field(60.0, gt=0, description="A write's whole body must arrive within this (else 408).")
+    keep_alive_timeout_s: int = Field(5, ge=1, description="An idle keep-alive connection is closed after this.")
+    max_header_bytes: int = Field(65_536, ge=1024, description="Request line and headers larger than this: 431.")
+    max_connections: int = Field(1000, ge=1, description="Open connections (and requests in flight) above which "
+                                 "new requests are answered 503.")
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_is_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("RECOMMENDER_API_TOKEN is set but blank, which would open every write: set a real "
+                             "token, or unset the variable")
+        return value
 
     @property
     def db_path(self) -> Path:

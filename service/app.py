@@ -9,23 +9,28 @@ from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
-from recommender.article import ArticleInput, InvalidArticle, parse_article
+from recommender.article import ArticleInput, InvalidArticle, article_id, error_details, parse_article
 from recommender.engine import ArticleNotFound, Recommender
 from recommender.overrides import BoxOverrides, Pin
 from recommender.rank import STRATEGIES, SimilarQuery
 from recommender.settings import Settings
 from service.cache import CachedLists
-from service.limits import BodyLimits
+from service.errors import JsonErrors
+from service.limits import BodyLimits, Refusal
 from service.schemas import BlockIn, BoxOverridesIO, Item, PinIn, PreviewRequest, SimilarList, UpsertOut
 
 log = logging.getLogger("recommender.service")
 Strategy = Literal["default", "embedding", "tfidf", "bm25"]
 assert set(Strategy.__args__) == set(STRATEGIES)  # type: ignore[attr-defined]
-ArticleId = Annotated[str, Path(min_length=1, max_length=256, description="The site's article id.")]
+# The id rule of recommender.article, on every path: an id that could not be stored is a 422, never cleaned.
+ArticleId = Annotated[str, Path(min_length=1, max_length=256, description="The site's article id."),
+                      BeforeValidator(article_id)]
 
 
 def create_app(settings: Settings, recommender: Recommender | None = None) -> FastAPI:
@@ -48,14 +53,18 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
             engine.checkpoint()
 
     refuse_open_writes(settings)
-    app = FastAPI(title="Similar news", version="0.1.0", lifespan=lifespan,
+    # No trailing-slash redirects: Starlette builds them from the client's Host header.
+    app = FastAPI(title="Similar news", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
                   description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
-                       max_batch_bytes=settings.max_batch_bytes)
+                       max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
+                       body_timeout_s=settings.body_timeout_s,
+                       refuse_writer=lambda authorization: writer_refusal(settings, authorization))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(JsonErrors)
 
     def engine(request: Request) -> Recommender:
         return request.app.state.recommender
@@ -63,15 +72,10 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     Engine = Annotated[Recommender, Depends(engine)]
 
     def require_writer(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not settings.allow_writes:
-            raise HTTPException(403, "this service is read-only (RECOMMENDER_ALLOW_WRITES=false)")
-        token = settings.api_token.get_secret_value() if settings.api_token else None
-        if token is None:
-            return
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "writes need 'Authorization: Bearer <RECOMMENDER_API_TOKEN>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+        # Bodies of writes are refused earlier, unread (BodyLimits); this covers DELETE.
+        refusal = writer_refusal(settings, authorization)
+        if refusal is not None:
+            raise HTTPException(refusal[0], refusal[1], headers=refusal[2])
 
     Writer = Depends(require_writer)
 
@@ -82,6 +86,10 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     @app.exception_handler(InvalidArticle)
     async def _invalid(request: Request, exc: InvalidArticle) -> JSONResponse:
         return JSONResponse({"detail": exc.errors, "article_id": exc.article_id}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": error_details(exc.errors())}, status_code=422)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -148,12 +156,12 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         if body.get("id", article_id) != article_id:
             raise HTTPException(422, f"body id {body.get('id')!r} differs from the URL's {article_id!r}")
         article = parse_article(dict(body, id=article_id))
-        return UpsertOut(**asdict(engine.upsert([article])))
+        return UpsertOut(**asdict(engine.upsert_all([article])))
 
     @app.post("/articles", response_model=UpsertOut, tags=["articles"], dependencies=[Writer])
     def post_articles(body: Annotated[list[dict], Body()], engine: Engine) -> UpsertOut:
         articles = [parse_article(raw) for raw in body]  # all or nothing: one bad article rejects the batch
-        return UpsertOut(**asdict(engine.upsert(articles)))
+        return UpsertOut(**asdict(engine.upsert_all(articles)))  # one transaction: all written, or none
 
     @app.delete("/articles/{article_id}", status_code=204, tags=["articles"], dependencies=[Writer],
                 responses={404: {"description": "unknown article id"}})
@@ -203,6 +211,19 @@ def _generation(app: FastAPI) -> int | None:
 
 class OpenWritesRefused(RuntimeError):
     pass
+
+
+def writer_refusal(settings: Settings, authorization: str | None) -> Refusal:
+    """Why a write with this ``Authorization`` header must be refused (status, detail, headers), or None."""
+    if not settings.allow_writes:
+        return 403, "this service is read-only (RECOMMENDER_ALLOW_WRITES=false)", {}
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    if token is None:
+        return None
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
+        return 401, "writes need 'Authorization: Bearer <RECOMMENDER_API_TOKEN>'", {"WWW-Authenticate": "Bearer"}
+    return None
 
 
 def refuse_open_writes(settings: Settings) -> None:

@@ -1,50 +1,65 @@
-"""Request-body rules enforced before routing: JSON only (415) and size caps (413)."""
+"""Request-body rules enforced before routing: the writer's token (401/403) before a byte of the body is read,
+JSON only (415), size caps (413) and a deadline for the whole body (408)."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import time
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import send_problem
+
+# (status, detail, headers) when a write must be refused, None when it may go on.
+Refusal = tuple[int, str, dict[str, str]] | None
+PUBLIC_POSTS = ("/similar",)  # POST calls anyone may make; every other POST/PUT/PATCH is a write
+
 
 class BodyLimits:
-    """Reads a write's body up to its cap, then hands it on; the app never sees an oversized or non-JSON body."""
+    """Reads a body up to its cap, then hands it on; the app never sees an oversized, slow or non-JSON body,
+    nor the body of a write whose sender may not write."""
 
-    def __init__(self, app: ASGIApp, max_article_bytes: int, max_batch_bytes: int):
+    def __init__(self, app: ASGIApp, max_article_bytes: int, max_batch_bytes: int, max_preview_bytes: int,
+                 body_timeout_s: float, refuse_writer: Callable[[str | None], Refusal]):
         self.app = app
         self.max_article_bytes = max_article_bytes
         self.max_batch_bytes = max_batch_bytes
+        self.max_preview_bytes = max_preview_bytes
+        self.body_timeout_s = body_timeout_s
+        self.refuse_writer = refuse_writer
 
     def _limit(self, method: str, path: str) -> int:
-        return self.max_batch_bytes if (method, path.rstrip("/")) == ("POST", "/articles") else self.max_article_bytes
+        if method == "POST" and path == "/articles":
+            return self.max_batch_bytes
+        if method == "POST" and path in PUBLIC_POSTS:
+            return self.max_preview_bytes
+        return self.max_article_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        if not (scope["method"] == "POST" and scope["path"] in PUBLIC_POSTS):
+            authorization = headers.get(b"authorization")
+            refusal = self.refuse_writer(authorization.decode("latin-1") if authorization is not None else None)
+            if refusal is not None:
+                await send_problem(send, refusal[0], refusal[1], {**refusal[2], "connection": "close"})
+                return
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type != b"application/json":
-            await _problem(send, 415, "send the body as JSON with 'Content-Type: application/json'")
+            await send_problem(send, 415, "send the body as JSON with 'Content-Type: application/json'")
             return
         limit = self._limit(scope["method"], scope["path"])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _problem(send, 413, f"body of {int(declared)} bytes is over the {limit}-byte limit for this call")
+            await send_problem(send, 413, f"body of {int(declared)} bytes is over the {limit}-byte limit for this "
+                               "call", {"connection": "close"})
             return
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _problem(send, 413, f"body is over the {limit}-byte limit for this call")
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await self._read(receive, send, limit)
+        if body is None:
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -56,9 +71,25 @@ class BodyLimits:
 
         await self.app(scope, replay, send)
 
-
-async def _problem(send: Send, status: int, detail: str) -> None:
-    payload = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
-    await send({"type": "http.response.body", "body": payload})
+    async def _read(self, receive: Receive, send: Send, limit: int) -> bytes | None:
+        """The whole body, or None after answering 413 / 408 (or when the client left)."""
+        chunks, size, more = [], 0, True
+        deadline = time.monotonic() + self.body_timeout_s
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                await send_problem(send, 408, f"the body did not arrive within {self.body_timeout_s:g}s "
+                                   "(RECOMMENDER_BODY_TIMEOUT_S)", {"connection": "close"})
+                return None
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await send_problem(send, 413, f"body is over the {limit}-byte limit for this call",
+                                   {"connection": "close"})
+                return None
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)

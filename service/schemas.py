@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from recommender.article import ArticleId, Text, Title
 from recommender.rank import Explanation, Recommendation
 
 
@@ -48,8 +49,11 @@ class SimilarList(BaseModel):
 
 
 class PreviewRequest(BaseModel):
-    title: str = Field(min_length=1, max_length=2000)
-    text: str = Field("", max_length=1_000_000)
+    """The same title rule as an article's; the text is cut to the embedded length (and the body capped at
+    RECOMMENDER_MAX_PREVIEW_BYTES) before any work on it."""
+
+    title: Title
+    text: Text = ""
 
 
 class UpsertOut(BaseModel):
@@ -64,16 +68,28 @@ class Problem(BaseModel):
 
 
 class PinIn(BaseModel):
-    id: str = Field(min_length=1, max_length=256)
+    id: ArticleId
     position: int = Field(ge=1, le=50, description="1 = top of the box.")
 
 
 class BoxOverridesIO(BaseModel):
-    """An article box's editorial overrides; a PUT replaces both lists."""
+    """An article box's editorial overrides; a PUT replaces both lists. An item is pinned once, or blocked."""
 
     pins: list[PinIn] = Field(default_factory=list, max_length=50)
-    blocks: list[str] = Field(default_factory=list, max_length=10_000)
+    blocks: list[ArticleId] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _each_item_once(self) -> BoxOverridesIO:
+        pinned: set[str] = set()
+        for n, pin in enumerate(self.pins):
+            if pin.id in pinned:
+                raise ValueError(f"pins.{n}: {pin.id!r} is pinned twice")
+            pinned.add(pin.id)
+        for n, item in enumerate(self.blocks):
+            if item in pinned:
+                raise ValueError(f"blocks.{n}: {item!r} is both pinned and blocked")
+        return self
 
 
 class BlockIn(BaseModel):
-    reason: str = Field("", max_length=2000)
+    reason: Text = Field("", max_length=2000)

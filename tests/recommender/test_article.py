@@ -1,8 +1,13 @@
 """Article validation and the embedded text: defined behaviour for every odd input."""
 
-import pytest
+import json
 
-from recommender.article import InvalidArticle, content_hash, embedding_text, parse_article
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from recommender.article import (InvalidArticle, content_hash, embedding_text, leading_plain_text, parse_article,
+                                 plain_text)
 
 
 def test_only_id_and_title_are_required():
@@ -56,3 +61,56 @@ def test_embedded_text_strips_html_and_cuts_the_body():
 
 def test_content_hash_changes_with_the_text_only():
     assert content_hash("a") == content_hash("a") != content_hash("b")
+
+
+@pytest.mark.parametrize("bad_id", [" N9", "N9 ", "I\x00D", "a\tb", "a\nb", "a/b", "\ud800", "\u0085x"])
+def test_an_id_is_never_cleaned_an_odd_one_is_rejected(bad_id):
+    with pytest.raises(InvalidArticle, match="id"):
+        parse_article({"id": bad_id, "title": "t"})
+
+
+@pytest.mark.parametrize("field", ["title", "lead", "body", "section", "language", "url", "tags"])
+def test_a_lone_surrogate_in_any_text_field_is_rejected_naming_it(field):
+    value = ["ok", "\udc80"] if field == "tags" else "https://x.example/\ud800" if field == "url" else "a\ud800"
+    with pytest.raises(InvalidArticle, match=field) as err:
+        parse_article({"id": "x", "title": "t", field: value})
+    json.dumps(err.value.errors, allow_nan=False)  # the 422's body is plain JSON
+
+
+@pytest.mark.parametrize("title", ["\u200b", "\u200e\u200f", "\ufeff ", "\u2060"])
+def test_invisible_characters_alone_are_a_blank_title(title):
+    with pytest.raises(InvalidArticle, match="blank"):
+        parse_article({"id": "x", "title": title})
+
+
+@pytest.mark.parametrize("url, ok", [("https://news.example/a?b=1", True), ("HTTP://news.example", True),
+                                     ("/news/1.html", True), ("javascript:alert(1)", False),
+                                     ("java\tscript:alert(1)", False), ("data:text/html,x", False),
+                                     ("//evil.example/x", False), ("/\\evil.example", False), ("http://", False),
+                                     ("https://a.example/a b", False), ("news.example/a", False)])
+def test_links_are_http_or_a_path_on_the_site(url, ok):
+    for field in ("url", "image_url"):
+        if ok:
+            assert getattr(parse_article({"id": "x", "title": "t", field: url}), field) == url
+        else:
+            with pytest.raises(InvalidArticle, match=field):
+                parse_article({"id": "x", "title": "t", field: url})
+
+
+def test_a_hostile_body_is_cut_before_its_markup_is_stripped(monkeypatch):
+    import recommender.article as article
+
+    read: list[int] = []
+    strip = article.plain_text
+    monkeypatch.setattr(article, "plain_text", lambda text: read.append(len(text)) or strip(text))
+    a = parse_article({"id": "x", "title": "t", "body": "<" * 999_000})
+    assert embedding_text(a, body_chars=1000) == "t. " + "<" * 1000
+    assert max(read) <= 10_000  # the first few thousand characters, not the million
+
+
+@hypothesis.settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@hypothesis.given(body=st.lists(st.sampled_from(["<p>", "</p>", "<a href='x'>", "<", ">", "&amp;", "&#1234;", "&lt;",
+                                                 " ", "\n", "word", "x" * 40]), max_size=400).map("".join),
+                  chars=st.integers(0, 300))
+def test_the_cut_body_reads_as_the_whole_one_would(body, chars):
+    assert leading_plain_text(body, chars) == plain_text(body)[:chars]

@@ -163,3 +163,94 @@ def test_newsroom_controls_as_query_parameters(api):
     items = api.get(f"/articles/{SOURCE}/similar", params=params).json()["items"]
     assert items and all(i["group_size"] == 1 for i in items)
     assert api.get(f"/articles/{SOURCE}/similar", params={"diversity": 2}).status_code == 422
+
+
+def _raw_json(value) -> bytes:
+    """JSON as a careless client sends it: NaN allowed, lone surrogates as \\ud800 escapes."""
+    import json
+
+    return json.dumps(value).encode()
+
+
+def _assert_json_4xx(r: httpx.Response, status: int, field: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert field in r.text
+
+
+@pytest.mark.parametrize("method, path, body, field", [
+    ("PUT", "/articles/h-1", {"title": "t", "published_at": "2024-01-01T10:00:00"}, "published_at"),
+    ("POST", "/articles", [{"id": "h-2", "title": "fine"}, {"id": "a/b", "title": "t"}], "id"),
+    ("PUT", "/articles/h-3", {"title": float("nan")}, "title"),
+    ("PUT", "/articles/h-4", {"title": "t", "lead": "\ud800"}, "lead"),
+    ("POST", "/articles", [{"id": "h-5", "title": "t", "tags": ["x", "\udfff"]}], "tags"),
+    ("POST", "/articles", [{"id": float("nan"), "title": "t"}], "id"),
+    ("POST", "/similar", {"title": "\ud800"}, "title"),
+    ("POST", "/similar", {"title": "t", "text": float("inf")}, "text"),
+    ("PUT", f"/articles/{SOURCE}/overrides", {"pins": [{"id": "N16278", "position": 1},
+                                                       {"id": "N16278", "position": 2}]}, "pinned twice"),
+    ("PUT", f"/articles/{SOURCE}/overrides", {"pins": [{"id": "N16278", "position": 1}], "blocks": ["N16278"]},
+     "pinned and blocked"),
+    ("PUT", f"/articles/{SOURCE}/overrides", {"blocks": ["\ud800"]}, "blocks"),
+    ("PUT", "/blocked/N16278", {"reason": "\udc80"}, "reason"),
+])
+def test_bad_input_is_a_json_422_naming_the_field_and_writes_nothing(api, method, path, body, field):
+    before = api.get(f"/articles/{SOURCE}/overrides").json()
+    r = api.request(method, path, content=_raw_json(body), headers={"Content-Type": "application/json"})
+    _assert_json_4xx(r, 422, field)
+    for article_id in ("h-1", "h-2", "h-3", "h-4", "h-5"):
+        assert api.get(f"/articles/{article_id}").status_code == 404
+    assert api.get(f"/articles/{SOURCE}/overrides").json() == before
+    assert "N16278" not in api.get("/blocked").json()
+    assert api.get("/healthz").status_code == 200  # the same keep-alive connection still serves
+
+
+@pytest.mark.parametrize("path", ["/articles/%20N9", "/articles/N9%20", "/articles/I%00D", "/articles/a%09b"])
+def test_an_id_is_never_cleaned_the_same_rule_on_every_path(api, path):
+    original = api.get(f"/articles/{SOURCE}").json()
+    calls = [("GET", path), ("GET", path + "/similar"), ("GET", path + "/overrides"), ("PUT", path),
+             ("PUT", path + "/overrides"), ("DELETE", path)]
+    for method, target in calls:
+        r = api.request(method, target, json={"title": "overwritten?"} if method == "PUT" else None)
+        _assert_json_4xx(r, 422, "id")
+    assert api.put("/blocked/%20N9", json={}).status_code == 422
+    assert api.get(f"/articles/{SOURCE}").json() == original
+
+
+@pytest.mark.parametrize("title", [" ", "\u200b", "\u200e\u00a0", "\x00"])
+def test_preview_with_a_blank_title_is_422(api, title):
+    _assert_json_4xx(api.post("/similar", json={"title": title, "text": "some text"}), 422, "title")
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "java\tscript:alert(1)",
+                                 "data:text/html,<script>x</script>", "//evil.example/x", "vbscript:x", "http://"])
+def test_only_http_urls_and_site_paths_are_links(api, url):
+    for field in ("url", "image_url"):
+        _assert_json_4xx(api.put("/articles/link-1", json={"title": "t", field: url}), 422, field)
+    assert api.get("/articles/link-1").status_code == 404
+    ok = {"title": "t", "url": "https://news.example/a?b=1#c", "image_url": "/img/1.jpg"}
+    assert api.put("/articles/link-2", json=ok).status_code == 200
+
+
+def test_no_redirect_trusts_the_host_header(api):
+    for path in (f"/articles/{SOURCE}/similar/", "/articles/", "/healthz/", "/docs/"):
+        r = api.get(path, headers={"Host": "evil.example"})
+        assert r.status_code == 404 and "location" not in r.headers
+
+
+def test_writes_without_the_token_are_refused_before_the_body_is_read(server):
+    import socket
+
+    declared = 40_000_000  # under the batch cap: only the token check can answer before the body
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /articles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n[" % declared + b" " * 1000)
+        answer = sock.recv(65536)  # on a server reading the body first this times out
+    assert answer.startswith(b"HTTP/1.1 401") and b"Bearer" in answer
+
+
+def test_preview_body_is_capped_and_a_hostile_text_is_cut_first(api):
+    r = api.post("/similar", json={"title": "t", "text": "<" * 999_000})
+    _assert_json_4xx(r, 413, "limit")
+    r = api.post("/similar", json={"title": "Marine Corps Marathon", "text": "<" * 190_000})
+    assert r.status_code == 200

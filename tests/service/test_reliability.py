@@ -176,3 +176,42 @@ def test_reads_during_writes_and_deletes_never_fail_nor_show_deleted(server, fre
     with capsys.disabled():
         print(f"\nconcurrent reads: {len(reads)} served, 0 errors, 6 batches and 6 deletes interleaved")
     assert len(reads) > 50
+
+
+def test_an_http_batch_is_one_transaction_all_or_nothing(data_dir, fresh_rows, capsys):
+    """A batch larger than the ingest chunk is never seen (nor left after a SIGKILL) half written."""
+    import sqlite3
+
+    def stored(prefix: str) -> int:
+        with sqlite3.connect(data_dir / "articles.sqlite3", timeout=30) as conn:
+            return conn.execute("SELECT count(*) FROM articles WHERE id LIKE ?", (prefix + "%",)).fetchone()[0]
+
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_INGEST_CHUNK="8").start()
+    try:
+        batch = [{**a, "id": f"whole-{a['id']}"} for a in fresh_rows[:64]]
+        writer = threading.Thread(target=lambda: server.client().post("/articles", json=batch))
+        writer.start()
+        seen = set()
+        while writer.is_alive():
+            seen.add(stored("whole-"))
+        seen.add(stored("whole-"))
+        assert seen <= {0, len(batch)} and len(batch) in seen, f"counts seen while the batch was written: {seen}"
+
+        batch = [{**a, "id": f"killed-{a['id']}"} for a in fresh_rows[64:192]]
+        writer = threading.Thread(target=lambda: _post_ignoring_the_kill(server, batch))
+        writer.start()
+        time.sleep(random.Random(3).uniform(0.4, 0.9))
+        server.kill()
+        writer.join()
+        assert stored("killed-") in (0, len(batch))
+    finally:
+        server.kill()
+    with capsys.disabled():
+        print(f"\nbatch of {len(batch)} killed mid-write: {stored('killed-')} stored (all or nothing)")
+
+
+def _post_ignoring_the_kill(server: Server, batch: list[dict]) -> None:
+    try:
+        server.client().post("/articles", json=batch)
+    except httpx.TransportError:
+        pass

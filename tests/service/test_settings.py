@@ -1,5 +1,9 @@
 """How settings shape the app: CORS allow-list, read-only replicas, refusing open writes off loopback."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,3 +30,17 @@ def test_cors_and_read_only(engine, data_dir):
         assert "access-control-allow-origin" not in other.headers
         r = client.put("/articles/x", json={"title": "t"})
         assert r.status_code == 403 and "read-only" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("token", ["", " ", "\t\n"])
+def test_a_blank_token_is_a_configuration_error(tmp_path, token):
+    from pydantic import ValidationError
+
+    from tests.service.conftest import free_port
+
+    with pytest.raises(ValidationError, match="RECOMMENDER_API_TOKEN"):
+        make_settings(tmp_path, api_token=token)
+    env = {**os.environ, "RECOMMENDER_API_TOKEN": token, "RECOMMENDER_DATA_DIR": str(tmp_path)}
+    serve = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--host", "0.0.0.0", "--port",
+                            str(free_port())], env=env, capture_output=True, text=True, timeout=60)
+    assert serve.returncode == 2 and "RECOMMENDER_API_TOKEN" in serve.stderr  # refused to start

@@ -1,0 +1,101 @@
+"""The HTTP/1.1 protocol the server runs: uvicorn's httptools protocol, with a deadline and a size cap for a
+request's line and headers, which uvicorn lacks (a client sending headers slowly, or none at all, held its
+connection for good). Bodies have their deadline in ``service.limits``; idle keep-alive connections, uvicorn's."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from recommender.settings import Settings
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """Cuts a connection whose request line and headers are not complete within ``header_timeout_s`` of its
+    opening or of the request's first byte (408), or run over ``max_header_bytes`` (431)."""
+
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 65_536
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._raw_header_bytes = 0  # received while a request's headers are incomplete
+        self._header_bytes = 0  # the request line and headers parsed so far
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_deadline is not None:
+            self._raw_header_bytes += len(data)
+        super().data_received(data)
+        if self._header_deadline is not None and self._raw_header_bytes > self.max_header_bytes:
+            self._refuse(431, f"request line and headers over {self.max_header_bytes} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        self._header_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        too_large = self._header_bytes > self.max_header_bytes
+        self._disarm()
+        if too_large:  # all of it came in one read: refused here, the app never starts
+            self._refuse(431, f"request line and headers over {self.max_header_bytes} bytes")
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
+
+    def _arm(self) -> None:
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(
+                self.header_timeout_s, self._refuse, 408,
+                f"request headers did not arrive within {self.header_timeout_s:g}s")
+
+    def _disarm(self) -> None:
+        self._header_bytes = self._raw_header_bytes = 0
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _refuse(self, status: int, detail: str) -> None:
+        self._disarm()
+        self._refused = True
+        if self.transport.is_closing():
+            return
+        body = ('{"detail": "%s"}' % detail).encode()
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+        self.transport.close()
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """``uvicorn.run`` keyword arguments that bound what slow, idle or numerous clients can hold."""
+    protocol = type("ConfiguredHttpProtocol", (GuardedHttpToolsProtocol,), {
+        "header_timeout_s": settings.header_timeout_s, "max_header_bytes": settings.max_header_bytes})
+    return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout_s,
+            "limit_concurrency": settings.max_connections}

@@ -1,0 +1,101 @@
+"""Slow, idle and numerous clients against a real server: none can hold a connection without finishing a request."""
+
+import selectors
+import shutil
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.service.conftest import TOKEN, Server
+
+HEADER_TIMEOUT_S = 1.0
+MAX_CONNECTIONS = 40
+
+
+@pytest.fixture(scope="module")
+def strict(ingested_dir, tmp_path_factory):
+    data = tmp_path_factory.mktemp("strict") / "data"
+    shutil.copytree(ingested_dir, data)
+    srv = Server(data, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+                 RECOMMENDER_BODY_TIMEOUT_S="1", RECOMMENDER_KEEP_ALIVE_TIMEOUT_S="1",
+                 RECOMMENDER_MAX_HEADER_BYTES="4096", RECOMMENDER_MAX_CONNECTIONS=str(MAX_CONNECTIONS)).start()
+    yield srv
+    srv.stop()
+
+
+def _connect(server: Server, first: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    if first:
+        sock.sendall(first)
+    return sock
+
+
+def _closed_by_server(socks: dict[str, list[socket.socket]], trickle: list[socket.socket], within: float
+                      ) -> dict[str, float]:
+    """Seconds until the server closed each kind's last connection; a header byte goes to ``trickle`` every 0.2 s."""
+    selector = selectors.DefaultSelector()
+    for kind, group in socks.items():
+        for sock in group:
+            selector.register(sock, selectors.EVENT_READ, kind)
+    started, open_left = time.monotonic(), {kind: len(group) for kind, group in socks.items()}
+    closed_at: dict[str, float] = {}
+    next_trickle = started
+    while selector.get_map() and time.monotonic() - started < within:
+        if time.monotonic() >= next_trickle:
+            for sock in trickle:
+                try:
+                    sock.send(b"X")
+                except OSError:
+                    pass
+            next_trickle += 0.2
+        for key, _ in selector.select(timeout=0.05):
+            try:
+                data = key.fileobj.recv(65536)
+            except OSError:
+                data = b""
+            if data:  # an answer (a 408 for the slow ones): the close follows
+                continue
+            selector.unregister(key.fileobj)
+            open_left[key.data] -= 1
+            if not open_left[key.data]:
+                closed_at[key.data] = round(time.monotonic() - started, 2)
+    return closed_at
+
+
+def test_slow_and_idle_clients_are_cut(strict, capsys):
+    put = (b"PUT /articles/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+           + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"title\"")
+    socks = {
+        "idle, nothing sent": [_connect(strict) for _ in range(8)],
+        "half the headers": [_connect(strict, b"GET /healthz HTTP/1.1\r\nHost: x\r\n") for _ in range(8)],
+        "headers a byte at a time": [_connect(strict, b"GET /healthz HTTP/1.1\r\nX-Slow: ") for _ in range(8)],
+        "a tenth of the body": [_connect(strict, put) for _ in range(8)],
+        "idle after a request": [_connect(strict, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") for _ in range(8)],
+    }
+    try:
+        closed = _closed_by_server(socks, socks["headers a byte at a time"], within=HEADER_TIMEOUT_S + 4)
+    finally:
+        for group in socks.values():
+            for sock in group:
+                sock.close()
+    with capsys.disabled():
+        print(f"\nslow clients cut after (s): {closed}")
+    assert set(closed) == set(socks), f"still held: {set(socks) - set(closed)}"
+
+
+def test_too_many_connections_get_503_until_the_slow_ones_are_cut(strict):
+    idle = [_connect(strict) for _ in range(MAX_CONNECTIONS + 5)]
+    try:
+        assert httpx.get(strict.url + "/healthz", timeout=5).status_code == 503
+        time.sleep(HEADER_TIMEOUT_S + 1)
+        assert httpx.get(strict.url + "/healthz", timeout=5).status_code == 200
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_oversized_headers_are_431(strict):
+    with _connect(strict, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n") as sock:
+        assert sock.recv(65536).startswith(b"HTTP/1.1 431")
