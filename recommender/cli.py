@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 ARCHIVE = 1_000_000  # the archive size an ingest's rate is projected to
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.embed import DeviceUnavailable
     from recommender.engine import Recommender
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--format", choices=("jsonl", "csv", "mind"), help="default: from the file name")
     ingest.add_argument("--device", help="where the model runs: cpu, cuda, cuda:1 ... (default RECOMMENDER_DEVICE, "
                         "else the first GPU if there is one)")
-    ingest.add_argument("--batch-size", type=int, help="texts per model batch (default RECOMMENDER_BATCH_SIZE, 32; "
+    ingest.add_argument("--batch-size", type=_positive_int, help="texts per model batch (default RECOMMENDER_BATCH_SIZE, 32; "
                         "a GPU wants 256)")
     ingest.set_defaults(run=_ingest)
 

@@ -24,3 +24,9 @@ def test_ingest_reports_its_embedding_rate_and_a_1m_projection(one_article, caps
 def test_ingest_on_a_missing_gpu_fails_with_what_to_do(one_article):
     with pytest.raises(SystemExit, match="no CUDA GPU.*--device cpu"):
         main(["ingest", str(one_article), "--device", "cuda"])
+
+
+def test_ingest_refuses_a_batch_size_below_one(one_article, capsys):
+    with pytest.raises(SystemExit):
+        main(["ingest", str(one_article), "--batch-size", "0"])
+    assert "--batch-size: must be 1 or more" in capsys.readouterr().err
