@@ -280,6 +280,26 @@ class Evaluator:
         return summary
 
 
+def summary_table(results: Sequence[EvaluationResult], metric: str = "s_ndcg@10") -> pd.DataFrame:
+    """Across datasets, one row per result: the default and the best baseline on ``metric``, the share of the
+    baseline's shortfall from a perfect list that the default removes (``(default - best) / (1 - best)``),
+    whether the difference is significant, and each one's ms per query."""
+    rows = []
+    for r in results:
+        best = r.best_baseline(metric)
+        if best is None or "default" not in r.summary:
+            continue
+        ours = r.summary["default"][metric]
+        ci = r.comparisons(metric).loc[best[0]]
+        rows.append({"dataset": r.dataset, "half": r.half or "all", "queries": r.queries, "default": ours,
+                     "best_baseline": best[0], "baseline": best[1],
+                     "removed": (ours - best[1]) / (1 - best[1]) if best[1] < 1 else 0.0,
+                     "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "significant": bool(ci["significant"]),
+                     "ms_default": r.summary["default"]["ms_per_query"],
+                     "ms_baseline": r.summary[best[0]]["ms_per_query"]})
+    return pd.DataFrame(rows)
+
+
 def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]]
                      = CONTROLS, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None, seed: int = 0,
                      progress: bool = False, half: str | None = None) -> EvaluationResult:
