@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recommender.embed import Embedder, load_embedder
+from recommender.embed import TextEmbedder, load_embedder
 from recommender.engine import Recommender
 from recommender.evaluation import metrics
 from recommender.evaluation.dataset import SAME_STORY, LabelledDataset
@@ -157,7 +157,7 @@ class Evaluator:
     ``data_dir`` keeps the engine's data there and reuses it next time: only articles whose text (or the
     model) changed are embedded again. Without it a temporary dir is used and removed on ``close``."""
 
-    def __init__(self, dataset: LabelledDataset, settings: Settings | None = None, embedder: Embedder | None = None,
+    def __init__(self, dataset: LabelledDataset, settings: Settings | None = None, embedder: TextEmbedder | None = None,
                  progress: bool = False, data_dir: Path | None = None):
         self.dataset = dataset
         self._tmp = None if data_dir else Path(tempfile.mkdtemp(prefix="recommender-eval-"))
@@ -316,7 +316,7 @@ def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[
 
 def evaluate(dataset: LabelledDataset, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
              queries: int | None = None, seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
-             settings: Settings | None = None, embedder: Embedder | None = None,
+             settings: Settings | None = None, embedder: TextEmbedder | None = None,
              progress: bool = False, half: str | None = None) -> EvaluationResult:
     """Build a recommender over the dataset's articles, run the strategies, return the metrics."""
     with Evaluator(dataset, settings, embedder, progress=progress) as evaluator:
