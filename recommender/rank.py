@@ -244,13 +244,15 @@ def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndar
     chosen_ids = {id(s) for s in chosen}
     by_title = {s.title: g for s, g in zip(chosen, groups)}
     sims = vectors @ np.stack([s.candidate.vector for s in chosen]).T
-    for i, s in enumerate(scored):
-        if id(s) in chosen_ids or copies_of_source[i]:
+    closest, best = sims.argmax(axis=1), sims.max(axis=1)  # once for all candidates, not per candidate
+    for i in np.flatnonzero(~copies_of_source):
+        s = scored[i]
+        if id(s) in chosen_ids:
             continue
         if s.title in by_title:
             by_title[s.title].append(s)
-        elif sims[i].max() > threshold:
-            groups[int(sims[i].argmax())].append(s)
+        elif best[i] > threshold:
+            groups[int(closest[i])].append(s)
     return groups
 
 
