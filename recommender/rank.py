@@ -40,10 +40,10 @@ class SimilarQuery:
 class Weights:
     """How the default strategy mixes its signals (from Settings)."""
 
-    lexical: float = 0.3
+    lexical: float = 0.5
     recency: float = 0.15
     half_life_days: float | None = 7.0
-    mmr_lambda: float = 0.95
+    mmr_lambda: float = 1.0
     duplicate_threshold: float = 0.92
     story_threshold: float = 0.8
     window_days: float | None = None
