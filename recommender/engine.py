@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
-from recommender.embed import Embedder, load_embedder
+from recommender.embed import TextEmbedder, load_embedder
 from recommender.lexical import LexicalIndex
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.rank import STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, rank, with_pins
@@ -64,7 +64,7 @@ def weights_from(settings: Settings) -> Weights:
 class Recommender:
     """Open one per data dir and process; thread-safe for concurrent reads and writes."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, index_kind: str | None = None):
+    def __init__(self, settings: Settings, embedder: TextEmbedder | None = None, index_kind: str | None = None):
         self.settings = settings
         self.weights = weights_from(settings)
         self.embedder = embedder or load_embedder(settings.model, settings.batch_size, settings.device)
