@@ -1,4 +1,4 @@
-"""The ``recommender`` command: ingest article files, serve the API, evaluate strategies."""
+"""The ``recommender`` command: ingest article files, rebuild the index, serve the API, evaluate strategies."""
 
 from __future__ import annotations
 
@@ -7,34 +7,84 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from index import KINDS
 from recommender.evaluation.cli import add_evaluate_command
 from recommender.loaders import FORMATS, UsageError
 from recommender.settings import Settings
 
+if TYPE_CHECKING:
+    from recommender.engine import Recommender
+
+
+ARCHIVE = 1_000_000  # the archive size an ingest's rate is projected to
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.embed import DeviceUnavailable
     from recommender.engine import Recommender
     from recommender.loaders import detect_format, raw_rows, read_articles, resolve_path
 
     args.format = args.format or detect_format(resolve_path(args.path))  # a usage error before the model loads
+    settings = settings.model_copy(update={k: v for k, v in (("device", args.device), ("batch_size", args.batch_size))
+                                           if v is not None})
     total = sum(1 for _ in raw_rows(args.path, args.format))
+    try:
+        engine = Recommender(settings)
+    except DeviceUnavailable as exc:
+        raise SystemExit(f"error: {exc}") from None
     errors: list[str] = []
     started = time.perf_counter()
-    with Recommender(settings) as engine:  # closed (index checkpointed) however the ingest ends
+    with engine:  # closed (index checkpointed) however the ingest ends
         result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
         indexed = len(engine.index)
     elapsed = time.perf_counter() - started
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
           f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
           f"{result.embedded} embedded; {indexed} in the index")
+    _print_scale_notes(engine, result.embedded, elapsed)
     for line in errors[:20]:
         print(f"skipped: {line}", file=sys.stderr)
     if len(errors) > 20:
         print(f"... and {len(errors) - 20} more invalid rows", file=sys.stderr)
     return 1 if errors and len(errors) == total else 0
+
+
+def _print_scale_notes(engine: Recommender, embedded: int, elapsed: float) -> None:
+    """The ingest's rate projected to a large archive, and whether the index should change kind."""
+    from index import index_kind_for
+
+    if embedded:
+        rate = embedded / elapsed
+        print(f"{embedded} embedded on {engine.embedder.device} (batch {engine.embedder.batch_size}) at {rate:.1f} "
+              f"articles/s end to end: {ARCHIVE:,} articles would take {ARCHIVE / rate / 3600:.1f} h")
+    best = index_kind_for(len(engine.index))
+    if best != engine.index.kind:
+        print(f"the index is {engine.index.kind}; for {len(engine.index):,} articles {best} is the kind to serve: "
+              f"run `recommender reindex` (no re-embedding) before serving")
+
+
+def _reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.reindex import reindex
+
+    started = time.perf_counter()
+    try:
+        meta = reindex(settings, args.kind, progress=True)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"rebuilt {settings.index_path} as {meta.kind}: {meta.count} articles in "
+          f"{time.perf_counter() - started:.1f}s (store sequence {meta.seq})")
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,7 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     ingest = sub.add_parser("ingest", help="load articles from JSONL, CSV or MIND news.tsv (idempotent upserts)")
     ingest.add_argument("path", type=Path, help="a file, or a directory holding news.tsv / articles.jsonl / .csv")
     ingest.add_argument("--format", choices=FORMATS, help="default: from the file name")
+    ingest.add_argument("--device", help="where the model runs: cpu, cuda, cuda:1 ... (default RECOMMENDER_DEVICE, "
+                        "else the first GPU if there is one)")
+    ingest.add_argument("--batch-size", type=_positive_int, help="texts per model batch (default RECOMMENDER_BATCH_SIZE, 32; "
+                        "a GPU wants 256)")
     ingest.set_defaults(run=_ingest)
+
+    reindex = sub.add_parser("reindex", help="rebuild the vector index from the stored vectors, into any kind "
+                             "(nothing is re-embedded); stop the service first, it would save its own index over it")
+    reindex.add_argument("--kind", choices=KINDS, help="default: the kind index_kind_for picks for the corpus size")
+    reindex.set_defaults(run=_reindex)
 
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="default RECOMMENDER_HOST (127.0.0.1)")

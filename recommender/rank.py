@@ -50,10 +50,10 @@ class Ranking:
     """The configured ranking, named as in Settings: the default strategy's weights, the dedupe and same-story
     thresholds, and the hard rules' defaults (freshness window, language)."""
 
-    lexical_weight: float = 0.3
+    lexical_weight: float = 0.5
     recency_weight: float = 0.15
     recency_half_life_days: float | None = 7.0
-    mmr_lambda: float = 0.95
+    mmr_lambda: float = 1.0
     duplicate_threshold: float = 0.92
     story_threshold: float = 0.8
     window_days: float | None = None
@@ -101,6 +101,7 @@ class Recommendation:
 
     group_size: int = 1  # items of the same story folded into this one (itself included)
     pinned: bool = False  # placed by an editor, not by the ranking
+    also: tuple[Article, ...] = ()  # the other reports of this item's story folded into it, best first
 
 
 @dataclass(slots=True)
@@ -162,9 +163,10 @@ def rank(
     query: SimilarQuery,
     ranking: Ranking,
 ) -> list[Recommendation]:
-    """The list, best first. ``default`` mixes semantic and lexical relevance, weighs recency and diversifies
-    with MMR; the single-signal strategies rank by their own signal. All share the hard rules, the dedupe and
-    the same-story grouping."""
+    """The list, best first. ``default`` mixes semantic and lexical relevance, weighs recency, dedupes, folds
+    same-story reports into one item and diversifies with MMR. The single-signal strategies are the plain
+    searches their users know (a FAISS top-k, a More-Like-This query): their own signal's top-k under the hard
+    rules only, nothing deduped or folded."""
     ranking = ranking.for_query(query)
     source_title = normalized_title(source.title)
     scored: list[_Scored] = []
@@ -184,8 +186,10 @@ def rank(
         item.title = normalized_title(c.article.title)
         scored.append(item)
     scored.sort(key=lambda s: -s.relevance)
+    if query.strategy != "default":
+        return [_recommendation(s, [s], query.explain) for s in scored[:query.limit]]
 
-    mmr = ranking.mmr_lambda if query.strategy == "default" else 1.0
+    mmr = ranking.mmr_lambda
     chosen: list[_Scored] = []
     seen_titles = {source_title}
     chosen_vectors = np.zeros((0, len(source_vector)), dtype=np.float32)
@@ -228,16 +232,16 @@ def rank(
     groups = _story_groups(scored, chosen, vectors, copies_of_source, threshold)
     if query.group_pick == "freshest":
         chosen = [_freshest(members) for members in groups]
-    return [
-        Recommendation(
-            s.candidate.article,
-            round(float(s.relevance), 6),
-            Explanation(round(s.candidate.semantic, 6), round(float(s.candidate.lexical), 6),
-                        round(s.recency, 6), round(s.penalty, 6)) if query.explain else None,
-            group_size=len(members),
-        )
-        for s, members in zip(chosen, groups, strict=True)
-    ]
+    return [_recommendation(s, members, query.explain) for s, members in zip(chosen, groups, strict=True)]
+
+
+def _recommendation(shown: _Scored, members: list[_Scored], explain: bool) -> Recommendation:
+    """The item for ``shown``, standing for its story's ``members`` (itself among them)."""
+    explanation = Explanation(round(shown.candidate.semantic, 6), round(float(shown.candidate.lexical), 6),
+                              round(shown.recency, 6), round(shown.penalty, 6)) if explain else None
+    return Recommendation(shown.candidate.article, round(float(shown.relevance), 6), explanation,
+                          group_size=len(members),
+                          also=tuple(m.candidate.article for m in members if m is not shown))
 
 
 def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndarray, copies_of_source: np.ndarray,
@@ -250,13 +254,15 @@ def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndar
     chosen_ids = {id(s) for s in chosen}
     by_title = {s.title: g for s, g in zip(chosen, groups, strict=True)}
     sims = vectors @ np.stack([s.candidate.vector for s in chosen]).T
-    for i, s in enumerate(scored):
-        if id(s) in chosen_ids or copies_of_source[i]:
+    closest, best = sims.argmax(axis=1), sims.max(axis=1)  # once for all candidates, not per candidate
+    for i in np.flatnonzero(~copies_of_source):
+        s = scored[i]
+        if id(s) in chosen_ids:
             continue
         if s.title in by_title:
             by_title[s.title].append(s)
-        elif sims[i].max() > threshold:
-            groups[int(sims[i].argmax())].append(s)
+        elif best[i] > threshold:
+            groups[int(closest[i])].append(s)
     return groups
 
 

@@ -210,6 +210,14 @@ class ArticleStore:
         )
         return {row["key"]: (_row_article(row), _vector(row["vector"])) for row in rows}
 
+    def vectors_by_keys(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
+        """Only the vectors of FAISS keys: what exact re-scoring of index candidates reads (no row parsing)."""
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        rows = self._reader.execute(f"SELECT key, vector FROM articles WHERE key IN ({marks})", [int(k) for k in keys])
+        return {row[0]: _vector(row[1]) for row in rows}
+
     def changes_since(self, seq: int) -> Iterator[Change]:
         rows = self._reader.execute("SELECT key, status, vector FROM articles WHERE seq > ? ORDER BY key", (seq,))
         for row in rows:

@@ -17,6 +17,15 @@ class ExplanationOut(BaseModel):
     diversity_penalty: float
 
 
+class Report(BaseModel):
+    """Another report of an item's story, folded into it (a site can show "3 reports" and link them)."""
+
+    id: str
+    title: str
+    url: str | None
+    published_at: datetime | None
+
+
 class Item(BaseModel):
     id: str
     title: str
@@ -27,6 +36,8 @@ class Item(BaseModel):
     score: float
     group_size: int = Field(1, description="Reports of the same story folded into this item (itself included).")
     pinned: bool = Field(False, description="Placed by an editor.")
+    also: list[Report] = Field(default_factory=list,
+                               description="The other reports of this item's story folded into it, best first.")
     explanation: ExplanationOut | None = None
 
     @classmethod
@@ -35,6 +46,7 @@ class Item(BaseModel):
         explanation = _explanation(rec.explanation) if rec.explanation else None
         return cls(id=a.id, title=a.title, url=a.url, published_at=a.published_at, section=a.section,
                    image_url=a.image_url, score=rec.score, group_size=rec.group_size, pinned=rec.pinned,
+                   also=[Report(id=r.id, title=r.title, url=r.url, published_at=r.published_at) for r in rec.also],
                    explanation=explanation)
 
 

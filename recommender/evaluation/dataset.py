@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -72,6 +73,40 @@ class LabelledDataset:
     def queries(self) -> list[str]:
         """Published articles with at least one relevant other article, in catalogue order."""
         return [a.id for a in self.articles if a.is_published and a.id in self.qrels]
+
+    def units(self) -> dict[str, str]:
+        """Each judged article's unit: the connected part of the judgement graph it belongs to (a story, or
+        for ECB+ a topic pairing two events, for MIND a subcategory). No relevant pair crosses two units."""
+        parent: dict[str, str] = {}
+
+        def root(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for query, judged in self.qrels.items():
+            for doc in judged:
+                a, b = root(query), root(doc)
+                if a != b:
+                    parent[a] = b
+        return {x: root(x) for x in parent}
+
+    def halves(self, seed: int = 0) -> dict[str, list[str]]:
+        """The queries split in a tuning and a reporting half by unit (see ``units``), so that no story is
+        in both: units are shuffled with ``seed`` and each goes to the half with fewer queries so far."""
+        units = self.units()
+        members: dict[str, list[str]] = defaultdict(list)
+        for query in self.queries:
+            members[units[query]].append(query)
+        order = sorted(members)
+        random.Random(seed).shuffle(order)
+        half: dict[str, list[str]] = {"tuning": [], "reporting": []}
+        for unit in order:
+            smaller = min(half, key=lambda name: len(half[name]))
+            half[smaller] += members[unit]
+        position = {q: i for i, q in enumerate(self.queries)}
+        return {name: sorted(ids, key=position.__getitem__) for name, ids in half.items()}
 
     def head(self, n: int) -> LabelledDataset:
         """The first ``n`` articles and the judgements among them (a cheap slice for tests and notebooks)."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from index import KINDS, VectorIndex, index_kind_for, load_index
-from index.vector_index import FLAT_MAX, HNSW_MAX, IVFPQ_MIN_TRAIN
+from index.vector_index import FLAT_MAX, HNSWSQ_MAX, MIN_TRAIN
 
 DIM = 48
 
@@ -18,7 +18,7 @@ def unit(rng, n, dim=DIM):
 
 def filled(kind, n=None):
     rng = np.random.default_rng(0)
-    n = n or (IVFPQ_MIN_TRAIN if kind == "ivfpq" else 500)
+    n = n or max(MIN_TRAIN.get(kind, 0), 500)
     vectors = unit(rng, n)
     index = VectorIndex(DIM, kind, "m")
     index.add(np.arange(100, 100 + n), vectors)
@@ -91,14 +91,28 @@ def test_corrupt_or_mismatched_files_are_refused(tmp_path):
         load_index(path)
 
 
-def test_ivfpq_refuses_a_first_batch_too_small_to_train():
-    with pytest.raises(ValueError, match="at least"):
-        VectorIndex(DIM, "ivfpq").add(np.arange(10), unit(np.random.default_rng(1), 10))
+@pytest.mark.parametrize("kind", sorted(MIN_TRAIN))
+def test_trained_kinds_refuse_a_first_batch_too_small_to_train(kind):
+    with pytest.raises(ValueError, match=f"at least {MIN_TRAIN[kind]}"):
+        VectorIndex(DIM, kind).add(np.arange(10), unit(np.random.default_rng(1), 10))
+
+
+def test_hnswsq_candidates_hold_the_exact_top_10_once_rescored():
+    """Quantised scores are approximate; re-scoring the top 100 exactly (as the engine does) gives the true top 10."""
+    rng = np.random.default_rng(3)
+    vectors, queries = unit(rng, 5000), unit(rng, 50)
+    index = VectorIndex(DIM, "hnswsq")
+    index.add(np.arange(5000), vectors)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    _, found = index.search(queries, 100)
+    rescored = [cand[np.argsort(-(vectors[cand] @ q))[:10]] for cand, q in zip(found, queries)]
+    recall = np.mean([len(set(r) & set(t)) / 10 for r, t in zip(rescored, truth)])
+    assert recall >= 0.95
 
 
 def test_index_kind_rule():
     assert index_kind_for(0) == index_kind_for(FLAT_MAX) == "flat"
-    assert index_kind_for(FLAT_MAX + 1) == index_kind_for(HNSW_MAX) == "hnsw"
-    assert index_kind_for(HNSW_MAX + 1) == "ivfpq"
+    assert index_kind_for(FLAT_MAX + 1) == index_kind_for(1_000_000) == index_kind_for(HNSWSQ_MAX) == "hnswsq"
+    assert index_kind_for(HNSWSQ_MAX + 1) == "ivfpq"
     with pytest.raises(ValueError):
         VectorIndex(DIM, "lsh")

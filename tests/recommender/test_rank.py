@@ -135,6 +135,7 @@ def test_same_story_items_show_once_with_the_group_size():
     grouped = rank(SOURCE, SOURCE_VEC, wires + [other], SimilarQuery(), NO_MMR)
     assert ids(grouped) == ["a1", "a9"]
     assert [r.group_size for r in grouped] == [3, 1]
+    assert [[a.id for a in r.also] for r in grouped] == [["a2", "a3"], []]  # the folded reports, best first
     ungrouped = rank(SOURCE, SOURCE_VEC, wires + [other], SimilarQuery(group_stories=False), NO_MMR)
     assert ids(ungrouped) == ["a1", "a2", "a3", "a9"]
 
@@ -143,6 +144,19 @@ def test_group_can_be_represented_by_its_freshest_report():
     wires = [cand(1, "First report", along(0.7, 2), days=3), cand(2, "Update", tilt(along(0.7, 2), 13, 0.5), days=1)]
     items = rank(SOURCE, SOURCE_VEC, wires, SimilarQuery(group_pick="freshest"), NO_MMR)
     assert ids(items) == ["a2"] and items[0].group_size == 2
+    assert [a.id for a in items[0].also] == ["a1"]
+
+
+@pytest.mark.parametrize("strategy", ["embedding", "tfidf", "bm25"])
+def test_baselines_are_the_plain_top_k_excluding_only_the_source(strategy):
+    # What a plain FAISS search or a More-Like-This query returns: copies and same-story reports included.
+    wires = [cand(1, "Italy says no", along(0.7, 2), lexical=0.9),
+             cand(2, "Italy says no!", tilt(along(0.7, 2), 13, 0.2), lexical=0.8),  # same title, 0.98 to a1
+             cand(3, "Italy rules out troops for Ukraine", along(0.99, 3), lexical=0.7),  # a copy of the source
+             Candidate(0, SOURCE, SOURCE_VEC, 1.0, 1.0)]
+    items = rank(SOURCE, SOURCE_VEC, wires, SimilarQuery(strategy=strategy), Ranking())
+    assert sorted(ids(items)) == ["a1", "a2", "a3"]
+    assert all(r.group_size == 1 and r.also == () for r in items)
 
 
 def test_default_window_keeps_an_old_articles_box_in_its_time_unless_asked():

@@ -77,3 +77,11 @@ def test_failed_transaction_leaves_previous_state(store):
 def test_published_keys_leave_out_unpublished(store):
     store.upsert([(Article("a", "one"), "h", vec(0)), (Article("b", "two", status="unpublished"), "h", vec(1))])
     assert store.published_keys().tolist() == [store.get("a").key]
+
+
+def test_vectors_by_keys_reads_the_vectors_of_known_keys_only(store):
+    keys = store.upsert([(Article(f"a{i}", f"title {i}"), "h", vec(i)) for i in range(3)])
+    got = store.vectors_by_keys([keys[2], keys[0], 999])
+    assert set(got) == {keys[0], keys[2]}
+    assert np.array_equal(got[keys[2]], vec(2)) and np.array_equal(got[keys[0]], vec(0))
+    assert store.vectors_by_keys([]) == {}

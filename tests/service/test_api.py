@@ -274,3 +274,27 @@ def test_preview_body_is_capped_and_a_hostile_text_is_cut_first(api):
     _assert_json_4xx(r, 413, "limit")
     r = api.post("/similar", json={"title": "Marine Corps Marathon", "text": "<" * 190_000})
     assert r.status_code == 200
+
+
+def test_folded_reports_of_a_story_are_listed_under_its_item(api):
+    reports = {
+        "e2e-r1": ("Storm floods Venice: St Mark's Square under water",
+                   "The worst tide in fifty years flooded Venice on Tuesday night, submerging St Mark's Square."),
+        "e2e-r2": ("Venice hit by worst flooding in 50 years, St Mark's Square submerged",
+                   "Venice was flooded on Tuesday night by the highest tide in half a century."),
+    }
+    for article_id, (title, lead) in reports.items():
+        assert api.put(f"/articles/{article_id}", json={"title": title, "lead": lead}).status_code == 200
+    try:
+        preview = {"title": "Venice mayor blames climate change as city counts flood damage",
+                   "text": "After the tide, the mayor of Venice asked Rome for help with the damage."}
+        items = api.post("/similar", json=preview).json()["items"]
+        [item] = [i for i in items if i["id"] in reports]  # one item for the story, not two
+        assert item["group_size"] == 2
+        [other] = item["also"]
+        assert other["id"] == ({*reports} - {item["id"]}).pop()
+        assert set(other) == {"id", "title", "url", "published_at"}
+        assert other["title"] == reports[other["id"]][0]
+    finally:
+        for article_id in reports:
+            api.delete(f"/articles/{article_id}")

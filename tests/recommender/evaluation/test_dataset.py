@@ -106,3 +106,28 @@ def test_slicing_keeps_only_judgements_among_the_kept_articles(mind_head):
 def test_groups_helper_prefers_the_stronger_grade():
     qrels = qrels_from_groups({"x": "s", "y": "s", "z": None}, {"x": "t", "y": "t", "z": "t"})
     assert qrels["x"] == {"y": 2, "z": 1}
+
+
+def _grouped(tmp_path, stories: int = 20, per_story: int = 3):
+    rows = [{"id": f"s{s}-{i}", "title": f"story {s} report {i}", "group": f"s{s}", "topic": f"t{s // 2}"}
+            for s in range(stories) for i in range(per_story)]
+    (tmp_path / "articles.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return load_dataset(tmp_path)
+
+
+def test_halves_split_by_unit_of_judgements_with_a_fixed_seed(tmp_path):
+    dataset = _grouped(tmp_path)
+    units = dataset.units()
+    assert units["s0-0"] == units["s1-2"] != units["s2-0"]  # a topic (two stories) is one unit
+    halves = dataset.halves(seed=0)
+    assert sorted(halves["tuning"] + halves["reporting"]) == sorted(dataset.queries)
+    assert len(halves["tuning"]) == len(halves["reporting"]) == 30
+    # no story or topic in both halves: nothing tuned on is judged on
+    assert not {units[q] for q in halves["tuning"]} & {units[q] for q in halves["reporting"]}
+    assert dataset.halves(seed=0) == halves and dataset.halves(seed=1) != halves
+
+
+def test_mind_units_are_its_subcategories(mind_head):
+    units = mind_head.units()
+    assert units["N30028"] == units["N39199"]  # both baseball_mlb
+    assert units["N34700"] != units["N30028"]

@@ -79,3 +79,48 @@ def test_near_duplicate_share_counts_same_titles_and_near_identical_vectors():
     share = metrics.near_duplicate_share("Something else", source, titles, vectors, threshold=0.92)
     assert share == pytest.approx(2 / 4)
     assert metrics.near_duplicate_share("x", source, [], np.zeros((0, 2)), 0.92) is None
+
+
+# The list as shown with folding: each item's id, then the reports folded behind it.
+SHOWN = [["x", "a"], ["y"], ["c", "b"]]  # "a" folded behind "x" at position 1, "b" behind "c" at 3
+
+
+def test_story_aware_metrics_equal_the_plain_ones_when_nothing_is_folded():
+    groups = [[d] for d in RANKED]
+    for k in (1, 3, 5):
+        assert metrics.story_ndcg_at_k(groups, RELEVANT, k) == pytest.approx(metrics.ndcg_at_k(RANKED, RELEVANT, k))
+        assert metrics.story_recall_at_k(groups, RELEVANT, k) == pytest.approx(
+            metrics.recall_at_k(RANKED, RELEVANT, k))
+    assert metrics.story_reciprocal_rank(groups, RELEVANT) == metrics.reciprocal_rank(RANKED, RELEVANT)
+
+
+def test_a_relevant_report_folded_behind_an_item_is_credited_at_its_position():
+    assert metrics.ndcg_at_k(["x", "y", "c"], RELEVANT, 3) == pytest.approx(0.5 / (2 + 1 / math.log2(3) + 0.5))
+    # position 1 reaches a (2), position 3 reaches c and b (1 + 1): (2 + 2/2) / ideal (2 + 1/log2 3 + 1/2)
+    assert metrics.story_ndcg_at_k(SHOWN, RELEVANT, 3) == pytest.approx(3 / (2 + 1 / math.log2(3) + 0.5))
+    assert metrics.story_recall_at_k(SHOWN, RELEVANT, 1) == pytest.approx(1 / 3)
+    assert metrics.story_recall_at_k(SHOWN, RELEVANT, 3) == 1.0
+    assert metrics.story_reciprocal_rank(SHOWN, RELEVANT) == 1.0
+
+
+def test_story_aware_ndcg_is_capped_at_one_and_credits_an_article_once():
+    everything = [["a", "b", "c"], ["a"], ["b"]]
+    assert metrics.story_ndcg_at_k(everything, RELEVANT, 3) == 1.0
+    assert metrics.story_recall_at_k(everything, RELEVANT, 3) == 1.0
+
+
+def test_fold_precision_counts_folded_reports_judged_the_item_s_story():
+    judgements = {"x": {"a": 2}, "c": {"b": 1}}
+    assert metrics.folded_same_story(SHOWN, judgements, grade=2) == (2, 1)  # "y" has no judgements
+
+
+def test_paired_bootstrap_gives_the_mean_difference_and_a_seeded_interval():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(size=300)
+    better = base + 0.05 + rng.normal(0, 0.05, size=300)
+    diff, low, high = metrics.paired_bootstrap(better, base, seed=0)
+    assert diff == pytest.approx(float(np.mean(better - base)))
+    assert 0 < low < diff < high  # significant: the interval excludes 0
+    assert metrics.paired_bootstrap(better, base, seed=0) == (diff, low, high)
+    same = metrics.paired_bootstrap(base + rng.normal(0, 0.05, size=300), base, seed=0)
+    assert same[1] < 0 < same[2]  # noise only: the interval holds 0

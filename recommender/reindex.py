@@ -1,0 +1,64 @@
+"""Rebuilding the vector index from the store's vectors, into any kind, without re-embedding anything."""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from index import IndexMeta, VectorIndex, index_kind_for
+from recommender.settings import Settings
+from recommender.store import ArticleStore
+
+# Vectors per add: the first batch trains the quantised kinds (hnswsq, ivfpq), so it should be a large sample.
+REINDEX_CHUNK = 100_000
+
+
+def rebuilt_index(store: ArticleStore, kind: str, model: str, progress: bool = False,
+                  chunk: int = REINDEX_CHUNK) -> VectorIndex:
+    """A new ``kind`` index over every published vector in ``store``, read and added ``chunk`` rows at a time."""
+    total = len(store.published_keys())
+    if total == 0:
+        raise ValueError(f"the store at {store.path} holds no published article: ingest articles first")
+    index: VectorIndex | None = None
+    keys: list[int] = []
+    vectors: list[np.ndarray] = []
+    with tqdm(total=total, unit="article", desc=f"reindex {kind}", disable=not progress) as bar:
+        for change in store.changes_since(0):
+            if not change.published:
+                continue
+            keys.append(change.key)
+            vectors.append(change.vector)
+            if len(keys) >= chunk:
+                index = _added(index, kind, model, keys, vectors, total)
+                bar.update(len(keys))
+                keys, vectors = [], []
+        if keys:
+            index = _added(index, kind, model, keys, vectors, total)
+            bar.update(len(keys))
+    assert index is not None
+    return index
+
+
+def _added(index: VectorIndex | None, kind: str, model: str, keys: list[int], vectors: list[np.ndarray],
+           total: int) -> VectorIndex:
+    index = index or VectorIndex(len(vectors[0]), kind, model, size_hint=total)
+    index.add(np.array(keys, dtype=np.int64), np.stack(vectors))
+    return index
+
+
+def reindex(settings: Settings, kind: str | None = None, progress: bool = False) -> IndexMeta:
+    """Replace the data dir's index by one of ``kind`` (default: ``index_kind_for`` the corpus size).
+
+    The store's sequence number is read before its rows, so a write that lands meanwhile is in the new index
+    or re-applied by the next start's repair, never lost."""
+    store = ArticleStore(settings.db_path)
+    try:
+        model = store.meta("model")
+        if model is None:
+            raise ValueError(f"the store at {settings.db_path} holds no embedded articles: ingest articles first")
+        seq = store.seq
+        kind = kind or index_kind_for(len(store.published_keys()))
+        index = rebuilt_index(store, kind, model, progress)
+        return index.save(settings.index_path, seq)
+    finally:
+        store.close()
