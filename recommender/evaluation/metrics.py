@@ -96,7 +96,7 @@ def folded_same_story(groups: Sequence[Sequence[str]], judgements: Mapping[str, 
     return folded, correct
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0,
+def paired_bootstrap(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, resamples: int = 2000, seed: int = 0,
                      level: float = 0.95) -> tuple[float, float, float]:
     """Mean of the per-query differences ``a - b`` and its ``level`` confidence interval (percentile paired
     bootstrap over queries, fixed seed)."""

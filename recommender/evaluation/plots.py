@@ -67,12 +67,12 @@ def plot_differences(results: Sequence[EvaluationResult], metric: str = "s_ndcg@
     """Per dataset, the default minus each baseline on ``metric`` with its 95 % paired-bootstrap interval: an
     interval clear of 0 is a real difference (filled marker), one across 0 is not (open marker)."""
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 2.8), squeeze=False, sharex=True)
-    for ax, result in zip(axes[0], results):
+    for ax, result in zip(axes[0], results, strict=True):
         table = result.comparisons(metric)
         y = np.arange(len(table))
         ax.errorbar(table["diff"], y, xerr=[table["diff"] - table["ci_low"], table["ci_high"] - table["diff"]],
                     fmt="none", ecolor="tab:blue", capsize=4)
-        for yi, (diff, significant) in enumerate(zip(table["diff"], table["significant"])):
+        for yi, (diff, significant) in enumerate(zip(table["diff"], table["significant"], strict=True)):
             ax.plot(diff, yi, "o", color="tab:blue", markerfacecolor="tab:blue" if significant else "white")
         ax.axvline(0, color="gray", linewidth=1)
         ax.set_yticks(y, [f"vs {name}" for name in table.index])

@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -192,7 +192,7 @@ class Evaluator:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def run(self, strategies: Sequence[Strategy] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
+    def run(self, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
             queries: int | None = None, seed: int = 0, ranking: Mapping[str, Any] | Ranking | None = None,
             progress: bool = False, query_options: Mapping[str, Any] | None = None, half: str | None = None,
             split_seed: int = 0) -> EvaluationResult:
@@ -218,7 +218,8 @@ class Evaluator:
         rows, score_rows, summary = [], [], {}
         bar = tqdm(total=len(strategies) * len(chosen), desc="evaluate", unit="query", disable=not progress)
         for strategy in strategies:
-            query = SimilarQuery(limit=max(ks), strategy=strategy, **(query_options or {}))
+            query = SimilarQuery(limit=max(ks), strategy=cast(Strategy, strategy),  # checked above
+                                 **(query_options or {}))
             engine.similar(chosen[0], query)  # warm-up: lazily derived weights are not timed as a query
             lists, elapsed, strategy_rows = [], 0.0, []
             for qid in chosen:
@@ -315,7 +316,7 @@ def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[
                    per_query=per_query, scores=scores)
 
 
-def evaluate(dataset: LabelledDataset, strategies: Sequence[Strategy] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
+def evaluate(dataset: LabelledDataset, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
              queries: int | None = None, seed: int = 0, ranking: Mapping[str, Any] | Ranking | None = None,
              settings: Settings | None = None, embedder: TextEmbedder | None = None,
              progress: bool = False, half: str | None = None) -> EvaluationResult:
