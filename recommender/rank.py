@@ -233,7 +233,8 @@ def rank(
 def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndarray, copies_of_source: np.ndarray,
                   threshold: float) -> list[list[_Scored]]:
     """For each chosen item, itself and the candidates folded into it: same normalised title, or cosine above
-    ``threshold`` (each candidate joins the chosen item it is closest to)."""
+    ``threshold`` (each candidate joins the best-ranked chosen item it is that close to, so the groups of a
+    list's first items do not depend on how long the list is: a stored box cut short equals a shorter list)."""
     groups = [[s] for s in chosen]
     if not chosen:
         return groups
@@ -246,7 +247,7 @@ def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndar
         if s.title in by_title:
             by_title[s.title].append(s)
         elif sims[i].max() > threshold:
-            groups[int(sims[i].argmax())].append(s)
+            groups[int(np.argmax(sims[i] > threshold))].append(s)
     return groups
 
 

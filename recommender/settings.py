@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     # 0.95: on the MIND sample 0.85 cost nDCG@10 below the plain embedding baseline (README, Evaluation).
     mmr_lambda: float = Field(0.95, description="MMR trade-off: 1 = pure relevance, lower = more diverse lists.")
 
+    # Stored boxes (see README "How it works")
+    box_depth: int = Field(20, ge=1, le=50, description="Items stored per default box; deeper limits rank on demand.")
+    refresh_neighbours: int = Field(
+        30, ge=1, description="A new or changed article queues the boxes of this many nearest articles it may enter.")
+    refresh_batch: int = Field(64, ge=1, description="Boxes recomputed per refresher transaction.")
+    refresh_poll_s: float = Field(0.05, gt=0, description="How often an idle refresher looks at the queue.")
+    workers: int | None = Field(None, ge=1, description="Server processes; None = one per CPU core.")
+
     # Limits
     max_article_bytes: int = 1_000_000
     max_batch_bytes: int = 50_000_000
