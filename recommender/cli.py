@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,16 +23,31 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     errors: list[str] = []
     started = time.perf_counter()
     result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
+    boxes = _refresh_boxes(engine)
     engine.close()
     elapsed = time.perf_counter() - started
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
           f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
-          f"{result.embedded} embedded; {len(engine.index)} in the index")
+          f"{result.embedded} embedded; {len(engine.index)} in the index; {boxes}")
     for line in errors[:20]:
         print(f"skipped: {line}", file=sys.stderr)
     if len(errors) > 20:
         print(f"... and {len(errors) - 20} more invalid rows", file=sys.stderr)
     return 1 if errors and len(errors) == total else 0
+
+
+def _refresh_boxes(engine) -> str:
+    """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them)."""
+    from recommender.locks import FileLock
+    from recommender.refresher import refresh_queued
+
+    lock = FileLock(engine.settings.data_dir / "refresher.lock")
+    if not lock.try_exclusive():
+        return f"{engine.store.queue_length()} boxes queued for the running server's refresher"
+    try:
+        return f"{refresh_queued(engine, progress=True)} boxes computed"
+    finally:
+        lock.release()
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,11 +57,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    workers = args.workers or settings.workers or os.cpu_count() or 1
+    settings = settings.model_copy(update={"host": host, "port": port})
     try:
-        app = create_app(settings.model_copy(update={"host": host, "port": port}))
+        app = create_app(settings)
     except OpenWritesRefused as exc:
         raise SystemExit(f"error: {exc}") from None
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        return 0
+    # Each worker process builds its app from the environment; they follow one store (README, Concurrency).
+    os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port))
+    uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                log_level="info", access_log=False)
     return 0
 
 
@@ -61,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="default RECOMMENDER_HOST (127.0.0.1)")
     serve.add_argument("--port", type=int, help="default RECOMMENDER_PORT (8000)")
+    serve.add_argument("--workers", type=int, help="server processes (default RECOMMENDER_WORKERS, else one per core)")
     serve.set_defaults(run=_serve)
 
     try:

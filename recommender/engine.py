@@ -18,6 +18,7 @@ from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import Embedder, load_embedder
 from recommender.lexical import LexicalIndex
 from recommender.listing import item_json, list_json
+from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.rank import STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, rank, with_pins
 from recommender.settings import Settings
@@ -91,6 +92,9 @@ class Recommender:
         self._overrides_seq = -1
         self._blocked_everywhere: set[str] = set()
         self._box_blocks: dict[str, frozenset[str]] = {}
+        # Several processes save and load the index files: one at a time (an HNSW graph's hidden slots in the
+        # meta file only make sense with the index file written by the same process).
+        self._index_files = FileLock(settings.data_dir / "index.lock")
         self._reembed_if_model_changed()
         self.index = self._open_index(index_kind)
         self.lexical = LexicalIndex()
@@ -122,7 +126,8 @@ class Recommender:
         path = self.settings.index_path
         index, seq = None, 0
         try:
-            index, meta = load_index(path)
+            with self._index_files.held(shared=True):
+                index, meta = load_index(path)
             if meta.model != self._model_name or meta.dim != self._dim():
                 log.warning("index %s was built for %s (dim %d): rebuilding for %s", path, meta.model, meta.dim,
                             self._model_name)
@@ -161,7 +166,8 @@ class Recommender:
         index.remove(stale)
         if published or gone or len(stale) or seq != store_seq:
             log.info("index repaired: %d added or updated, %d dropped", len(published), len(gone) + len(stale))
-            index.save(self.settings.index_path, store_seq)
+            with self._index_files.held():
+                index.save(self.settings.index_path, store_seq)
         self._saved_seq = self._applied_seq = store_seq
 
     def _lexical_corpus(self) -> tuple[list[int], list[str]]:
@@ -291,7 +297,8 @@ class Recommender:
             seq = self._applied_seq
             if seq == self._saved_seq:
                 return False
-            self.index.save(self.settings.index_path, seq)
+            with self._index_files.held():
+                self.index.save(self.settings.index_path, seq)
             self._saved_seq = seq
             return True
 

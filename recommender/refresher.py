@@ -7,42 +7,15 @@ leaves them queued and the next holder finishes them."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from recommender.engine import Recommender
+from recommender.locks import FileLock
 
 log = logging.getLogger("recommender.refresher")
-
-
-class RefresherLock:
-    """An exclusive, non-blocking ``flock`` on a file in the data dir."""
-
-    def __init__(self, data_dir: Path):
-        self.path = Path(data_dir) / "refresher.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        if self._fd is not None:
-            return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
 
 
 def refresh_queued(engine: Recommender, progress: bool = False) -> int:
@@ -62,7 +35,7 @@ class Refresher:
 
     def __init__(self, engine: Recommender, retry_s: float = 1.0):
         self.engine = engine
-        self.lock = RefresherLock(engine.settings.data_dir)
+        self.lock = FileLock(engine.settings.data_dir / "refresher.lock")
         self.retry_s = retry_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
@@ -79,7 +52,7 @@ class Refresher:
     def _run(self) -> None:
         poll = self.engine.settings.refresh_poll_s
         while not self._stop.is_set():
-            if not self.lock.acquire():
+            if not self.lock.try_exclusive():
                 self._stop.wait(self.retry_s)  # another process refreshes; take over if it dies
                 continue
             try:

@@ -15,12 +15,14 @@ from starlette.concurrency import run_in_threadpool
 
 from recommender.article import ArticleInput, InvalidArticle, parse_article
 from recommender.engine import ArticleNotFound, Recommender
+from recommender.refresher import Refresher
 from recommender.overrides import BoxOverrides, Pin
 from recommender.rank import STRATEGIES, SimilarQuery
 from recommender.settings import Settings
 from service.cache import CachedLists
 from service.limits import BodyLimits
-from service.schemas import BlockIn, BoxOverridesIO, Item, PinIn, PreviewRequest, SimilarList, UpsertOut
+from service.lookup import StoredLists
+from service.schemas import BlockIn, BoxOverridesIO, PinIn, PreviewRequest, SimilarList, UpsertOut
 
 log = logging.getLogger("recommender.service")
 Strategy = Literal["default", "embedding", "tfidf", "bm25"]
@@ -38,10 +40,12 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
         saver.start()
+        refresher = Refresher(engine).start()
         log.info("serving %d articles (%d indexed)", engine.store.count(), len(engine.index))
         yield
         stop.set()
         saver.join()
+        refresher.stop()
         if recommender is None:
             engine.close()
         else:
@@ -51,6 +55,8 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     app = FastAPI(title="Similar news", version="0.1.0", lifespan=lifespan,
                   description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
+    app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
+                       limit=settings.default_limit)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes)
     if settings.cors_origins:
@@ -122,10 +128,9 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
                              strategy=strategy, explain=explain, same_language_only=same_language_only,
                              half_life_days=half_life_days, diversity=diversity, group_stories=group,
                              group_pick=group_pick)
-        # Repeated requests never get here: CachedLists answers them from the bytes of this response.
+        # Default lists with a stored box never get here (StoredLists), nor repeated requests (CachedLists).
         items = await run_in_threadpool(engine.similar, article_id, query)
-        body = SimilarList(article_id=article_id, items=[Item.of(r) for r in items]).model_dump_json().encode()
-        return Response(body, media_type="application/json")
+        return Response(engine.list_json(article_id, items), media_type="application/json")
 
     @app.post("/similar", response_model=SimilarList, tags=["similar"])
     def similar_preview(
@@ -134,10 +139,10 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         limit: Annotated[int, Query(ge=1, le=50)] = settings.default_limit,
         strategy: Strategy = "default",
         explain: bool = False,
-    ) -> SimilarList:
+    ) -> Response:
         items = engine.similar_to_text(body.title, body.text, SimilarQuery(limit=limit, strategy=strategy,
                                                                          explain=explain))
-        return SimilarList(article_id=None, items=[Item.of(r) for r in items])
+        return Response(engine.list_json(None, items), media_type="application/json")
 
     @app.get("/articles/{article_id}", tags=["articles"], responses={404: {"description": "unknown article id"}})
     def get_article(article_id: ArticleId, engine: Engine) -> ArticleInput:
@@ -212,6 +217,11 @@ def refuse_open_writes(settings: Settings) -> None:
             f"refusing to serve writes on {settings.host} without a token: set RECOMMENDER_API_TOKEN, "
             "or RECOMMENDER_ALLOW_WRITES=false for a read-only replica"
         )
+
+
+def app_from_env() -> FastAPI:
+    """The app for the settings in the environment (``uvicorn --factory``: each worker process builds its own)."""
+    return create_app(Settings())
 
 
 def _checkpoint_loop(engine: Recommender, settings: Settings, stop: threading.Event) -> None:

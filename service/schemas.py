@@ -6,8 +6,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from recommender.rank import Explanation, Recommendation
-
 
 class ExplanationOut(BaseModel):
     semantic: float
@@ -17,6 +15,8 @@ class ExplanationOut(BaseModel):
 
 
 class Item(BaseModel):
+    """A list item as documented; the bytes are written by ``recommender.listing.item_json``."""
+
     id: str
     title: str
     url: str | None
@@ -27,19 +27,6 @@ class Item(BaseModel):
     group_size: int = Field(1, description="Reports of the same story folded into this item (itself included).")
     pinned: bool = Field(False, description="Placed by an editor.")
     explanation: ExplanationOut | None = None
-
-    @classmethod
-    def of(cls, rec: Recommendation) -> Item:
-        a = rec.article
-        explanation = _explanation(rec.explanation) if rec.explanation else None
-        return cls(id=a.id, title=a.title, url=a.url, published_at=a.published_at, section=a.section,
-                   image_url=a.image_url, score=rec.score, group_size=rec.group_size, pinned=rec.pinned,
-                   explanation=explanation)
-
-
-def _explanation(e: Explanation) -> ExplanationOut:
-    return ExplanationOut(semantic=e.semantic, lexical=e.lexical, recency=e.recency,
-                          diversity_penalty=e.diversity_penalty)
 
 
 class SimilarList(BaseModel):

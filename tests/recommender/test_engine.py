@@ -108,3 +108,23 @@ def test_store_embedded_by_another_model_is_reembedded_in_place(data_dir, embedd
     assert second.store.count() == count and len(second.index) == count
     assert second.store.meta("model") == embedder.name
     assert second.similar(SOURCE)
+
+
+def test_two_engines_on_one_data_dir_follow_each_others_writes(data_dir, embedder, mind_articles):
+    server = Recommender(make_settings(data_dir), embedder=embedder)
+    cli = Recommender(make_settings(data_dir), embedder=embedder)  # e.g. `recommender ingest` beside a server
+    top = server.similar(SOURCE)[0].id
+    cli.upsert([replace(mind_articles[5], id="from-cli")])
+    cli.delete(top)
+    cli.close()
+    assert top not in [r.id for r in server.similar(SOURCE)]
+    assert server.store.get("from-cli").key in set(server.index.ids().tolist())
+    assert server.checkpoint()
+    server.close()
+    # The checkpoint holds what the server applied, with the sequence it applied: nothing lost, nothing extra.
+    from index import load_index
+
+    index, meta = load_index(data_dir / "index.faiss")
+    assert sorted(index.ids().tolist()) == sorted(server.store.published_keys().tolist())
+    assert meta.seq == server.store.seq
+
