@@ -37,17 +37,42 @@ REAL = 2000
 
 
 def build_data_dir(path: Path, n: int, seed: int = 0) -> None:
-    """Real MIND articles (embedded) + synthetic ones (vectors and rows written directly) + a saved index."""
+    """Real MIND articles (embedded) + synthetic ones (vectors and rows written directly) + a saved index +
+    every article's stored box."""
+
+    marker = path / f"built-{n}"
+    if marker.exists():
+        print(f"reusing data dir {path}")
+    else:
+        _build_articles(path, n, seed)
+        marker.write_text("ok")
+    _build_boxes(path, n)
+
+
+def _build_boxes(path: Path, n: int) -> None:
+    """Every article's default box, computed in batch as `recommender ingest` does (cached beside the data)."""
+    from recommender.engine import Recommender
+    from recommender.refresher import refresh_queued
+    from recommender.settings import Settings
+
+    marker = path / f"boxes-{n}"
+    if marker.exists():
+        return
+    t = time.perf_counter()
+    engine = Recommender(Settings(data_dir=path))
+    done = refresh_queued(engine, progress=True)
+    engine.close()
+    print(f"computed {done} boxes in {time.perf_counter() - t:.1f}s ({done / (time.perf_counter() - t):.0f}/s)")
+    marker.write_text("ok")
+
+
+def _build_articles(path: Path, n: int, seed: int) -> None:
     from index import VectorIndex, index_kind_for
     from recommender.article import Article, content_hash, embedding_text
     from recommender.engine import Recommender
     from recommender.loaders import read_articles
     from recommender.settings import Settings
 
-    marker = path / f"built-{n}"
-    if marker.exists():
-        print(f"reusing data dir {path}")
-        return
     path.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     settings = Settings(data_dir=path)
@@ -94,7 +119,6 @@ def build_data_dir(path: Path, n: int, seed: int = 0) -> None:
     index.save(settings.index_path, store.seq)
     store.close()
     print(f"built and saved a {kind} index of {len(changes)} in {time.perf_counter() - t2:.1f}s")
-    marker.write_text("ok")
 
 
 def free_port() -> int:

@@ -97,8 +97,7 @@ class Recommender:
         self._index_files = FileLock(settings.data_dir / "index.lock")
         self._reembed_if_model_changed()
         self.index = self._open_index(index_kind)
-        self.lexical = LexicalIndex()
-        self.lexical.build(*self._lexical_corpus())
+        self.lexical = self._open_lexical()
         self._published = set(self.store.published_keys().tolist())
         self._load_overrides()
         self.follow()  # writes committed while the indexes were read
@@ -169,6 +168,26 @@ class Recommender:
             with self._index_files.held():
                 index.save(self.settings.index_path, store_seq)
         self._saved_seq = self._applied_seq = store_seq
+
+    def _open_lexical(self) -> LexicalIndex:
+        """The saved lexical index brought up to the store (as the FAISS index is), else one built from it."""
+        path = self.settings.lexical_path
+        try:
+            lexical, seq = LexicalIndex.load(path)
+        except (FileNotFoundError, ValueError) as exc:
+            log.info("%s: building the lexical index from the store", exc)
+            seq = self.store.seq  # before the corpus is read: later writes are applied again below
+            lexical = LexicalIndex()
+            lexical.build(*self._lexical_corpus())
+            self._lexical_saved_seq = -1  # saved at the next checkpoint
+        else:
+            self._lexical_saved_seq = seq
+        live, dead = [], []
+        for change in self.store.changes_since(seq):
+            (live if change.published else dead).append(change)
+        lexical.add([c.key for c in live], [self._text(c.article) for c in live])
+        lexical.remove([c.key for c in dead])
+        return lexical
 
     def _lexical_corpus(self) -> tuple[list[int], list[str]]:
         keys, texts = [], []
@@ -295,11 +314,12 @@ class Recommender:
         self.follow()
         with self._follow_lock:
             seq = self._applied_seq
-            if seq == self._saved_seq:
+            if seq == self._saved_seq and seq == self._lexical_saved_seq:
                 return False
             with self._index_files.held():
                 self.index.save(self.settings.index_path, seq)
-            self._saved_seq = seq
+                self.lexical.save(self.settings.lexical_path, seq)
+            self._saved_seq = self._lexical_saved_seq = seq
             return True
 
     def close(self) -> None:

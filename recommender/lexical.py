@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,6 +48,47 @@ class LexicalIndex:
             self._row_of = {int(k): i for i, k in enumerate(self._keys)}
             self._derived = None
             self._analyze = self._vectorizer.build_analyzer() if self.fitted else None
+
+    def save(self, path: Path, seq: int) -> None:
+        """Write the live rows' counts, keys and vocabulary (``.npz``, no pickle) with the store sequence they
+        reflect, by write-fsync-rename."""
+        with self._lock:
+            live = np.flatnonzero(self._keys >= 0)
+            counts = self._counts[live] if len(live) else sp.csr_matrix((0, self._counts.shape[1]), dtype=np.float32)
+            keys = self._keys[live]
+            vocabulary = getattr(self._vectorizer, "vocabulary_", {})
+        terms = np.array(sorted(vocabulary, key=vocabulary.get), dtype=str)
+        tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr,
+                     shape=np.array(counts.shape), keys=keys, terms=terms, seq=np.array(seq))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[LexicalIndex, int]:
+        """A saved index and the store sequence it reflects; raises ``FileNotFoundError`` or ``ValueError``."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                shape = tuple(int(x) for x in saved["shape"])
+                counts = sp.csr_matrix((saved["data"], saved["indices"], saved["indptr"]), shape=shape,
+                                       dtype=np.float32)
+                keys, terms, seq = saved["keys"].astype(np.int64), saved["terms"], int(saved["seq"])
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # truncated or foreign file: the caller rebuilds from the store
+            raise ValueError(f"lexical index {path} is unreadable: {exc}") from exc
+        if len(terms) != shape[1] or len(keys) != shape[0]:
+            raise ValueError(f"lexical index {path} is inconsistent (shape {shape})")
+        index = cls()
+        if len(terms):
+            index._vectorizer.vocabulary_ = {str(t): i for i, t in enumerate(terms.tolist())}
+            index._vectorizer.fixed_vocabulary_ = False
+            index._analyze = index._vectorizer.build_analyzer()
+        index._counts, index._keys = counts, keys
+        index._row_of = {int(k): i for i, k in enumerate(keys.tolist())}
+        return index, seq
 
     @property
     def fitted(self) -> bool:

@@ -70,3 +70,7 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.data_dir / "index.faiss"
+
+    @property
+    def lexical_path(self) -> Path:
+        return self.data_dir / "lexical.npz"

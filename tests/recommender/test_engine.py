@@ -128,3 +128,19 @@ def test_two_engines_on_one_data_dir_follow_each_others_writes(data_dir, embedde
     assert sorted(index.ids().tolist()) == sorted(server.store.published_keys().tolist())
     assert meta.seq == server.store.seq
 
+
+
+def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(data_dir, embedder, mind_articles):
+    first = Recommender(make_settings(data_dir), embedder=embedder)
+    first.upsert([replace(mind_articles[7], id="before-save")])
+    first.checkpoint()
+    first.upsert([replace(mind_articles[8], id="after-save")])  # in the store only: applied on the next start
+    queries = [SimilarQuery(strategy=s) for s in ("default", "bm25", "tfidf")]
+    want = [first.similar(a.id, q) for a in mind_articles[:20] for q in queries]
+    first.store.close()  # "dies" without a checkpoint
+    second = Recommender(make_settings(data_dir))  # no embedder given: it must not be loaded to serve
+    assert second._embedder is None and (data_dir / "lexical.npz").exists()
+    assert [second.similar(a.id, q) for a in mind_articles[:20] for q in queries] == want
+    assert second._embedder is None
+    key = second.store.get("after-save").key
+    assert key in set(second.index.ids().tolist()) and key in second.lexical._row_of
