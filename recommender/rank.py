@@ -103,7 +103,7 @@ class _Scored:
     penalty: float = 0.0
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=262_144)  # a bulk refresh of every box meets each title many times
 def normalized_title(title: str) -> str:
     """The title as compared for exact duplicates: case, accents, punctuation and spacing ignored."""
     if title.isascii():  # the same result without the per-character pass (ASCII has no accents to drop)
