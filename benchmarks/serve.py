@@ -341,8 +341,8 @@ def main() -> int:
                             + (f", after {args.warmup:g}s warm-up" if args.warmup else ", no warm-up"),
                             noop_runs, similar_runs)
             if args.write_rate:
-                warm = WriteLoad(port, run_dir, texts, 0, f"warm{workers}")
-                warm.run(0.1)  # the first write loads the model in the serving process
+                for n in range(4 * workers):  # fresh connections reach every worker: each loads the model once
+                    WriteLoad(port, run_dir, texts, 0, f"warm{workers}-{n}").run(0.01)
                 load = WriteLoad(port, run_dir, texts, args.write_rate, f"lag{workers}")
                 writer = threading.Thread(target=load.run, args=(args.duration * 2,))
                 writer.start()

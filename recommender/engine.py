@@ -230,13 +230,16 @@ class Recommender:
         hashes = [content_hash(t) for t in texts]
         with self._write_lock:
             known = self.store.content_hashes(a.id for a in articles)
+            was_published = self.store.published_ids([a.id for a in articles])
             todo = [i for i, a in enumerate(articles) if reembed or known.get(a.id) != hashes[i]]
             # The model sorts each call's texts by length, so batches hold texts of similar length.
             new_vectors = self.embedder.encode([texts[i] for i in todo])
             vectors = dict(zip(todo, new_vectors))
             kept = self.store.vectors_for(a.id for i, a in enumerate(articles) if i not in vectors)
             rows = [(a, hashes[i], vectors[i] if i in vectors else kept[a.id]) for i, a in enumerate(articles)]
-            entering = [r[2] for r, i in zip(rows, range(len(rows))) if articles[i].is_published and i in vectors]
+            # New text, or back from unpublished: it may enter boxes it was not in (holders are queued anyway).
+            entering = [rows[i][2] for i, a in enumerate(articles)
+                        if a.is_published and (i in vectors or a.id not in was_published)]
             stale = self._boxes_it_may_enter(np.stack(entering)) if entering and index is not None else []
             self.store.upsert(rows, stale_boxes=stale)
             if index is not None:
@@ -251,8 +254,10 @@ class Recommender:
         could beat (its best possible score: full lexical match, no recency loss, MMR's largest penalty)."""
         k = self.settings.refresh_neighbours
         scores, found = self.index.search(vectors, k)
-        near = {int(key): float(score) for row_s, row_k in zip(scores, found)
-                for score, key in zip(row_s, row_k) if key >= 0}
+        near: dict[int, float] = {}
+        for score, key in zip(scores.ravel().tolist(), found.ravel().tolist()):
+            if key >= 0:
+                near[key] = max(score, near.get(key, -1.0))
         w, mmr = self.weights.lexical, self.weights.mmr_lambda
         floors = self.store.floors(list(near))
         margin = (1 - mmr) / max(mmr, 1e-9)

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.preprocessing import normalize
 
 # Elasticsearch "More Like This" defaults: the 25 most telling terms of the source, scored by BM25.
 MLT_MAX_QUERY_TERMS = 25
@@ -25,8 +23,9 @@ class LexicalIndex:
     are ignored until the next rebuild, the same trade-off an inverted index with fixed analyzers makes)."""
 
     def __init__(self) -> None:
-        self._vectorizer = CountVectorizer(stop_words="english", lowercase=True, strip_accents="unicode",
-                                           token_pattern=r"(?u)\b\w\w+\b", dtype=np.float32)
+        # scikit-learn is imported on first use (about 2 s of a start-up that needs none of it to serve boxes).
+        self._vectorizer_obj = None
+        self._saved_vocabulary: dict[str, int] | None = None  # from ``load``, until the vectorizer is made
         self._counts = sp.csr_matrix((0, 0), dtype=np.float32)
         self._keys = np.zeros(0, dtype=np.int64)  # row -> key; -1 = removed
         self._row_of: dict[int, int] = {}
@@ -35,6 +34,19 @@ class LexicalIndex:
         # Column-major copies of the derived weights: a query touches only its own terms' columns (speed).
         self._columns: tuple[sp.csc_matrix, sp.csc_matrix] | None = None
         self._analyze = None  # the fitted vectorizer's analyzer, for counting one text without sklearn overhead
+
+    @property
+    def _vectorizer(self):
+        if self._vectorizer_obj is None:
+            from sklearn.feature_extraction.text import CountVectorizer
+
+            vectorizer = CountVectorizer(stop_words="english", lowercase=True, strip_accents="unicode",
+                                         token_pattern=r"(?u)\b\w\w+\b", dtype=np.float32)
+            if self._saved_vocabulary is not None:
+                vectorizer.vocabulary_ = self._saved_vocabulary
+                vectorizer.fixed_vocabulary_ = False
+            self._vectorizer_obj = vectorizer
+        return self._vectorizer_obj
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -56,7 +68,8 @@ class LexicalIndex:
             live = np.flatnonzero(self._keys >= 0)
             counts = self._counts[live] if len(live) else sp.csr_matrix((0, self._counts.shape[1]), dtype=np.float32)
             keys = self._keys[live]
-            vocabulary = getattr(self._vectorizer, "vocabulary_", {})
+            vocabulary = (self._saved_vocabulary if self._vectorizer_obj is None else
+                          getattr(self._vectorizer_obj, "vocabulary_", None)) or {}
         terms = np.array(sorted(vocabulary, key=vocabulary.get), dtype=str)
         tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
@@ -83,16 +96,16 @@ class LexicalIndex:
             raise ValueError(f"lexical index {path} is inconsistent (shape {shape})")
         index = cls()
         if len(terms):
-            index._vectorizer.vocabulary_ = {str(t): i for i, t in enumerate(terms.tolist())}
-            index._vectorizer.fixed_vocabulary_ = False
-            index._analyze = index._vectorizer.build_analyzer()
+            index._saved_vocabulary = {str(t): i for i, t in enumerate(terms.tolist())}
         index._counts, index._keys = counts, keys
         index._row_of = {int(k): i for i, k in enumerate(keys.tolist())}
         return index, seq
 
     @property
     def fitted(self) -> bool:
-        return hasattr(self._vectorizer, "vocabulary_")
+        if self._vectorizer_obj is None:
+            return self._saved_vocabulary is not None
+        return hasattr(self._vectorizer_obj, "vocabulary_")
 
     def _count(self, texts: Sequence[str]) -> sp.csr_matrix:
         return sp.csr_matrix(self._vectorizer.transform(list(texts)), dtype=np.float32)
@@ -160,6 +173,8 @@ class LexicalIndex:
         n = max(1.0, float(live.sum()))
         df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
         idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's BM25 idf, always > 0
+        from sklearn.preprocessing import normalize
+
         tfidf = normalize(counts.multiply(idf).tocsr().astype(np.float32))
         lengths = np.asarray(counts.sum(axis=1)).ravel()
         avg = float(lengths[live > 0].mean()) if live.any() else 1.0

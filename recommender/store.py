@@ -348,6 +348,16 @@ class ArticleStore:
                 out[row[0]] = row[1]
         return out
 
+    def published_ids(self, article_ids: Sequence[str]) -> set[str]:
+        """Those of ``article_ids`` stored as published."""
+        out: set[str] = set()
+        for start in range(0, len(article_ids), 500):
+            chunk = list(article_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(r[0] for r in self._reader.execute(
+                f"SELECT id FROM articles WHERE status = 'published' AND id IN ({marks})", chunk))
+        return out
+
     def vectors_for(self, article_ids: Iterable[str]) -> dict[str, np.ndarray]:
         ids = list(article_ids)
         out: dict[str, np.ndarray] = {}

@@ -41,9 +41,6 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
         saver.start()
         refresher = Refresher(engine).start()
-        if settings.allow_writes:
-            # Ready without the model (lookups and ranking do not need it); loaded now so the first write does not wait.
-            threading.Thread(target=lambda: engine.embedder, name="model-load", daemon=True).start()
         log.info("serving %d articles (%d indexed)", engine.store.count(), len(engine.index))
         yield
         stop.set()

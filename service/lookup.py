@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recommender.engine import Recommender
+from service.cache import send_json
 
 _SIMILAR = re.compile(r"/articles/([^/]{1,256})/similar")
 
@@ -43,9 +44,6 @@ class StoredLists:
             limit = default_limit(scope["query_string"], self.limit) if match and scope["method"] == "GET" else None
             body = engine.stored_list_json(match.group(1), limit) if limit is not None else None
             if body is not None:
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+                await send_json(send, body)
                 return
         await self.app(scope, receive, send)

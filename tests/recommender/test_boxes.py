@@ -96,3 +96,17 @@ def test_list_json_is_the_documented_schema(engine):
     body = engine.stored_list_json(SOURCE, 8)
     assert SimilarList.model_validate_json(body).model_dump_json().encode() == body
     assert list_json(None, []) == b'{"article_id":null,"items":[]}'
+
+
+def test_an_article_published_again_queues_the_boxes_it_may_enter(engine):
+    from recommender.article import Article
+
+    engine.upsert([Article(section="sports", **FOLLOW_UP)])
+    refresh_queued(engine)
+    engine.upsert([Article(section="sports", status="unpublished", **FOLLOW_UP)])
+    refresh_queued(engine)
+    assert FOLLOW_UP["id"] not in ids_in(engine.stored_list_json(MARATHON, 20))
+    engine.upsert([Article(section="sports", **FOLLOW_UP)])  # same text: not re-embedded
+    assert engine.store.box(MARATHON).pending
+    refresh_queued(engine)
+    assert FOLLOW_UP["id"] in ids_in(engine.stored_list_json(MARATHON, 20))

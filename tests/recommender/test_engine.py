@@ -144,3 +144,15 @@ def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(da
     assert second._embedder is None
     key = second.store.get("after-save").key
     assert key in set(second.index.ids().tolist()) and key in second.lexical._row_of
+
+
+def test_a_delete_alone_advances_the_sequence_and_reaches_the_checkpoint(engine):
+    from index import load_index
+
+    engine.checkpoint()
+    key, seq = engine.store.get(SOURCE).key, engine.store.seq
+    assert engine.delete(SOURCE)
+    assert engine.store.seq == seq + 1
+    assert engine.checkpoint()
+    index, meta = load_index(engine.settings.index_path)
+    assert key not in set(index.ids().tolist()) and meta.seq == seq + 1
