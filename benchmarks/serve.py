@@ -170,7 +170,7 @@ def summary(runs: list[dict]) -> tuple[float, float, float, int]:
 
 
 class WriteLoad:
-    """PUTs of new articles (real MIND texts under new ids and titles, so they enter their neighbours' boxes)
+    """PUTs of new articles (real MIND texts under new ids, titles and dates, so they enter neighbours' boxes)
     at ``rate`` per second (0 = as fast as acknowledged), and the refresh lag of each: from its acknowledgement
     to the moment no box queued by it or an earlier write is left (polled in the store every 5 ms)."""
 
@@ -210,7 +210,9 @@ class WriteLoad:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 src = self.texts[i % len(self.texts)]
-                body = {**src, "title": f"{src['title']} ({self.tag} update {i})"}
+                # Dated within the synthetic articles' two months: each enters the boxes its window admits it to.
+                published = datetime(2019, 10, 1, tzinfo=timezone.utc) + timedelta(minutes=(i * 7919) % 86400)
+                body = {**src, "title": f"{src['title']} ({self.tag} update {i})", "published_at": published.isoformat()}
                 r = client.put(f"/articles/{self.tag}-{i}", json=body)
                 acked = time.perf_counter()
                 if r.status_code != 200:

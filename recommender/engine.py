@@ -20,7 +20,8 @@ from recommender.lexical import LexicalIndex
 from recommender.listing import item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
-from recommender.rank import STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, rank, with_pins
+from recommender.rank import (STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, days_between,
+                              passes_filters, rank, with_pins)
 from recommender.settings import Settings
 from recommender.store import ArticleStore, Change
 
@@ -238,9 +239,9 @@ class Recommender:
             kept = self.store.vectors_for(a.id for i, a in enumerate(articles) if i not in vectors)
             rows = [(a, hashes[i], vectors[i] if i in vectors else kept[a.id]) for i, a in enumerate(articles)]
             # New text, or back from unpublished: it may enter boxes it was not in (holders are queued anyway).
-            entering = [rows[i][2] for i, a in enumerate(articles)
+            entering = [(a, rows[i][2]) for i, a in enumerate(articles)
                         if a.is_published and (i in vectors or a.id not in was_published)]
-            stale = self._boxes_it_may_enter(np.stack(entering)) if entering and index is not None else []
+            stale = self._boxes_it_may_enter(entering) if entering and index is not None else []
             self.store.upsert(rows, stale_boxes=stale)
             if index is not None:
                 self.follow()
@@ -248,21 +249,29 @@ class Recommender:
         return UpsertResult(created=created, updated=len(todo) - created,
                             unchanged=len(articles) - len(todo), embedded=len(todo))
 
-    def _boxes_it_may_enter(self, vectors: np.ndarray) -> list[int]:
-        """Keys of the boxes that new or re-embedded vectors may now enter: among each vector's nearest
-        ``refresh_neighbours`` articles, those whose stored box is not full, or whose lowest score the vector
-        could beat (its best possible score: full lexical match, no recency loss, MMR's largest penalty)."""
-        k = self.settings.refresh_neighbours
-        scores, found = self.index.search(vectors, k)
-        near: dict[int, float] = {}
-        for score, key in zip(scores.ravel().tolist(), found.ravel().tolist()):
-            if key >= 0:
-                near[key] = max(score, near.get(key, -1.0))
+    def _boxes_it_may_enter(self, entering: Sequence[tuple[Article, np.ndarray]]) -> list[int]:
+        """Keys of the boxes that articles (with their vectors) may now enter: among each one's nearest
+        ``refresh_neighbours`` articles, those whose box's hard rules admit it (language, freshness window) and
+        whose box is not full or has a lowest score it could beat (its best possible score: full lexical
+        match, no recency loss, MMR's largest penalty)."""
+        scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
+        rows = self._rows([int(k) for k in found.ravel().tolist() if k >= 0])
+        floors = self.store.floors(list(rows))
         w, mmr = self.weights.lexical, self.weights.mmr_lambda
-        floors = self.store.floors(list(near))
         margin = (1 - mmr) / max(mmr, 1e-9)
-        return [key for key, cosine in near.items()
-                if floors.get(key) is None or (1 - w) * cosine + w + margin >= floors[key]]
+        default = SimilarQuery()
+        out: set[int] = set()
+        for (article, _), row_scores, row_keys in zip(entering, scores.tolist(), found.tolist()):
+            for cosine, key in zip(row_scores, row_keys):
+                if key not in rows or key in out:
+                    continue
+                box = rows[key][0]
+                days = days_between(box.published_at, article.published_at)
+                if not passes_filters(box, article, default, self.weights, days):
+                    continue
+                if floors.get(key) is None or (1 - w) * cosine + w + margin >= floors[key]:
+                    out.add(key)
+        return sorted(out)
 
     def delete(self, article_id: str) -> bool:
         """Take an article down: it leaves every list from the next call on, in every process."""
@@ -443,7 +452,7 @@ class Recommender:
         """Let an item back into the boxes; the boxes it may enter again are queued with the unblock."""
         with self._write_lock:
             stored = self.store.get(item_id)
-            entering = self._boxes_it_may_enter(stored.vector[None, :]) \
+            entering = self._boxes_it_may_enter([(stored.article, stored.vector)]) \
                 if stored is not None and stored.article.is_published else []
             found = self.overrides.unblock_everywhere(item_id, entering)
             self.follow()

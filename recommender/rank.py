@@ -112,7 +112,7 @@ def normalized_title(title: str) -> str:
     return _NON_WORD.sub(" ", "".join(c for c in text if not unicodedata.combining(c))).strip()
 
 
-def _days_between(a: datetime | None, b: datetime | None) -> float | None:
+def days_between(a: datetime | None, b: datetime | None) -> float | None:
     if a is None or b is None:
         return None
     return abs((a - b).total_seconds()) / 86400.0
@@ -160,7 +160,7 @@ def rank(
     source_title = normalized_title(source.title)
     scored: list[_Scored] = []
     for c in candidates:
-        days = _days_between(source.published_at, c.article.published_at)  # once: filters and recency need it
+        days = days_between(source.published_at, c.article.published_at)  # once: filters and recency need it
         if not passes_filters(source, c.article, query, weights, days):
             continue
         if query.strategy == "default":
