@@ -58,7 +58,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers or os.cpu_count() or 1
-    settings = settings.model_copy(update={"host": host, "port": port})
+    threads = settings.embed_threads or 1
+    settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads})
     try:
         app = create_app(settings)
     except OpenWritesRefused as exc:
@@ -67,7 +68,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
         return 0
     # Each worker process builds its app from the environment; they follow one store (README, Concurrency).
-    os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port))
+    os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads))
     uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
                 log_level="info", access_log=False)
     return 0

@@ -39,11 +39,16 @@ def resolve_model_path(model: str) -> Path:
 class Embedder:
     """Turns texts into L2-normalised float32 vectors, so inner product is cosine similarity."""
 
-    def __init__(self, model: str, batch_size: int = 32, device: str | None = None):
+    def __init__(self, model: str, batch_size: int = 32, device: str | None = None, threads: int | None = None):
         # Weights come from disk only: a hub download at run time would hang or fail on the site's servers.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
 
         self.name = model
         self.path = resolve_model_path(model)
@@ -66,6 +71,6 @@ class Embedder:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model: str, batch_size: int = 32) -> Embedder:
+def load_embedder(model: str, batch_size: int = 32, threads: int | None = None) -> Embedder:
     """The process-wide embedder for a model: loading weights once, however many engines ask."""
-    return Embedder(model, batch_size)
+    return Embedder(model, batch_size, threads=threads)

@@ -106,7 +106,7 @@ class Recommender:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.settings.model, self.settings.batch_size)
+            self._embedder = load_embedder(self.settings.model, self.settings.batch_size, self.settings.embed_threads)
         return self._embedder
 
     # -- opening and repair -------------------------------------------------------------------
