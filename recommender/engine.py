@@ -281,6 +281,10 @@ class Recommender:
             return key is not None
 
     # -- following the store --------------------------------------------------------------------
+    def current_generation(self) -> int | None:
+        """The generation, if this process has applied every write in the store (one point read), else None."""
+        return self._generation if self.store.seq == self._applied_seq else None
+
     def follow(self) -> bool:
         """Bring the indexes and editorial state to the store's latest sequence, whoever wrote it (this
         process, another worker, a CLI ingest); one point read when nothing moved. True when something did."""
@@ -378,11 +382,11 @@ class Recommender:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
         a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.
 
-        Items gone since the box was computed (deleted, unpublished, blocked) are dropped here and the list
-        is backfilled from the stored depth, so a takedown shows nowhere even before the box is refreshed."""
+        Needs no follow (it never waits on one): every write that can change a box queues it in the write's
+        own transaction, so a box that is not queued is current. Items this process knows are gone
+        (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth."""
         if limit > self.settings.box_depth:
             return None
-        self.follow()
         box = self.store.box(article_id)
         if box is None or box.pending:
             return None

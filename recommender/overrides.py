@@ -6,20 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recommender.store import Transaction, connect, enqueue_boxes, enqueue_holders, next_seq
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS box_overrides (
-    article_id TEXT NOT NULL,             -- whose box
-    item_id    TEXT NOT NULL,             -- the item pinned or blocked
-    position   INTEGER,                   -- 1-based slot for a pin; NULL for a block
-    PRIMARY KEY (article_id, item_id)
-);
-CREATE TABLE IF NOT EXISTS blocked_everywhere (
-    item_id TEXT PRIMARY KEY,
-    reason  TEXT NOT NULL DEFAULT ''
-);
-"""
+from recommender.store import SCHEMA, Transaction, connect, enqueue_boxes, enqueue_holders, next_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +26,7 @@ class BoxOverrides:
 class OverrideStore:
     def __init__(self, path: Path):
         self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:

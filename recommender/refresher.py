@@ -31,12 +31,12 @@ def refresh_queued(engine: Recommender, progress: bool = False) -> int:
 
 
 class Refresher:
-    """A daemon thread that refreshes queued boxes whenever this process holds the refresher lock."""
+    """A daemon thread that brings this process's indexes to the store's latest write every poll, and
+    refreshes queued boxes whenever this process holds the refresher lock."""
 
-    def __init__(self, engine: Recommender, retry_s: float = 1.0):
+    def __init__(self, engine: Recommender):
         self.engine = engine
         self.lock = FileLock(engine.settings.data_dir / "refresher.lock")
-        self.retry_s = retry_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
 
@@ -52,8 +52,12 @@ class Refresher:
     def _run(self) -> None:
         poll = self.engine.settings.refresh_poll_s
         while not self._stop.is_set():
+            try:  # every process follows the store here, off the request path
+                self.engine.follow()
+            except Exception:
+                log.exception("following the store failed")
             if not self.lock.try_exclusive():
-                self._stop.wait(self.retry_s)  # another process refreshes; take over if it dies
+                self._stop.wait(poll)  # another process refreshes; take over if it dies
                 continue
             try:
                 keys = self.engine.store.queued(self.engine.settings.refresh_batch)

@@ -14,7 +14,7 @@ import numpy as np
 
 from recommender.article import Article
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     key          INTEGER PRIMARY KEY AUTOINCREMENT,  -- the FAISS id; never reused
     id           TEXT NOT NULL UNIQUE,               -- the site's id
@@ -63,6 +63,17 @@ CREATE TABLE IF NOT EXISTS refresh_queue (
     since INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS refresh_queue_since ON refresh_queue(since);
+-- Editorial overrides (recommender.overrides): here because box writes check blocks in their transaction.
+CREATE TABLE IF NOT EXISTS box_overrides (
+    article_id TEXT NOT NULL,             -- whose box
+    item_id    TEXT NOT NULL,             -- the item pinned or blocked
+    position   INTEGER,                   -- 1-based slot for a pin; NULL for a block
+    PRIMARY KEY (article_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS blocked_everywhere (
+    item_id TEXT PRIMARY KEY,
+    reason  TEXT NOT NULL DEFAULT ''
+);
 """
 
 _COLUMNS = "key, id, title, lead, body, url, published_at, section, tags, language, image_url, status"
@@ -131,6 +142,16 @@ def enqueue_holders(conn: sqlite3.Connection, item_keys: Iterable[int], seq: int
                 ON CONFLICT(key) DO UPDATE SET seq=excluded.seq""", [seq, seq, *chunk])
 
 
+def _still_shown(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
+    """Those of ``keys`` that are stored, published and not blocked everywhere."""
+    if not keys:
+        return set()
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(f"""SELECT key FROM articles WHERE key IN ({marks}) AND status = 'published'
+                            AND id NOT IN (SELECT item_id FROM blocked_everywhere)""", list(keys))
+    return {r[0] for r in rows}
+
+
 class Transaction:
     """``with Transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
 
@@ -175,7 +196,7 @@ class ArticleStore:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer = self._connect()
-        self._writer.executescript(_SCHEMA)
+        self._writer.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self.path)
@@ -282,12 +303,18 @@ class ArticleStore:
                 if published is None:  # unpublished or deleted while it was computed
                     conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
                     continue
+                # Items taken down by a write the computation did not see (and which could not queue this box:
+                # it did not hold them yet) are dropped here, in the transaction that publishes the box, and
+                # the box stays queued: a stored box never shows what is gone, whoever reads it.
+                shown = _still_shown(conn, [item[0] for item in items])
+                kept = [item for item in items if item[0] in shown]
                 conn.execute("INSERT OR REPLACE INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)",
-                             (key, article_id, json.dumps(items, ensure_ascii=False), floor, seq))
+                             (key, article_id, json.dumps(kept, ensure_ascii=False), floor, seq))
                 conn.execute("DELETE FROM box_members WHERE box_key = ?", (key,))
                 conn.executemany("INSERT OR IGNORE INTO box_members (item_key, box_key) VALUES (?, ?)",
-                                 [(item[0], key) for item in items])
-                conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
+                                 [(item[0], key) for item in kept])
+                if len(kept) == len(items):
+                    conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
 
     def enqueue(self, keys: Iterable[int]) -> None:
         """Queue boxes for a refresh (their own write already committed, or none: a full recompute)."""

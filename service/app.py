@@ -202,8 +202,10 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _generation(app: FastAPI) -> int | None:
+    # None (nothing cached, nothing served from the cache) while this process has not applied the latest
+    # write: the route's ranking then catches up first, off the event loop.
     engine = getattr(app.state, "recommender", None)
-    return engine.generation if engine is not None else None
+    return engine.current_generation() if engine is not None else None
 
 
 class OpenWritesRefused(RuntimeError):

@@ -27,9 +27,9 @@ def default_limit(query_string: bytes, default: int) -> int | None:
 
 class StoredLists:
     """ASGI middleware: ``GET /articles/{id}/similar`` with no option but ``limit`` is answered with
-    ``Recommender.stored_list_json`` (the engine's lookup; no ranking here). Anything else, or no fresh
-    stored box, goes on to the cache and the route. Every list request first brings the engine to the store's
-    latest write (one point read when nothing moved), so a write through any process shows here."""
+    ``Recommender.stored_list_json`` (the engine's lookup; no ranking here, and never a wait on the engine
+    catching up with other writers: a box a write can change is queued by that write, and a queued box is
+    not served from here). Anything else, or no fresh stored box, goes on to the cache and the route."""
 
     def __init__(self, app: ASGIApp, engine: Callable[[], Recommender | None], limit: int):
         self.app = app
@@ -39,7 +39,6 @@ class StoredLists:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         engine = self.engine() if scope["type"] == "http" else None
         if engine is not None and scope["path"].endswith("/similar"):
-            engine.follow()
             match = _SIMILAR.fullmatch(scope["path"])
             limit = default_limit(scope["query_string"], self.limit) if match and scope["method"] == "GET" else None
             body = engine.stored_list_json(match.group(1), limit) if limit is not None else None

@@ -1,6 +1,7 @@
 """Stored boxes: the default list is computed ahead, kept fresh by the queue, and read back byte for byte as
 the list ranked on demand; a taken-down item never shows, even in a box not refreshed yet."""
 
+import json
 from dataclasses import replace
 
 from recommender.listing import list_json
@@ -18,8 +19,6 @@ def on_demand(engine, article_id, limit=8) -> bytes:
 
 
 def ids_in(body: bytes) -> list[str]:
-    import json
-
     return [item["id"] for item in json.loads(body)["items"]]
 
 
@@ -65,15 +64,26 @@ def test_a_deleted_article_leaves_every_box_on_the_next_request(engine, mind_art
     assert all(FOLLOW_UP["id"] not in ids_in(engine.stored_list_json(a.id, 20)) for a in mind_articles)
 
 
+def test_a_refresh_that_missed_a_takedown_stores_the_box_without_it_and_keeps_it_queued(engine):
+    stale = engine.store.box(SOURCE)
+    gone, blocked = stale.items[0][1], stale.items[1][1]
+    engine.delete(gone)
+    engine.block_everywhere(blocked, "legal")
+    # A refresh computed before those writes stores its result after them.
+    key = engine.store.get(SOURCE).key
+    engine.store.write_boxes([(key, SOURCE, stale.items, None)], engine.store.seq)
+    stored = engine.store.box(SOURCE)
+    assert stored.pending and [i[1] for i in stored.items] == [i[1] for i in stale.items[2:]]
+
+
 def test_a_stale_box_drops_what_is_gone_and_backfills_from_its_depth(engine):
     stale = engine.store.box(SOURCE)
     gone, blocked = stale.items[0][1], stale.items[1][1]
     engine.delete(gone)
     engine.block_everywhere(blocked, "legal")
-    # As if a refresh computed before those writes stored its result after them.
-    key = engine.store.get(SOURCE).key
-    engine.store.write_boxes([(key, SOURCE, stale.items, None)], engine.store.seq)
-    assert not engine.store.box(SOURCE).pending
+    # Whatever stored it: a box holding what this process knows is gone, with no refresh queued.
+    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?", (json.dumps(stale.items), SOURCE))
+    engine.store._writer.execute("DELETE FROM refresh_queue")
     shown = ids_in(engine.stored_list_json(SOURCE, 8))
     assert gone not in shown and blocked not in shown
     assert shown == [i[1] for i in stale.items[2:10]]  # backfilled: still 8 items
