@@ -59,6 +59,8 @@ class Settings(BaseSettings):
         30, ge=1, description="A new or changed article queues the boxes of this many nearest articles it may enter.")
     refresh_batch: int = Field(64, ge=1, description="Boxes recomputed per refresher transaction.")
     refresh_poll_s: float = Field(0.05, gt=0, description="How often an idle refresher looks at the queue.")
+    switch_interval_s: float = Field(
+        0.0005, gt=0, description="Python's GIL switch interval in a server process (sys.setswitchinterval).")
     workers: int | None = Field(None, ge=1, description="Server processes; None = one per CPU core.")
 
     # Limits

@@ -2,6 +2,7 @@
 
 import logging
 import secrets
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,10 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The event loop answering stored boxes is always runnable under load; with the default 5 ms switch
+        # interval every GIL hand-back of a write (each torch op, each SQLite call) waited that long, and one
+        # PUT took seconds. 0.5 ms lets writes and the refresher through at a small cost to the loop.
+        sys.setswitchinterval(settings.switch_interval_s)
         engine = recommender or Recommender(settings)
         app.state.recommender = engine
         stop = threading.Event()
