@@ -207,7 +207,7 @@ class WriteLoad:
         deadline = time.perf_counter() + duration
         with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60) as client:
             i = 0
-            while time.perf_counter() < deadline:
+            while i == 0 or time.perf_counter() < deadline:  # at least one write
                 started = time.perf_counter()
                 src = self.texts[i % len(self.texts)]
                 # Dated within the synthetic articles' two months: each enters the boxes its window admits it to.
