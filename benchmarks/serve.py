@@ -171,63 +171,78 @@ def summary(runs: list[dict]) -> tuple[float, float, float, int]:
 
 class WriteLoad:
     """PUTs of new articles (real MIND texts under new ids, titles and dates, so they enter neighbours' boxes)
-    at ``rate`` per second (0 = as fast as acknowledged), and the refresh lag of each: from its acknowledgement
-    to the moment no box queued by it or an earlier write is left (polled in the store every 5 ms)."""
+    from ``writers`` clients at ``rate`` per second in all (0 = each as fast as acknowledged), and the refresh
+    lag of each: from its acknowledgement to the moment no box queued by it or an earlier write is left (polled
+    in the store every 5 ms; the sequence read after the acknowledgement may include later writes, so the lag
+    is if anything overstated)."""
 
-    def __init__(self, port: int, data_dir: Path, texts: list[dict], rate: float, tag: str):
+    def __init__(self, port: int, data_dir: Path, texts: list[dict], rate: float, tag: str, writers: int = 1):
         self.port, self.db, self.texts, self.rate, self.tag = port, data_dir / "articles.sqlite3", texts, rate, tag
+        self.writers = writers
         self.acked: list[float] = []
         self.lags: list[float] = []
         self.errors = 0
+        self.lost = 0
 
     def run(self, duration: float) -> None:
-        import sqlite3
         import threading
+
+        self._pending: list[tuple[int, float]] = []
+        self._lock, done = threading.Lock(), threading.Event()
+        deadline = time.perf_counter() + duration
+        watcher = threading.Thread(target=self._watch, args=(done, deadline))
+        watcher.start()
+        clients = [threading.Thread(target=self._write, args=(n, deadline)) for n in range(self.writers)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        done.set()
+        watcher.join()
+        self.lost = len(self._pending)
+
+    def _watch(self, done, deadline: float) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        while not done.is_set() or self._pending:
+            oldest = conn.execute("SELECT min(since) FROM refresh_queue").fetchone()[0]
+            now = time.perf_counter()
+            with self._lock:
+                finished = [p for p in self._pending if oldest is None or p[0] < oldest]
+                self._pending = [p for p in self._pending if not (oldest is None or p[0] < oldest)]
+                self.lags += [now - acked for _, acked in finished]
+            if done.is_set() and now - deadline > 60:
+                break  # a queue that does not drain in a minute: report what finished
+            time.sleep(0.005)
+
+    def _write(self, writer: int, deadline: float) -> None:
+        import sqlite3
 
         import httpx
 
-        pending: list[tuple[int, float]] = []
-        lock, done = threading.Lock(), threading.Event()
-
-        def watch() -> None:
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-            while not done.is_set() or pending:
-                oldest = conn.execute("SELECT min(since) FROM refresh_queue").fetchone()[0]
-                now = time.perf_counter()
-                with lock:
-                    while pending and (oldest is None or pending[0][0] < oldest):
-                        self.lags.append(now - pending.pop(0)[1])
-                if done.is_set() and time.perf_counter() - deadline > 60:
-                    break  # a queue that does not drain in a minute: report what finished
-                time.sleep(0.005)
-
         seq = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        deadline = time.perf_counter() + duration
+        interval = self.writers / self.rate if self.rate else 0.0
         with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60) as client:
             i = 0
             while i == 0 or time.perf_counter() < deadline:  # at least one write
                 started = time.perf_counter()
-                src = self.texts[i % len(self.texts)]
+                src = self.texts[(i * self.writers + writer) % len(self.texts)]
                 # Dated within the synthetic articles' two months: each enters the boxes its window admits it to.
                 published = datetime(2019, 10, 1, tzinfo=timezone.utc) + timedelta(minutes=(i * 7919) % 86400)
-                body = {**src, "title": f"{src['title']} ({self.tag} update {i})", "published_at": published.isoformat()}
-                r = client.put(f"/articles/{self.tag}-{i}", json=body)
+                body = {**src, "title": f"{src['title']} ({self.tag} update {writer}-{i})",
+                        "published_at": published.isoformat()}
+                r = client.put(f"/articles/{self.tag}-{writer}-{i}", json=body)
                 acked = time.perf_counter()
                 if r.status_code != 200:
                     self.errors += 1
                 else:
-                    self.acked.append(acked - started)
-                    with lock:
-                        pending.append((int(seq.execute("SELECT value FROM meta WHERE name='seq'").fetchone()[0]),
-                                        acked))
+                    now_seq = int(seq.execute("SELECT value FROM meta WHERE name='seq'").fetchone()[0])
+                    with self._lock:
+                        self.acked.append(acked - started)
+                        self._pending.append((now_seq, acked))
                 i += 1
-                if self.rate:
-                    time.sleep(max(0.0, started + 1 / self.rate - time.perf_counter()))
-        done.set()
-        watcher.join()
-        self.lost = len(pending)
+                time.sleep(max(0.0, started + interval - time.perf_counter()))
 
 
 def start_server(data_dir: Path, port: int, workers: int) -> tuple[subprocess.Popen, float]:
@@ -288,6 +303,7 @@ def main() -> int:
     ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of article popularity")
     ap.add_argument("--workers", default="1,2", help="server processes, one run per value (default 1,2)")
     ap.add_argument("--write-rate", type=float, default=10.0, help="writes/s during the refresh-lag phase (0 = skip)")
+    ap.add_argument("--writers", type=int, default=8, help="concurrent write clients sharing --write-rate")
     ap.add_argument("--data-dir", type=Path, help="default: <tmp>/similar-news-bench/serve-<n> (reused)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -353,14 +369,15 @@ def main() -> int:
                             time.perf_counter() - t_warm < 120:
                         time.sleep(0.05)
                 print(f"\nfirst writes after start (model load, lexical weighing): {time.perf_counter() - t_warm:.1f}s")
-                load = WriteLoad(port, run_dir, texts, args.write_rate, f"lag{workers}")
+                load = WriteLoad(port, run_dir, texts, args.write_rate, f"lag{workers}", writers=args.writers)
                 writer = threading.Thread(target=load.run, args=(args.duration * 2,))
                 writer.start()
                 reads = runner(drive(port, similar_path("uniform"), args.duration * 2, args.clients))
                 writer.join()
                 r_rps, _, r_p99, r_err = summary([reads])
                 lags = np.array(load.lags) * 1000
-                print(f"\nwrites at {args.write_rate:g}/s for {args.duration * 2:g}s under the uniform read load: "
+                print(f"\nwrites offered at {args.write_rate:g}/s by {args.writers} clients for {args.duration * 2:g}s "
+                      f"under the uniform read load: {len(load.acked) / (args.duration * 2):.1f}/s, "
                       f"{len(load.acked)} acknowledged, {load.errors} errors, ack p50 "
                       f"{np.percentile(np.array(load.acked) * 1000, 50):.0f} ms")
                 print(f"  refresh lag (ack -> last affected box stored): p50 {np.percentile(lags, 50):.0f} ms, "
