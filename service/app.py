@@ -2,6 +2,7 @@
 
 import logging
 import secrets
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,13 +18,16 @@ from starlette.concurrency import run_in_threadpool
 
 from recommender.article import ArticleInput, InvalidArticle, article_id, error_details, parse_article
 from recommender.engine import ArticleNotFound, Recommender
+from recommender.refresher import Refresher
 from recommender.overrides import BoxOverrides, Pin
 from recommender.rank import STRATEGIES, SimilarQuery
 from recommender.settings import Settings
 from service.cache import CachedLists
 from service.errors import JsonErrors
 from service.limits import BodyLimits, Refusal
-from service.schemas import BlockIn, BoxOverridesIO, Item, PinIn, PreviewRequest, SimilarList, UpsertOut
+from service.lookup import StoredLists
+from service.protocol import configure_protocol
+from service.schemas import BlockIn, BoxOverridesIO, PinIn, PreviewRequest, SimilarList, UpsertOut
 
 log = logging.getLogger("recommender.service")
 Strategy = Literal["default", "embedding", "tfidf", "bm25"]
@@ -38,15 +42,21 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The event loop answering stored boxes is always runnable under load; with the default 5 ms switch
+        # interval every GIL hand-back of a write (each torch op, each SQLite call) waited that long, and one
+        # PUT took seconds. 0.5 ms lets writes and the refresher through at a small cost to the loop.
+        sys.setswitchinterval(settings.switch_interval_s)
         engine = recommender or Recommender(settings)
         app.state.recommender = engine
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
         saver.start()
+        refresher = Refresher(engine).start()
         log.info("serving %d articles (%d indexed)", engine.store.count(), len(engine.index))
         yield
         stop.set()
         saver.join()
+        refresher.stop()
         if recommender is None:
             engine.close()
         else:
@@ -57,6 +67,8 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     app = FastAPI(title="Similar news", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
                   description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
+    app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
+                       limit=settings.default_limit)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
                        body_timeout_s=settings.body_timeout_s,
@@ -130,10 +142,9 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
                              strategy=strategy, explain=explain, same_language_only=same_language_only,
                              half_life_days=half_life_days, diversity=diversity, group_stories=group,
                              group_pick=group_pick)
-        # Repeated requests never get here: CachedLists answers them from the bytes of this response.
+        # Default lists with a stored box never get here (StoredLists), nor repeated requests (CachedLists).
         items = await run_in_threadpool(engine.similar, article_id, query)
-        body = SimilarList(article_id=article_id, items=[Item.of(r) for r in items]).model_dump_json().encode()
-        return Response(body, media_type="application/json")
+        return Response(engine.list_json(article_id, items), media_type="application/json")
 
     @app.post("/similar", response_model=SimilarList, tags=["similar"])
     def similar_preview(
@@ -142,10 +153,10 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         limit: Annotated[int, Query(ge=1, le=50)] = settings.default_limit,
         strategy: Strategy = "default",
         explain: bool = False,
-    ) -> SimilarList:
+    ) -> Response:
         items = engine.similar_to_text(body.title, body.text, SimilarQuery(limit=limit, strategy=strategy,
                                                                          explain=explain))
-        return SimilarList(article_id=None, items=[Item.of(r) for r in items])
+        return Response(engine.list_json(None, items), media_type="application/json")
 
     @app.get("/articles/{article_id}", tags=["articles"], responses={404: {"description": "unknown article id"}})
     def get_article(article_id: ArticleId, engine: Engine) -> ArticleInput:
@@ -205,8 +216,10 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _generation(app: FastAPI) -> int | None:
+    # None (nothing cached, nothing served from the cache) while this process has not applied the latest
+    # write: the route's ranking then catches up first, off the event loop.
     engine = getattr(app.state, "recommender", None)
-    return engine.generation if engine is not None else None
+    return engine.current_generation() if engine is not None else None
 
 
 class OpenWritesRefused(RuntimeError):
@@ -233,6 +246,13 @@ def refuse_open_writes(settings: Settings) -> None:
             f"refusing to serve writes on {settings.host} without a token: set RECOMMENDER_API_TOKEN, "
             "or RECOMMENDER_ALLOW_WRITES=false for a read-only replica"
         )
+
+
+def app_from_env() -> FastAPI:
+    """The app for the settings in the environment (``uvicorn --factory``: each worker process builds its own)."""
+    settings = Settings()
+    configure_protocol(settings)
+    return create_app(settings)
 
 
 def _checkpoint_loop(engine: Recommender, settings: Settings, stop: threading.Event) -> None:
