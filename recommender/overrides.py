@@ -6,20 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recommender.store import connect
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS box_overrides (
-    article_id TEXT NOT NULL,             -- whose box
-    item_id    TEXT NOT NULL,             -- the item pinned or blocked
-    position   INTEGER,                   -- 1-based slot for a pin; NULL for a block
-    PRIMARY KEY (article_id, item_id)
-);
-CREATE TABLE IF NOT EXISTS blocked_everywhere (
-    item_id TEXT PRIMARY KEY,
-    reason  TEXT NOT NULL DEFAULT ''
-);
-"""
+from recommender.store import SCHEMA, Transaction, connect, enqueue_boxes, enqueue_holders, next_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +26,7 @@ class BoxOverrides:
 class OverrideStore:
     def __init__(self, path: Path):
         self._conn = connect(path)
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -56,21 +43,32 @@ class OverrideStore:
             blocks=frozenset(r["item_id"] for r in rows if r["position"] is None),
         )
 
-    def set_box(self, article_id: str, overrides: BoxOverrides) -> None:
-        """Replace an article's pins and blocks in one transaction."""
+    def all_blocks(self) -> dict[str, frozenset[str]]:
+        """Every box's blocked items, by article id (read when another process changed overrides)."""
+        out: dict[str, set[str]] = {}
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute("DELETE FROM box_overrides WHERE article_id = ?", (article_id,))
-                self._conn.executemany(
-                    "INSERT INTO box_overrides (article_id, item_id, position) VALUES (?, ?, ?)",
-                    [(article_id, p.item_id, p.position) for p in overrides.pins]
-                    + [(article_id, item, None) for item in overrides.blocks],
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            rows = self._conn.execute("SELECT article_id, item_id FROM box_overrides WHERE position IS NULL")
+            for r in rows:
+                out.setdefault(r[0], set()).add(r[1])
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def _changed(self, conn, seq: int) -> None:
+        """Mark the overrides changed at ``seq`` (followers reload them), inside the write's transaction."""
+        conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('overrides_seq', ?)", (str(seq),))
+
+    def set_box(self, article_id: str, overrides: BoxOverrides) -> None:
+        """Replace an article's pins and blocks in one transaction, which also queues its box for a refresh."""
+        with self._lock, Transaction(self._conn) as conn:
+            seq = next_seq(conn)
+            self._changed(conn, seq)
+            conn.execute("DELETE FROM box_overrides WHERE article_id = ?", (article_id,))
+            conn.executemany(
+                "INSERT INTO box_overrides (article_id, item_id, position) VALUES (?, ?, ?)",
+                [(article_id, p.item_id, p.position) for p in overrides.pins]
+                + [(article_id, item, None) for item in overrides.blocks],
+            )
+            enqueue_boxes(conn, [r[0] for r in conn.execute("SELECT key FROM articles WHERE id = ? AND "
+                                                            "status = 'published'", (article_id,))], seq)
 
     def blocked_everywhere(self) -> dict[str, str]:
         with self._lock:
@@ -78,10 +76,21 @@ class OverrideStore:
         return {r["item_id"]: r["reason"] for r in rows}
 
     def block_everywhere(self, item_id: str, reason: str = "") -> None:
-        with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO blocked_everywhere (item_id, reason) VALUES (?, ?)",
-                               (item_id, reason))
+        """Block an item; the same transaction queues the boxes that hold it."""
+        with self._lock, Transaction(self._conn) as conn:
+            seq = next_seq(conn)
+            self._changed(conn, seq)
+            conn.execute("INSERT OR REPLACE INTO blocked_everywhere (item_id, reason) VALUES (?, ?)",
+                         (item_id, reason))
+            enqueue_holders(conn, [r[0] for r in conn.execute("SELECT key FROM articles WHERE id = ?", (item_id,))],
+                            seq)
 
-    def unblock_everywhere(self, item_id: str) -> bool:
-        with self._lock:
-            return self._conn.execute("DELETE FROM blocked_everywhere WHERE item_id = ?", (item_id,)).rowcount > 0
+    def unblock_everywhere(self, item_id: str, boxes: list[int] = ()) -> bool:
+        """Unblock an item; the same transaction queues ``boxes`` (those it may enter again)."""
+        with self._lock, Transaction(self._conn) as conn:
+            found = conn.execute("DELETE FROM blocked_everywhere WHERE item_id = ?", (item_id,)).rowcount > 0
+            if found:
+                seq = next_seq(conn)
+                self._changed(conn, seq)
+                enqueue_boxes(conn, boxes, seq)
+            return found

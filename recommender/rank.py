@@ -113,7 +113,7 @@ class _Scored:
     penalty: float = 0.0
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=262_144)  # a bulk refresh of every box meets each title many times
 def normalized_title(title: str) -> str:
     """The title as compared for exact duplicates: case, accents, punctuation and spacing ignored."""
     if title.isascii():  # the same result without the per-character pass (ASCII has no accents to drop)
@@ -122,7 +122,7 @@ def normalized_title(title: str) -> str:
     return _NON_WORD.sub(" ", "".join(c for c in text if not unicodedata.combining(c))).strip()
 
 
-def _days_between(a: datetime | None, b: datetime | None) -> float | None:
+def days_between(a: datetime | None, b: datetime | None) -> float | None:
     if a is None or b is None:
         return None
     return abs((a - b).total_seconds()) / 86400.0
@@ -171,7 +171,7 @@ def rank(
     source_title = normalized_title(source.title)
     scored: list[_Scored] = []
     for c in candidates:
-        days = _days_between(source.published_at, c.article.published_at)  # once: filters and recency need it
+        days = days_between(source.published_at, c.article.published_at)  # once: filters and recency need it
         if not passes_filters(source, c.article, query, ranking, days):
             continue
         if query.strategy == "default":
@@ -247,14 +247,16 @@ def _recommendation(shown: _Scored, members: list[_Scored], explain: bool) -> Re
 def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndarray, copies_of_source: np.ndarray,
                   threshold: float) -> list[list[_Scored]]:
     """For each chosen item, itself and the candidates folded into it: same normalised title, or cosine above
-    ``threshold`` (each candidate joins the chosen item it is closest to)."""
+    ``threshold`` (each candidate joins the best-ranked chosen item it is that close to, so the groups of a
+    list's first items do not depend on how long the list is: a stored box cut short equals a shorter list)."""
     groups = [[s] for s in chosen]
     if not chosen:
         return groups
     chosen_ids = {id(s) for s in chosen}
     by_title = {s.title: g for s, g in zip(chosen, groups, strict=True)}
     sims = vectors @ np.stack([s.candidate.vector for s in chosen]).T
-    closest, best = sims.argmax(axis=1), sims.max(axis=1)  # once for all candidates, not per candidate
+    # Once for all candidates, not per candidate: the first (best-ranked) chosen item each is close enough to.
+    first, best = (sims > threshold).argmax(axis=1), sims.max(axis=1)
     for i in np.flatnonzero(~copies_of_source):
         s = scored[i]
         if id(s) in chosen_ids:
@@ -262,7 +264,7 @@ def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndar
         if s.title in by_title:
             by_title[s.title].append(s)
         elif best[i] > threshold:
-            groups[int(closest[i])].append(s)
+            groups[int(first[i])].append(s)
     return groups
 
 

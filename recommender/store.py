@@ -14,7 +14,7 @@ import numpy as np
 
 from recommender.article import Article
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     key          INTEGER PRIMARY KEY AUTOINCREMENT,  -- the FAISS id; never reused
     id           TEXT NOT NULL UNIQUE,               -- the site's id
@@ -34,6 +34,46 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE INDEX IF NOT EXISTS articles_seq ON articles(seq);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- A deleted article's key and the write that deleted it: followers (other processes, the index checkpoint)
+-- learn about a deletion from here, as they learn about upserts from articles.seq.
+CREATE TABLE IF NOT EXISTS tombstones (key INTEGER PRIMARY KEY, id TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones(seq);
+-- The stored default box of each published article: its items (JSON, up to the stored depth), as computed
+-- at store sequence number seq.
+CREATE TABLE IF NOT EXISTS boxes (
+    key        INTEGER PRIMARY KEY,              -- the article's key
+    article_id TEXT NOT NULL UNIQUE,
+    items      TEXT NOT NULL,                    -- JSON: [[item key, item id, item JSON, [also keys]], ...] best first
+    floor      REAL,                             -- lowest ranked score when the box is full, else NULL
+    seq        INTEGER NOT NULL
+);
+-- Which boxes hold an item: the boxes an update, unpublish, delete or block of that item can change.
+CREATE TABLE IF NOT EXISTS box_members (
+    item_key INTEGER NOT NULL,
+    box_key  INTEGER NOT NULL,
+    PRIMARY KEY (item_key, box_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS box_members_box ON box_members(box_key);
+-- Boxes to recompute, written in the transaction of the write that made them stale (a crash loses none).
+-- seq: the latest write that queued the box (a refresh done at an older sequence leaves it queued);
+-- since: the first one (how long the box has been waiting).
+CREATE TABLE IF NOT EXISTS refresh_queue (
+    key   INTEGER PRIMARY KEY,
+    seq   INTEGER NOT NULL,
+    since INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refresh_queue_since ON refresh_queue(since);
+-- Editorial overrides (recommender.overrides): here because box writes check blocks in their transaction.
+CREATE TABLE IF NOT EXISTS box_overrides (
+    article_id TEXT NOT NULL,             -- whose box
+    item_id    TEXT NOT NULL,             -- the item pinned or blocked
+    position   INTEGER,                   -- 1-based slot for a pin; NULL for a block
+    PRIMARY KEY (article_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS blocked_everywhere (
+    item_id TEXT PRIMARY KEY,
+    reason  TEXT NOT NULL DEFAULT ''
+);
 """
 
 _COLUMNS = "key, id, title, lead, body, url, published_at, section, tags, language, image_url, status"
@@ -49,11 +89,21 @@ class StoredArticle:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One row written since a given sequence number: what the index must mirror."""
+    """One article written or deleted since a given sequence number: what the indexes must mirror."""
 
     key: int
     published: bool
-    vector: np.ndarray
+    vector: np.ndarray | None  # None for a deletion
+    article: Article | None = None  # None for a deletion
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBox:
+    """An article's stored default box: (item key, item id, item JSON, keys of the reports folded into the item)
+    best first, and whether a refresh is pending."""
+
+    items: list[tuple[int, str, str, list[int]]]
+    pending: bool
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -64,6 +114,56 @@ def connect(path: Path) -> sqlite3.Connection:
     # FULL: a write the API acknowledged survives power loss, not only a process crash.
     conn.execute("PRAGMA synchronous=FULL")
     return conn
+
+
+def next_seq(conn: sqlite3.Connection) -> int:
+    """Advance the store's write sequence inside the caller's transaction; returns the new value."""
+    seq = int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone() or [0])[0]) + 1
+    conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('seq', ?)", (str(seq),))
+    return seq
+
+
+def enqueue_boxes(conn: sqlite3.Connection, keys: Iterable[int], seq: int) -> None:
+    """Queue boxes for a refresh, inside the caller's transaction (the write that made them stale)."""
+    conn.executemany(
+        "INSERT INTO refresh_queue (key, seq, since) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET seq=excluded.seq",
+        [(int(k), seq, seq) for k in keys])
+
+
+def enqueue_holders(conn: sqlite3.Connection, item_keys: Iterable[int], seq: int) -> None:
+    """Queue the boxes that hold any of ``item_keys``."""
+    keys = [int(k) for k in item_keys]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        conn.execute(
+            f"""INSERT INTO refresh_queue (key, seq, since)
+                SELECT DISTINCT box_key, ?, ? FROM box_members WHERE item_key IN ({marks})
+                ON CONFLICT(key) DO UPDATE SET seq=excluded.seq""", [seq, seq, *chunk])
+
+
+def _still_shown(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
+    """Those of ``keys`` that are stored, published and not blocked everywhere."""
+    if not keys:
+        return set()
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(f"""SELECT key FROM articles WHERE key IN ({marks}) AND status = 'published'
+                            AND id NOT IN (SELECT item_id FROM blocked_everywhere)""", list(keys))
+    return {r[0] for r in rows}
+
+
+class Transaction:
+    """``with Transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 def _row_article(row: sqlite3.Row) -> Article:
@@ -96,7 +196,7 @@ class ArticleStore:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer = self._connect()
-        self._writer.executescript(_SCHEMA)
+        self._writer.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self.path)
@@ -116,6 +216,13 @@ class ArticleStore:
         row = self._reader.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    def keys_of(self, article_ids: Sequence[str]) -> dict[str, int]:
+        """The keys of those ``article_ids`` that are stored."""
+        if not article_ids:
+            return {}
+        marks = ",".join("?" * len(article_ids))
+        return dict(self._reader.execute(f"SELECT id, key FROM articles WHERE id IN ({marks})", list(article_ids)))
+
     def set_meta(self, name: str, value: str) -> None:
         with self._write_lock:
             self._writer.execute("INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)", (name, value))
@@ -125,48 +232,127 @@ class ArticleStore:
         return int(self.meta("seq") or 0)
 
     # -- writes ---------------------------------------------------------------------------------
-    def upsert(self, rows: Sequence[tuple[Article, str, np.ndarray]]) -> list[int]:
-        """Insert or replace articles with their content hash and vector, in one transaction; returns their keys."""
+    def upsert(self, rows: Sequence[tuple[Article, str, np.ndarray]], stale_boxes: Iterable[int] = ()) -> list[int]:
+        """Insert or replace articles with their content hash and vector, in one transaction; returns their keys.
+
+        The same transaction queues for a refresh the written articles' own boxes, the boxes that hold them
+        and ``stale_boxes`` (those the caller found the new texts may enter)."""
         if not rows:
             return []
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                seq = int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone() or [0])[0]) + 1
-                keys = []
-                for article, digest, vector in rows:
-                    cur = conn.execute(
-                        """INSERT INTO articles (id, title, lead, body, url, published_at, section, tags, language,
-                                                 image_url, status, content_hash, vector, seq)
-                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                           ON CONFLICT(id) DO UPDATE SET
-                             title=excluded.title, lead=excluded.lead, body=excluded.body, url=excluded.url,
-                             published_at=excluded.published_at, section=excluded.section, tags=excluded.tags,
-                             language=excluded.language, image_url=excluded.image_url, status=excluded.status,
-                             content_hash=excluded.content_hash, vector=excluded.vector, seq=excluded.seq
-                           RETURNING key""",
-                        (
-                            article.id, article.title, article.lead, article.body, article.url,
-                            article.published_at.isoformat() if article.published_at else None,
-                            article.section, json.dumps(list(article.tags), ensure_ascii=False), article.language,
-                            article.image_url, article.status, digest,
-                            np.ascontiguousarray(vector, dtype=np.float32).tobytes(), seq,
-                        ),
-                    )
-                    keys.append(cur.fetchone()[0])
-                conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('seq', ?)", (str(seq),))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return keys
+        with self._write_lock, Transaction(self._writer) as conn:
+            seq = next_seq(conn)
+            keys = []
+            for article, digest, vector in rows:
+                cur = conn.execute(
+                    """INSERT INTO articles (id, title, lead, body, url, published_at, section, tags, language,
+                                             image_url, status, content_hash, vector, seq)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(id) DO UPDATE SET
+                         title=excluded.title, lead=excluded.lead, body=excluded.body, url=excluded.url,
+                         published_at=excluded.published_at, section=excluded.section, tags=excluded.tags,
+                         language=excluded.language, image_url=excluded.image_url, status=excluded.status,
+                         content_hash=excluded.content_hash, vector=excluded.vector, seq=excluded.seq
+                       RETURNING key""",
+                    (
+                        article.id, article.title, article.lead, article.body, article.url,
+                        article.published_at.isoformat() if article.published_at else None,
+                        article.section, json.dumps(list(article.tags), ensure_ascii=False), article.language,
+                        article.image_url, article.status, digest,
+                        np.ascontiguousarray(vector, dtype=np.float32).tobytes(), seq,
+                    ),
+                )
+                keys.append(cur.fetchone()[0])
+            enqueue_holders(conn, keys, seq)
+            own = [k for k, (article, _, _) in zip(keys, rows) if article.is_published]
+            gone = [k for k, (article, _, _) in zip(keys, rows) if not article.is_published]
+            enqueue_boxes(conn, [*own, *stale_boxes], seq)
+            self._drop_boxes(conn, gone)
+        return keys
 
     def delete(self, article_id: str) -> int | None:
-        """Remove an article; returns the key it had, or None if it was not there."""
-        with self._write_lock:
-            row = self._writer.execute("DELETE FROM articles WHERE id = ? RETURNING key", (article_id,)).fetchone()
-            return row[0] if row else None
+        """Remove an article (a new sequence number, a tombstone, its holders queued); returns the key it had,
+        or None if it was not there."""
+        with self._write_lock, Transaction(self._writer) as conn:
+            row = conn.execute("SELECT key FROM articles WHERE id = ?", (article_id,)).fetchone()
+            if row is None:
+                return None
+            key, seq = row[0], next_seq(conn)
+            conn.execute("DELETE FROM articles WHERE key = ?", (key,))
+            conn.execute("INSERT OR REPLACE INTO tombstones (key, id, seq) VALUES (?, ?, ?)", (key, article_id, seq))
+            enqueue_holders(conn, [key], seq)
+            self._drop_boxes(conn, [key])
+            return key
+
+    @staticmethod
+    def _drop_boxes(conn: sqlite3.Connection, keys: Sequence[int]) -> None:
+        """An unpublished or deleted article has no box of its own (its holders keep their member rows)."""
+        for key in keys:
+            conn.execute("DELETE FROM boxes WHERE key = ?", (key,))
+            conn.execute("DELETE FROM box_members WHERE box_key = ?", (key,))
+            conn.execute("DELETE FROM refresh_queue WHERE key = ?", (key,))
+
+    # -- stored boxes ---------------------------------------------------------------------------
+    def write_boxes(self, boxes: Sequence[tuple[int, str, list[tuple[int, str, str, list[int]]], float | None]],
+                    seq: int) -> None:
+        """Store boxes computed at sequence ``seq`` as (key, article id, [(item key, item id, item JSON, keys of
+        its folded reports)], floor), and take them off the queue unless a later write queued them again; one
+        transaction. A folded report is a member of the box like the item it is listed under."""
+        with self._write_lock, Transaction(self._writer) as conn:
+            for key, article_id, items, floor in boxes:
+                published = conn.execute("SELECT 1 FROM articles WHERE key = ? AND status = 'published'",
+                                         (key,)).fetchone()
+                if published is None:  # unpublished or deleted while it was computed
+                    conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
+                    continue
+                # Items taken down by a write the computation did not see (and which could not queue this box:
+                # it did not hold them yet) are dropped here, in the transaction that publishes the box, and
+                # the box stays queued: a stored box never shows what is gone, whoever reads it.
+                shown = _still_shown(conn, [k for item in items for k in (item[0], *item[3])])
+                kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
+                conn.execute("INSERT OR REPLACE INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)",
+                             (key, article_id, json.dumps(kept, ensure_ascii=False), floor, seq))
+                conn.execute("DELETE FROM box_members WHERE box_key = ?", (key,))
+                conn.executemany("INSERT OR IGNORE INTO box_members (item_key, box_key) VALUES (?, ?)",
+                                 [(k, key) for item in kept for k in (item[0], *item[3])])
+                if len(kept) == len(items):
+                    conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
+
+    def enqueue(self, keys: Iterable[int]) -> None:
+        """Queue boxes for a refresh (their own write already committed, or none: a full recompute)."""
+        with self._write_lock, Transaction(self._writer) as conn:
+            enqueue_boxes(conn, keys, int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
+                                           or [0])[0]))
+
+    def queued(self, limit: int) -> list[int]:
+        """Up to ``limit`` queued box keys, the longest waiting first."""
+        rows = self._reader.execute("SELECT key FROM refresh_queue ORDER BY since, key LIMIT ?", (limit,))
+        return [r[0] for r in rows]
+
+    def queue_length(self) -> int:
+        return self._reader.execute("SELECT count(*) FROM refresh_queue").fetchone()[0]
+
+    def box(self, article_id: str) -> StoredBox | None:
+        row = self._reader.execute(
+            "SELECT items, EXISTS(SELECT 1 FROM refresh_queue q WHERE q.key = b.key) FROM boxes b "
+            "WHERE article_id = ?", (article_id,)).fetchone()
+        if row is None:
+            return None
+        return StoredBox([tuple(item) for item in json.loads(row[0])], bool(row[1]))
+
+    def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
+        """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""
+        out: dict[int, float | None] = {}
+        keys = [int(k) for k in keys]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(self._reader.execute(f"SELECT key, floor FROM boxes WHERE key IN ({marks})", chunk).fetchall())
+        return out
+
+    def holders(self, item_key: int) -> list[int]:
+        """Keys of the boxes that hold an item."""
+        return [r[0] for r in self._reader.execute("SELECT box_key FROM box_members WHERE item_key = ?",
+                                                   (item_key,))]
 
     # -- reads ----------------------------------------------------------------------------------
     def count(self) -> int:
@@ -188,6 +374,16 @@ class ArticleStore:
             marks = ",".join("?" * len(chunk))
             for row in self._reader.execute(f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", chunk):
                 out[row[0]] = row[1]
+        return out
+
+    def published_ids(self, article_ids: Sequence[str]) -> set[str]:
+        """Those of ``article_ids`` stored as published."""
+        out: set[str] = set()
+        for start in range(0, len(article_ids), 500):
+            chunk = list(article_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(r[0] for r in self._reader.execute(
+                f"SELECT id FROM articles WHERE status = 'published' AND id IN ({marks})", chunk))
         return out
 
     def vectors_for(self, article_ids: Iterable[str]) -> dict[str, np.ndarray]:
@@ -219,9 +415,14 @@ class ArticleStore:
         return {row[0]: _vector(row[1]) for row in rows}
 
     def changes_since(self, seq: int) -> Iterator[Change]:
-        rows = self._reader.execute("SELECT key, status, vector FROM articles WHERE seq > ? ORDER BY key", (seq,))
+        """Articles written and deleted after ``seq`` (their latest state), in key order."""
+        rows = self._reader.execute(
+            f"SELECT {_COLUMNS}, vector FROM articles WHERE seq > ? ORDER BY key", (seq,)).fetchall()
+        deleted = self._reader.execute("SELECT key FROM tombstones WHERE seq > ? ORDER BY key", (seq,)).fetchall()
         for row in rows:
-            yield Change(row["key"], row["status"] == "published", _vector(row["vector"]))
+            yield Change(row["key"], row["status"] == "published", _vector(row["vector"]), _row_article(row))
+        for row in deleted:
+            yield Change(row[0], False, None)
 
     def published_keys(self) -> np.ndarray:
         rows = self._reader.execute("SELECT key FROM articles WHERE status = 'published'").fetchall()

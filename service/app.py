@@ -5,6 +5,7 @@ HTTP in, calls into ``recommender`` out; no ranking logic lives in this package.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,11 +15,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from recommender.engine import Recommender
+from recommender.refresher import Refresher
 from recommender.settings import Settings
 from service.cache import CachedLists
 from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
 from service.limits import BodyLimits
+from service.lookup import StoredLists
+from service.protocol import configure_protocol
 from service.routes import ROUTERS
 
 log = logging.getLogger("recommender.service")
@@ -39,6 +43,8 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
+    app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
+                       limit=settings.default_limit)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
@@ -56,15 +62,21 @@ def _lifespan(settings: Settings, given: Recommender | None
               ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The event loop answering stored boxes is always runnable under load; with the default 5 ms switch
+        # interval every GIL hand-back of a write (each torch op, each SQLite call) waited that long, and one
+        # PUT took seconds. 0.5 ms lets writes and the refresher through at a small cost to the loop.
+        sys.setswitchinterval(settings.switch_interval_s)
         engine = given or Recommender(settings)
         app.state.recommender = engine
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
         saver.start()
+        refresher = Refresher(engine).start()
         log.info("serving %d articles (%d indexed)", engine.store.count(), len(engine.index))
         yield
         stop.set()
         saver.join()
+        refresher.stop()
         if given is None:
             engine.close()
         else:
@@ -74,8 +86,10 @@ def _lifespan(settings: Settings, given: Recommender | None
 
 
 def _generation(app: FastAPI) -> int | None:
+    # None (nothing cached, nothing served from the cache) while this process has not applied the latest
+    # write: the route's ranking then catches up first, off the event loop.
     engine = getattr(app.state, "recommender", None)
-    return engine.generation if engine is not None else None
+    return engine.current_generation() if engine is not None else None
 
 
 def refuse_open_writes(settings: Settings) -> None:
@@ -85,6 +99,13 @@ def refuse_open_writes(settings: Settings) -> None:
             f"refusing to serve writes on {settings.host} without a token: set RECOMMENDER_API_TOKEN, "
             "or RECOMMENDER_ALLOW_WRITES=false for a read-only replica"
         )
+
+
+def app_from_env() -> FastAPI:
+    """The app for the settings in the environment (``uvicorn --factory``: each worker process builds its own)."""
+    settings = Settings()
+    configure_protocol(settings)
+    return create_app(settings)
 
 
 def _checkpoint_loop(engine: Recommender, settings: Settings, stop: threading.Event) -> None:

@@ -36,6 +36,13 @@ class ResponseCache:
                 self._entries.popitem(last=False)
 
 
+async def send_json(send: Send, body: bytes) -> None:
+    """A 200 JSON response of ready bytes, straight to the ASGI server."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class CachedLists:
     """ASGI middleware for ``GET /articles/{id}/similar``: a repeated request (same path and query string) is
     answered from the bytes of its last 200 response, before routing, parameter validation, the thread hop,
@@ -54,10 +61,7 @@ class CachedLists:
         key = (scope["path"], scope["query_string"])
         body = self.cache.get(key, generation)
         if body is not None:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_json(send, body)
             return
         status, chunks = 0, []
 

@@ -97,7 +97,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """``uvicorn.run`` keyword arguments that bound what slow, idle or numerous clients can hold."""
-    protocol = type("ConfiguredHttpProtocol", (GuardedHttpToolsProtocol,), {
-        "header_timeout_s": settings.header_timeout_s, "max_header_bytes": settings.max_header_bytes})
-    return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout_s,
+    configure_protocol(settings)
+    return {"http": GuardedHttpToolsProtocol, "timeout_keep_alive": settings.keep_alive_timeout_s,
             "limit_concurrency": settings.max_connections}
+
+
+def configure_protocol(settings: Settings) -> None:
+    """Set the header limits class-wide: one server per process, and the class must stay importable by name
+    (uvicorn pickles it for its worker processes, each of which configures its own from the environment)."""
+    GuardedHttpToolsProtocol.header_timeout_s = settings.header_timeout_s
+    GuardedHttpToolsProtocol.max_header_bytes = settings.max_header_bytes

@@ -7,7 +7,6 @@ from datetime import datetime
 from pydantic import BaseModel, Field, model_validator
 
 from recommender.article import ArticleId, Text, Title
-from recommender.rank import Explanation, Recommendation
 
 
 class ExplanationOut(BaseModel):
@@ -27,6 +26,8 @@ class Report(BaseModel):
 
 
 class Item(BaseModel):
+    """A list item as documented; the bytes are written by ``recommender.listing.item_json``."""
+
     id: str
     title: str
     url: str | None
@@ -39,20 +40,6 @@ class Item(BaseModel):
     also: list[Report] = Field(default_factory=list,
                                description="The other reports of this item's story folded into it, best first.")
     explanation: ExplanationOut | None = None
-
-    @classmethod
-    def of(cls, rec: Recommendation) -> Item:
-        a = rec.article
-        explanation = _explanation(rec.explanation) if rec.explanation else None
-        return cls(id=a.id, title=a.title, url=a.url, published_at=a.published_at, section=a.section,
-                   image_url=a.image_url, score=rec.score, group_size=rec.group_size, pinned=rec.pinned,
-                   also=[Report(id=r.id, title=r.title, url=r.url, published_at=r.published_at) for r in rec.also],
-                   explanation=explanation)
-
-
-def _explanation(e: Explanation) -> ExplanationOut:
-    return ExplanationOut(semantic=e.semantic, lexical=e.lexical, recency=e.recency,
-                          diversity_penalty=e.diversity_penalty)
 
 
 class SimilarList(BaseModel):

@@ -12,6 +12,7 @@ from recommender.article import Article
 from recommender.embed import TextEmbedder, load_embedder
 from recommender.engine import Recommender
 from recommender.loaders import read_articles
+from recommender.refresher import refresh_queued
 from recommender.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -43,6 +44,7 @@ def ingested_dir(tmp_path_factory, mind_articles, embedder) -> Path:
     path = tmp_path_factory.mktemp("ingested")
     engine = Recommender(make_settings(path), embedder=embedder)
     engine.upsert(mind_articles)
+    refresh_queued(engine)  # as `recommender ingest` does: every box stored
     engine.close()
     return path
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from recommender.rank import GroupPick, SimilarQuery, Strategy
 from service.deps import AppSettings, ArticleId, Engine
 from service.errors import Unprocessable, error_responses
-from service.schemas import Item, PreviewRequest, SimilarList
+from service.schemas import PreviewRequest, SimilarList
 
 router = APIRouter(tags=["similar"])
 
@@ -58,15 +58,15 @@ async def similar(
                          strategy=strategy, explain=explain, group_stories=group_stories, group_pick=group_pick,
                          window_days=window_days, recency_half_life_days=recency_half_life_days,
                          mmr_lambda=mmr_lambda, same_language_only=same_language_only)
-    # Repeated requests never get here: service.cache.CachedLists answers them from the bytes of this response.
+    # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
+    # (service.cache.CachedLists, from the bytes of this response).
     items = await run_in_threadpool(engine.similar, article_id, query)
-    body = SimilarList(article_id=article_id, items=[Item.of(r) for r in items]).model_dump_json().encode()
-    return Response(body, media_type="application/json")
+    return Response(engine.list_json(article_id, items), media_type="application/json")
 
 
 @router.post("/similar", response_model=SimilarList, responses=error_responses(400, 408, 413, 415, 422))
 def similar_preview(body: PreviewRequest, engine: Engine, settings: AppSettings, limit: Limit = None,
-                    strategy: Strategy = "default", explain: bool = False) -> SimilarList:
+                    strategy: Strategy = "default", explain: bool = False) -> Response:
     query = SimilarQuery(limit=limit or settings.default_limit, strategy=strategy, explain=explain)
     items = engine.similar_to_text(body.title, body.text, query)
-    return SimilarList(article_id=None, items=[Item.of(r) for r in items])
+    return Response(engine.list_json(None, items), media_type="application/json")

@@ -108,3 +108,51 @@ def test_store_embedded_by_another_model_is_reembedded_in_place(data_dir, embedd
     assert second.store.count() == count and len(second.index) == count
     assert second.store.meta("model") == embedder.name
     assert second.similar(SOURCE)
+
+
+def test_two_engines_on_one_data_dir_follow_each_others_writes(data_dir, embedder, mind_articles):
+    server = Recommender(make_settings(data_dir), embedder=embedder)
+    cli = Recommender(make_settings(data_dir), embedder=embedder)  # e.g. `recommender ingest` beside a server
+    top = server.similar(SOURCE)[0].id
+    cli.upsert([replace(mind_articles[5], id="from-cli")])
+    cli.delete(top)
+    cli.close()
+    assert top not in [r.id for r in server.similar(SOURCE)]
+    assert server.store.get("from-cli").key in set(server.index.ids().tolist())
+    assert server.checkpoint()
+    server.close()
+    # The checkpoint holds what the server applied, with the sequence it applied: nothing lost, nothing extra.
+    from index import load_index
+
+    index, meta = load_index(data_dir / "index.faiss")
+    assert sorted(index.ids().tolist()) == sorted(server.store.published_keys().tolist())
+    assert meta.seq == server.store.seq
+
+
+
+def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(data_dir, embedder, mind_articles):
+    first = Recommender(make_settings(data_dir), embedder=embedder)
+    first.upsert([replace(mind_articles[7], id="before-save")])
+    first.checkpoint()
+    first.upsert([replace(mind_articles[8], id="after-save")])  # in the store only: applied on the next start
+    queries = [SimilarQuery(strategy=s) for s in ("default", "bm25", "tfidf")]
+    want = [first.similar(a.id, q) for a in mind_articles[:20] for q in queries]
+    first.store.close()  # "dies" without a checkpoint
+    second = Recommender(make_settings(data_dir))  # no embedder given: it must not be loaded to serve
+    assert second._embedder is None and (data_dir / "lexical.npz").exists()
+    assert [second.similar(a.id, q) for a in mind_articles[:20] for q in queries] == want
+    assert second._embedder is None
+    key = second.store.get("after-save").key
+    assert key in set(second.index.ids().tolist()) and key in second.lexical._row_of
+
+
+def test_a_delete_alone_advances_the_sequence_and_reaches_the_checkpoint(engine):
+    from index import load_index
+
+    engine.checkpoint()
+    key, seq = engine.store.get(SOURCE).key, engine.store.seq
+    assert engine.delete(SOURCE)
+    assert engine.store.seq == seq + 1
+    assert engine.checkpoint()
+    index, meta = load_index(engine.settings.index_path)
+    assert key not in set(index.ids().tolist()) and meta.seq == seq + 1

@@ -43,3 +43,22 @@ def test_removed_and_replaced_texts_follow_the_corpus(lexical):
 def test_unknown_method_is_an_error(lexical):
     with pytest.raises(ValueError, match="lexical method"):
         lexical.search("x", 1, "magic")
+
+
+def test_saved_index_loads_with_the_same_scores_and_sequence(lexical, tmp_path):
+    lexical.remove([3])
+    lexical.save(tmp_path / "lexical.npz", seq=7)
+    loaded, seq = LexicalIndex.load(tmp_path / "lexical.npz")
+    assert seq == 7 and len(loaded) == len(lexical) == 3
+    for method in ("tfidf", "bm25"):
+        for text in CORPUS.values():
+            want, got = lexical.search(text, 4, method), loaded.search(text, 4, method)
+            assert got[1].tolist() == want[1].tolist() and got[0].tolist() == pytest.approx(want[0].tolist())
+    loaded.add([5], ["Paris marathon in the rain"])  # counted with the saved vocabulary
+    assert 5 in loaded.search("marathon rain", 4, "bm25")[1].tolist()
+
+
+def test_a_corrupt_saved_index_is_refused(tmp_path):
+    (tmp_path / "lexical.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError):
+        LexicalIndex.load(tmp_path / "lexical.npz")

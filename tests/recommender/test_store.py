@@ -85,3 +85,37 @@ def test_vectors_by_keys_reads_the_vectors_of_known_keys_only(store):
     assert set(got) == {keys[0], keys[2]}
     assert np.array_equal(got[keys[2]], vec(2)) and np.array_equal(got[keys[0]], vec(0))
     assert store.vectors_by_keys([]) == {}
+
+
+def test_delete_advances_the_sequence_and_leaves_a_tombstone_followers_see(store):
+    [key] = store.upsert([(Article("a", "one"), "h", vec(0))])
+    seq = store.seq
+    store.delete("a")
+    assert store.seq == seq + 1
+    assert [(c.key, c.published, c.vector) for c in store.changes_since(seq)] == [(key, False, None)]
+    assert list(store.changes_since(store.seq)) == []
+
+
+def test_a_write_queues_its_own_box_and_the_boxes_holding_it_in_its_transaction(store):
+    [a, b] = store.upsert([(Article("a", "one"), "h", vec(0)), (Article("b", "two"), "h", vec(1))])
+    store.write_boxes([(a, "a", [(b, "b", "{}", [])], None), (b, "b", [], None)], store.seq)
+    assert store.queue_length() == 0 and store.holders(b) == [a]
+    store.upsert([(Article("b", "two, updated"), "h2", vec(1))])
+    assert sorted(store.queued(10)) == sorted([a, b])
+    assert store.box("a").pending
+
+
+def test_a_box_refreshed_before_a_later_write_stays_queued(store):
+    [a] = store.upsert([(Article("a", "one"), "h", vec(0))])
+    computed_at = store.seq
+    store.upsert([(Article("a", "one, again"), "h2", vec(0))])  # queued again meanwhile
+    store.write_boxes([(a, "a", [], None)], computed_at)
+    assert store.queued(10) == [a]
+
+
+def test_a_report_folded_into_an_item_is_a_member_of_the_box_its_takedown_queues(store):
+    [a, b, c] = store.upsert([(Article(x, x), "h", vec(i)) for i, x in enumerate("abc")])
+    store.write_boxes([(a, "a", [(b, "b", "{}", [c])], None)], store.seq)
+    assert store.holders(c) == [a] and not store.box("a").pending
+    store.delete("c")
+    assert store.box("a").pending

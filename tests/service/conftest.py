@@ -40,7 +40,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "RECOMMENDER_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1",
-                    "TOKENIZERS_PARALLELISM": "false", **env}
+                    "TOKENIZERS_PARALLELISM": "false", "RECOMMENDER_WORKERS": "1", **env}
         self.log = data_dir.parent / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 

@@ -1,0 +1,39 @@
+"""The JSON of a "Similar news" list: one function for an item, one for the list, used by the stored boxes and
+the lists ranked on demand alike, so both answer the same bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from recommender.article import Article
+from recommender.rank import Recommendation
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    # The format pydantic writes for an aware datetime (UTC as "Z"): what the API returned before boxes.
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _report(a: Article) -> dict[str, str | None]:
+    return {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at)}
+
+
+def item_json(rec: Recommendation) -> str:
+    """One list item as the API returns it (compact JSON, fields in the order of ``service.schemas.Item``)."""
+    a = rec.article
+    item = {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at),
+            "section": a.section, "image_url": a.image_url, "score": rec.score, "group_size": rec.group_size,
+            "pinned": rec.pinned, "also": [_report(r) for r in rec.also], "explanation": None}
+    if rec.explanation is not None:
+        e = rec.explanation
+        item["explanation"] = {"semantic": e.semantic, "lexical": e.lexical, "recency": e.recency,
+                               "diversity_penalty": e.diversity_penalty}
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def list_json(article_id: str | None, items: Sequence[str]) -> bytes:
+    """The response body of a list: ``{"article_id": ..., "items": [...]}`` from items made by ``item_json``."""
+    head = json.dumps(article_id, ensure_ascii=False)
+    return f'{{"article_id":{head},"items":[{",".join(items)}]}}'.encode()

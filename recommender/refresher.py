@@ -1,0 +1,69 @@
+"""The refresher: recomputes the stored boxes the write queue names, in one process at a time.
+
+Every server process runs one in a background thread; only the one holding an exclusive lock on
+``<data dir>/refresher.lock`` works. The OS releases the lock when its holder dies (even by SIGKILL), and
+another process takes over; queue entries are removed in the transaction that stores their boxes, so a crash
+leaves them queued and the next holder finishes them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from tqdm.auto import tqdm
+
+from recommender.engine import Recommender
+from recommender.locks import FileLock
+
+log = logging.getLogger("recommender.refresher")
+
+
+def refresh_queued(engine: Recommender, progress: bool = False) -> int:
+    """Recompute every queued box now, in batches (the caller holds the lock); returns how many were stored."""
+    batch = engine.settings.refresh_batch
+    bar = tqdm(total=engine.store.queue_length(), unit="box", desc="boxes", disable=not progress)
+    done = 0
+    while keys := engine.store.queued(batch):
+        done += engine.refresh_boxes(keys)
+        bar.update(len(keys))
+    bar.close()
+    return done
+
+
+class Refresher:
+    """A daemon thread that brings this process's indexes to the store's latest write every poll, and
+    refreshes queued boxes whenever this process holds the refresher lock."""
+
+    def __init__(self, engine: Recommender):
+        self.engine = engine
+        self.lock = FileLock(engine.settings.data_dir / "refresher.lock")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
+
+    def start(self) -> Refresher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.lock.release()
+
+    def _run(self) -> None:
+        poll = self.engine.settings.refresh_poll_s
+        while not self._stop.is_set():
+            try:  # every process follows the store here, off the request path
+                self.engine.follow()
+            except Exception:
+                log.exception("following the store failed")
+            if not self.lock.try_exclusive():
+                self._stop.wait(poll)  # another process refreshes; take over if it dies
+                continue
+            try:
+                keys = self.engine.store.queued(self.engine.settings.refresh_batch)
+                if keys:
+                    self.engine.refresh_boxes(keys)
+                    continue
+            except Exception:  # the entries stay queued; the next round retries them
+                log.exception("box refresh failed")
+            self._stop.wait(poll)

@@ -1,0 +1,122 @@
+"""Stored boxes: the default list is computed ahead, kept fresh by the queue, and read back byte for byte as
+the list ranked on demand; a taken-down item never shows, even in a box not refreshed yet."""
+
+import json
+from dataclasses import replace
+
+from recommender.listing import list_json
+from recommender.rank import SimilarQuery
+from recommender.refresher import refresh_queued
+
+SOURCE = "N34700"
+MARATHON = "N16278"
+FOLLOW_UP = {"id": "fresh-marathon", "title": "Marine Corps Marathon winner speaks about the rain",
+             "lead": "Jordan Tropf won again."}
+
+
+def on_demand(engine, article_id, limit=8) -> bytes:
+    return engine.list_json(article_id, engine.similar(article_id, SimilarQuery(limit=limit)))
+
+
+def ids_in(body: bytes) -> list[str]:
+    return [item["id"] for item in json.loads(body)["items"]]
+
+
+def test_stored_box_is_the_list_ranked_on_demand_at_every_limit(engine, mind_articles):
+    for article in mind_articles[:40]:
+        for limit in (1, 5, 8, 20):
+            assert engine.stored_list_json(article.id, limit) == on_demand(engine, article.id, limit)
+
+
+def test_no_stored_box_or_a_queued_refresh_means_ranking_on_demand(engine, mind_articles):
+    assert engine.stored_list_json(SOURCE, engine.settings.box_depth + 1) is None  # deeper than stored
+    engine.upsert([replace(mind_articles[0], id="new-one")])
+    assert engine.stored_list_json("new-one", 8) is None  # not computed yet
+    assert engine.store.box(mind_articles[0].id).pending  # its near-copy may enter it: queued
+
+
+def test_a_new_article_enters_its_neighbours_boxes(engine, mind_articles):
+    from recommender.article import Article
+
+    before = engine.store.box(MARATHON)
+    engine.upsert([Article(section="sports", **FOLLOW_UP)])
+    assert engine.store.box(MARATHON).pending
+    refresh_queued(engine)
+    stored = engine.stored_list_json(MARATHON, 20)
+    assert FOLLOW_UP["id"] in ids_in(stored) and FOLLOW_UP["id"] not in [i[1] for i in before.items]
+    assert stored == on_demand(engine, MARATHON, 20)
+    assert engine.stored_list_json(FOLLOW_UP["id"], 8) == on_demand(engine, FOLLOW_UP["id"])
+
+
+def test_a_deleted_article_leaves_every_box_on_the_next_request(engine, mind_articles):
+    from recommender.article import Article
+
+    engine.upsert([Article(section="sports", **FOLLOW_UP)])
+    refresh_queued(engine)
+    holders = engine.store.holders(engine.store.get(FOLLOW_UP["id"]).key)
+    assert holders
+    engine.delete(FOLLOW_UP["id"])
+    for article in mind_articles:
+        body = engine.stored_list_json(article.id, 20) or on_demand(engine, article.id, 20)
+        assert FOLLOW_UP["id"] not in ids_in(body)
+    refresh_queued(engine)
+    assert engine.store.queue_length() == 0
+    assert all(FOLLOW_UP["id"] not in ids_in(engine.stored_list_json(a.id, 20)) for a in mind_articles)
+
+
+def test_a_refresh_that_missed_a_takedown_stores_the_box_without_it_and_keeps_it_queued(engine):
+    stale = engine.store.box(SOURCE)
+    gone, blocked = stale.items[0][1], stale.items[1][1]
+    engine.delete(gone)
+    engine.block_everywhere(blocked, "legal")
+    # A refresh computed before those writes stores its result after them.
+    key = engine.store.get(SOURCE).key
+    engine.store.write_boxes([(key, SOURCE, stale.items, None)], engine.store.seq)
+    stored = engine.store.box(SOURCE)
+    assert stored.pending and [i[1] for i in stored.items] == [i[1] for i in stale.items[2:]]
+
+
+def test_a_stale_box_drops_what_is_gone_and_backfills_from_its_depth(engine):
+    stale = engine.store.box(SOURCE)
+    gone, blocked = stale.items[0][1], stale.items[1][1]
+    engine.delete(gone)
+    engine.block_everywhere(blocked, "legal")
+    # Whatever stored it: a box holding what this process knows is gone, with no refresh queued.
+    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?", (json.dumps(stale.items), SOURCE))
+    engine.store._writer.execute("DELETE FROM refresh_queue")
+    shown = ids_in(engine.stored_list_json(SOURCE, 8))
+    assert gone not in shown and blocked not in shown
+    assert shown == [i[1] for i in stale.items[2:10]]  # backfilled: still 8 items
+
+
+def test_box_overrides_queue_the_box_and_show_after_refresh(engine, mind_articles):
+    from recommender.overrides import BoxOverrides, Pin
+
+    pick = mind_articles[-1].id
+    engine.set_box_overrides(SOURCE, BoxOverrides(pins=(Pin(pick, 2),)))
+    assert engine.stored_list_json(SOURCE, 8) is None
+    refresh_queued(engine)
+    assert ids_in(engine.stored_list_json(SOURCE, 8))[1] == pick
+    assert engine.stored_list_json(SOURCE, 8) == on_demand(engine, SOURCE)
+
+
+def test_list_json_is_the_documented_schema(engine):
+    from service.schemas import SimilarList
+
+    body = engine.stored_list_json(SOURCE, 8)
+    assert SimilarList.model_validate_json(body).model_dump_json().encode() == body
+    assert list_json(None, []) == b'{"article_id":null,"items":[]}'
+
+
+def test_an_article_published_again_queues_the_boxes_it_may_enter(engine):
+    from recommender.article import Article
+
+    engine.upsert([Article(section="sports", **FOLLOW_UP)])
+    refresh_queued(engine)
+    engine.upsert([Article(section="sports", status="unpublished", **FOLLOW_UP)])
+    refresh_queued(engine)
+    assert FOLLOW_UP["id"] not in ids_in(engine.stored_list_json(MARATHON, 20))
+    engine.upsert([Article(section="sports", **FOLLOW_UP)])  # same text: not re-embedded
+    assert engine.store.box(MARATHON).pending
+    refresh_queued(engine)
+    assert FOLLOW_UP["id"] in ids_in(engine.stored_list_json(MARATHON, 20))
