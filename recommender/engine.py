@@ -22,8 +22,17 @@ from recommender.lexical import LexicalIndex
 from recommender.listing import item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
-from recommender.rank import (STRATEGIES, Candidate, Ranking, Recommendation, SimilarQuery, days_between,
-                              passes_filters, rank, with_pins)
+from recommender.rank import (
+    STRATEGIES,
+    Candidate,
+    Ranking,
+    Recommendation,
+    SimilarQuery,
+    days_between,
+    passes_filters,
+    rank,
+    with_pins,
+)
 from recommender.settings import Settings
 from recommender.store import ArticleStore, Change
 
@@ -152,7 +161,7 @@ class Recommender:
         for change in self.store.changes_since(seq):
             (published if change.published else gone).append(change)
         if published:
-            index.add(np.array([c.key for c in published]), np.stack([c.vector for c in published]))
+            index.add(np.array([c.key for c in published]), np.stack([c.live_vector for c in published]))
         index.remove(np.array([c.key for c in gone], dtype=np.int64))
         stale = np.setdiff1d(index.ids(), self.store.published_keys())
         index.remove(stale)
@@ -175,10 +184,11 @@ class Recommender:
             self._lexical_saved_seq = -1  # saved at the next checkpoint
         else:
             self._lexical_saved_seq = seq
-        live, dead = [], []
+        live: list[Change] = []
+        dead: list[Change] = []
         for change in self.store.changes_since(seq):
             (live if change.published else dead).append(change)
-        lexical.add([c.key for c in live], [self._text(c.article) for c in live])
+        lexical.add([c.key for c in live], [self._text(c.live_article) for c in live])
         lexical.remove([c.key for c in dead])
         return lexical
 
@@ -305,8 +315,8 @@ class Recommender:
             (live.append(change) if change.published else dead.append(change.key))
         if live:
             keys = [c.key for c in live]
-            self.index.add(np.array(keys), np.stack([c.vector for c in live]))
-            self.lexical.add(keys, [self._text(c.article) for c in live])
+            self.index.add(np.array(keys), np.stack([c.live_vector for c in live]))
+            self.lexical.add(keys, [self._text(c.live_article) for c in live])
             self._published.update(keys)
         self.index.remove(np.array(dead, dtype=np.int64))
         self.lexical.remove(dead)
@@ -409,10 +419,12 @@ class Recommender:
         rows = self.store.by_keys(list(keys))
         live = [key for key in keys if key in rows and rows[key][0].is_published]
         k = self._candidate_count(len(self._blocked_everywhere))
-        found = self.index.search(np.stack([rows[key][1] for key in live]), k)[1] if live else []
-        boxes = [(key, "", [], None) for key in keys if key not in live]  # gone: only taken off the queue
+        found: Any = self.index.search(np.stack([rows[key][1] for key in live]), k)[1] if live else []
+        # (box key, its article id, its items, its floor); a gone box: only taken off the queue
+        boxes: list[tuple[int, str, list[Any], float | None]] = [(key, "", [], None) for key in keys
+                                                                  if key not in live]
         query = SimilarQuery(limit=self.settings.box_depth)
-        for key, neighbours in zip(live, found):
+        for key, neighbours in zip(live, found, strict=True):
             article, vector = rows[key]
             items = self._list(article, vector, self.overrides.box(article.id), query, neighbours)
             ranked = [r.score for r in items if not r.pinned]

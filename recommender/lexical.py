@@ -75,7 +75,7 @@ class LexicalIndex:
             keys = self._keys[live]
             vocabulary = (self._saved_vocabulary if self._vectorizer_obj is None else
                           getattr(self._vectorizer_obj, "vocabulary_", None)) or {}
-        terms = np.array(sorted(vocabulary, key=vocabulary.get), dtype=str)
+        terms = np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=np.str_)
         tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr,
@@ -210,6 +210,7 @@ class LexicalIndex:
     def _delta_locked(self) -> tuple[int, sp.csr_matrix, sp.csr_matrix]:
         """Weights of the rows added after the derived ones (few: weighed per change, not per corpus)."""
         if self._delta is None:
+            assert self._derived is not None  # derived first, under the same lock
             idf, tfidf, _ = self._derived
             start = tfidf.shape[0]
             self._delta = (start, *self._weigh(self._counts[start:], idf))
