@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARTICLES ?= ../shared/data/mind-sample
+# The headless browser that tests /docs (Debian's packages; CI runs as root on a fresh machine).
+CHROMIUM := /usr/bin/chromium
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: serve test install ingest clean
+.PHONY: serve test install ingest lint types clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +18,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium chromium-driver
+
 install: $(BIN)/.installed
 
 ingest: install
@@ -24,7 +29,14 @@ ingest: install
 serve: ingest
 	$(BIN)/recommender serve
 
-test: install
+lint: install
+	$(BIN)/ruff check .
+
+types: install
+	$(BIN)/mypy
+
+# Lint and types first: they take seconds and keep the code from rotting; then the suite.
+test: lint types $(CHROMIUM)
 	$(BIN)/pytest -q
 
 clean:

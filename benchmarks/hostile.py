@@ -65,7 +65,8 @@ def main() -> None:
         for label, text in [("short", "A runner won the race in the rain."), ("short", "A runner won the race."),
                             ("1,700-character prose (256 tokens, the model's most)", prose),
                             ("190,000 '<'", "<" * 190_000), ("999,000 '<'", "<" * 999_000)]:
-            r, seconds = timed(lambda: httpx.post(url + "/similar", json={"title": "t", "text": text}, timeout=60))
+            r, seconds = timed(lambda text=text: httpx.post(url + "/similar", json={"title": "t", "text": text},
+                                                            timeout=60))
             print(f"POST /similar, {label} text: {r.status_code} in {seconds:.3f}s")
     finally:
         proc.kill()

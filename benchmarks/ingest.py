@@ -32,7 +32,7 @@ def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from recommender.article import embedding_text
-    from recommender.embed import load_embedder
+    from recommender.embed import Embedder, load_embedder
     from recommender.engine import Recommender
     from recommender.loaders import read_articles
     from recommender.refresher import refresh_queued
@@ -42,6 +42,8 @@ def main() -> int:
     articles = list(read_articles(MIND))[: args.n]
     texts = [embedding_text(a, settings.body_chars) for a in articles]
     embedder = load_embedder(settings.model, settings.batch_size)
+    if not isinstance(embedder, Embedder):
+        raise SystemExit(f"{settings.model} is not a sentence-transformers model: this benchmark times model.encode")
     model = embedder.model
     model.encode(texts[:64], batch_size=64)  # warm-up: first-call allocations are not ingest cost
 

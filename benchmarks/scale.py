@@ -120,7 +120,7 @@ def dataset(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarra
         else:
             base, queries = clustered(args.n, 384, seed=0), clustered(args.queries + WARMUP, 384, seed=1)
             origin = np.arange(args.n) % len(real_articles())
-        for path, array in zip(paths, (base, queries, origin)):
+        for path, array in zip(paths, (base, queries, origin), strict=True):
             _save(path, array)
         print(f"{args.n} {args.data} vectors generated in {time.perf_counter() - t:.1f}s (cached in {args.cache})")
     return np.load(paths[0], mmap_mode="r"), np.load(paths[1]), np.load(paths[2])
@@ -251,7 +251,7 @@ def measure(args: argparse.Namespace, kind: str, store_file: Path, truth: np.nda
 
 
 def _recall(found: list[list[int]], truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f[:K]) & set(t.tolist())) / K for f, t in zip(found, truth)]))
+    return float(np.mean([len(set(f[:K]) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]))
 
 
 def print_table(results: dict[str, dict]) -> None:

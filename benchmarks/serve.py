@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -90,11 +90,12 @@ def _build_articles(path: Path, n: int, seed: int) -> None:
     t1 = time.perf_counter()
     store = ArticleStore(settings.db_path)
     rng = np.random.default_rng(seed)
-    real_vectors = np.stack([store.get(a.id).vector for a in real])
+    stored = store.vectors_for(a.id for a in real)
+    real_vectors = np.stack([stored[a.id] for a in real])
     words = re.findall(r"[A-Za-z][A-Za-z'-]+", " ".join(embedding_text(a, 1000) for a in real))
     vocab = np.array(sorted(set(words)))
     sections = sorted({a.section for a in real if a.section})
-    start = datetime(2019, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2019, 10, 1, tzinfo=UTC)
     chunk = 5000
     for lo in range(len(real), n, chunk):
         hi = min(n, lo + chunk)
@@ -118,7 +119,7 @@ def _build_articles(path: Path, n: int, seed: int) -> None:
     changes = list(store.changes_since(0))
     kind = index_kind_for(len(changes))
     index = VectorIndex(real_vectors.shape[1], kind, settings.model)
-    index.add(np.array([c.key for c in changes]), np.stack([c.vector for c in changes]))
+    index.add(np.array([c.key for c in changes]), np.stack([c.live_vector for c in changes]))
     index.save(settings.index_path, store.seq)
     store.close()
     print(f"built and saved a {kind} index of {len(changes)} in {time.perf_counter() - t2:.1f}s")
@@ -229,7 +230,7 @@ class WriteLoad:
                 started = time.perf_counter()
                 src = self.texts[(i * self.writers + writer) % len(self.texts)]
                 # Dated within the synthetic articles' two months: each enters the boxes its window admits it to.
-                published = datetime(2019, 10, 1, tzinfo=timezone.utc) + timedelta(minutes=(i * 7919) % 86400)
+                published = datetime(2019, 10, 1, tzinfo=UTC) + timedelta(minutes=(i * 7919) % 86400)
                 body = {**src, "title": f"{src['title']} ({self.tag} update {writer}-{i})",
                         "published_at": published.isoformat()}
                 r = client.put(f"/articles/{self.tag}-{writer}-{i}", json=body)
@@ -256,7 +257,7 @@ def start_server(data_dir: Path, port: int, workers: int) -> tuple[subprocess.Po
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while True:
         if server.poll() is not None:
-            print(server.stderr.read()[-3000:], file=sys.stderr)
+            print(server.stderr.read()[-3000:] if server.stderr else "", file=sys.stderr)
             raise SystemExit("the server exited during start-up")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:

@@ -234,7 +234,7 @@ class VectorIndex:
             self._index.remove_ids(faiss.IDSelectorBatch(keys))
 
     def _refresh_params(self) -> None:
-        if self.kind not in GRAPH_KINDS or not self._hidden.any():
+        if self.kind not in GRAPH_KINDS or not self._hidden.any() or self._index is None:
             self._params = None
             return
         visible = np.packbits(~self._hidden, bitorder="little")

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from index import KINDS
-from recommender.loaders import UsageError
+from recommender.evaluation.cli import add_evaluate_command
+from recommender.loaders import FORMATS, UsageError
 from recommender.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,24 +35,25 @@ def _positive_int(text: str) -> int:
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.embed import DeviceUnavailable
     from recommender.engine import Recommender
-    from recommender.loaders import FORMATS, detect_format, raw_rows, read_articles, resolve_path
+    from recommender.loaders import detect_format, raw_rows, read_articles, resolve_path
 
-    if args.format and args.format not in FORMATS:
-        raise SystemExit(f"--format must be one of {', '.join(FORMATS)}")
     args.format = args.format or detect_format(resolve_path(args.path))  # a usage error before the model loads
     settings = settings.model_copy(update={k: v for k, v in (("device", args.device), ("batch_size", args.batch_size))
                                            if v is not None})
     total = sum(1 for _ in raw_rows(args.path, args.format))
     try:
         engine = Recommender(settings)
-        log.info("embedding on %s", engine.embedder.device)  # loads the model: a missing GPU fails before any work
     except DeviceUnavailable as exc:
         raise SystemExit(f"error: {exc}") from None
     errors: list[str] = []
-    started = time.perf_counter()
-    result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
-    boxes = _refresh_boxes(engine)
-    engine.close()
+    with engine:  # closed (index checkpointed) however the ingest ends
+        try:
+            log.info("embedding on %s", engine.embedder.device)  # loads the model: a missing GPU fails first
+        except DeviceUnavailable as exc:
+            raise SystemExit(f"error: {exc}") from None
+        started = time.perf_counter()
+        result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
+        boxes = _refresh_boxes(engine)
     elapsed = time.perf_counter() - started
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
           f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ingest = sub.add_parser("ingest", help="load articles from JSONL, CSV or MIND news.tsv (idempotent upserts)")
     ingest.add_argument("path", type=Path, help="a file, or a directory holding news.tsv / articles.jsonl / .csv")
-    ingest.add_argument("--format", choices=("jsonl", "csv", "mind"), help="default: from the file name")
+    ingest.add_argument("--format", choices=FORMATS, help="default: from the file name")
     ingest.add_argument("--device", help="where the model runs: cpu, cuda, cuda:1 ... (default RECOMMENDER_DEVICE, "
                         "else the first GPU if there is one)")
     ingest.add_argument("--batch-size", type=_positive_int, help="texts per model batch (default RECOMMENDER_BATCH_SIZE, 32; "
@@ -154,12 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, help="server processes (default RECOMMENDER_WORKERS, else one per core)")
     serve.set_defaults(run=_serve)
 
-    try:
-        from recommender.evaluation.cli import add_evaluate_command
-    except ImportError:
-        pass
-    else:
-        add_evaluate_command(sub)
+    add_evaluate_command(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -96,7 +96,10 @@ class Embedder:
         self.batch_size = batch_size
         self.device = str(self.model.device)
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(dimension())
+        dim = dimension()
+        if dim is None:
+            raise ModelNotFound(f"model {model!r} does not say its embedding dimension")
+        self.dim = int(dim)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not texts:

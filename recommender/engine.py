@@ -4,10 +4,12 @@ This is the one implementation of the list: the HTTP service, the CLI and evalua
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -20,13 +22,23 @@ from recommender.lexical import LexicalIndex
 from recommender.listing import item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
-from recommender.rank import (STRATEGIES, Candidate, Recommendation, SimilarQuery, Weights, days_between,
-                              passes_filters, rank, with_pins)
+from recommender.rank import (
+    STRATEGIES,
+    Candidate,
+    Ranking,
+    Recommendation,
+    SimilarQuery,
+    days_between,
+    passes_filters,
+    rank,
+    with_pins,
+)
 from recommender.settings import Settings
 from recommender.store import ArticleStore, Change
 
 log = logging.getLogger("recommender")
 
+DEFAULT_QUERY = SimilarQuery()
 # Candidate rows kept parsed between writes (about 1-2 KB each, so at most a few hundred MB).
 ROWS_CACHE_MAX = 200_000
 
@@ -52,25 +64,12 @@ class UpsertResult:
                             self.unchanged + other.unchanged, self.embedded + other.embedded)
 
 
-def weights_from(settings: Settings) -> Weights:
-    return Weights(
-        lexical=settings.lexical_weight,
-        recency=settings.recency_weight,
-        half_life_days=settings.recency_half_life_days,
-        mmr_lambda=settings.mmr_lambda,
-        duplicate_threshold=settings.duplicate_threshold,
-        story_threshold=settings.story_threshold,
-        window_days=settings.window_days,
-        same_language_only=settings.same_language_only,
-    )
-
-
 class Recommender:
     """Open one per data dir and process; thread-safe for concurrent reads and writes."""
 
     def __init__(self, settings: Settings, embedder: TextEmbedder | None = None, index_kind: str | None = None):
         self.settings = settings
-        self.weights = weights_from(settings)
+        self.ranking = Ranking.from_settings(settings)
         # Ranking multiplies small matrices (200 x 384): BLAS threads there cost far more than they give (a box
         # took 45 ms with OpenBLAS on every core, 3 ms on one; torch's own threads for encoding are not BLAS's).
         threadpool_limits(1, user_api="blas")
@@ -157,11 +156,12 @@ class Recommender:
     def _repair(self, index: VectorIndex, seq: int) -> None:
         """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
         store_seq = self.store.seq
-        published, gone = [], []
+        published: list[Change] = []
+        gone: list[Change] = []
         for change in self.store.changes_since(seq):
             (published if change.published else gone).append(change)
         if published:
-            index.add(np.array([c.key for c in published]), np.stack([c.vector for c in published]))
+            index.add(np.array([c.key for c in published]), np.stack([c.live_vector for c in published]))
         index.remove(np.array([c.key for c in gone], dtype=np.int64))
         stale = np.setdiff1d(index.ids(), self.store.published_keys())
         index.remove(stale)
@@ -184,10 +184,11 @@ class Recommender:
             self._lexical_saved_seq = -1  # saved at the next checkpoint
         else:
             self._lexical_saved_seq = seq
-        live, dead = [], []
+        live: list[Change] = []
+        dead: list[Change] = []
         for change in self.store.changes_since(seq):
             (live if change.published else dead).append(change)
-        lexical.add([c.key for c in live], [self._text(c.article) for c in live])
+        lexical.add([c.key for c in live], [self._text(c.live_article) for c in live])
         lexical.remove([c.key for c in dead])
         return lexical
 
@@ -241,7 +242,7 @@ class Recommender:
             todo = [i for i, a in enumerate(articles) if reembed or known.get(a.id) != hashes[i]]
             # The model sorts each call's texts by length, so batches hold texts of similar length.
             new_vectors = self.embedder.encode([texts[i] for i in todo])
-            vectors = dict(zip(todo, new_vectors))
+            vectors = dict(zip(todo, new_vectors, strict=True))
             kept = self.store.vectors_for(a.id for i, a in enumerate(articles) if i not in vectors)
             rows = [(a, hashes[i], vectors[i] if i in vectors else kept[a.id]) for i, a in enumerate(articles)]
             # New text, or back from unpublished: it may enter boxes it was not in (holders are queued anyway).
@@ -263,17 +264,17 @@ class Recommender:
         scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
         rows = self._rows([int(k) for k in found.ravel().tolist() if k >= 0])
         floors = self.store.floors(list(rows))
-        w, mmr = self.weights.lexical, self.weights.mmr_lambda
+        w, mmr = self.ranking.lexical_weight, self.ranking.mmr_lambda
         margin = (1 - mmr) / max(mmr, 1e-9)
-        default = SimilarQuery()
+        default = DEFAULT_QUERY
         out: set[int] = set()
-        for (article, _), row_scores, row_keys in zip(entering, scores.tolist(), found.tolist()):
-            for cosine, key in zip(row_scores, row_keys):
+        for (article, _), row_scores, row_keys in zip(entering, scores.tolist(), found.tolist(), strict=True):
+            for cosine, key in zip(row_scores, row_keys, strict=True):
                 if key not in rows or key in out:
                     continue
                 box = rows[key][0]
                 days = days_between(box.published_at, article.published_at)
-                if not passes_filters(box, article, default, self.weights, days):
+                if not passes_filters(box, article, default, self.ranking, days):
                     continue
                 if floors.get(key) is None or (1 - w) * cosine + w + margin >= floors[key]:
                     out.add(key)
@@ -314,8 +315,8 @@ class Recommender:
             (live.append(change) if change.published else dead.append(change.key))
         if live:
             keys = [c.key for c in live]
-            self.index.add(np.array(keys), np.stack([c.vector for c in live]))
-            self.lexical.add(keys, [self._text(c.article) for c in live])
+            self.index.add(np.array(keys), np.stack([c.live_vector for c in live]))
+            self.lexical.add(keys, [self._text(c.live_article) for c in live])
             self._published.update(keys)
         self.index.remove(np.array(dead, dtype=np.int64))
         self.lexical.remove(dead)
@@ -347,9 +348,16 @@ class Recommender:
             return True
 
     def close(self) -> None:
+        """Checkpoint the index and close the store; ``with Recommender(settings) as engine:`` does it."""
         self.checkpoint()
         self.overrides.close()
         self.store.close()
+
+    def __enter__(self) -> Recommender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, article_id: str) -> Article:
@@ -363,7 +371,7 @@ class Recommender:
         """Bumped by every write that can change a list; equal generations mean equal lists."""
         return self._generation
 
-    def similar(self, article_id: str, query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
+    def similar(self, article_id: str, query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
         """The "Similar news" list for an indexed article, ranked now."""
         self.follow()
         stored = self.store.get(article_id)
@@ -411,10 +419,12 @@ class Recommender:
         rows = self.store.by_keys(list(keys))
         live = [key for key in keys if key in rows and rows[key][0].is_published]
         k = self._candidate_count(len(self._blocked_everywhere))
-        found = self.index.search(np.stack([rows[key][1] for key in live]), k)[1] if live else []
-        boxes = [(key, "", [], None) for key in keys if key not in live]  # gone: only taken off the queue
+        found: Any = self.index.search(np.stack([rows[key][1] for key in live]), k)[1] if live else []
+        # (box key, its article id, its items, its floor); a gone box: only taken off the queue
+        boxes: list[tuple[int, str, list[Any], float | None]] = [(key, "", [], None) for key in keys
+                                                                  if key not in live]
         query = SimilarQuery(limit=self.settings.box_depth)
-        for key, neighbours in zip(live, found):
+        for key, neighbours in zip(live, found, strict=True):
             article, vector = rows[key]
             items = self._list(article, vector, self.overrides.box(article.id), query, neighbours)
             ranked = [r.score for r in items if not r.pinned]
@@ -469,7 +479,7 @@ class Recommender:
             self.follow()
             return found
 
-    def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = SimilarQuery()) -> list[Recommendation]:
+    def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
         """The list for an article that is not indexed (a CMS preview)."""
         article = Article(id="", title=title, body=text)
         vector = self.embedder.encode([self._text(article)])[0]
@@ -500,12 +510,11 @@ class Recommender:
             keys += [int(x) for x in found if int(x) not in seen]
         rows = self._rows(keys)
         keys = [key for key in keys if key in rows]
-        lexical = scorer.scores_for(keys) if scorer is not None else None
         semantic = (np.stack([rows[key][1] for key in keys]) @ vector).tolist() if keys else []
-        lexical = lexical.tolist() if lexical is not None else [0.0] * len(keys)
+        lexical = scorer.scores_for(keys).tolist() if scorer is not None else [0.0] * len(keys)
         candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i])
                       for i, key in enumerate(keys)]
-        return rank(source, vector, candidates, query, self.weights)
+        return rank(source, vector, candidates, query, self.ranking)
 
     def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """``store.by_keys(keys)``, served from parsed rows kept since the last write where possible."""
@@ -523,9 +532,8 @@ class Recommender:
                     cache.update(fetched)
         return rows
 
-    def with_weights(self, **changes: float) -> Recommender:
-        """A view of this recommender ranking with other weights (for tuning in notebooks); shares everything else."""
-        view = object.__new__(Recommender)
-        view.__dict__.update(self.__dict__)
-        view.weights = replace(self.weights, **changes)
+    def with_ranking(self, **changes: Any) -> Recommender:
+        """A view of this recommender with other ``Ranking`` values (for tuning in notebooks); shares all else."""
+        view = copy.copy(self)
+        view.ranking = replace(self.ranking, **changes)
         return view

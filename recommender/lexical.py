@@ -75,7 +75,7 @@ class LexicalIndex:
             keys = self._keys[live]
             vocabulary = (self._saved_vocabulary if self._vectorizer_obj is None else
                           getattr(self._vectorizer_obj, "vocabulary_", None)) or {}
-        terms = np.array(sorted(vocabulary, key=vocabulary.get), dtype=str)
+        terms = np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=np.str_)
         tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr,
@@ -167,17 +167,13 @@ class LexicalIndex:
             if row is not None:
                 self._keys[row] = -1
 
-    def _weights(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
-        """(idf, L2-normalised TF-IDF rows, BM25 term weights) over the live rows, recomputed after changes."""
-        with self._lock:
-            return self._derived_locked()
-
     def _snapshot(self) -> tuple[np.ndarray, tuple, tuple, np.ndarray, dict[int, int]]:
         """(idf, (TF-IDF columns, delta rows), (BM25 columns, delta rows), row keys, key rows), taken together
         under the lock."""
         with self._lock:
             idf = self._derived_locked()[0]
             start, tfidf_delta, bm25_delta = self._delta_locked()
+            assert self._columns is not None  # derived together with the idf
             tfidf, bm25 = self._columns
             return idf, (tfidf, tfidf_delta), (bm25, bm25_delta), self._keys, self._row_of
 
@@ -214,6 +210,7 @@ class LexicalIndex:
     def _delta_locked(self) -> tuple[int, sp.csr_matrix, sp.csr_matrix]:
         """Weights of the rows added after the derived ones (few: weighed per change, not per corpus)."""
         if self._delta is None:
+            assert self._derived is not None  # derived first, under the same lock
             idf, tfidf, _ = self._derived
             start = tfidf.shape[0]
             self._delta = (start, *self._weigh(self._counts[start:], idf))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from recommender.article import Article
 from recommender.rank import Recommendation
@@ -23,7 +24,7 @@ def _report(a: Article) -> dict[str, str | None]:
 def item_json(rec: Recommendation) -> str:
     """One list item as the API returns it (compact JSON, fields in the order of ``service.schemas.Item``)."""
     a = rec.article
-    item = {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at),
+    item: dict[str, Any] = {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at),
             "section": a.section, "image_url": a.image_url, "score": rec.score, "group_size": rec.group_size,
             "pinned": rec.pinned, "also": [_report(r) for r in rec.also], "explanation": None}
     if rec.explanation is not None:

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from recommender.article import Article, InvalidArticle, parse_article
 
@@ -86,7 +86,7 @@ def jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
                 yield _bad_row(path, f"line {line_no}", f"is not a JSON object but {type(row).__name__}")
 
 
-def _csv_records(path: Path, delimiter: str, quoting: int) -> Iterator[list[str] | str]:
+def _csv_records(path: Path, delimiter: str, quoting: Literal[0, 1, 2, 3]) -> Iterator[list[str] | str]:
     """The file's records; one that cannot be parsed comes as the reason."""
     csv.field_size_limit(sys.maxsize)  # a long body is an article, not an error
     with _open_text(path) as fh:
@@ -110,7 +110,7 @@ def csv_rows(path: Path) -> Iterator[dict[str, Any]]:
         if isinstance(record, str):
             yield _bad_row(path, f"record {n}", record)
         elif any(record):
-            yield dict(zip(header, record))
+            yield dict(zip(header, record, strict=False))  # short or long records are read as they are
 
 
 def mind_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -121,7 +121,7 @@ def mind_rows(path: Path) -> Iterator[dict[str, Any]]:
             continue
         if not any(row):
             continue
-        rec = dict(zip(MIND_COLUMNS, row))
+        rec = dict(zip(MIND_COLUMNS, row, strict=False))
         entities = [e for column in ("title_entities", "abstract_entities") for e in _entities(rec.get(column))]
         labels = list(dict.fromkeys(e["Label"] for e in entities if isinstance(e.get("Label"), str) and e["Label"]))
         yield {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +86,7 @@ class OverrideStore:
             enqueue_holders(conn, [r[0] for r in conn.execute("SELECT key FROM articles WHERE id = ?", (item_id,))],
                             seq)
 
-    def unblock_everywhere(self, item_id: str, boxes: list[int] = ()) -> bool:
+    def unblock_everywhere(self, item_id: str, boxes: Sequence[int] = ()) -> bool:
         """Unblock an item; the same transaction queues ``boxes`` (those it may enter again)."""
         with self._lock, Transaction(self._conn) as conn:
             found = conn.execute("DELETE FROM blocked_everywhere WHERE item_id = ?", (item_id,)).rowcount > 0

@@ -4,62 +4,71 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
 from recommender.article import Article
 
-STRATEGIES = ("default", "embedding", "tfidf", "bm25")
+if TYPE_CHECKING:
+    from recommender.settings import Settings
+
+Strategy = Literal["default", "embedding", "tfidf", "bm25"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+GroupPick = Literal["best", "freshest"]  # which member of a same-story group represents it
 _NON_WORD = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True, slots=True)
 class SimilarQuery:
-    """What a caller asks for; the same for the HTTP API, the CLI and notebooks."""
+    """What a caller asks for; the same for the HTTP API (same parameter names), the CLI and notebooks."""
 
     limit: int = 8
     section: str | None = None
     language: str | None = None
-    # Window around the source article's published_at: None = the configured default, 0 = no window.
-    max_age_days: float | None = None
     exclude: frozenset[str] = frozenset()
-    strategy: str = "default"
+    strategy: Strategy = "default"
     explain: bool = False
-    same_language_only: bool | None = None  # None = the configured default
-    half_life_days: float | None = None  # recency half-life; None = the configured default
-    diversity: float | None = None  # MMR lambda (1 = no diversification); None = the configured default
     group_stories: bool = True  # one item per same-story group
-    group_pick: Literal["best", "freshest"] = "best"  # which member of a group represents it
+    group_pick: GroupPick = "best"
+    # Per-request overrides of the Ranking fields (and settings) of the same names; None = as configured.
+    window_days: float | None = None  # 0 = no window
+    recency_half_life_days: float | None = None
+    mmr_lambda: float | None = None
+    same_language_only: bool | None = None
+
+
+# The Ranking fields a query may override (SimilarQuery's fields of the same names).
+PER_REQUEST = ("window_days", "recency_half_life_days", "mmr_lambda", "same_language_only")
 
 
 @dataclass(frozen=True, slots=True)
-class Weights:
-    """How the default strategy mixes its signals (from Settings)."""
+class Ranking:
+    """The configured ranking, named as in Settings: the default strategy's weights, the dedupe and same-story
+    thresholds, and the hard rules' defaults (freshness window, language)."""
 
-    lexical: float = 0.5
-    recency: float = 0.15
-    half_life_days: float | None = 7.0
+    lexical_weight: float = 0.5
+    recency_weight: float = 0.15
+    recency_half_life_days: float | None = 7.0
     mmr_lambda: float = 1.0
     duplicate_threshold: float = 0.92
     story_threshold: float = 0.8
     window_days: float | None = None
     same_language_only: bool = True
 
-    def for_query(self, query: SimilarQuery) -> Weights:
-        """These weights with the query's per-request overrides applied."""
-        changes: dict = {}
-        if query.half_life_days is not None:
-            changes["half_life_days"] = query.half_life_days
-        if query.diversity is not None:
-            changes["mmr_lambda"] = query.diversity
-        if query.max_age_days is not None:
-            changes["window_days"] = query.max_age_days or None
-        if query.same_language_only is not None:
-            changes["same_language_only"] = query.same_language_only
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ranking:
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+    def for_query(self, query: SimilarQuery) -> Ranking:
+        """This ranking with the query's per-request overrides applied."""
+        changes: dict[str, Any] = {name: getattr(query, name) for name in PER_REQUEST
+                                   if getattr(query, name) is not None}
+        if "window_days" in changes:
+            changes["window_days"] = changes["window_days"] or None  # 0 = no window
         return replace(self, **changes) if changes else self
 
 
@@ -119,10 +128,10 @@ def days_between(a: datetime | None, b: datetime | None) -> float | None:
     return abs((a - b).total_seconds()) / 86400.0
 
 
-def passes_filters(source: Article, candidate: Article, query: SimilarQuery, weights: Weights,
+def passes_filters(source: Article, candidate: Article, query: SimilarQuery, ranking: Ranking,
                    days: float | None) -> bool:
     """The hard rules: never the source itself, never unpublished, never excluded, the caller's filters, the
-    language rule and the freshness window (``weights`` already holds the query's overrides; ``days`` is the
+    language rule and the freshness window (``ranking`` already holds the query's overrides; ``days`` is the
     gap between the two publication dates, None when one is unknown)."""
     if candidate.id == source.id or candidate.id in query.exclude or not candidate.is_published:
         return False
@@ -130,21 +139,21 @@ def passes_filters(source: Article, candidate: Article, query: SimilarQuery, wei
         return False
     if query.language is not None and candidate.language != query.language:
         return False
-    if (weights.same_language_only and source.language and candidate.language
+    if (ranking.same_language_only and source.language and candidate.language
             and candidate.language != source.language):  # an article without a language is not excluded
         return False
-    if weights.window_days and source.published_at is not None:
+    if ranking.window_days and source.published_at is not None:
         # An old article's box shows what was related then, not today's news.
-        if days is None or days > weights.window_days:
+        if days is None or days > ranking.window_days:
             return False
     return True
 
 
-def recency_factor(days: float | None, weights: Weights) -> float:
-    """1.0 for a same-day item, falling to 1 - weights.recency as the gap of ``days`` grows (half-life decay)."""
-    if days is None or not weights.half_life_days or not weights.recency:
+def recency_factor(days: float | None, ranking: Ranking) -> float:
+    """1.0 for a same-day item, falling to 1 - recency_weight as the gap of ``days`` grows (half-life decay)."""
+    if days is None or not ranking.recency_half_life_days or not ranking.recency_weight:
         return 1.0
-    return 1.0 - weights.recency + weights.recency * 0.5 ** (days / weights.half_life_days)
+    return 1.0 - ranking.recency_weight + ranking.recency_weight * 0.5 ** (days / ranking.recency_half_life_days)
 
 
 def rank(
@@ -152,22 +161,23 @@ def rank(
     source_vector: np.ndarray,
     candidates: list[Candidate],
     query: SimilarQuery,
-    weights: Weights,
+    ranking: Ranking,
 ) -> list[Recommendation]:
     """The list, best first. ``default`` mixes semantic and lexical relevance, weighs recency, dedupes, folds
     same-story reports into one item and diversifies with MMR. The single-signal strategies are the plain
     searches their users know (a FAISS top-k, a More-Like-This query): their own signal's top-k under the hard
     rules only, nothing deduped or folded."""
-    weights = weights.for_query(query)
+    ranking = ranking.for_query(query)
     source_title = normalized_title(source.title)
     scored: list[_Scored] = []
     for c in candidates:
         days = days_between(source.published_at, c.article.published_at)  # once: filters and recency need it
-        if not passes_filters(source, c.article, query, weights, days):
+        if not passes_filters(source, c.article, query, ranking, days):
             continue
         if query.strategy == "default":
-            item = _Scored(c, (1 - weights.lexical) * c.semantic + weights.lexical * min(c.lexical, 1.0))
-            item.recency = recency_factor(days, weights)
+            share = ranking.lexical_weight
+            item = _Scored(c, (1 - share) * c.semantic + share * min(c.lexical, 1.0))
+            item.recency = recency_factor(days, ranking)
             item.relevance *= item.recency
         elif query.strategy == "embedding":
             item = _Scored(c, c.semantic)
@@ -179,7 +189,7 @@ def rank(
     if query.strategy != "default":
         return [_recommendation(s, [s], query.explain) for s in scored[:query.limit]]
 
-    mmr = weights.mmr_lambda
+    mmr = ranking.mmr_lambda
     chosen: list[_Scored] = []
     seen_titles = {source_title}
     chosen_vectors = np.zeros((0, len(source_vector)), dtype=np.float32)
@@ -194,11 +204,11 @@ def rank(
     blocked = np.zeros(len(scored), dtype=bool)
     blocked[same_title.get(source_title, [])] = True
     # A copy of the source is never listed; a follow-up of the source's story is welcome (below the threshold).
-    blocked |= ~(sims_source <= weights.duplicate_threshold)
+    blocked |= ~(sims_source <= ranking.duplicate_threshold)
     copies_of_source = blocked.copy()
     # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
-    threshold = min(weights.story_threshold, weights.duplicate_threshold) if query.group_stories \
-        else weights.duplicate_threshold
+    threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
+        else ranking.duplicate_threshold
     pool = np.arange(len(scored))  # positions in ``scored``, best relevance first
     while len(pool) and len(chosen) < query.limit:
         # Dedupe first: a same-title or same-story candidate (to the source or an item above) never shows.
@@ -222,7 +232,7 @@ def rank(
     groups = _story_groups(scored, chosen, vectors, copies_of_source, threshold)
     if query.group_pick == "freshest":
         chosen = [_freshest(members) for members in groups]
-    return [_recommendation(s, members, query.explain) for s, members in zip(chosen, groups)]
+    return [_recommendation(s, members, query.explain) for s, members in zip(chosen, groups, strict=True)]
 
 
 def _recommendation(shown: _Scored, members: list[_Scored], explain: bool) -> Recommendation:
@@ -243,7 +253,7 @@ def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndar
     if not chosen:
         return groups
     chosen_ids = {id(s) for s in chosen}
-    by_title = {s.title: g for s, g in zip(chosen, groups)}
+    by_title = {s.title: g for s, g in zip(chosen, groups, strict=True)}
     sims = vectors @ np.stack([s.candidate.vector for s in chosen]).T
     # Once for all candidates, not per candidate: the first (best-ranked) chosen item each is close enough to.
     first, best = (sims > threshold).argmax(axis=1), sims.max(axis=1)
@@ -260,8 +270,9 @@ def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndar
 
 def _freshest(members: list[_Scored]) -> _Scored:
     """The latest-published member (the first, best-scored one when none or all are undated)."""
-    dated = [m for m in members if m.candidate.article.published_at is not None]
-    return max(dated, key=lambda m: m.candidate.article.published_at) if dated else members[0]
+    dated = [(m.candidate.article.published_at, n) for n, m in enumerate(members)
+             if m.candidate.article.published_at is not None]
+    return members[max(dated, key=lambda d: d[0])[1]] if dated else members[0]
 
 
 def with_pins(items: list[Recommendation], pins: list[tuple[int, Recommendation]], limit: int) -> list[Recommendation]:

@@ -27,7 +27,7 @@ def rebuilt_index(store: ArticleStore, kind: str, model: str, progress: bool = F
             if not change.published:
                 continue
             keys.append(change.key)
-            vectors.append(change.vector)
+            vectors.append(change.live_vector)
             if len(keys) >= chunk:
                 index = _added(index, kind, model, keys, vectors, total)
                 bar.update(len(keys))

@@ -96,6 +96,17 @@ class Change:
     vector: np.ndarray | None  # None for a deletion
     article: Article | None = None  # None for a deletion
 
+    @property
+    def live_vector(self) -> np.ndarray:
+        """The vector of a written article (a deletion has none)."""
+        assert self.vector is not None, f"change {self.key} is a deletion"
+        return self.vector
+
+    @property
+    def live_article(self) -> Article:
+        assert self.article is not None, f"change {self.key} is a deletion"
+        return self.article
+
 
 @dataclass(frozen=True, slots=True)
 class StoredBox:
@@ -263,8 +274,8 @@ class ArticleStore:
                 )
                 keys.append(cur.fetchone()[0])
             enqueue_holders(conn, keys, seq)
-            own = [k for k, (article, _, _) in zip(keys, rows) if article.is_published]
-            gone = [k for k, (article, _, _) in zip(keys, rows) if not article.is_published]
+            own = [k for k, (article, _, _) in zip(keys, rows, strict=True) if article.is_published]
+            gone = [k for k, (article, _, _) in zip(keys, rows, strict=True) if not article.is_published]
             enqueue_boxes(conn, [*own, *stale_boxes], seq)
             self._drop_boxes(conn, gone)
         return keys

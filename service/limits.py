@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import send_problem
+from service.errors import ApiError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
-# (status, detail, headers) when a write must be refused, None when it may go on.
-Refusal = tuple[int, str, dict[str, str]] | None
 PUBLIC_POSTS = ("/similar",)  # POST calls anyone may make; every other POST/PUT/PATCH is a write
 
 
@@ -21,7 +20,7 @@ class BodyLimits:
     nor the body of a write whose sender may not write."""
 
     def __init__(self, app: ASGIApp, max_article_bytes: int, max_batch_bytes: int, max_preview_bytes: int,
-                 body_timeout_s: float, refuse_writer: Callable[[str | None], Refusal]):
+                 body_timeout_s: float, refuse_writer: Callable[[HTTPConnection], Awaitable[ApiError | None]]):
         self.app = app
         self.max_article_bytes = max_article_bytes
         self.max_batch_bytes = max_batch_bytes
@@ -42,20 +41,19 @@ class BodyLimits:
             return
         headers = dict(scope["headers"])
         if not (scope["method"] == "POST" and scope["path"] in PUBLIC_POSTS):
-            authorization = headers.get(b"authorization")
-            refusal = self.refuse_writer(authorization.decode("latin-1") if authorization is not None else None)
+            refusal = await self.refuse_writer(HTTPConnection(scope))
             if refusal is not None:
-                await send_problem(send, refusal[0], refusal[1], {**refusal[2], "connection": "close"})
+                await refusal.send(send, close=True)
                 return
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type != b"application/json":
-            await send_problem(send, 415, "send the body as JSON with 'Content-Type: application/json'")
+            await UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'").send(send)
             return
         limit = self._limit(scope["method"], scope["path"])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await send_problem(send, 413, f"body of {int(declared)} bytes is over the {limit}-byte limit for this "
-                               "call", {"connection": "close"})
+            await PayloadTooLarge(f"body of {int(declared)} bytes is over the {limit}-byte limit for this call"
+                                  ).send(send, close=True)
             return
         body = await self._read(receive, send, limit)
         if body is None:
@@ -79,16 +77,15 @@ class BodyLimits:
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
             except TimeoutError:
-                await send_problem(send, 408, f"the body did not arrive within {self.body_timeout_s:g}s "
-                                   "(RECOMMENDER_BODY_TIMEOUT_S)", {"connection": "close"})
+                await RequestTimeout(f"the body did not arrive within {self.body_timeout_s:g}s "
+                                     "(RECOMMENDER_BODY_TIMEOUT_S)").send(send, close=True)
                 return None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await send_problem(send, 413, f"body is over the {limit}-byte limit for this call",
-                                   {"connection": "close"})
+                await PayloadTooLarge(f"body is over the {limit}-byte limit for this call").send(send, close=True)
                 return None
             chunks.append(chunk)
             more = message.get("more_body", False)

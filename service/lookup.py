@@ -41,7 +41,7 @@ class StoredLists:
         if engine is not None and scope["path"].endswith("/similar"):
             match = _SIMILAR.fullmatch(scope["path"])
             limit = default_limit(scope["query_string"], self.limit) if match and scope["method"] == "GET" else None
-            body = engine.stored_list_json(match.group(1), limit) if limit is not None else None
+            body = engine.stored_list_json(match.group(1), limit) if match and limit is not None else None
             if body is not None:
                 await send_json(send, body)
                 return

@@ -10,6 +10,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from recommender.settings import Settings
+from service.errors import ApiError, HeadersTooLarge, RequestTimeout
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -39,7 +40,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._raw_header_bytes += len(data)
         super().data_received(data)
         if self._header_deadline is not None and self._raw_header_bytes > self.max_header_bytes:
-            self._refuse(431, f"request line and headers over {self.max_header_bytes} bytes")
+            self._refuse(HeadersTooLarge(f"request line and headers over {self.max_header_bytes} bytes"))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -57,7 +58,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         too_large = self._header_bytes > self.max_header_bytes
         self._disarm()
         if too_large:  # all of it came in one read: refused here, the app never starts
-            self._refuse(431, f"request line and headers over {self.max_header_bytes} bytes")
+            self._refuse(HeadersTooLarge(f"request line and headers over {self.max_header_bytes} bytes"))
             return
         super().on_headers_complete()
 
@@ -71,9 +72,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(
-                self.header_timeout_s, self._refuse, 408,
-                f"request headers did not arrive within {self.header_timeout_s:g}s")
+            self._header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _headers_too_slow(self) -> None:
+        self._refuse(RequestTimeout(f"request headers did not arrive within {self.header_timeout_s:g}s"))
 
     def _disarm(self) -> None:
         self._header_bytes = self._raw_header_bytes = 0
@@ -81,15 +83,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._header_deadline.cancel()
             self._header_deadline = None
 
-    def _refuse(self, status: int, detail: str) -> None:
+    def _refuse(self, error: ApiError) -> None:
         self._disarm()
         self._refused = True
         if self.transport.is_closing():
             return
-        body = ('{"detail": "%s"}' % detail).encode()
-        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        body = error.body()
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[error.status_code]
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+                             b"connection: close\r\n\r\n%s" % (error.status_code, reason, len(body), body))
         self.transport.close()
 
 

@@ -62,8 +62,18 @@ class UpsertOut(BaseModel):
     embedded: int
 
 
-class Problem(BaseModel):
-    detail: str | list
+class FieldError(BaseModel):
+    type: str = Field(description="What kind of problem, e.g. missing, string_too_long, value_error.")
+    loc: list[str | int] = Field(description="Where: e.g. [\"query\", \"limit\"] or [\"body\", \"title\"].")
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error the API answers (4xx, and the 500 nobody foresaw)."""
+
+    detail: str = Field(description="What is wrong, and what to do about it.")
+    errors: list[FieldError] = Field(description="Each field to blame; empty when no field is.")
+    article_id: str | None = Field(description="The article of a batch the error is about, else null.")
 
 
 class PinIn(BaseModel):

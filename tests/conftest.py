@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recommender.article import Article
-from recommender.embed import Embedder, load_embedder
+from recommender.embed import TextEmbedder, load_embedder
 from recommender.engine import Recommender
 from recommender.loaders import read_articles
 from recommender.refresher import refresh_queued
@@ -30,7 +30,7 @@ def mind_articles() -> list[Article]:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
+def embedder() -> TextEmbedder:
     return load_embedder(Settings().model, Settings().batch_size)
 
 

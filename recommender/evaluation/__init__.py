@@ -13,6 +13,7 @@ from importlib import import_module
 _EXPORTS = {
     "LabelledDataset": "dataset", "from_mind": "dataset", "load_dataset": "dataset",
     "EvaluationResult": "run", "Evaluator": "run", "evaluate": "run", "select_queries": "run",
+    "summary_table": "run",
 }
 __all__ = sorted(_EXPORTS)
 

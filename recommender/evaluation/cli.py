@@ -68,7 +68,8 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.evaluation.run import summary_table
 
     strategies = list(dict.fromkeys(s for group in (args.strategies or [list(STRATEGIES)]) for s in group))
-    halves = {"both": ["tuning", "reporting"], "all": [None]}.get(args.half, [args.half])
+    named: dict[str, list[str | None]] = {"both": ["tuning", "reporting"], "all": [None]}
+    halves = named.get(args.half, [args.half])
     results = []
     for path in args.datasets:
         results += _evaluate_dataset(path, strategies, halves, args, settings)

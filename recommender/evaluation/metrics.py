@@ -96,7 +96,7 @@ def folded_same_story(groups: Sequence[Sequence[str]], judgements: Mapping[str, 
     return folded, correct
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0,
+def paired_bootstrap(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, resamples: int = 2000, seed: int = 0,
                      level: float = 0.95) -> tuple[float, float, float]:
     """Mean of the per-query differences ``a - b`` and its ``level`` confidence interval (percentile paired
     bootstrap over queries, fixed seed)."""
@@ -148,7 +148,7 @@ def near_duplicate_share(source_title: str, source_vector: np.ndarray, titles: S
     seen = [normalized_title(source_title)] if include_source else []
     above = [np.asarray(source_vector, dtype=np.float64)] if include_source else []
     duplicates = 0
-    for title, vector in zip(titles, vectors):
+    for title, vector in zip(titles, vectors, strict=True):
         norm = normalized_title(title)
         if norm in seen or max((float(vector @ v) for v in above), default=-1.0) > threshold:
             duplicates += 1

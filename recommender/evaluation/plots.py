@@ -16,7 +16,7 @@ _LABELS = {"p": "precision", "r": "recall", "ndcg": "nDCG"}
 def plot_metric_at_k(result: EvaluationResult, families: Sequence[str] = ("p", "r", "ndcg")) -> Figure:
     """One panel per metric family (precision, recall, nDCG), a line per strategy over the cut-offs k."""
     fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
-    for ax, family in zip(axes[0], families):
+    for ax, family in zip(axes[0], families, strict=True):
         for strategy in result.strategies:
             values = [result.summary[strategy][f"{family}@{k}"] for k in result.ks]
             ax.plot(result.ks, values, marker="o", label=strategy, linewidth=2.2 if strategy == "default" else 1.4)
@@ -36,7 +36,7 @@ def plot_score_distributions(result: EvaluationResult, bins: int = 30) -> Figure
     Scores are each strategy's own scale (cosine, normalised BM25, ...): compare the overlap, not the axes."""
     strategies = result.strategies
     fig, axes = plt.subplots(1, len(strategies), figsize=(3.6 * len(strategies), 3.2), squeeze=False)
-    for ax, strategy in zip(axes[0], strategies):
+    for ax, strategy in zip(axes[0], strategies, strict=True):
         frame = result.scores[result.scores["strategy"] == strategy]
         relevant = frame[frame["grade"] >= 1]["score"]
         other = frame[frame["grade"] < 1]["score"]
@@ -67,12 +67,12 @@ def plot_differences(results: Sequence[EvaluationResult], metric: str = "s_ndcg@
     """Per dataset, the default minus each baseline on ``metric`` with its 95 % paired-bootstrap interval: an
     interval clear of 0 is a real difference (filled marker), one across 0 is not (open marker)."""
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 2.8), squeeze=False, sharex=True)
-    for ax, result in zip(axes[0], results):
+    for ax, result in zip(axes[0], results, strict=True):
         table = result.comparisons(metric)
         y = np.arange(len(table))
         ax.errorbar(table["diff"], y, xerr=[table["diff"] - table["ci_low"], table["ci_high"] - table["diff"]],
                     fmt="none", ecolor="tab:blue", capsize=4)
-        for yi, (diff, significant) in enumerate(zip(table["diff"], table["significant"])):
+        for yi, (diff, significant) in enumerate(zip(table["diff"], table["significant"], strict=True)):
             ax.plot(diff, yi, "o", color="tab:blue", markerfacecolor="tab:blue" if significant else "white")
         ax.axvline(0, color="gray", linewidth=1)
         ax.set_yticks(y, [f"vs {name}" for name in table.index])

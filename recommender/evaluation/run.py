@@ -6,7 +6,7 @@
 
 The lists come from ``Recommender.similar`` (the code the HTTP service runs) over a temporary data dir holding
 the dataset's articles; nothing here re-implements ranking. To try several weightings without re-embedding,
-keep an :class:`Evaluator` and call ``run(weights=...)`` on it.
+keep an :class:`Evaluator` and call ``run(ranking=...)`` on it.
 
 Metric keys: ``p@k``, ``r@k``, ``ndcg@k`` for each k, ``mrr`` (over the longest list asked for); their
 story-aware variants ``s_r@k``, ``s_ndcg@k``, ``s_mrr`` (a relevant report folded behind a shown item is credited
@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ from recommender.embed import TextEmbedder, load_embedder
 from recommender.engine import Recommender
 from recommender.evaluation import metrics
 from recommender.evaluation.dataset import SAME_STORY, LabelledDataset
-from recommender.rank import STRATEGIES, Recommendation, SimilarQuery, Weights
+from recommender.rank import STRATEGIES, Ranking, Recommendation, SimilarQuery, Strategy
 from recommender.settings import Settings
 
 DEFAULT_KS = (1, 5, 10)
@@ -62,16 +62,16 @@ def metric_names(ks: Sequence[int]) -> list[str]:
                                        "story_share", "ms_per_query"]
 
 
-# The newsroom controls as changes to the shipped default: (weight changes, per-request query options).
+# The newsroom controls as changes to the shipped default: (Ranking changes, per-request query options).
 CONTROLS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "default": ({}, {}),
     "no story grouping": ({}, {"group_stories": False}),
     "freshest of each story": ({}, {"group_pick": "freshest"}),
-    "no diversity (λ=1)": ({}, {"diversity": 1.0}),
-    "more diversity (λ=0.8)": ({}, {"diversity": 0.8}),
-    "no lexical (semantic only)": ({"lexical": 0.0}, {}),
-    "no recency": ({"recency": 0.0}, {}),
-    "no freshness window": ({}, {"max_age_days": 0}),
+    "no diversity (λ=1)": ({}, {"mmr_lambda": 1.0}),
+    "more diversity (λ=0.8)": ({}, {"mmr_lambda": 0.8}),
+    "no lexical (semantic only)": ({"lexical_weight": 0.0}, {}),
+    "no recency": ({"recency_weight": 0.0}, {}),
+    "no freshness window": ({}, {"window_days": 0}),
     "cross-lingual": ({}, {"same_language_only": False}),
 }
 
@@ -101,7 +101,7 @@ class EvaluationResult:
     summary: dict[str, dict[str, float]]
     per_query: pd.DataFrame = field(repr=False)  # one row per (strategy, query)
     scores: pd.DataFrame = field(repr=False)  # one row per listed item: strategy, query, rank, score, grade
-    weights: dict[str, Any] = field(default_factory=dict)
+    ranking: dict[str, Any] = field(default_factory=dict)
     rule: str = ""
     half: str | None = None  # the half of the dataset's queries (see LabelledDataset.halves), None = all
 
@@ -119,7 +119,7 @@ class EvaluationResult:
             "queries": self.queries,
             "articles": self.articles,
             "k": self.ks,
-            "weights": self.weights,
+            "ranking": self.ranking,
             "strategies": self.summary,
         }
 
@@ -163,7 +163,8 @@ class Evaluator:
         self._tmp = None if data_dir else Path(tempfile.mkdtemp(prefix="recommender-eval-"))
         base = settings or Settings()
         self.settings = base.model_copy(update={"data_dir": Path(data_dir) if data_dir else self._tmp})
-        self.engine = Recommender(self.settings, embedder=embedder or load_embedder(base.model, base.batch_size))
+        self.engine: Recommender | None = Recommender(
+            self.settings, embedder=embedder or load_embedder(base.model, base.batch_size))
         ids = [a.id for a in dataset.articles]
         if data_dir:  # a kept data dir may hold articles of an earlier version of the dataset
             for stale in {a.id for _, a in self.engine.store.articles()} - set(ids):
@@ -191,14 +192,14 @@ class Evaluator:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def run(self, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None,
-            seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
+    def run(self, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
+            queries: int | None = None, seed: int = 0, ranking: Mapping[str, Any] | Ranking | None = None,
             progress: bool = False, query_options: Mapping[str, Any] | None = None, half: str | None = None,
             split_seed: int = 0) -> EvaluationResult:
         """Every strategy's list for every query (or ``queries`` of them, seeded; of one ``half``), scored
         against the qrels.
 
-        ``weights`` overrides the default strategy's weights (fields of ``recommender.rank.Weights``);
+        ``ranking`` overrides configured ranking values (fields of ``recommender.rank.Ranking``);
         ``query_options`` are per-request options (fields of ``recommender.rank.SimilarQuery``)."""
         if self.engine is None:
             raise RuntimeError("this Evaluator is closed")
@@ -209,15 +210,16 @@ class Evaluator:
         if not ks or ks[0] < 1:
             raise ValueError("k values must be positive")
         engine = self.engine
-        if weights:
-            engine = engine.with_weights(**(asdict(weights) if isinstance(weights, Weights) else dict(weights)))
+        if ranking:
+            engine = engine.with_ranking(**(asdict(ranking) if isinstance(ranking, Ranking) else dict(ranking)))
         chosen = select_queries(self.dataset, queries, seed, half, split_seed)
         if not chosen:
             raise ValueError(f"{self.dataset.name} has no query with a relevant article")
         rows, score_rows, summary = [], [], {}
         bar = tqdm(total=len(strategies) * len(chosen), desc="evaluate", unit="query", disable=not progress)
         for strategy in strategies:
-            query = SimilarQuery(limit=max(ks), strategy=strategy, **(query_options or {}))
+            query = SimilarQuery(limit=max(ks), strategy=cast(Strategy, strategy),  # checked above
+                                 **(query_options or {}))
             engine.similar(chosen[0], query)  # warm-up: lazily derived weights are not timed as a query
             lists, elapsed, strategy_rows = [], 0.0, []
             for qid in chosen:
@@ -236,7 +238,7 @@ class Evaluator:
             dataset=self.dataset.name, strategies=list(strategies), ks=ks, queries=len(chosen),
             articles=len(self.dataset.articles), summary=summary, per_query=pd.DataFrame(rows),
             scores=pd.DataFrame(score_rows, columns=["strategy", "query", "rank", "score", "grade"]),
-            weights=asdict(engine.weights), rule=self.dataset.rule, half=half,
+            ranking=asdict(engine.ranking), rule=self.dataset.rule, half=half,
         )
 
     def _query_metrics(self, qid: str, items: Sequence[Recommendation], ks: Sequence[int]) -> dict[str, Any]:
@@ -304,9 +306,9 @@ def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[
                      = CONTROLS, ks: Sequence[int] = DEFAULT_KS, queries: int | None = None, seed: int = 0,
                      progress: bool = False, half: str | None = None) -> EvaluationResult:
     """The default strategy with each newsroom control changed, one row per control, on the same queries."""
-    results = {name: evaluator.run(["default"], ks, queries, seed, weights=dict(w) or None, progress=progress,
+    results = {name: evaluator.run(["default"], ks, queries, seed, ranking=dict(r) or None, progress=progress,
                                    query_options=q, half=half)
-               for name, (w, q) in controls.items()}
+               for name, (r, q) in controls.items()}
     first = next(iter(results.values()))
     per_query = pd.concat([r.per_query.assign(strategy=name) for name, r in results.items()], ignore_index=True)
     scores = pd.concat([r.scores.assign(strategy=name) for name, r in results.items()], ignore_index=True)
@@ -315,9 +317,9 @@ def compare_controls(evaluator: Evaluator, controls: Mapping[str, tuple[Mapping[
 
 
 def evaluate(dataset: LabelledDataset, strategies: Sequence[str] = STRATEGIES, ks: Sequence[int] = DEFAULT_KS,
-             queries: int | None = None, seed: int = 0, weights: Mapping[str, float] | Weights | None = None,
+             queries: int | None = None, seed: int = 0, ranking: Mapping[str, Any] | Ranking | None = None,
              settings: Settings | None = None, embedder: TextEmbedder | None = None,
              progress: bool = False, half: str | None = None) -> EvaluationResult:
     """Build a recommender over the dataset's articles, run the strategies, return the metrics."""
     with Evaluator(dataset, settings, embedder, progress=progress) as evaluator:
-        return evaluator.run(strategies, ks, queries, seed, weights, progress=progress, half=half)
+        return evaluator.run(strategies, ks, queries, seed, ranking, progress=progress, half=half)

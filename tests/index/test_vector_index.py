@@ -105,8 +105,8 @@ def test_hnswsq_candidates_hold_the_exact_top_10_once_rescored():
     index.add(np.arange(5000), vectors)
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     _, found = index.search(queries, 100)
-    rescored = [cand[np.argsort(-(vectors[cand] @ q))[:10]] for cand, q in zip(found, queries)]
-    recall = np.mean([len(set(r) & set(t)) / 10 for r, t in zip(rescored, truth)])
+    rescored = [cand[np.argsort(-(vectors[cand] @ q))[:10]] for cand, q in zip(found, queries, strict=True)]
+    recall = np.mean([len(set(r) & set(t)) / 10 for r, t in zip(rescored, truth, strict=True)])
     assert recall >= 0.95
 
 

@@ -3,6 +3,7 @@ the list ranked on demand; a taken-down item never shows, even in a box not refr
 
 import json
 from dataclasses import replace
+from typing import Any
 
 from recommender.listing import list_json
 from recommender.rank import SimilarQuery
@@ -10,8 +11,8 @@ from recommender.refresher import refresh_queued
 
 SOURCE = "N34700"
 MARATHON = "N16278"
-FOLLOW_UP = {"id": "fresh-marathon", "title": "Marine Corps Marathon winner speaks about the rain",
-             "lead": "Jordan Tropf won again."}
+FOLLOW_UP: dict[str, Any] = {"id": "fresh-marathon", "lead": "Jordan Tropf won again.",
+                              "title": "Marine Corps Marathon winner speaks about the rain"}
 
 
 def on_demand(engine, article_id, limit=8) -> bytes:

@@ -1,16 +1,15 @@
 """The list's rules, on hand-made candidates: self, unpublished, filters, dedupe, recency, diversity."""
 
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from dataclasses import replace
-
 from recommender.article import Article
-from recommender.rank import Candidate, Recommendation, SimilarQuery, Weights, normalized_title, rank, with_pins
+from recommender.rank import Candidate, Ranking, Recommendation, SimilarQuery, normalized_title, rank, with_pins
 
-NOW = datetime(2025, 1, 10, 12, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 10, 12, tzinfo=UTC)
 SOURCE = Article("src", "Italy rules out troops for Ukraine", published_at=NOW, section="world", language="en")
 
 
@@ -48,7 +47,7 @@ def ids(items):
     return [r.id for r in items]
 
 
-NO_MMR = Weights(mmr_lambda=1.0, recency=0.0, lexical=0.0)
+NO_MMR = Ranking(mmr_lambda=1.0, recency_weight=0.0, lexical_weight=0.0)
 
 
 def test_source_itself_and_unpublished_and_excluded_are_never_listed():
@@ -89,29 +88,31 @@ def test_copy_of_the_source_itself_is_dropped():
 def test_section_language_and_age_filters():
     cands = [cand(1, "old", along(0.8, 2), days=40), cand(2, "sport", along(0.8, 3), section="sport"),
              cand(3, "uk", along(0.8, 4), language="uk"), cand(4, "fits", along(0.5, 5), days=2)]
-    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(section="world", language="en", max_age_days=7),
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(section="world", language="en", window_days=7),
                     NO_MMR)) == ["a4"]
 
 
 def test_recency_lifts_the_fresher_of_two_equally_similar_items():
     cands = [cand(1, "old take", along(0.7, 2), days=30), cand(2, "new take", along(0.65, 3), days=0)]
-    weights = Weights(mmr_lambda=1.0, recency=0.3, half_life_days=7, lexical=0.0, duplicate_threshold=1.0)
-    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(explain=True), weights))[0] == "a2"
+    ranking = Ranking(mmr_lambda=1.0, recency_weight=0.3, recency_half_life_days=7, lexical_weight=0.0,
+                      duplicate_threshold=1.0)
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(explain=True), ranking))[0] == "a2"
 
 
 def test_mmr_prefers_a_different_angle_over_a_third_near_copy():
     close = [cand(i, f"same angle {i}", along(0.8 - 0.01 * i, 2, wobble=0.3 * i)) for i in range(1, 4)]
     other = cand(9, "other angle", along(0.6, 3))
     query = SimilarQuery(limit=2, group_stories=False)  # the "same angle" items are apart from story grouping
-    plain = rank(SOURCE, SOURCE_VEC, close + [other], query, Weights(mmr_lambda=1.0, duplicate_threshold=1.0))
-    diverse = rank(SOURCE, SOURCE_VEC, close + [other], query, Weights(mmr_lambda=0.5, duplicate_threshold=1.0))
+    plain = rank(SOURCE, SOURCE_VEC, close + [other], query, Ranking(mmr_lambda=1.0, duplicate_threshold=1.0))
+    diverse = rank(SOURCE, SOURCE_VEC, close + [other], query, Ranking(mmr_lambda=0.5, duplicate_threshold=1.0))
     assert ids(plain) == ["a1", "a2"]
     assert ids(diverse) == ["a1", "a9"]
 
 
 def test_explanation_gives_the_parts_of_the_score():
     [item] = rank(SOURCE, SOURCE_VEC, [cand(1, "x", along(0.6, 2), days=7, lexical=0.5)],
-                  SimilarQuery(explain=True), Weights(lexical=0.5, recency=0.2, half_life_days=7, mmr_lambda=1.0))
+                  SimilarQuery(explain=True),
+                  Ranking(lexical_weight=0.5, recency_weight=0.2, recency_half_life_days=7, mmr_lambda=1.0))
     e = item.explanation
     assert e.recency == pytest.approx(0.9)
     assert item.score == pytest.approx((0.5 * e.semantic + 0.5 * e.lexical) * e.recency, abs=1e-5)
@@ -153,7 +154,7 @@ def test_baselines_are_the_plain_top_k_excluding_only_the_source(strategy):
              cand(2, "Italy says no!", tilt(along(0.7, 2), 13, 0.2), lexical=0.8),  # same title, 0.98 to a1
              cand(3, "Italy rules out troops for Ukraine", along(0.99, 3), lexical=0.7),  # a copy of the source
              Candidate(0, SOURCE, SOURCE_VEC, 1.0, 1.0)]
-    items = rank(SOURCE, SOURCE_VEC, wires, SimilarQuery(strategy=strategy), Weights())
+    items = rank(SOURCE, SOURCE_VEC, wires, SimilarQuery(strategy=strategy), Ranking())
     assert sorted(ids(items)) == ["a1", "a2", "a3"]
     assert all(r.group_size == 1 and r.also == () for r in items)
 
@@ -161,9 +162,9 @@ def test_baselines_are_the_plain_top_k_excluding_only_the_source(strategy):
 def test_default_window_keeps_an_old_articles_box_in_its_time_unless_asked():
     later = cand(1, "a year later", along(0.9, 2), days=-365)
     then = cand(2, "the same week", along(0.5, 3), days=2)
-    windowed = Weights(mmr_lambda=1.0, recency=0.0, lexical=0.0, window_days=30)
+    windowed = Ranking(mmr_lambda=1.0, recency_weight=0.0, lexical_weight=0.0, window_days=30)
     assert ids(rank(SOURCE, SOURCE_VEC, [later, then], SimilarQuery(), windowed)) == ["a2"]
-    assert ids(rank(SOURCE, SOURCE_VEC, [later, then], SimilarQuery(max_age_days=0), windowed)) == ["a1", "a2"]
+    assert ids(rank(SOURCE, SOURCE_VEC, [later, then], SimilarQuery(window_days=0), windowed)) == ["a1", "a2"]
 
 
 def test_same_language_only_unless_cross_lingual_is_asked():
@@ -175,7 +176,7 @@ def test_same_language_only_unless_cross_lingual_is_asked():
 
 def test_per_request_half_life_changes_the_recency_factor():
     [item] = rank(SOURCE, SOURCE_VEC, [cand(1, "x", along(0.6, 2), days=2)], SimilarQuery(explain=True,
-                  half_life_days=2), Weights(recency=0.2, half_life_days=7, mmr_lambda=1.0))
+                  recency_half_life_days=2), Ranking(recency_weight=0.2, recency_half_life_days=7, mmr_lambda=1.0))
     assert item.explanation.recency == pytest.approx(0.9)
 
 

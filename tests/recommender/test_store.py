@@ -1,6 +1,8 @@
 """The SQLite store: upserts are idempotent, keys are stable, deletes are final, the sequence tracks writes."""
 
+import sqlite3
 from dataclasses import replace
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -27,9 +29,9 @@ def test_database_runs_in_wal_mode(store):
 
 
 def test_upsert_round_trips_every_field(store):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    article = Article("a1", "Title", "Lead", "Body", "https://x/1", datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc),
+    article = Article("a1", "Title", "Lead", "Body", "https://x/1", datetime(2024, 1, 2, 3, 4, tzinfo=UTC),
                       "world", ("ukraine", "italy"), "en", "https://x/1.jpg", "published")
     store.upsert([(article, "h1", vec(1))])
     got = store.get("a1")
@@ -66,8 +68,9 @@ def test_delete_is_final_and_keys_are_never_reused(store):
 def test_failed_transaction_leaves_previous_state(store):
     store.upsert([(Article("a", "one"), "h", vec(0))])
     seq = store.seq
-    with pytest.raises(Exception):
-        store.upsert([(Article("b", "two"), "h", vec(0)), (replace(Article("c", "x"), title=None), "h", vec(0))])
+    broken = replace(Article("c", "x"), title=None)  # type: ignore[arg-type]  # NOT NULL fails mid-transaction
+    with pytest.raises(sqlite3.IntegrityError):
+        store.upsert([(Article("b", "two"), "h", vec(0)), (broken, "h", vec(0))])
     assert store.get("b") is None and store.seq == seq
 
 

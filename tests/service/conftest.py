@@ -1,8 +1,11 @@
-"""A real uvicorn server on a free loopback port, over a private copy of the ingested MIND slice."""
+"""The app two ways, each over a private copy of the ingested MIND slice: in-process (``TestClient`` of
+``create_app``, for most API tests) and a real uvicorn server on a free loopback port (end to end, crashes,
+slow clients, fuzz)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from recommender.engine import Recommender
+from service.app import create_app
+from tests.conftest import make_settings
 
 TOKEN = "test-token-0123456789"
 
@@ -71,18 +80,35 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="module")
-def server(ingested_dir, tmp_path_factory) -> Iterator[Server]:
-    import shutil
-
+def private_copy(ingested_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("served") / "data"
     shutil.copytree(ingested_dir, data)
-    srv = Server(data, RECOMMENDER_API_TOKEN=TOKEN).start()
+    return data
+
+
+@pytest.fixture(scope="module")
+def server(ingested_dir, tmp_path_factory) -> Iterator[Server]:
+    srv = Server(private_copy(ingested_dir, tmp_path_factory), RECOMMENDER_API_TOKEN=TOKEN).start()
     yield srv
     srv.stop()
 
 
-@pytest.fixture
-def api(server) -> Iterator[httpx.Client]:
-    with server.client() as client:
+@pytest.fixture(scope="module")
+def app(ingested_dir, tmp_path_factory, embedder) -> Iterator[FastAPI]:
+    """The app in-process, over its own engine (one per test module), with a writer's token set."""
+    settings = make_settings(private_copy(ingested_dir, tmp_path_factory), api_token=TOKEN)
+    with Recommender(settings, embedder=embedder) as engine:
+        yield create_app(settings, recommender=engine)
+
+
+@pytest.fixture(scope="module")
+def api(app) -> Iterator[TestClient]:
+    """A writer's client of the in-process app (its lifespan runs once for the module)."""
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         yield client
+
+
+@pytest.fixture
+def anon(app, api) -> TestClient:
+    """A client without the token, of the same running app."""
+    return TestClient(app)

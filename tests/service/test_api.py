@@ -1,9 +1,11 @@
-"""The HTTP API against a real server: lists, previews, writes, takedowns, auth and errors."""
+"""The HTTP API, in-process (``TestClient`` of ``create_app``): lists, previews, writes, takedowns, auth and
+errors. ``test_e2e.py`` runs the same app as a real server."""
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.service.conftest import TOKEN
+from service.schemas import ErrorBody
 
 SOURCE = "N34700"
 
@@ -43,11 +45,11 @@ def test_unknown_article_is_404_with_a_reason(api):
 
 
 @pytest.mark.parametrize("params, field", [({"limit": 0}, "limit"), ({"limit": 51}, "limit"),
-                                            ({"strategy": "magic"}, "strategy"), ({"max_age_days": -1}, "max_age_days")])
+                                            ({"strategy": "magic"}, "strategy"), ({"window_days": -1}, "window_days")])
 def test_bad_parameters_are_422_naming_the_field(api, params, field):
     r = api.get(f"/articles/{SOURCE}/similar", params=params)
     assert r.status_code == 422
-    assert field in [e["loc"][-1] for e in r.json()["detail"]]
+    assert field in [e["loc"][-1] for e in r.json()["errors"]]
 
 
 def test_preview_for_unindexed_text(api):
@@ -55,13 +57,26 @@ def test_preview_for_unindexed_text(api):
     assert r.status_code == 200 and r.json()["items"][0]["section"] == "sports"
 
 
-def test_writes_need_the_token(server):
-    with server.client(token=None) as anon, server.client(token="wrong") as wrong:
-        for client in (anon, wrong):
-            assert client.put("/articles/x1", json={"title": "t"}).status_code == 401
-            assert client.post("/articles", json=[{"id": "x1", "title": "t"}]).status_code == 401
-            assert client.delete(f"/articles/{SOURCE}").status_code == 401
-        assert anon.get(f"/articles/{SOURCE}/similar").status_code == 200  # reads are public
+def test_writes_need_the_token(app, anon):
+    wrong = TestClient(app, headers={"Authorization": "Bearer wrong"})
+    basic = TestClient(app, headers={"Authorization": "Basic dGVzdA=="})
+    for client in (anon, wrong, basic):
+        for r in (client.put("/articles/x1", json={"title": "t"}),
+                  client.post("/articles", json=[{"id": "x1", "title": "t"}]),
+                  client.delete(f"/articles/{SOURCE}")):
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert anon.get(f"/articles/{SOURCE}/similar").status_code == 200  # reads are public
+    assert anon.get(f"/articles/{SOURCE}").status_code == 200
+
+
+def test_the_openapi_document_declares_the_bearer_scheme_on_writes_only(api):
+    spec = api.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["writer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            public = method == "get" or (method, path) == ("post", "/similar")
+            assert ("security" in operation) != public, (method, path)
 
 
 def test_put_then_list_then_takedown(api):
@@ -113,9 +128,14 @@ def test_odd_unicode_and_html_are_accepted_and_cleaned(api):
     assert "\x00" not in stored["title"] and "🇺🇦" in stored["title"]
 
 
-def test_openapi_docs_are_served(api):
-    assert api.get("/docs").status_code == 200
-    assert "/articles/{article_id}/similar" in api.get("/openapi.json").json()["paths"]
+def test_openapi_docs_are_served_from_the_app_itself(api):
+    page = api.get("/docs")
+    assert page.status_code == 200 and "/articles/{article_id}/similar" in api.get("/openapi.json").json()["paths"]
+    assert "https://" not in page.text  # no CDN: the page must work on an intranet
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f'"/static-offline-docs/{asset}"' in page.text
+        r = api.get(f"/static-offline-docs/{asset}")
+        assert r.status_code == 200 and len(r.content) > 10_000
 
 
 def test_unpublishing_hides_an_article(api):
@@ -132,11 +152,10 @@ def test_cors_allows_only_configured_origins(api):
     assert "access-control-allow-origin" not in r.headers
 
 
-def test_editorial_overrides_over_http(api, server):
+def test_editorial_overrides_over_http(api, anon):
     top = api.get(f"/articles/{SOURCE}/similar").json()["items"]
     body = {"pins": [{"id": "N16278", "position": 1}], "blocks": [top[0]["id"]]}
-    with server.client(token=None) as anon:
-        assert anon.put(f"/articles/{SOURCE}/overrides", json=body).status_code == 401
+    assert anon.put(f"/articles/{SOURCE}/overrides", json=body).status_code == 401
     assert api.put(f"/articles/{SOURCE}/overrides", json=body).status_code == 200
     assert api.get(f"/articles/{SOURCE}/overrides").json() == body
     items = api.get(f"/articles/{SOURCE}/similar").json()["items"]
@@ -158,11 +177,22 @@ def test_block_everywhere_over_http(api):
 
 
 def test_newsroom_controls_as_query_parameters(api):
-    params = {"group": "false", "diversity": 1, "same_language_only": "false", "max_age_days": 0,
-              "half_life_days": 3, "group_pick": "freshest", "explain": "true"}
+    params = {"group_stories": "false", "mmr_lambda": 1, "same_language_only": "false", "window_days": 0,
+              "recency_half_life_days": 3, "group_pick": "freshest", "explain": "true"}
     items = api.get(f"/articles/{SOURCE}/similar", params=params).json()["items"]
     assert items and all(i["group_size"] == 1 for i in items)
-    assert api.get(f"/articles/{SOURCE}/similar", params={"diversity": 2}).status_code == 422
+    assert api.get(f"/articles/{SOURCE}/similar", params={"mmr_lambda": 2}).status_code == 422
+
+
+def test_the_settings_names_are_the_parameters_names_and_old_names_are_refused(api):
+    from recommender.rank import PER_REQUEST
+    from recommender.settings import Settings
+
+    spec = api.get("/openapi.json").json()["paths"]["/articles/{article_id}/similar"]["get"]
+    assert set(PER_REQUEST) <= {p["name"] for p in spec["parameters"]} & set(Settings.model_fields)
+    r = api.get(f"/articles/{SOURCE}/similar", params={"diversity": 0.8, "max_age_days": 0})
+    _assert_json_4xx(r, 422, "mmr_lambda")
+    assert [e["loc"] for e in r.json()["errors"]] == [["query", "max_age_days"], ["query", "diversity"]]
 
 
 def _raw_json(value) -> bytes:
@@ -175,6 +205,7 @@ def _raw_json(value) -> bytes:
 def _assert_json_4xx(r: httpx.Response, status: int, field: str) -> None:
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/json"
+    assert set(r.json()) == set(ErrorBody.model_fields) and ErrorBody.model_validate(r.json())
     assert field in r.text
 
 
@@ -236,17 +267,6 @@ def test_no_redirect_trusts_the_host_header(api):
     for path in (f"/articles/{SOURCE}/similar/", "/articles/", "/healthz/", "/docs/"):
         r = api.get(path, headers={"Host": "evil.example"})
         assert r.status_code == 404 and "location" not in r.headers
-
-
-def test_writes_without_the_token_are_refused_before_the_body_is_read(server):
-    import socket
-
-    declared = 40_000_000  # under the batch cap: only the token check can answer before the body
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"POST /articles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n[" % declared + b" " * 1000)
-        answer = sock.recv(65536)  # on a server reading the body first this times out
-    assert answer.startswith(b"HTTP/1.1 401") and b"Bearer" in answer
 
 
 def test_preview_body_is_capped_and_a_hostile_text_is_cut_first(api):

@@ -10,7 +10,6 @@ import threading
 import time
 
 import httpx
-import numpy as np
 import pytest
 
 from recommender.engine import Recommender
@@ -49,7 +48,7 @@ def test_sigkill_during_http_writes_loses_no_acknowledged_article(data_dir, embe
             server.start()
             stop = threading.Event()
 
-            def write():
+            def write(round_no: int = round_no, stop: threading.Event = stop) -> None:
                 with server.client() as client:
                     for n, batch in enumerate(batches):
                         if stop.is_set():
@@ -94,7 +93,7 @@ def test_sigkill_during_cli_ingest_leaves_whole_chunks_only(tmp_path, embedder, 
     env = {**Server(data_dir).env, "RECOMMENDER_INGEST_CHUNK": str(CHUNK)}
     rng = random.Random(11)
     counts = []
-    for round_no in range(KILL_ROUNDS):
+    for _ in range(KILL_ROUNDS):
         shutil.rmtree(data_dir, ignore_errors=True)
         proc = subprocess.Popen([sys.executable, "-m", "recommender.cli", "ingest", str(source)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

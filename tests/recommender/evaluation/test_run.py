@@ -68,14 +68,14 @@ def test_queries_are_drawn_with_a_fixed_seed_among_articles_with_a_relevant_one(
     assert select_queries(dataset) == dataset.queries
 
 
-def test_weights_override_reaches_the_default_list(evaluator, result):
+def test_a_ranking_override_reaches_the_default_list(evaluator, result):
     # Without the lexical share, recency or diversity, the default list is the embedding baseline's list.
     plain = evaluator.run(strategies=["default"], queries=QUERIES,
-                          weights={"lexical": 0.0, "mmr_lambda": 1.0, "recency": 0.0})
-    assert plain.weights["lexical"] == 0.0
+                          ranking={"lexical_weight": 0.0, "mmr_lambda": 1.0, "recency_weight": 0.0})
+    assert plain.ranking["lexical_weight"] == 0.0
     assert plain.summary["default"]["ndcg@10"] == pytest.approx(result.summary["embedding"]["ndcg@10"])
     assert plain.summary["default"]["ndcg@10"] != pytest.approx(result.summary["default"]["ndcg@10"])
-    # a run with other weights does not change what the shipped weights give
+    # a run with another ranking does not change what the shipped one gives
     again = evaluator.run(strategies=["default"], queries=QUERIES)
     figures = [pd.Series(r.summary["default"]).drop("ms_per_query") for r in (again, result)]
     assert figures[0].equals(figures[1])  # NaN (nothing folded) counts as equal here

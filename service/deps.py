@@ -1,0 +1,62 @@
+"""What route handlers are given: the engine, the settings, the writer's check and the id path parameter."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
+from starlette.requests import HTTPConnection
+
+from recommender.article import article_id
+from recommender.engine import Recommender
+from recommender.settings import Settings
+from service.errors import ApiError, Forbidden, Unauthorized
+
+
+def get_engine(request: Request) -> Recommender:
+    return request.app.state.recommender
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+Engine = Annotated[Recommender, Depends(get_engine)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+# The id rule of recommender.article, on every path: an id that could not be stored is a 422, never cleaned.
+ArticleId = Annotated[str, Path(min_length=1, max_length=256, description="The site's article id."),
+                      BeforeValidator(article_id)]
+
+bearer = HTTPBearer(auto_error=False, scheme_name="writer",
+                    description="RECOMMENDER_API_TOKEN: every write (PUT/POST/DELETE of articles, overrides, blocks).")
+
+
+async def writer_refusal(connection: HTTPConnection) -> ApiError | None:
+    """Why this request may not write (403 read-only, 401 token), or None; read from its headers alone, so the
+    body of a refused write is never read (``service.limits``)."""
+    settings: Settings = connection.app.state.settings
+    if not settings.allow_writes:
+        return Forbidden("this service is read-only (RECOMMENDER_ALLOW_WRITES=false)")
+    if settings.api_token is None:
+        return None
+    credentials = await bearer(connection)
+    token = settings.api_token.get_secret_value().encode()
+    if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token):
+        return Unauthorized("writes need 'Authorization: Bearer <RECOMMENDER_API_TOKEN>'")
+    return None
+
+
+async def require_writer(request: Request,
+                         _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    """The writer's check as a dependency; it declares the bearer scheme in the OpenAPI document (``/docs``'s
+    "Authorize"). Bodies of refused writes were answered before routing; this covers DELETE."""
+    refusal = await writer_refusal(request)
+    if refusal is not None:
+        raise refusal
+
+
+Writer = Depends(require_writer)

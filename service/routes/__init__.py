@@ -1,0 +1,5 @@
+"""The API's routes, one router per area; ``service.app`` wires them."""
+
+from service.routes import articles, editorial, ops, similar
+
+ROUTERS = (similar.router, articles.router, editorial.router, ops.router)

@@ -1,0 +1,46 @@
+"""Editors' say over the boxes: an article box's pins and blocks, and articles blocked from every box."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from recommender.overrides import BoxOverrides, Pin
+from service.deps import ArticleId, Engine, Writer
+from service.errors import NotFound, error_responses
+from service.schemas import BlockIn, BoxOverridesIO, PinIn
+
+router = APIRouter(tags=["editorial"])
+
+
+@router.get("/articles/{article_id}/overrides", response_model=BoxOverridesIO, responses=error_responses(404, 422))
+def get_overrides(article_id: ArticleId, engine: Engine) -> BoxOverridesIO:
+    box = engine.box_overrides(article_id)
+    return BoxOverridesIO(pins=[PinIn(id=p.item_id, position=p.position) for p in box.pins],
+                          blocks=sorted(box.blocks))
+
+
+@router.put("/articles/{article_id}/overrides", response_model=BoxOverridesIO, dependencies=[Writer],
+            responses=error_responses(400, 401, 403, 404, 408, 413, 415, 422))
+def put_overrides(article_id: ArticleId, body: BoxOverridesIO, engine: Engine) -> BoxOverridesIO:
+    engine.set_box_overrides(article_id, BoxOverrides(
+        pins=tuple(Pin(p.id, p.position) for p in body.pins), blocks=frozenset(body.blocks)))
+    return body
+
+
+@router.get("/blocked")
+def get_blocked(engine: Engine) -> dict[str, str]:
+    """Articles kept out of every box, with the reason."""
+    return engine.blocked_everywhere()
+
+
+@router.put("/blocked/{item_id}", status_code=204, dependencies=[Writer],
+            responses=error_responses(400, 401, 403, 408, 413, 415, 422))
+def put_blocked(item_id: ArticleId, body: BlockIn, engine: Engine) -> None:
+    engine.block_everywhere(item_id, body.reason)
+
+
+@router.delete("/blocked/{item_id}", status_code=204, dependencies=[Writer],
+               responses=error_responses(401, 403, 404, 422))
+def delete_blocked(item_id: ArticleId, engine: Engine) -> None:
+    if not engine.unblock_everywhere(item_id):
+        raise NotFound(f"{item_id!r} is not blocked")

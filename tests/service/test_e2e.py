@@ -1,0 +1,79 @@
+"""End to end: ``recommender serve`` as a real uvicorn server, read and written over HTTP, its ``/docs`` page
+rendered by a real headless browser."""
+
+import json
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+SOURCE = "N34700"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def test_a_list_a_write_and_a_takedown_over_http(server):
+    with server.client() as api:
+        assert api.get("/readyz").json()["status"] == "ready"
+        items = api.get(f"/articles/{SOURCE}/similar").json()["items"]
+        assert 0 < len(items) <= 8 and SOURCE not in [i["id"] for i in items]
+        article = {"title": "Marine Corps Marathon winner speaks about the rain", "lead": "Jordan Tropf won again.",
+                   "section": "sports", "published_at": "2019-10-28T10:00:00Z"}
+        assert api.put("/articles/e2e-1", json=article).json()["created"] == 1
+        listed = api.get("/articles/N16278/similar", params={"limit": 20}).json()["items"]
+        assert "e2e-1" in [i["id"] for i in listed]
+        assert api.delete("/articles/e2e-1").status_code == 204
+        listed = api.get("/articles/N16278/similar", params={"limit": 20}).json()["items"]
+        assert "e2e-1" not in [i["id"] for i in listed]
+        preview = api.post("/similar", json={"title": "Marine Corps Marathon", "text": "A runner won in the rain"})
+        assert preview.json()["items"][0]["section"] == "sports"
+
+
+def test_writes_without_the_token_are_refused_before_the_body_is_read(server):
+    declared = 40_000_000  # under the batch cap: only the token check can answer before the body
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /articles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n[" % declared + b" " * 1000)
+        answer = sock.recv(65536)  # on a server reading the body first this times out
+    assert answer.startswith(b"HTTP/1.1 401") and b"www-authenticate: bearer" in answer.lower()
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["detail"].startswith("writes need")
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    """Headless Chromium driven by Debian's chromedriver; nothing is downloaded (no selenium-manager)."""
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are missing: `make test` installs them (Debian's chromium "
+                    "and chromium-driver)")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_docs_page_renders_every_operation_in_a_browser(server, browser):
+    with server.client() as api:
+        spec = api.get("/openapi.json").json()
+    expected = sorted((method.upper(), path) for path, ops in spec["paths"].items() for method in ops)
+    browser.get(server.url + "/docs")
+    WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".opblock"))
+    shown = sorted((block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text,
+                    block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path"))
+                   for block in browser.find_elements(By.CSS_SELECTOR, ".opblock"))
+    assert shown == expected
+    assert browser.find_elements(By.CSS_SELECTOR, ".btn.authorize")  # the bearer scheme: an "Authorize" button
