@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARTICLES ?= ../shared/data/mind-sample
-# The headless browser that tests /docs (Debian's packages; CI runs as root on a fresh machine).
-CHROMIUM := /usr/bin/chromium
+# The headless browser and its driver that test /docs (Debian's packages; CI runs as root on a fresh machine).
+BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -18,8 +18,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-$(CHROMIUM):
-	apt-get update && apt-get install -y chromium chromium-driver
+$(BROWSER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
 install: $(BIN)/.installed
 
@@ -36,7 +36,7 @@ types: install
 	$(BIN)/mypy
 
 # Lint and types first: they take seconds and keep the code from rotting; then the suite.
-test: lint types $(CHROMIUM)
+test: lint types $(BROWSER)
 	$(BIN)/pytest -q
 
 clean:
