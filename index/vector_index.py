@@ -29,7 +29,10 @@ import faiss
 import numpy as np
 
 KINDS = ("flat", "hnsw", "hnswsq", "ivfpq")
-GRAPH_KINDS = ("hnsw", "hnswsq")  # graphs cannot drop nodes: removed vectors are hidden instead
+GRAPH_KINDS = ("hnsw", "hnswsq")
+# What a saved file of each kind holds (inside its IndexIDMap2, but for ivfpq, which keeps its own ids).
+_INNER_TYPES = {"flat": faiss.IndexFlatIP, "hnsw": faiss.IndexHNSWFlat, "hnswsq": faiss.IndexHNSWSQ,
+                "ivfpq": faiss.IndexIVFPQ}  # graphs cannot drop nodes: removed vectors are hidden instead
 
 # The index-kind rule, from benchmarks/scale.py and benchmarks/serve.py on 2 cores (see README "Benchmarks"):
 # exact flat search stays well under a millisecond up to ~20k articles and is the only kind that is exact,
@@ -312,4 +315,10 @@ def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
         raise ValueError(f"index file {path} does not match its meta (dim {raw.d} vs {meta.dim}, kind {meta.kind})")
     if meta.hidden and (meta.kind not in GRAPH_KINDS or max(meta.hidden) >= raw.ntotal):
         raise ValueError(f"index meta {_meta_path(path)} hides slots the index file does not have")
+    # The file and its meta are replaced by two renames: a crash between them pairs a new file with an old
+    # meta (another kind, or slots numbered otherwise). Caught here, such an index is rebuilt from the store.
+    inner = type(faiss.downcast_index(raw.index)) if isinstance(raw, faiss.IndexIDMap2) else type(raw)
+    if raw.ntotal != meta.count + len(meta.hidden) or inner is not _INNER_TYPES[meta.kind]:
+        raise ValueError(f"index file {path} does not match its meta ({raw.ntotal} vectors, {inner.__name__}; "
+                         f"the meta says {meta.count} + {len(meta.hidden)} hidden, kind {meta.kind})")
     return VectorIndex(meta.dim, meta.kind, meta.model, _index=raw, _hidden=meta.hidden, read_only=mapped), meta

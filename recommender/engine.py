@@ -34,7 +34,7 @@ from recommender.rank import (
     with_pins,
 )
 from recommender.settings import Settings
-from recommender.store import ArticleStore, Change
+from recommender.store import ArticleStore, Change, StoredArticle
 
 log = logging.getLogger("recommender")
 
@@ -64,6 +64,31 @@ class UpsertResult:
                             self.unchanged + other.unchanged, self.embedded + other.embedded)
 
 
+def _hash_of(stored: dict[str, StoredArticle], article_id: str) -> str | None:
+    return stored[article_id].content_hash if article_id in stored else None
+
+
+def _rows_to_write(articles: Sequence[Article], hashes: Sequence[str], vectors: dict[int, np.ndarray],
+                   known: dict[str, StoredArticle]) -> tuple[list[tuple[Article, str, np.ndarray]],
+                                                             list[tuple[Article, np.ndarray]]]:
+    """The (article, hash, vector) rows to store, leaving out articles stored exactly as sent, and those of them
+    (with their vectors) that may enter boxes they were not in: new, new text (``vectors`` holds the new
+    embeddings by position), back from unpublished, or moved in time or language (the window and the language
+    rule admit them elsewhere). Boxes that already hold an article are queued by the store whatever changed."""
+    rows, entering = [], []
+    for i, article in enumerate(articles):
+        before = known.get(article.id)
+        if before is not None and i not in vectors and before.article == article:
+            continue
+        vector = vectors[i] if i in vectors else known[article.id].vector  # not re-embedded: stored, same text
+        rows.append((article, hashes[i], vector))
+        moved = before is None or not before.article.is_published or i in vectors or (
+            (before.article.published_at, before.article.language) != (article.published_at, article.language))
+        if article.is_published and moved:
+            entering.append((article, vector))
+    return rows, entering
+
+
 class Recommender:
     """Open one per data dir and process; thread-safe for concurrent reads and writes."""
 
@@ -75,6 +100,7 @@ class Recommender:
         threadpool_limits(1, user_api="blas")
         # Loaded on first use: serving stored boxes and ranking stored articles need no model.
         self._embedder = embedder
+        self._embedder_lock = threading.Lock()
         self._model_name = embedder.name if embedder is not None else model_name(settings.model)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
@@ -104,9 +130,10 @@ class Recommender:
 
     @property
     def embedder(self) -> TextEmbedder:
-        if self._embedder is None:
-            self._embedder = load_embedder(self.settings.model, self.settings.batch_size, self.settings.device,
-                                           self.settings.embed_threads)
+        with self._embedder_lock:  # two first requests at once load the weights once
+            if self._embedder is None:
+                self._embedder = load_embedder(self.settings.model, self.settings.batch_size,
+                                               self.settings.device, self.settings.embed_threads)
         return self._embedder
 
     # -- opening and repair -------------------------------------------------------------------
@@ -233,21 +260,19 @@ class Recommender:
         return result
 
     def _upsert_chunk(self, articles: Sequence[Article], index: VectorIndex | None, reembed: bool) -> UpsertResult:
-        """One store transaction; ``reembed`` embeds every article, not only those whose text changed."""
+        """One store transaction; ``reembed`` embeds every article, not only those whose text changed. An article
+        stored exactly as sent is not written again (a re-ingest of an unchanged archive changes nothing)."""
         texts = [self._text(a) for a in articles]
         hashes = [content_hash(t) for t in texts]
         with self._write_lock:
-            known = self.store.content_hashes(a.id for a in articles)
-            was_published = self.store.published_ids([a.id for a in articles])
-            todo = [i for i, a in enumerate(articles) if reembed or known.get(a.id) != hashes[i]]
+            if index is not None:
+                self.follow()  # the neighbour search below must see every article already stored
+            known = self.store.stored(a.id for a in articles)
+            todo = [i for i, a in enumerate(articles) if reembed or _hash_of(known, a.id) != hashes[i]]
             # The model sorts each call's texts by length, so batches hold texts of similar length.
             new_vectors = self.embedder.encode([texts[i] for i in todo])
             vectors = dict(zip(todo, new_vectors, strict=True))
-            kept = self.store.vectors_for(a.id for i, a in enumerate(articles) if i not in vectors)
-            rows = [(a, hashes[i], vectors[i] if i in vectors else kept[a.id]) for i, a in enumerate(articles)]
-            # New text, or back from unpublished: it may enter boxes it was not in (holders are queued anyway).
-            entering = [(a, rows[i][2]) for i, a in enumerate(articles)
-                        if a.is_published and (i in vectors or a.id not in was_published)]
+            rows, entering = _rows_to_write(articles, hashes, vectors, known)
             stale = self._boxes_it_may_enter(entering) if entering and index is not None else []
             self.store.upsert(rows, stale_boxes=stale)
             if index is not None:
@@ -304,8 +329,10 @@ class Recommender:
             self._apply(self.store.changes_since(self._applied_seq))
             if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
                 self._load_overrides()
-            self._applied_seq = head
+            # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
+            # cache) rather than the new sequence with the old generation (lists cached before the change).
             self._invalidate()
+            self._applied_seq = head
             return True
 
     def _apply(self, changes: Iterable[Change]) -> None:
@@ -406,6 +433,8 @@ class Recommender:
             return None
         published, blocked = self._published, self._blocked_everywhere
         here = self._box_blocks.get(article_id, frozenset())
+        if any(not published.issuperset(also) for *_, also in box.items):
+            return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
         items = [item for key, item_id, item, _ in box.items
                  if key in published and item_id not in blocked and item_id not in here]
         return list_json(article_id, items[:limit])
@@ -430,6 +459,8 @@ class Recommender:
             ranked = [r.score for r in items if not r.pinned]
             floor = min(ranked) if len(ranked) >= self.settings.box_depth else None
             item_keys = self.store.keys_of([a.id for r in items for a in (r.article, *r.also)])
+            if any(a.id not in item_keys for r in items for a in (r.article, *r.also)):
+                continue  # an item deleted since it was ranked: the box stays queued for the next round
             boxes.append((key, article.id, [(item_keys[r.id], r.id, item_json(r), [item_keys[a.id] for a in r.also])
                                             for r in items], floor))
         self.store.write_boxes(boxes, seq)

@@ -6,6 +6,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from index import IndexMeta, VectorIndex, index_kind_for
+from recommender.locks import FileLock
 from recommender.settings import Settings
 from recommender.store import ArticleStore
 
@@ -51,6 +52,11 @@ def reindex(settings: Settings, kind: str | None = None, progress: bool = False)
 
     The store's sequence number is read before its rows, so a write that lands meanwhile is in the new index
     or re-applied by the next start's repair, never lost."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = FileLock(settings.data_dir / "refresher.lock")  # held by a running server's refresher
+    if not server.try_exclusive():
+        raise ValueError(f"a server is running on {settings.data_dir}: stop it first (its next checkpoint would "
+                         "replace the rebuilt index)")
     store = ArticleStore(settings.db_path)
     try:
         model = store.meta("model")
@@ -59,6 +65,8 @@ def reindex(settings: Settings, kind: str | None = None, progress: bool = False)
         seq = store.seq
         kind = kind or index_kind_for(len(store.published_keys()))
         index = rebuilt_index(store, kind, model, progress)
-        return index.save(settings.index_path, seq)
+        with FileLock(settings.data_dir / "index.lock").held():  # the lock every other save takes
+            return index.save(settings.index_path, seq)
     finally:
         store.close()
+        server.release()

@@ -194,6 +194,10 @@ def _row_article(row: sqlite3.Row) -> Article:
     )
 
 
+def _stored_article(row: sqlite3.Row) -> StoredArticle:
+    return StoredArticle(row["key"], _row_article(row), row["content_hash"], _vector(row["vector"]))
+
+
 def _vector(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32)
 
@@ -312,7 +316,7 @@ class ArticleStore:
             for key, article_id, items, floor in boxes:
                 published = conn.execute("SELECT 1 FROM articles WHERE key = ? AND status = 'published'",
                                          (key,)).fetchone()
-                if published is None:  # unpublished or deleted while it was computed
+                if published is None or not article_id:  # gone when read, or unpublished or deleted since
                     conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
                     continue
                 # Items taken down by a write the computation did not see (and which could not queue this box:
@@ -373,39 +377,22 @@ class ArticleStore:
         row = self._reader.execute(
             f"SELECT {_COLUMNS}, content_hash, vector FROM articles WHERE id = ?", (article_id,)
         ).fetchone()
-        if row is None:
-            return None
-        return StoredArticle(row["key"], _row_article(row), row["content_hash"], _vector(row["vector"]))
+        return _stored_article(row) if row is not None else None
 
-    def content_hashes(self, article_ids: Iterable[str]) -> dict[str, str]:
+    def stored(self, article_ids: Iterable[str]) -> dict[str, StoredArticle]:
+        """Those of ``article_ids`` that are stored, as stored (one read per 500 ids)."""
         ids = list(article_ids)
-        out: dict[str, str] = {}
+        out: dict[str, StoredArticle] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._reader.execute(f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", chunk):
-                out[row[0]] = row[1]
-        return out
-
-    def published_ids(self, article_ids: Sequence[str]) -> set[str]:
-        """Those of ``article_ids`` stored as published."""
-        out: set[str] = set()
-        for start in range(0, len(article_ids), 500):
-            chunk = list(article_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            out.update(r[0] for r in self._reader.execute(
-                f"SELECT id FROM articles WHERE status = 'published' AND id IN ({marks})", chunk))
+            for row in self._reader.execute(
+                    f"SELECT {_COLUMNS}, content_hash, vector FROM articles WHERE id IN ({marks})", chunk):
+                out[row["id"]] = _stored_article(row)
         return out
 
     def vectors_for(self, article_ids: Iterable[str]) -> dict[str, np.ndarray]:
-        ids = list(article_ids)
-        out: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._reader.execute(f"SELECT id, vector FROM articles WHERE id IN ({marks})", chunk):
-                out[row[0]] = _vector(row[1])
-        return out
+        return {article_id: stored.vector for article_id, stored in self.stored(article_ids).items()}
 
     def by_keys(self, keys: Sequence[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """Articles and their vectors for FAISS keys (those still in the store)."""

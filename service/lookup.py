@@ -12,6 +12,7 @@ from recommender.engine import Recommender
 from service.cache import send_json
 
 _SIMILAR = re.compile(r"/articles/([^/]{1,256})/similar")
+_DIGITS = re.compile(r"[0-9]{1,3}")
 
 
 def default_limit(query_string: bytes, default: int) -> int | None:
@@ -19,7 +20,8 @@ def default_limit(query_string: bytes, default: int) -> int | None:
     if not query_string:
         return default
     params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    if len(params) != 1 or params[0][0] != "limit" or not params[0][1].isdigit():
+    # ASCII digits only: str.isdigit() also admits '²' or '١', which int() refuses or the route would.
+    if len(params) != 1 or params[0][0] != "limit" or not _DIGITS.fullmatch(params[0][1]):
         return None
     limit = int(params[0][1])
     return limit if 1 <= limit <= 50 else None  # out of range: the route answers the 422

@@ -116,3 +116,14 @@ def test_index_kind_rule():
     assert index_kind_for(HNSWSQ_MAX + 1) == "ivfpq"
     with pytest.raises(ValueError):
         VectorIndex(DIM, "lsh")
+
+
+@pytest.mark.parametrize("other", ["hnsw", "flat"])
+def test_a_file_paired_with_another_saves_meta_is_refused_so_it_is_rebuilt(tmp_path, other):
+    """A crash between the file's rename and its meta's leaves a new file beside an old meta."""
+    old, new = tmp_path / "old.faiss", tmp_path / "new.faiss"
+    filled("flat", 20)[0].save(old, seq=1)
+    filled(other, 30)[0].save(new, seq=2)  # another kind, or the same kind holding other slots
+    new.replace(old)
+    with pytest.raises(ValueError, match="does not match its meta"):
+        load_index(old)

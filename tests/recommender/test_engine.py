@@ -1,6 +1,7 @@
 """The engine end to end in-process: ingest, lists, updates, takedowns, repair after restarts."""
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -156,3 +157,18 @@ def test_a_delete_alone_advances_the_sequence_and_reaches_the_checkpoint(engine)
     assert engine.checkpoint()
     index, meta = load_index(engine.settings.index_path)
     assert key not in set(index.ids().tolist()) and meta.seq == seq + 1
+
+
+def test_an_unchanged_reingest_writes_nothing_and_queues_no_box(engine, mind_articles):
+    seq, queued = engine.store.seq, engine.store.queue_length()
+    result = engine.upsert(mind_articles[:50])
+    assert (result.unchanged, result.embedded) == (50, 0)
+    assert (engine.store.seq, engine.store.queue_length()) == (seq, queued)
+
+
+def test_a_change_outside_the_text_is_written_without_re_embedding(engine, mind_articles):
+    moved = replace(mind_articles[0], published_at=datetime(2019, 11, 1, tzinfo=UTC))
+    seq = engine.store.seq
+    result = engine.upsert([moved])
+    assert (result.unchanged, result.embedded) == (1, 0)
+    assert engine.store.seq == seq + 1 and engine.get(moved.id).published_at == moved.published_at

@@ -5,6 +5,7 @@ import pytest
 from index import load_index
 from recommender.cli import main
 from recommender.engine import Recommender
+from recommender.locks import FileLock
 from recommender.rank import SimilarQuery
 from recommender.reindex import reindex
 from tests.conftest import make_settings
@@ -55,3 +56,14 @@ def test_cli_reindex_shows_progress_and_reports(data_dir, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert "as hnsw" in out and "reindex hnsw" in err  # the tqdm bar
     assert load_index(data_dir / "index.faiss")[1].kind == "hnsw"
+
+
+def test_reindex_refuses_while_a_server_refreshes_on_the_data_dir(data_dir):
+    running = FileLock(data_dir / "refresher.lock")  # what a serving process's refresher holds
+    assert running.try_exclusive()
+    try:
+        with pytest.raises(ValueError, match="a server is running"):
+            reindex(make_settings(data_dir), "flat")
+    finally:
+        running.release()
+    assert reindex(make_settings(data_dir), "flat").kind == "flat"
