@@ -53,7 +53,8 @@ def build_data_dir(path: Path, n: int, seed: int = 0) -> None:
 
 
 def _build_boxes(path: Path, n: int) -> None:
-    """Every article's default box, computed in batch as `recommender ingest` does (cached beside the data)."""
+    """Every article's default box, computed in batch as `recommender ingest` does (cached beside the data:
+    delete the `boxes-N` marker to recompute them, e.g. after the box format changed)."""
     from recommender.engine import Recommender
     from recommender.refresher import refresh_queued
     from recommender.settings import Settings
@@ -63,6 +64,8 @@ def _build_boxes(path: Path, n: int) -> None:
         return
     t = time.perf_counter()
     engine = Recommender(Settings(data_dir=path))
+    # Every box, not only the queued ones: boxes a cached data dir holds from older code are recomputed too.
+    engine.store.enqueue(engine.store.published_keys().tolist())
     done = refresh_queued(engine, progress=True)
     engine.close()
     print(f"computed {done} boxes in {time.perf_counter() - t:.1f}s ({done / (time.perf_counter() - t):.0f}/s)")
