@@ -303,7 +303,8 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase (4 phases per mode)")
     ap.add_argument("--warmup", type=float, default=0.0, help="seconds of warm-up traffic per mode (default none)")
     ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--ids", choices=("zipf", "uniform", "both"), default="both")
+    ap.add_argument("--ids", choices=("zipf", "uniform", "both", "none"), default="both",
+                    help="ids of the read-only phases; none = skip them (the write phase keeps its uniform reads)")
     ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of article popularity")
     ap.add_argument("--workers", default="1,2", help="server processes, one run per value (default 1,2)")
     ap.add_argument("--write-rate", type=float, default=10.0, help="writes/s during the refresh-lag phase (0 = skip)")
@@ -351,7 +352,7 @@ def main() -> int:
         try:
             print(f"\n== {workers} worker(s): ready in {start_s:.2f}s (target <= 3 s; RSS {rss_mib(server.pid):.0f} MiB) "
                   f"on {len(ids)} articles; {args.clients} clients, {args.duration:g}s per phase")
-            for mode in (["zipf", "uniform"] if args.ids == "both" else [args.ids]):
+            for mode in {"both": ["zipf", "uniform"], "none": []}.get(args.ids, [args.ids]):
                 paths = similar_path(mode)
                 if args.warmup:
                     runner(drive(port, paths, args.warmup, args.clients))

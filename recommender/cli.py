@@ -112,23 +112,31 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.app import OpenWritesRefused, create_app
     from service.protocol import server_options
+    from service.writer import WriterProcess, socket_path
 
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers or os.cpu_count() or 1
     threads = settings.embed_threads or 1
-    settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads})
+    socket = socket_path(settings.data_dir)
+    settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads,
+                                           "writer_socket": socket})
     try:
         app = create_app(settings)
     except OpenWritesRefused as exc:
         raise SystemExit(f"error: {exc}") from None
-    if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
-        return 0
-    # Each worker process builds its app from the environment; they follow one store (README, Concurrency).
-    os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads))
-    uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=False, **server_options(settings))
+    # N read workers and one writer process (service.writer), all following one store (README, "Processes").
+    os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
+                      RECOMMENDER_WRITER_SOCKET=str(socket))
+    writer = WriterProcess(socket, dict(os.environ)).start()  # before this thread is niced (a reader's lifespan)
+    try:
+        if workers == 1:
+            uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
+        else:  # each worker process builds its app from the environment
+            uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                        log_level="info", access_log=False, **server_options(settings))
+    finally:
+        writer.stop()
     return 0
 
 
@@ -153,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="default RECOMMENDER_HOST (127.0.0.1)")
     serve.add_argument("--port", type=int, help="default RECOMMENDER_PORT (8000)")
-    serve.add_argument("--workers", type=int, help="server processes (default RECOMMENDER_WORKERS, else one per core)")
+    serve.add_argument("--workers", type=int, help="read workers (default RECOMMENDER_WORKERS, else one per core); "
+                       "one writer process besides them takes every write")
     serve.set_defaults(run=_serve)
 
     add_evaluate_command(sub)

@@ -1,6 +1,7 @@
 """The refresher: recomputes the stored boxes the write queue names, in one process at a time.
 
-Every server process runs one in a background thread; only the one holding an exclusive lock on
+Every process that takes writes (the writer of `recommender serve`, a process serving alone) runs one in a
+background thread; only the one holding an exclusive lock on
 ``<data dir>/refresher.lock`` works. The OS releases the lock when its holder dies (even by SIGKILL), and
 another process takes over; queue entries are removed in the transaction that stores their boxes, so a crash
 leaves them queued and the next holder finishes them."""
@@ -31,11 +32,13 @@ def refresh_queued(engine: Recommender, progress: bool = False) -> int:
 
 
 class Refresher:
-    """A daemon thread that brings this process's indexes to the store's latest write every poll, and
-    refreshes queued boxes whenever this process holds the refresher lock."""
+    """A daemon thread that brings this process's indexes to the store's latest write every poll, and (unless
+    ``boxes`` is false: a read worker, whose writer process refreshes) refreshes queued boxes whenever this
+    process holds the refresher lock."""
 
-    def __init__(self, engine: Recommender):
+    def __init__(self, engine: Recommender, boxes: bool = True):
         self.engine = engine
+        self.boxes = boxes
         self.lock = FileLock(engine.settings.data_dir / "refresher.lock")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
@@ -56,7 +59,7 @@ class Refresher:
                 self.engine.follow()
             except Exception:
                 log.exception("following the store failed")
-            if not self.lock.try_exclusive():
+            if not self.boxes or not self.lock.try_exclusive():
                 self._stop.wait(poll)  # another process refreshes; take over if it dies
                 continue
             try:

@@ -5,6 +5,7 @@ HTTP in, calls into ``recommender`` out; no ranking logic lives in this package.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from recommender.settings import Settings
 from service.cache import CachedLists
 from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
+from service.forward import ForwardWrites
 from service.limits import BodyLimits
 from service.lookup import StoredLists
 from service.protocol import configure_protocol
@@ -45,6 +47,8 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
+    if settings.writer_socket is not None:  # a read worker of `recommender serve`: the writer process writes
+        app.add_middleware(ForwardWrites, socket=settings.writer_socket)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
@@ -66,16 +70,24 @@ def _lifespan(settings: Settings, given: Recommender | None
         # interval every GIL hand-back of a write (each torch op, each SQLite call) waited that long, and one
         # PUT took seconds. 0.5 ms lets writes and the refresher through at a small cost to the loop.
         sys.setswitchinterval(settings.switch_interval_s)
+        # A read worker only follows the store; the writer process (or a process serving alone) also
+        # refreshes boxes and checkpoints the index. The worker yields the CPU to the writer (os.nice applies to
+        # this thread and those it starts from now on).
+        writes_here = settings.writer_socket is None
+        if not writes_here:
+            os.nice(settings.reader_nice)
         engine = given or Recommender(settings)
         app.state.recommender = engine
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
-        saver.start()
-        refresher = Refresher(engine).start()
+        if writes_here:
+            saver.start()
+        refresher = Refresher(engine, boxes=writes_here).start()
         log.info("serving %d articles (%d indexed)", engine.store.count(), len(engine.index))
         yield
         stop.set()
-        saver.join()
+        if writes_here:
+            saver.join()
         refresher.stop()
         if given is None:
             engine.close()
