@@ -110,9 +110,10 @@ def _refresh_boxes(engine) -> str:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from recommender.processes import Supervised
     from service.app import OpenWritesRefused, create_app
     from service.protocol import server_options
-    from service.writer import WriterProcess, socket_path
+    from service.writer import socket_path
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -125,10 +126,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         app = create_app(settings)
     except OpenWritesRefused as exc:
         raise SystemExit(f"error: {exc}") from None
-    # N read workers and one writer process (service.writer), all following one store (README, "Processes").
+    # N read workers, one writer, one refresher, all following one store (README, "Processes"). The helpers
+    # start once the workers answer (on 2 cores, four processes loading the index at once doubled the start);
+    # and before this thread is niced (a read worker's lifespan), so they are not.
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
                       RECOMMENDER_WRITER_SOCKET=str(socket))
-    writer = WriterProcess(socket, dict(os.environ)).start()  # before this thread is niced (a reader's lifespan)
+    ready = lambda: _wait_ready(host, port)  # noqa: E731
+    helpers = [Supervised("writer", [sys.executable, "-m", "service.writer", str(socket)], dict(os.environ),
+                          ready).start(),
+               Supervised("refresher", [sys.executable, "-m", "recommender.refresher"], dict(os.environ),
+                          ready).start()]
     try:
         if workers == 1:
             uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
@@ -136,8 +143,29 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
                         log_level="info", access_log=False, **server_options(settings))
     finally:
-        writer.stop()
+        for helper in helpers:
+            helper.stop()
+        socket.unlink(missing_ok=True)
     return 0
+
+
+def _wait_ready(host: str, port: int, timeout_s: float = 60.0) -> None:
+    """Until a read worker answers /readyz (or ``timeout_s`` passed: start the helpers anyway)."""
+    import http.client
+
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection(host, port, timeout=1)
+        try:
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:

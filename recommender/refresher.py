@@ -1,7 +1,8 @@
 """The refresher: recomputes the stored boxes the write queue names, in one process at a time.
 
-Every process that takes writes (the writer of `recommender serve`, a process serving alone) runs one in a
-background thread; only the one holding an exclusive lock on
+`recommender serve` runs one in a process of its own (``python -m recommender.refresher``, beside the read workers
+and the writer); an app serving alone (``create_app`` in-process) runs one in a background thread. Only the one
+holding an exclusive lock on
 ``<data dir>/refresher.lock`` works. The OS releases the lock when its holder dies (even by SIGKILL), and
 another process takes over; queue entries are removed in the transaction that stores their boxes, so a crash
 leaves them queued and the next holder finishes them."""
@@ -9,6 +10,8 @@ leaves them queued and the next holder finishes them."""
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import threading
 
 from tqdm.auto import tqdm
@@ -70,3 +73,24 @@ class Refresher:
             except Exception:  # the entries stay queued; the next round retries them
                 log.exception("box refresh failed")
             self._stop.wait(poll)
+
+
+def main(argv: list[str]) -> int:
+    """The refresher process of `recommender serve`: ``python -m recommender.refresher PARENT_PID``, with the
+    server's settings in the environment; runs until SIGTERM."""
+    from recommender.processes import die_with_parent
+    from recommender.settings import Settings
+
+    die_with_parent(int(argv[0]))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s refresher %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Recommender(Settings()) as engine:
+        refresher = Refresher(engine).start()
+        stop.wait()
+        refresher.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

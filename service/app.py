@@ -35,12 +35,16 @@ class OpenWritesRefused(RuntimeError):
     pass
 
 
-def create_app(settings: Settings, recommender: Recommender | None = None) -> FastAPI:
-    """The app for ``settings``; opens (and on shutdown checkpoints) its own ``Recommender`` unless given one."""
+def create_app(settings: Settings, recommender: Recommender | None = None, refresh_boxes: bool = True) -> FastAPI:
+    """The app for ``settings``; opens (and on shutdown checkpoints) its own ``Recommender`` unless given one.
+
+    With ``settings.writer_socket`` it is a read worker (writes go to the writer process there); otherwise it
+    writes itself, and refreshes the stored boxes too unless ``refresh_boxes`` is false (the writer process of
+    `recommender serve`, whose refresher is a process of its own)."""
     refuse_open_writes(settings)
     # /docs serves Swagger UI's script and CSS from the app (fastapi-offline ships them): no CDN, so it works on
     # an intranet. No trailing-slash redirects: Starlette builds them from the client's Host header.
-    app = FastAPIOffline(title="Similar news", version="0.1.0", lifespan=_lifespan(settings, recommender),
+    app = FastAPIOffline(title="Similar news", version="0.1.0", lifespan=_lifespan(settings, recommender, refresh_boxes),
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
@@ -62,7 +66,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     return app
 
 
-def _lifespan(settings: Settings, given: Recommender | None
+def _lifespan(settings: Settings, given: Recommender | None, refresh_boxes: bool
               ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,9 +74,9 @@ def _lifespan(settings: Settings, given: Recommender | None
         # interval every GIL hand-back of a write (each torch op, each SQLite call) waited that long, and one
         # PUT took seconds. 0.5 ms lets writes and the refresher through at a small cost to the loop.
         sys.setswitchinterval(settings.switch_interval_s)
-        # A read worker only follows the store; the writer process (or a process serving alone) also
-        # refreshes boxes and checkpoints the index. The worker yields the CPU to the writer (os.nice applies to
-        # this thread and those it starts from now on).
+        # A read worker only follows the store; a process that writes also checkpoints the index (and refreshes
+        # boxes, unless a refresher process does). A read worker yields the CPU to the writer and the refresher
+        # (os.nice applies to this thread and those it starts from now on).
         writes_here = settings.writer_socket is None
         if not writes_here:
             os.nice(settings.reader_nice)
@@ -82,7 +86,7 @@ def _lifespan(settings: Settings, given: Recommender | None
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
         if writes_here:
             saver.start()
-        refresher = Refresher(engine, boxes=writes_here).start()
+        refresher = Refresher(engine, boxes=writes_here and refresh_boxes).start()
         log.info("serving %d articles (%d indexed)", engine.store.count(), len(engine.index))
         yield
         stop.set()

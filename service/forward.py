@@ -58,8 +58,11 @@ class ForwardWrites:
     async def _forward(self, scope: Scope, body: bytes) -> httpx.Response:
         """The writer's response; retried while nothing reached it (no writer listening yet), never after."""
         if self._client is None:  # made on the worker's own event loop, at its first write
+            # A connection per write (a local connect costs microseconds): a failure to connect then always
+            # means the write was not sent (safe to retry), never a kept connection of a writer that died since.
             self._client = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
-                                             timeout=httpx.Timeout(None, connect=5.0))
+                                             timeout=httpx.Timeout(None, connect=5.0),
+                                             limits=httpx.Limits(max_keepalive_connections=0))
         target = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = "http://writer" + (target + (b"?" + query if query else b"")).decode("latin-1")
