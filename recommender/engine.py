@@ -551,6 +551,13 @@ class Recommender:
                       for i, key in enumerate(keys)]
         return rank(source, vector, candidates, query, self.ranking)
 
+    def warm_rows(self, chunk: int = 5000) -> None:
+        """Parse the published rows into the candidate-row cache now (up to its cap): a refresher ranks
+        hundreds of boxes a second, each reading ~200 rows, and a cold row costs more than its ranking."""
+        keys = self.store.published_keys().tolist()[:ROWS_CACHE_MAX]
+        for start in range(0, len(keys), chunk):
+            self._rows(keys[start:start + chunk])
+
     def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """``store.by_keys(keys)``, served from parsed rows kept since the last write where possible."""
         cache = self._rows_cache

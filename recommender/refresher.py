@@ -86,6 +86,7 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Recommender(Settings()) as engine:
+        engine.warm_rows()
         refresher = Refresher(engine).start()
         stop.wait()
         refresher.stop()
