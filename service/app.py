@@ -76,11 +76,11 @@ def _lifespan(settings: Settings, given: Recommender | None, refresh_boxes: bool
         sys.setswitchinterval(settings.switch_interval_s)
         # A read worker only follows the store; a process that writes also checkpoints the index (and refreshes
         # boxes, unless a refresher process does). A read worker yields the CPU to the writer and the refresher
-        # (os.nice applies to this thread and those it starts from now on).
+        # once it has loaded (os.nice applies to this thread and those it starts from now on).
         writes_here = settings.writer_socket is None
+        engine = given or Recommender(settings)
         if not writes_here:
             os.nice(settings.reader_nice)
-        engine = given or Recommender(settings)
         app.state.recommender = engine
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
