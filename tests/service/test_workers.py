@@ -187,26 +187,39 @@ def test_cli_ingest_beside_a_running_server_loses_nothing(data_dir, fresh_rows, 
     assert meta.seq == int(query(data_dir, "SELECT value FROM meta WHERE name = 'seq'")[0][0])
 
 
+def refreshing(server: Server, fresh_rows: list[dict], prefix: str) -> list[dict]:
+    """60 new articles written in one batch, once the refresher has stored the first of their boxes."""
+    with server.client() as client:
+        batch = [{**a, "id": f"{prefix}-{a['id']}"} for a in fresh_rows[:60]]
+        assert client.post("/articles", json=batch).status_code == 200
+    wait_until(lambda: query(server.data_dir, "SELECT count(*) FROM boxes b JOIN articles a ON a.key = b.key "
+                                              "WHERE a.id LIKE ?", f"{prefix}-%")[0][0] > 0, timeout=60)
+    return batch
+
+
+def queue_left(server: Server) -> int:
+    return query(server.data_dir, "SELECT count(*) FROM refresh_queue")[0][0]
+
+
+def assert_queue_finished(server: Server, batch: list[dict]) -> None:
+    wait_until(lambda: not query(server.data_dir, "SELECT 1 FROM refresh_queue LIMIT 1"))
+    missing = query(server.data_dir, "SELECT id FROM articles WHERE status = 'published' AND key NOT IN "
+                                     "(SELECT key FROM boxes)")
+    assert not missing
+    with server.client() as client:
+        assert listed(client, batch[0]["id"])
+
+
 def test_sigkill_during_refresh_then_restart_finishes_the_queue(data_dir, fresh_rows):
     server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_REFRESH_BATCH="2").start()
     try:
-        with server.client() as client:
-            batch = [{**a, "id": f"k-{a['id']}"} for a in fresh_rows[:60]]
-            assert client.post("/articles", json=batch).status_code == 200
-        wait_until(lambda: query(data_dir, "SELECT count(*) FROM boxes b JOIN articles a ON a.key = b.key "
-                                           "WHERE a.id LIKE 'k-%'")[0][0] > 0, timeout=60)
+        batch = refreshing(server, fresh_rows, "k")
         helpers = processes(server)
         server.kill()  # mid-refresh: some boxes stored, the rest still queued
         wait_until(lambda: not any(alive(pid) for role in helpers.values() for pid in role), timeout=10)
-        left = query(data_dir, "SELECT count(*) FROM refresh_queue")[0][0]
-        assert left > 0, "the refresher finished before the kill: the test proved nothing"
+        assert queue_left(server) > 0, "the refresher finished before the kill: the test proved nothing"
         server.start()
-        wait_until(lambda: not query(data_dir, "SELECT 1 FROM refresh_queue LIMIT 1"))
-        missing = query(data_dir, "SELECT id FROM articles WHERE status = 'published' AND key NOT IN "
-                                  "(SELECT key FROM boxes)")
-        assert not missing
-        with server.client() as client:
-            assert listed(client, batch[0]["id"])
+        assert_queue_finished(server, batch)
     finally:
         server.stop()
 
@@ -214,26 +227,18 @@ def test_sigkill_during_refresh_then_restart_finishes_the_queue(data_dir, fresh_
 def test_sigkill_of_the_writer_and_the_refresher_mid_refresh_they_restart_and_finish_the_queue(data_dir, fresh_rows):
     server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_REFRESH_BATCH="2").start()
     try:
-        with server.client() as client:
-            batch = [{**a, "id": f"r-{a['id']}"} for a in fresh_rows[:60]]
-            assert client.post("/articles", json=batch).status_code == 200
-            wait_until(lambda: query(data_dir, "SELECT count(*) FROM boxes b JOIN articles a ON a.key = b.key "
-                                               "WHERE a.id LIKE 'r-%'")[0][0] > 0, timeout=60)
-            before = processes(server)
-            for pid in before["refresher"] + before["writer"]:
-                os.kill(pid, signal.SIGKILL)
-            left = query(data_dir, "SELECT count(*) FROM refresh_queue")[0][0]
-            assert left > 0, "the refresher finished before the kill: the test proved nothing"
-            wait_until(lambda: not alive(before["writer"][0]), timeout=10)
-            # A write meanwhile waits for the writer's restart, and is acknowledged by it.
-            r = client.put(f"/articles/r2-{fresh_rows[60]['id']}", json=fresh_rows[60] | {"id": f"r2-{fresh_rows[60]['id']}"})
+        batch = refreshing(server, fresh_rows, "r")
+        before = processes(server)
+        for pid in before["refresher"] + before["writer"]:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not alive(before["writer"][0]) and not alive(before["refresher"][0]), timeout=10)
+        assert queue_left(server) > 0, "the refresher finished before the kill: the test proved nothing"
+        with server.client() as client:  # a write meanwhile waits for the writer's restart, which acknowledges it
+            article = {**fresh_rows[60], "id": f"r2-{fresh_rows[60]['id']}"}
+            r = client.put(f"/articles/{article['id']}", json=article)
             assert r.status_code == 200, r.text
-            wait_until(lambda: not query(data_dir, "SELECT 1 FROM refresh_queue LIMIT 1"))
-            after = processes(server)
-            assert after["writer"] != before["writer"] and after["refresher"] != before["refresher"]
-            missing = query(data_dir, "SELECT id FROM articles WHERE status = 'published' AND key NOT IN "
-                                      "(SELECT key FROM boxes)")
-            assert not missing
-            assert listed(client, batch[0]["id"])
+        assert_queue_finished(server, batch)
+        after = processes(server)
+        assert after["writer"] != before["writer"] and after["refresher"] != before["refresher"]
     finally:
         server.stop()
