@@ -272,6 +272,27 @@ def start_server(data_dir: Path, port: int, workers: int) -> tuple[subprocess.Po
         time.sleep(0.05)
 
 
+def helper_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server's writer and refresher processes (absent before this layout)."""
+    out: dict[str, float] = {}
+    for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            stat = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        for role, mark in (("writer", b"service.writer"), ("refresher", b"recommender.refresher")):
+            if mark in command:
+                out[role] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """The helpers' CPU over ``seconds``, in cores: whether the refresher was short of CPU or of work."""
+    return ", ".join(f"{role} {(after[role] - before[role]) / seconds:.2f} cores" for role in after
+                     if role in before) or "no writer/refresher processes"
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its children (the workers)."""
     pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
@@ -303,7 +324,8 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase (4 phases per mode)")
     ap.add_argument("--warmup", type=float, default=0.0, help="seconds of warm-up traffic per mode (default none)")
     ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--ids", choices=("zipf", "uniform", "both"), default="both")
+    ap.add_argument("--ids", choices=("zipf", "uniform", "both", "none"), default="both",
+                    help="ids of the read-only phases; none = skip them (the write phase keeps its uniform reads)")
     ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of article popularity")
     ap.add_argument("--workers", default="1,2", help="server processes, one run per value (default 1,2)")
     ap.add_argument("--write-rate", type=float, default=10.0, help="writes/s during the refresh-lag phase (0 = skip)")
@@ -351,7 +373,7 @@ def main() -> int:
         try:
             print(f"\n== {workers} worker(s): ready in {start_s:.2f}s (target <= 3 s; RSS {rss_mib(server.pid):.0f} MiB) "
                   f"on {len(ids)} articles; {args.clients} clients, {args.duration:g}s per phase")
-            for mode in (["zipf", "uniform"] if args.ids == "both" else [args.ids]):
+            for mode in {"both": ["zipf", "uniform"], "none": []}.get(args.ids, [args.ids]):
                 paths = similar_path(mode)
                 if args.warmup:
                     runner(drive(port, paths, args.warmup, args.clients))
@@ -375,9 +397,11 @@ def main() -> int:
                 print(f"\nfirst writes after start (model load, lexical weighing): {time.perf_counter() - t_warm:.1f}s")
                 load = WriteLoad(port, run_dir, texts, args.write_rate, f"lag{workers}", writers=args.writers)
                 writer = threading.Thread(target=load.run, args=(args.duration * 2,))
+                cpu_before, t_phase = helper_cpu_s(server.pid), time.perf_counter()
                 writer.start()
                 reads = runner(drive(port, similar_path("uniform"), args.duration * 2, args.clients))
-                writer.join()
+                writer.join()  # when the last write's boxes are stored (or a minute passed)
+                cpu = cpu_share(cpu_before, helper_cpu_s(server.pid), time.perf_counter() - t_phase)
                 r_rps, _, r_p99, r_err = summary([reads])
                 lags = np.array(load.lags) * 1000
                 print(f"\nwrites offered at {args.write_rate:g}/s by {args.writers} clients for {args.duration * 2:g}s "
@@ -388,13 +412,16 @@ def main() -> int:
                       f"p99 {np.percentile(lags, 99):.0f} ms, max {lags.max():.0f} ms, {load.lost} not refreshed "
                       f"(target p99 <= 1000 ms, zero errors: "
                       f"{'met' if np.percentile(lags, 99) <= 1000 and not load.errors and not load.lost else 'NOT met'})")
-                print(f"  reads meanwhile: {r_rps:.0f} req/s, p99 {r_p99:.1f} ms, {r_err} errors")
+                print(f"  reads meanwhile: {r_rps:.0f} req/s, p99 {r_p99:.1f} ms, {r_err} errors; until the "
+                      f"queue drained: {cpu}; load average {os.getloadavg()[0]:.1f}")
                 burst = WriteLoad(port, run_dir, texts, 0, f"burst{workers}")
+                cpu_before, t_phase = helper_cpu_s(server.pid), time.perf_counter()
                 burst.run(args.duration)
+                cpu = cpu_share(cpu_before, helper_cpu_s(server.pid), time.perf_counter() - t_phase)
                 lags = np.array(burst.lags) * 1000
                 print(f"write throughput with refreshes on (one client, no read load): "
                       f"{len(burst.acked) / args.duration:.1f} writes/s, {burst.errors} errors; refresh lag p50 "
-                      f"{np.percentile(lags, 50):.0f} ms, p99 {np.percentile(lags, 99):.0f} ms")
+                      f"{np.percentile(lags, 50):.0f} ms, p99 {np.percentile(lags, 99):.0f} ms; {cpu}")
         finally:
             server.terminate()
             try:

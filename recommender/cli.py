@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from recommender.settings import Settings
 
 if TYPE_CHECKING:
     from recommender.engine import Recommender
+    from recommender.processes import Supervised
 
 
 log = logging.getLogger("recommender")
@@ -112,24 +114,71 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.app import OpenWritesRefused, create_app
     from service.protocol import server_options
+    from service.writer import socket_path
 
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers or os.cpu_count() or 1
     threads = settings.embed_threads or 1
-    settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads})
+    socket = socket_path(settings.data_dir)
+    settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads,
+                                           "writer_socket": socket})
     try:
         app = create_app(settings)
     except OpenWritesRefused as exc:
         raise SystemExit(f"error: {exc}") from None
-    if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
-        return 0
-    # Each worker process builds its app from the environment; they follow one store (README, Concurrency).
-    os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads))
-    uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=False, **server_options(settings))
+    # N read workers, one writer, one refresher, all following one store (README, "Processes").
+    os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
+                      RECOMMENDER_WRITER_SOCKET=str(socket))
+    helpers = _start_helpers(host, port, socket)
+    # uvicorn re-raises the SIGTERM it shut down on once it restored the previous handler: this one, so that the
+    # helpers below are stopped cleanly (not killed with this process).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        if workers == 1:
+            uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
+        else:  # each worker process builds its app from the environment
+            uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                        log_level="info", access_log=False, **server_options(settings))
+    finally:
+        for helper in helpers:
+            helper.stop()
+        socket.unlink(missing_ok=True)
     return 0
+
+
+def _start_helpers(host: str, port: int, socket: Path) -> list[Supervised]:
+    """The writer and the refresher, supervised; they start once a worker answers (on 2 cores, four processes
+    loading the index at once doubled the start), from threads started before this one is niced (a read
+    worker's lifespan), so they are not."""
+    from recommender.processes import Supervised
+
+    def ready() -> None:
+        _wait_ready(host, port)
+
+    return [Supervised("writer", [sys.executable, "-m", "service.writer", str(socket)], dict(os.environ),
+                       ready).start(),
+            Supervised("refresher", [sys.executable, "-m", "recommender.refresher"], dict(os.environ),
+                       ready).start()]
+
+
+def _wait_ready(host: str, port: int, timeout_s: float = 60.0) -> None:
+    """Until a read worker answers /readyz (or ``timeout_s`` passed: start the helpers anyway)."""
+    import http.client
+
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection(host, port, timeout=1)
+        try:
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,13 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="default RECOMMENDER_HOST (127.0.0.1)")
     serve.add_argument("--port", type=int, help="default RECOMMENDER_PORT (8000)")
-    serve.add_argument("--workers", type=int, help="server processes (default RECOMMENDER_WORKERS, else one per core)")
+    serve.add_argument("--workers", type=int, help="read workers (default RECOMMENDER_WORKERS, else one per core); "
+                       "a writer process beside them takes every write, a refresher process keeps the stored boxes fresh")
     serve.set_defaults(run=_serve)
 
     add_evaluate_command(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per write a worker hands to the writer
     try:
         settings = Settings()
     except ValidationError as exc:

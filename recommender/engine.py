@@ -39,7 +39,7 @@ from recommender.store import ArticleStore, Change, StoredArticle
 log = logging.getLogger("recommender")
 
 DEFAULT_QUERY = SimilarQuery()
-# Candidate rows kept parsed between writes (about 1-2 KB each, so at most a few hundred MB).
+# Candidate rows kept parsed (about 1-2 KB each, so at most a few hundred MB); a write drops only its own.
 ROWS_CACHE_MAX = 200_000
 
 
@@ -111,7 +111,7 @@ class Recommender:
         # Bumped by every change followed; the service's list cache (service.cache) and the row cache key on it.
         self._generation = 0
         self._cache_lock = threading.Lock()  # guards _rows_cache and _generation together
-        # Candidate rows (article, vector) by key, parsed once for many lists; cleared with the list cache.
+        # Candidate rows (article, vector) by key, parsed once for many lists; a followed write drops its own.
         self._rows_cache: dict[int, tuple[Article, np.ndarray]] = {}
         self._saved_seq = 0
         self._applied_seq = 0  # the store sequence the in-memory indexes reflect (never ahead of them)
@@ -326,12 +326,13 @@ class Recommender:
             head = self.store.seq  # read first: every change up to it is in what changes_since reads next
             if head == self._applied_seq:
                 return False
-            self._apply(self.store.changes_since(self._applied_seq))
+            changes = list(self.store.changes_since(self._applied_seq))
+            self._apply(changes)
             if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
                 self._load_overrides()
             # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
             # cache) rather than the new sequence with the old generation (lists cached before the change).
-            self._invalidate()
+            self._invalidate([c.key for c in changes])
             self._applied_seq = head
             return True
 
@@ -355,10 +356,13 @@ class Recommender:
         self._box_blocks = self.overrides.all_blocks()
         self._overrides_seq = seq
 
-    def _invalidate(self) -> None:
+    def _invalidate(self, keys: Iterable[int]) -> None:
+        """A new generation (no list cached before it is served); the parsed rows of ``keys`` (those written)
+        are dropped, the others stay: a row changes only with a write of its own article."""
         with self._cache_lock:
             self._generation += 1
-            self._rows_cache.clear()
+            for key in keys:
+                self._rows_cache.pop(key, None)
 
     def checkpoint(self) -> bool:
         """Save the index if it moved since the last save, stamped with the sequence it has applied (never
@@ -546,6 +550,13 @@ class Recommender:
         candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i])
                       for i, key in enumerate(keys)]
         return rank(source, vector, candidates, query, self.ranking)
+
+    def warm_rows(self, chunk: int = 5000) -> None:
+        """Parse the published rows into the candidate-row cache now (up to its cap): a refresher ranks
+        hundreds of boxes a second, each reading ~200 rows, and a cold row costs more than its ranking."""
+        keys = self.store.published_keys().tolist()[:ROWS_CACHE_MAX]
+        for start in range(0, len(keys), chunk):
+            self._rows(keys[start:start + chunk])
 
     def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """``store.by_keys(keys)``, served from parsed rows kept since the last write where possible."""

@@ -192,10 +192,10 @@ def rank(
     mmr = ranking.mmr_lambda
     chosen: list[_Scored] = []
     seen_titles = {source_title}
-    chosen_vectors = np.zeros((0, len(source_vector)), dtype=np.float32)
     # Computed once, not once per pick: the candidates' vectors, their cosine to the source, their relevance
     # and which of them share a title (so that picking one blocks the others in one step).
-    vectors = np.stack([s.candidate.vector for s in scored]) if scored else chosen_vectors
+    vectors = np.stack([s.candidate.vector for s in scored]) if scored else np.zeros((0, len(source_vector)),
+                                                                                    dtype=np.float32)
     sims_source = np.array([float(s.candidate.vector @ source_vector) for s in scored], dtype=np.float64)
     relevance = np.array([s.relevance for s in scored], dtype=np.float64)
     same_title: dict[str, list[int]] = {}
@@ -210,12 +210,12 @@ def rank(
     threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
         else ranking.duplicate_threshold
     pool = np.arange(len(scored))  # positions in ``scored``, best relevance first
+    # Each candidate's highest cosine to an item chosen so far: one product with each pick's vector, not
+    # all candidates against all picks again on every pick.
+    closest = np.full(len(scored), -np.inf, dtype=np.float32)
     while len(pool) and len(chosen) < query.limit:
         # Dedupe first: a same-title or same-story candidate (to the source or an item above) never shows.
-        max_chosen = (
-            (vectors[pool] @ chosen_vectors.T).max(axis=1)
-            if len(chosen) else np.zeros(len(pool), dtype=np.float32)
-        )
+        max_chosen = closest[pool] if len(chosen) else np.zeros(len(pool), dtype=np.float32)
         keep = np.flatnonzero(~blocked[pool] & (max_chosen <= threshold))
         if not len(keep):
             break
@@ -226,7 +226,7 @@ def rank(
         chosen.append(winner)
         seen_titles.add(winner.title)
         blocked[same_title[winner.title]] = True
-        chosen_vectors = np.vstack([chosen_vectors, winner.candidate.vector[None, :]])
+        closest = np.maximum(closest, vectors @ winner.candidate.vector)
         pool = pool[keep[keep != best]]
 
     groups = _story_groups(scored, chosen, vectors, copies_of_source, threshold)

@@ -1,6 +1,8 @@
 """The refresher: recomputes the stored boxes the write queue names, in one process at a time.
 
-Every server process runs one in a background thread; only the one holding an exclusive lock on
+`recommender serve` runs one in a process of its own (``python -m recommender.refresher``, beside the read workers
+and the writer); an app serving alone (``create_app`` in-process) runs one in a background thread. Only the one
+holding an exclusive lock on
 ``<data dir>/refresher.lock`` works. The OS releases the lock when its holder dies (even by SIGKILL), and
 another process takes over; queue entries are removed in the transaction that stores their boxes, so a crash
 leaves them queued and the next holder finishes them."""
@@ -8,6 +10,8 @@ leaves them queued and the next holder finishes them."""
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import threading
 
 from tqdm.auto import tqdm
@@ -31,11 +35,13 @@ def refresh_queued(engine: Recommender, progress: bool = False) -> int:
 
 
 class Refresher:
-    """A daemon thread that brings this process's indexes to the store's latest write every poll, and
-    refreshes queued boxes whenever this process holds the refresher lock."""
+    """A daemon thread that brings this process's indexes to the store's latest write every poll, and (unless
+    ``boxes`` is false: a read worker, whose writer process refreshes) refreshes queued boxes whenever this
+    process holds the refresher lock."""
 
-    def __init__(self, engine: Recommender):
+    def __init__(self, engine: Recommender, boxes: bool = True):
         self.engine = engine
+        self.boxes = boxes
         self.lock = FileLock(engine.settings.data_dir / "refresher.lock")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
@@ -56,7 +62,7 @@ class Refresher:
                 self.engine.follow()
             except Exception:
                 log.exception("following the store failed")
-            if not self.lock.try_exclusive():
+            if not self.boxes or not self.lock.try_exclusive():
                 self._stop.wait(poll)  # another process refreshes; take over if it dies
                 continue
             try:
@@ -67,3 +73,25 @@ class Refresher:
             except Exception:  # the entries stay queued; the next round retries them
                 log.exception("box refresh failed")
             self._stop.wait(poll)
+
+
+def main(argv: list[str]) -> int:
+    """The refresher process of `recommender serve`: ``python -m recommender.refresher PARENT_PID``, with the
+    server's settings in the environment; runs until SIGTERM."""
+    from recommender.processes import die_with_parent
+    from recommender.settings import Settings
+
+    die_with_parent(int(argv[0]))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s refresher %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Recommender(Settings()) as engine:
+        engine.warm_rows()
+        refresher = Refresher(engine).start()
+        stop.wait()
+        refresher.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -64,7 +64,13 @@ class Settings(BaseSettings):
     refresh_poll_s: float = Field(0.05, gt=0, description="How often an idle refresher looks at the queue.")
     switch_interval_s: float = Field(
         0.0005, gt=0, description="Python's GIL switch interval in a server process (sys.setswitchinterval).")
-    workers: int | None = Field(None, ge=1, description="Server processes; None = one per CPU core.")
+    workers: int | None = Field(None, ge=1, description="Read workers; None = one per CPU core.")
+    writer_socket: Path | None = Field(
+        None, description="Set by `recommender serve` in its read workers: the Unix socket of the writer process, "
+        "which takes every write (and POST /similar); None = this process does everything itself.")
+    reader_nice: int = Field(
+        5, ge=0, le=19, description="Niceness added to each read worker (os.nice), so that the writer process "
+        "keeps the CPU it needs to apply writes and refresh boxes while reads saturate the cores.")
 
     # Limits
     max_article_bytes: int = 1_000_000

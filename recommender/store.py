@@ -414,8 +414,10 @@ class ArticleStore:
 
     def changes_since(self, seq: int) -> Iterator[Change]:
         """Articles written and deleted after ``seq`` (their latest state), in key order."""
+        # "+key": sort what the seq index finds; with a plain ORDER BY key SQLite walks the whole table in key
+        # order instead (30-120 ms at 100k articles for a follow that reads one change).
         rows = self._reader.execute(
-            f"SELECT {_COLUMNS}, vector FROM articles WHERE seq > ? ORDER BY key", (seq,)).fetchall()
+            f"SELECT {_COLUMNS}, vector FROM articles WHERE seq > ? ORDER BY +key", (seq,)).fetchall()
         deleted = self._reader.execute("SELECT key FROM tombstones WHERE seq > ? ORDER BY key", (seq,)).fetchall()
         for row in rows:
             yield Change(row["key"], row["status"] == "published", _vector(row["vector"]), _row_article(row))

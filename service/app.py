@@ -5,6 +5,7 @@ HTTP in, calls into ``recommender`` out; no ranking logic lives in this package.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from recommender.settings import Settings
 from service.cache import CachedLists
 from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
+from service.forward import ForwardWrites
 from service.limits import BodyLimits
 from service.lookup import StoredLists
 from service.protocol import configure_protocol
@@ -33,18 +35,24 @@ class OpenWritesRefused(RuntimeError):
     pass
 
 
-def create_app(settings: Settings, recommender: Recommender | None = None) -> FastAPI:
-    """The app for ``settings``; opens (and on shutdown checkpoints) its own ``Recommender`` unless given one."""
+def create_app(settings: Settings, recommender: Recommender | None = None, refresh_boxes: bool = True) -> FastAPI:
+    """The app for ``settings``; opens (and on shutdown checkpoints) its own ``Recommender`` unless given one.
+
+    With ``settings.writer_socket`` it is a read worker (writes go to the writer process there); otherwise it
+    writes itself, and refreshes the stored boxes too unless ``refresh_boxes`` is false (the writer process of
+    `recommender serve`, whose refresher is a process of its own)."""
     refuse_open_writes(settings)
     # /docs serves Swagger UI's script and CSS from the app (fastapi-offline ships them): no CDN, so it works on
     # an intranet. No trailing-slash redirects: Starlette builds them from the client's Host header.
-    app = FastAPIOffline(title="Similar news", version="0.1.0", lifespan=_lifespan(settings, recommender),
+    app = FastAPIOffline(title="Similar news", version="0.1.0", lifespan=_lifespan(settings, recommender, refresh_boxes),
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
+    if settings.writer_socket is not None:  # a read worker of `recommender serve`: the writer process writes
+        app.add_middleware(ForwardWrites, socket=settings.writer_socket)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
@@ -58,7 +66,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
     return app
 
 
-def _lifespan(settings: Settings, given: Recommender | None
+def _lifespan(settings: Settings, given: Recommender | None, refresh_boxes: bool
               ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,16 +74,24 @@ def _lifespan(settings: Settings, given: Recommender | None
         # interval every GIL hand-back of a write (each torch op, each SQLite call) waited that long, and one
         # PUT took seconds. 0.5 ms lets writes and the refresher through at a small cost to the loop.
         sys.setswitchinterval(settings.switch_interval_s)
+        # A read worker only follows the store; a process that writes also checkpoints the index (and refreshes
+        # boxes, unless a refresher process does). A read worker yields the CPU to the writer and the refresher
+        # once it has loaded (os.nice applies to this thread and those it starts from now on).
+        writes_here = settings.writer_socket is None
         engine = given or Recommender(settings)
+        if not writes_here:
+            os.nice(settings.reader_nice)
         app.state.recommender = engine
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
-        saver.start()
-        refresher = Refresher(engine).start()
+        if writes_here:
+            saver.start()
+        refresher = Refresher(engine, boxes=writes_here and refresh_boxes).start()
         log.info("serving %d articles (%d indexed)", engine.store.count(), len(engine.index))
         yield
         stop.set()
-        saver.join()
+        if writes_here:
+            saver.join()
         refresher.stop()
         if given is None:
             engine.close()

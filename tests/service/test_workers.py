@@ -1,11 +1,16 @@
-"""Several processes on one data dir: every worker follows the store's write sequence, a CLI ingest beside a
-running server loses nothing, and the refresher's queue survives a SIGKILL."""
+"""Several processes on one data dir: `recommender serve` runs read workers, a writer and a refresher; every
+worker follows the store's write sequence, a write through any worker is the writer's, a CLI ingest beside a
+running server loses nothing, and the refresher's queue survives a SIGKILL of any of them."""
 
+import http.client
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +48,89 @@ def listed(client, article_id: str, **params) -> list[str]:
     return [i["id"] for i in r.json()["items"]]
 
 
+def processes(server: Server) -> dict[str, list[int]]:
+    """The server's child processes by role: "worker", "writer", "refresher"."""
+    roles: dict[str, list[int]] = {"worker": [], "writer": [], "refresher": []}
+    for pid in subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except FileNotFoundError:
+            continue
+        for role, mark in (("worker", "spawn_main"), ("writer", "service.writer"), ("refresher", "recommender.refresher")):
+            if mark in command:
+                roles[role].append(int(pid))
+    return roles
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def connection_to(server: Server, worker: int, tries: int = 200) -> http.client.HTTPConnection:
+    """A keep-alive connection that ``worker`` accepted (found by its socket in the worker's open files)."""
+    for _ in range(tries):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        port = conn.sock.getsockname()[1]
+        inodes = {line.split()[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                  if line.split()[2].endswith(f":{port:04X}") and line.split()[1].endswith(f":{server.port:04X}")}
+        fds = Path(f"/proc/{worker}/fd")
+        if any(os.readlink(fd) in {f"socket:[{i}]" for i in inodes} for fd in fds.iterdir()):
+            return conn
+        conn.close()
+    raise AssertionError(f"no connection reached worker {worker}")
+
+
+def send(conn: http.client.HTTPConnection, method: str, path: str, body: object = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_a_write_through_either_worker_is_the_writers_and_seen_by_every_worker(data_dir, fresh_rows):
+    # Connections stay open while the first write loads the model.
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2",
+                    RECOMMENDER_KEEP_ALIVE_TIMEOUT_S="300").start()
+    try:
+        wait_until(lambda: all(processes(server)[role] for role in ("writer", "refresher")), timeout=60)
+        roles = processes(server)
+        assert len(roles["worker"]) == 2 and len(roles["writer"]) == 1 and len(roles["refresher"]) == 1, roles
+        through = {pid: connection_to(server, pid) for pid in roles["worker"]}
+        written = []
+        for n, conn in enumerate(through.values()):
+            article = {**fresh_rows[n], "id": f"w-{fresh_rows[n]['id']}"}
+            status, body = send(conn, "PUT", f"/articles/{article['id']}", article)
+            assert status == 200 and json.loads(body)["created"] == 1, body
+            written.append(article["id"])
+            status, body = send(conn, "PUT", f"/articles/{article['id']}", {"title": ""})  # the writer's own 422
+            assert status == 422 and json.loads(body)["errors"][0]["loc"] == ["title"], body
+        for conn in through.values():  # acknowledged: every worker sees every write at once
+            for article_id in written:
+                status, _ = send(conn, "GET", f"/articles/{article_id}")
+                assert status == 200
+                status, body = send(conn, "GET", f"/articles/{article_id}/similar")
+                assert status == 200 and json.loads(body)["items"], body
+        victim = json.loads(send(through[roles["worker"][0]], "GET", f"/articles/{SOURCE}/similar")[1])["items"][0]
+        status, _ = send(through[roles["worker"][1]], "DELETE", f"/articles/{victim['id']}")
+        assert status == 204
+        for _ in range(10):
+            for conn in through.values():
+                for params in ("", "?limit=20", "?strategy=bm25"):
+                    items = json.loads(send(conn, "GET", f"/articles/{SOURCE}/similar{params}")[1])["items"]
+                    assert victim["id"] not in [i["id"] for i in items]
+        for pid in roles["worker"]:  # the model never loads where reads are served
+            assert "libtorch" not in Path(f"/proc/{pid}/maps").read_text()
+        assert "libtorch" in Path(f"/proc/{roles['writer'][0]}/maps").read_text()
+    finally:
+        server.stop()
+    assert not any(alive(pid) for role in roles.values() for pid in role)
+
+
 def test_a_delete_through_one_worker_is_seen_by_the_other_at_once(data_dir):
     one = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN).start()
     two = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN).start()
@@ -72,8 +160,7 @@ def test_serve_with_two_workers_shares_one_data_dir(data_dir):
         for _ in range(40):  # a fresh connection each time: the kernel spreads them over both workers
             with server.client(token=None) as reader:
                 assert victim not in listed(reader, SOURCE)
-        pids = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
-        assert len(pids) >= 2, "expected two worker processes"
+        assert len(processes(server)["worker"]) == 2, "expected two worker processes"
     finally:
         server.stop()
 
@@ -100,23 +187,58 @@ def test_cli_ingest_beside_a_running_server_loses_nothing(data_dir, fresh_rows, 
     assert meta.seq == int(query(data_dir, "SELECT value FROM meta WHERE name = 'seq'")[0][0])
 
 
+def refreshing(server: Server, fresh_rows: list[dict], prefix: str) -> list[dict]:
+    """60 new articles written in one batch, once the refresher has stored the first of their boxes."""
+    with server.client() as client:
+        batch = [{**a, "id": f"{prefix}-{a['id']}"} for a in fresh_rows[:60]]
+        assert client.post("/articles", json=batch).status_code == 200
+    wait_until(lambda: query(server.data_dir, "SELECT count(*) FROM boxes b JOIN articles a ON a.key = b.key "
+                                              "WHERE a.id LIKE ?", f"{prefix}-%")[0][0] > 0, timeout=60)
+    return batch
+
+
+def queue_left(server: Server) -> int:
+    return query(server.data_dir, "SELECT count(*) FROM refresh_queue")[0][0]
+
+
+def assert_queue_finished(server: Server, batch: list[dict]) -> None:
+    wait_until(lambda: not query(server.data_dir, "SELECT 1 FROM refresh_queue LIMIT 1"))
+    missing = query(server.data_dir, "SELECT id FROM articles WHERE status = 'published' AND key NOT IN "
+                                     "(SELECT key FROM boxes)")
+    assert not missing
+    with server.client() as client:
+        assert listed(client, batch[0]["id"])
+
+
 def test_sigkill_during_refresh_then_restart_finishes_the_queue(data_dir, fresh_rows):
     server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_REFRESH_BATCH="2").start()
     try:
-        with server.client() as client:
-            batch = [{**a, "id": f"k-{a['id']}"} for a in fresh_rows[:60]]
-            assert client.post("/articles", json=batch).status_code == 200
-        wait_until(lambda: query(data_dir, "SELECT count(*) FROM boxes b JOIN articles a ON a.key = b.key "
-                                           "WHERE a.id LIKE 'k-%'")[0][0] > 0, timeout=60)
+        batch = refreshing(server, fresh_rows, "k")
+        helpers = processes(server)
         server.kill()  # mid-refresh: some boxes stored, the rest still queued
-        left = query(data_dir, "SELECT count(*) FROM refresh_queue")[0][0]
-        assert left > 0, "the refresher finished before the kill: the test proved nothing"
+        wait_until(lambda: not any(alive(pid) for role in helpers.values() for pid in role), timeout=10)
+        assert queue_left(server) > 0, "the refresher finished before the kill: the test proved nothing"
         server.start()
-        wait_until(lambda: not query(data_dir, "SELECT 1 FROM refresh_queue LIMIT 1"))
-        missing = query(data_dir, "SELECT id FROM articles WHERE status = 'published' AND key NOT IN "
-                                  "(SELECT key FROM boxes)")
-        assert not missing
-        with server.client() as client:
-            assert listed(client, batch[0]["id"])
+        assert_queue_finished(server, batch)
+    finally:
+        server.stop()
+
+
+def test_sigkill_of_the_writer_and_the_refresher_mid_refresh_they_restart_and_finish_the_queue(data_dir, fresh_rows):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_REFRESH_BATCH="2").start()
+    try:
+        batch = refreshing(server, fresh_rows, "r")
+        before = processes(server)
+        for pid in before["refresher"] + before["writer"]:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not alive(before["writer"][0]) and not alive(before["refresher"][0]), timeout=10)
+        assert queue_left(server) > 0, "the refresher finished before the kill: the test proved nothing"
+        with server.client() as client:  # a write meanwhile waits for the writer's restart, which acknowledges it
+            article = {**fresh_rows[60], "id": f"r2-{fresh_rows[60]['id']}"}
+            r = client.put(f"/articles/{article['id']}", json=article)
+            assert r.status_code == 200, r.text
+        assert_queue_finished(server, batch)
+        after = processes(server)
+        assert after["writer"] != before["writer"] and after["refresher"] != before["refresher"]
     finally:
         server.stop()

@@ -1,0 +1,62 @@
+"""The helper processes of ``recommender serve`` (the writer, the refresher): started beside the read workers,
+started again when one dies, stopped with the server, never left running when the server dies."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("recommender")
+PR_SET_PDEATHSIG = 1
+
+
+class Supervised:
+    """Runs ``argv`` (plus this process's pid, for ``die_with_parent``) from a thread that starts it again
+    whenever it exits before ``stop()``; ``first`` is waited for before the first start."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], first: Callable[[], None] = lambda: None):
+        self.name = name
+        self.argv = [*argv, str(os.getpid())]
+        self.env = env
+        self.first = first
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, name=f"{name}-supervisor", daemon=True)
+
+    def start(self) -> Supervised:
+        self._thread.start()
+        return self
+
+    def _supervise(self) -> None:
+        # Started from this thread, which lives until stop(): the child's death signal follows the thread
+        # that forked it.
+        self.first()
+        while not self._stop.is_set():
+            # Its own session: a terminal's Ctrl-C reaches the server, which stops its children itself.
+            self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+            code = self.proc.wait()
+            if not self._stop.wait(0.5):
+                log.error("the %s process exited with %s: starting it again", self.name, code)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._thread.join(timeout=60)
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL this process when ``parent`` (the server that started it) dies, even by SIGKILL; a writer
+    or refresher never goes on alone."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the call above
+        os._exit(1)

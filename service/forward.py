@@ -1,0 +1,92 @@
+"""Writes leave the read workers: every request but a read goes to the writer process over its Unix socket, and
+its answer (status, headers, body) goes back to the client unchanged, so errors and acknowledgements are the
+writer's own. A read worker's event loop only relays bytes: embedding, applying a write and refreshing boxes
+never hold its GIL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.errors import ApiError
+
+READS = ("GET", "HEAD", "OPTIONS")
+# Hop-by-hop headers, and those the worker's own server writes: never relayed.
+NOT_RELAYED = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host",
+               b"content-length", b"date", b"server"}
+# How long a write waits for a writer that is starting (or restarting after a crash) before a 503.
+WRITER_WAIT_S = 60.0
+
+
+class WriterUnavailable(ApiError):
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
+class ForwardWrites:
+    """Hands every request other than GET, HEAD and OPTIONS to the writer listening on ``socket``."""
+
+    def __init__(self, app: ASGIApp, socket: Path, wait_s: float = WRITER_WAIT_S):
+        self.app = app
+        self.socket = socket
+        self.wait_s = wait_s
+        self._client: httpx.AsyncClient | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in READS:
+            await self.app(scope, receive, send)
+            return
+        body = await _body(receive)
+        if body is None:  # the client left before its body was in: nothing to write
+            return
+        try:
+            response = await self._forward(scope, body)
+        except WriterUnavailable as exc:
+            await exc.send(send)
+            return
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in NOT_RELAYED]
+        payload = response.content
+        if response.status_code not in (204, 304):
+            headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _forward(self, scope: Scope, body: bytes) -> httpx.Response:
+        """The writer's response; retried while nothing reached it (no writer listening yet), never after."""
+        if self._client is None:  # made on the worker's own event loop, at its first write
+            # A connection per write (a local connect costs microseconds): a failure to connect then always
+            # means the write was not sent (safe to retry), never a kept connection of a writer that died since.
+            self._client = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
+                                             timeout=httpx.Timeout(None, connect=5.0),
+                                             limits=httpx.Limits(max_keepalive_connections=0))
+        target = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        url = "http://writer" + (target + (b"?" + query if query else b"")).decode("latin-1")
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in NOT_RELAYED]
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                return await self._client.request(scope["method"], url, headers=headers, content=body)
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise WriterUnavailable(f"the writer process did not answer within {self.wait_s:g}s "
+                                            "(starting, or restarting after a crash): retry later") from None
+                await asyncio.sleep(0.1)
+            except httpx.TransportError:
+                raise WriterUnavailable("the writer process ended during this write, which may or may not have "
+                                        "been stored: send it again (article writes are idempotent upserts)") from None
+
+
+async def _body(receive: Receive) -> bytes | None:
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)

@@ -1,0 +1,48 @@
+"""The writer process of ``recommender serve``: the one process that loads the model and takes every write (and
+``POST /similar``), on a Unix socket that only the read workers call (``service.forward``). It runs the whole app
+(``create_app`` without a writer socket) but leaves the stored boxes to the refresher process, so a write is
+answered exactly as in one process, after its transaction commits, without waiting for the GIL behind box
+refreshes.
+
+    python -m service.writer SOCKET PARENT_PID    # started (and restarted after a crash) by recommender.processes"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# AF_UNIX paths are cut at 108 bytes.
+MAX_SOCKET_PATH = 100
+
+
+def socket_path(data_dir: Path) -> Path:
+    """Where this server's writer listens: in the data dir, one socket per server (two servers may share one
+    data dir: each has its writer, and the refresher lock lets one refresher work at a time)."""
+    path = data_dir.resolve() / f"writer-{os.getpid()}.sock"
+    if len(str(path)) > MAX_SOCKET_PATH:
+        path = Path(tempfile.gettempdir()) / f"recommender-writer-{os.getpid()}.sock"
+    return path
+
+
+def main(argv: list[str]) -> int:
+    import uvicorn
+
+    from recommender.processes import die_with_parent
+    from recommender.settings import Settings
+    from service.app import create_app
+    from service.protocol import server_options
+
+    socket, parent = Path(argv[0]), int(argv[1])
+    die_with_parent(parent)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s writer %(name)s: %(message)s")
+    settings = Settings().model_copy(update={"writer_socket": None})  # this process writes itself
+    uvicorn.run(create_app(settings, refresh_boxes=False), uds=str(socket), log_level="warning", access_log=False,
+                **server_options(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
