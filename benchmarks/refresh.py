@@ -8,7 +8,7 @@ DIR is a built data dir (e.g. the one ``benchmarks/serve.py`` builds) and is wri
 runs, for each tree in turn, a fresh process that opens the engine as the refresher process does (every row
 parsed first, a few boxes refreshed to warm up), queues the same ``--boxes`` published articles' boxes (a fixed sample) and times
 ``refresh_queued`` (wall clock and the process's CPU time). Rounds alternate the trees so that both meet the
-same load. A digest of the refreshed boxes (items and floor) is printed with each figure: the same digest means
+same load. A digest of the refreshed boxes (items, floor and member rows) is printed with each figure: the same digest means
 byte-identical boxes. ``--profile N`` prints each tree's N costliest functions (cProfile, cumulative) once.
 """
 
@@ -57,7 +57,10 @@ def _measure(data_dir: Path, boxes: int, profile: int) -> dict[str, object]:
         marks = ",".join("?" * len(keys))
         rows = engine.store._reader.execute(
             f"SELECT key, items, floor FROM boxes WHERE key IN ({marks}) ORDER BY key", keys).fetchall()
-        digest = hashlib.sha256(json.dumps([tuple(r) for r in rows]).encode()).hexdigest()[:16]
+        members = engine.store._reader.execute(
+            f"SELECT box_key, item_key FROM box_members WHERE box_key IN ({marks}) ORDER BY 1, 2", keys).fetchall()
+        digest = hashlib.sha256(json.dumps([[tuple(r) for r in rows], [tuple(m) for m in members]]).encode())
+
     if profiler is not None:
         import io
         import pstats
@@ -65,7 +68,7 @@ def _measure(data_dir: Path, boxes: int, profile: int) -> dict[str, object]:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(profile)
         print(out.getvalue(), file=sys.stderr)
-    return {"boxes": done, "wall_s": wall, "cpu_s": cpu, "digest": digest, "stored": len(rows)}
+    return {"boxes": done, "wall_s": wall, "cpu_s": cpu, "digest": digest.hexdigest()[:16], "stored": len(rows)}
 
 
 def _tree_of(revision: str, into: Path) -> Path:

@@ -570,7 +570,7 @@ class Recommender:
     def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """``store.by_keys(keys)``, served from parsed rows kept since the last write where possible."""
         cache = self._rows_cache
-        rows = {key: cache[key] for key in keys if key in cache}
+        rows = {key: row for key in keys if (row := cache.get(key)) is not None}
         missing = [key for key in keys if key not in rows]
         if missing:
             generation = self._generation

@@ -288,8 +288,8 @@ class _Scorer:
         out = np.zeros(len(keys), dtype=np.float32)
         if self._scores is None or not len(keys):
             return out
-        rows = [self._row_of.get(int(k), -1) for k in keys]
-        present = [i for i, r in enumerate(rows) if 0 <= r < len(self._scores)]
-        if present:
-            out[present] = self._scores[[rows[i] for i in present]]
+        row_of = self._row_of
+        rows = np.fromiter((row_of.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        present = (rows >= 0) & (rows < len(self._scores))
+        out[present] = self._scores[rows[present]]
         return out

@@ -177,6 +177,16 @@ def _published(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
     return out
 
 
+def _members(conn: sqlite3.Connection, box_keys: Sequence[int]) -> set[tuple[int, int]]:
+    """The (item key, box key) member rows of ``box_keys`` (one read per 500 boxes)."""
+    out: set[tuple[int, int]] = set()
+    for start in range(0, len(box_keys), 500):
+        chunk = list(box_keys[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        out.update(conn.execute(f"SELECT item_key, box_key FROM box_members WHERE box_key IN ({marks})", chunk))
+    return out
+
+
 class Transaction:
     """``with Transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
 
@@ -347,8 +357,11 @@ class ArticleStore:
                     done.append((key, seq))
             conn.executemany("INSERT OR REPLACE INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)",
                              stored)
-            conn.executemany("DELETE FROM box_members WHERE box_key = ?", [(row[0],) for row in stored])
-            conn.executemany("INSERT OR IGNORE INTO box_members (item_key, box_key) VALUES (?, ?)", members)
+            # Only the member rows that changed: a refresh mostly moves one or two items in or out of a box.
+            before = _members(conn, [row[0] for row in stored])
+            after = set(members)
+            conn.executemany("DELETE FROM box_members WHERE item_key = ? AND box_key = ?", before - after)
+            conn.executemany("INSERT OR IGNORE INTO box_members (item_key, box_key) VALUES (?, ?)", after - before)
             conn.executemany("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", done)
 
     def enqueue(self, keys: Iterable[int]) -> None:
