@@ -173,22 +173,19 @@ def rank(
     ranking = ranking.for_query(query)
     source_title = normalized_title(source.title)
     scored: list[_Scored] = []
+    strategy, share = query.strategy, ranking.lexical_weight
     for at, c in enumerate(candidates):
-        days = days_between(source.published_at, c.article.published_at)  # once: filters and recency need it
-        if not passes_filters(source, c.article, query, ranking, days):
+        article = c.article
+        days = days_between(source.published_at, article.published_at)  # once: filters and recency need it
+        if not passes_filters(source, article, query, ranking, days):
             continue
-        if query.strategy == "default":
-            share = ranking.lexical_weight
-            item = _Scored(c, (1 - share) * c.semantic + share * min(c.lexical, 1.0))
-            item.recency = recency_factor(days, ranking)
-            item.relevance *= item.recency
-        elif query.strategy == "embedding":
-            item = _Scored(c, c.semantic)
+        if strategy == "default":
+            recency = recency_factor(days, ranking)
+            relevance = ((1 - share) * c.semantic + share * min(c.lexical, 1.0)) * recency
+            scored.append(_Scored(c, relevance, normalized_title(article.title), at, recency))
         else:
-            item = _Scored(c, c.lexical)
-        item.title = normalized_title(c.article.title)
-        item.at = at
-        scored.append(item)
+            scored.append(_Scored(c, c.semantic if strategy == "embedding" else c.lexical,
+                                  normalized_title(article.title), at))
     scored.sort(key=lambda s: -s.relevance)
     if query.strategy != "default":
         return [_recommendation(s, [s], query.explain) for s in scored[:query.limit]]
@@ -200,7 +197,8 @@ def rank(
     else:
         vectors = np.stack([s.candidate.vector for s in scored]) if scored else np.zeros((0, len(source_vector)),
                                                                                         dtype=np.float32)
-    sims_source = np.array([float(s.candidate.vector @ source_vector) for s in scored], dtype=np.float64)
+    # One product per candidate (``dot``: the same product as ``@``, at a third of its call overhead).
+    sims_source = np.array([float(s.candidate.vector.dot(source_vector)) for s in scored], dtype=np.float64)
     same_title: dict[str, list[int]] = {}
     for i, s in enumerate(scored):
         same_title.setdefault(s.title, []).append(i)
