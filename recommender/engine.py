@@ -19,7 +19,7 @@ from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import TextEmbedder, load_embedder, model_name
 from recommender.lexical import LexicalIndex
-from recommender.listing import item_json, list_json
+from recommender.listing import box_format, item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.rank import (
@@ -127,6 +127,9 @@ class Recommender:
         self._published = set(self.store.published_keys().tolist())
         self._load_overrides()
         self.follow()  # writes committed while the indexes were read
+        requeued = self.store.requeue_boxes_of_other_format(box_format(settings.excerpt_chars))
+        if requeued:
+            log.info("%d stored boxes hold items of another format: queued for a refresh", requeued)
 
     @property
     def embedder(self) -> TextEmbedder:
@@ -417,7 +420,7 @@ class Recommender:
 
     def list_json(self, article_id: str | None, items: Sequence[Recommendation]) -> bytes:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
-        return list_json(article_id, [item_json(r) for r in items])
+        return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items])
 
     def stored_list_json(self, article_id: str, limit: int) -> bytes | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
@@ -461,7 +464,8 @@ class Recommender:
             item_keys = self.store.keys_of([a.id for r in items for a in (r.article, *r.also)])
             if any(a.id not in item_keys for r in items for a in (r.article, *r.also)):
                 continue  # an item deleted since it was ranked: the box stays queued for the next round
-            boxes.append((key, article.id, [(item_keys[r.id], r.id, item_json(r), [item_keys[a.id] for a in r.also])
+            boxes.append((key, article.id, [(item_keys[r.id], r.id, item_json(r, self.settings.excerpt_chars),
+                                             [item_keys[a.id] for a in r.also])
                                             for r in items], floor))
         self.store.write_boxes(boxes, seq)
         return len(live)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # 0.5 and 1.0 (no MMR): best story-aware nDCG@10 on the tuning halves of all three labelled sets (README).
     mmr_lambda: float = Field(1.0, description="MMR trade-off: 1 = pure relevance, lower = more diverse lists.")
 
+    excerpt_chars: int = Field(200, ge=20, le=2000, description="Length of each item's excerpt (its lead, else "
+                               "its body, as plain text), cut at a word boundary.")
+
     # Stored boxes (see README "How it works")
     box_depth: int = Field(20, ge=1, le=50, description="Items stored per default box; deeper limits rank on demand.")
     refresh_neighbours: int = Field(

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS articles (
     tags         TEXT NOT NULL DEFAULT '[]',
     language     TEXT,
     image_url    TEXT,
+    image_credit TEXT,
     status       TEXT NOT NULL,
     content_hash TEXT NOT NULL,                      -- sha256 of the embedded text
     vector       BLOB NOT NULL,                      -- float32, L2-normalised
@@ -76,7 +77,8 @@ CREATE TABLE IF NOT EXISTS blocked_everywhere (
 );
 """
 
-_COLUMNS = "key, id, title, lead, body, url, published_at, section, tags, language, image_url, status"
+_COLUMNS = ("key, id, title, lead, body, url, published_at, section, tags, language, image_url, image_credit, "
+            "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,19 @@ def _still_shown(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
     return {r[0] for r in rows}
 
 
+# Columns added after a data dir may have been created: (table, column, declaration).
+ADDED_COLUMNS = (("articles", "image_credit", "TEXT"),)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store made by older code to this schema (SQLite adds a nullable column without a rewrite)."""
+    with Transaction(conn):  # two processes starting at once: one adds, the other then sees the column
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
 class Transaction:
     """``with Transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
 
@@ -190,6 +205,7 @@ def _row_article(row: sqlite3.Row) -> Article:
         tags=tuple(json.loads(row["tags"])),
         language=row["language"],
         image_url=row["image_url"],
+        image_credit=row["image_credit"],
         status=row["status"],
     )
 
@@ -212,6 +228,7 @@ class ArticleStore:
         self._write_lock = threading.Lock()
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
+        _add_missing_columns(self._writer)
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self.path)
@@ -260,19 +277,20 @@ class ArticleStore:
             for article, digest, vector in rows:
                 cur = conn.execute(
                     """INSERT INTO articles (id, title, lead, body, url, published_at, section, tags, language,
-                                             image_url, status, content_hash, vector, seq)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             image_url, image_credit, status, content_hash, vector, seq)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT(id) DO UPDATE SET
                          title=excluded.title, lead=excluded.lead, body=excluded.body, url=excluded.url,
                          published_at=excluded.published_at, section=excluded.section, tags=excluded.tags,
-                         language=excluded.language, image_url=excluded.image_url, status=excluded.status,
+                         language=excluded.language, image_url=excluded.image_url,
+                         image_credit=excluded.image_credit, status=excluded.status,
                          content_hash=excluded.content_hash, vector=excluded.vector, seq=excluded.seq
                        RETURNING key""",
                     (
                         article.id, article.title, article.lead, article.body, article.url,
                         article.published_at.isoformat() if article.published_at else None,
                         article.section, json.dumps(list(article.tags), ensure_ascii=False), article.language,
-                        article.image_url, article.status, digest,
+                        article.image_url, article.image_credit, article.status, digest,
                         np.ascontiguousarray(vector, dtype=np.float32).tobytes(), seq,
                     ),
                 )
@@ -337,6 +355,19 @@ class ArticleStore:
         with self._write_lock, Transaction(self._writer) as conn:
             enqueue_boxes(conn, keys, int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
                                            or [0])[0]))
+
+    def requeue_boxes_of_other_format(self, box_format: str) -> int:
+        """Queue every stored box unless the boxes were written in ``box_format`` (the item JSON's shape), and
+        record it; one transaction. A queued box is never served, so no item of an older shape is ever answered;
+        returns how many were queued."""
+        with self._write_lock, Transaction(self._writer) as conn:
+            if (conn.execute("SELECT value FROM meta WHERE name='box_format'").fetchone() or [None])[0] == box_format:
+                return 0
+            seq = int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone() or [0])[0])
+            keys = [r[0] for r in conn.execute("SELECT key FROM boxes")]
+            enqueue_boxes(conn, keys, seq)
+            conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('box_format', ?)", (box_format,))
+            return len(keys)
 
     def queued(self, limit: int) -> list[int]:
         """Up to ``limit`` queued box keys, the longest waiting first."""

@@ -121,3 +121,35 @@ def test_an_article_published_again_queues_the_boxes_it_may_enter(engine):
     assert engine.store.box(MARATHON).pending
     refresh_queued(engine)
     assert FOLLOW_UP["id"] in ids_in(engine.stored_list_json(MARATHON, 20))
+
+
+def test_boxes_stored_in_an_older_item_format_are_never_served_and_are_recomputed(data_dir, embedder):
+    from recommender.engine import Recommender
+    from recommender.settings import Settings
+
+    # The data dir's boxes as code before the excerpt wrote them: items without excerpt and image_credit.
+    with Recommender(Settings(data_dir=data_dir), embedder=embedder) as engine:
+        box = engine.store.box(SOURCE)
+        old = [(k, i, json.dumps({key: v for key, v in json.loads(item).items() if key not in ("excerpt",
+                                  "image_credit")}), also) for k, i, item, also in box.items]
+        engine.store.write_boxes([(engine.store.get(SOURCE).key, SOURCE, old, None)], engine.store.seq)
+        engine.store.set_meta("box_format", "items-v1")
+    with Recommender(Settings(data_dir=data_dir), embedder=embedder) as engine:
+        assert engine.stored_list_json(SOURCE, 8) is None  # queued on open: ranked on demand until refreshed
+        assert all("excerpt" in item for item in json.loads(on_demand(engine, SOURCE))["items"])
+        refresh_queued(engine)
+        assert engine.stored_list_json(SOURCE, 8) == on_demand(engine, SOURCE)
+        assert engine.store.queue_length() == 0
+
+
+def test_every_item_carries_its_excerpt_and_image_credit(engine, mind_articles):
+    from recommender.article import Article, excerpt
+
+    engine.upsert([Article(section="sports", image_url="https://img.example/1.jpg", image_credit="Getty Images",
+                           **FOLLOW_UP)])
+    refresh_queued(engine)
+    item = next(i for i in json.loads(engine.stored_list_json(MARATHON, 20))["items"] if i["id"] == FOLLOW_UP["id"])
+    assert item["image_credit"] == "Getty Images" and item["excerpt"] == "Jordan Tropf won again."
+    by_id = {a.id: a for a in mind_articles}
+    for item in json.loads(on_demand(engine, SOURCE))["items"]:
+        assert item["excerpt"] == excerpt(by_id[item["id"]], engine.settings.excerpt_chars) != ""
