@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from index import KINDS
 from recommender.evaluation.cli import add_evaluate_command
 from recommender.loaders import FORMATS, UsageError
+from recommender.logs import log_config
 from recommender.settings import Settings
 
 if TYPE_CHECKING:
@@ -111,6 +113,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.app import OpenWritesRefused, create_app
+    from service.metrics import shared_metrics_dir
     from service.protocol import server_options
 
     host = args.host or settings.host
@@ -118,17 +121,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     workers = args.workers or settings.workers or os.cpu_count() or 1
     threads = settings.embed_threads or 1
     settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads})
+    logs = log_config(settings.log_format)  # the access log is ours (service.observe), not uvicorn's
     try:
         app = create_app(settings)
     except OpenWritesRefused as exc:
         raise SystemExit(f"error: {exc}") from None
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
+        uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **server_options(settings))
         return 0
     # Each worker process builds its app from the environment; they follow one store (README, Concurrency).
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads))
-    uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=False, **server_options(settings))
+    with shared_metrics_dir():  # the workers' metrics, summed by whichever answers GET /metrics
+        uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                    log_config=logs, access_log=False, **server_options(settings))
     return 0
 
 
@@ -159,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     add_evaluate_command(sub)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
+        logging.config.dictConfig(log_config(settings.log_format))
     except ValidationError as exc:
         for error in exc.errors():
             name = "RECOMMENDER_" + "_".join(map(str, error["loc"])).upper()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -101,6 +102,9 @@ class Recommender:
         # Loaded on first use: serving stored boxes and ranking stored articles need no model.
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
+        self.model_load_seconds: float | None = None
+        # Told how long the model took to load, once it has (the service's metrics).
+        self.on_model_load: Callable[[float], None] | None = None
         self._model_name = embedder.name if embedder is not None else model_name(settings.model)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
@@ -135,8 +139,12 @@ class Recommender:
     def embedder(self) -> TextEmbedder:
         with self._embedder_lock:  # two first requests at once load the weights once
             if self._embedder is None:
+                started = time.perf_counter()
                 self._embedder = load_embedder(self.settings.model, self.settings.batch_size,
                                                self.settings.device, self.settings.embed_threads)
+                self.model_load_seconds = time.perf_counter() - started
+                if self.on_model_load is not None:
+                    self.on_model_load(self.model_load_seconds)
         return self._embedder
 
     # -- opening and repair -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +83,11 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(65_536, ge=1024, description="Request line and headers larger than this: 431.")
     max_connections: int = Field(1000, ge=1, description="Open connections (and requests in flight) above which "
                                  "new requests are answered 503.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as readable text, or as JSON objects (one per line) for a log pipeline.")
+    box_template: Path | None = Field(
+        None, description="A Jinja2 template file for the HTML box (GET /articles/{id}/similar.html); None = the "
+        "service's own (service/templates/similar-news.html).")
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
 

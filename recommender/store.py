@@ -377,6 +377,12 @@ class ArticleStore:
     def queue_length(self) -> int:
         return self._reader.execute("SELECT count(*) FROM refresh_queue").fetchone()[0]
 
+    def refresh_lag(self) -> int:
+        """Writes since the oldest queued box was first queued, that one included; 0 when nothing is queued."""
+        row = self._reader.execute("SELECT (SELECT value FROM meta WHERE name='seq') - min(since) + 1 "
+                                   "FROM refresh_queue").fetchone()
+        return int(row[0] or 0)
+
     def box(self, article_id: str) -> StoredBox | None:
         row = self._reader.execute(
             "SELECT items, EXISTS(SELECT 1 FROM refresh_queue q WHERE q.key = b.key) FROM boxes b "

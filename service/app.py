@@ -22,6 +22,8 @@ from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
 from service.limits import BodyLimits
 from service.lookup import StoredLists
+from service.metrics import MODEL_LOAD, process_ended
+from service.observe import Observed
 from service.protocol import configure_protocol
 from service.routes import ROUTERS
 
@@ -52,6 +54,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(JsonErrors)
+    app.add_middleware(Observed)  # outermost: it times, counts and logs what every layer answers
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -67,6 +70,7 @@ def _lifespan(settings: Settings, given: Recommender | None
         # PUT took seconds. 0.5 ms lets writes and the refresher through at a small cost to the loop.
         sys.setswitchinterval(settings.switch_interval_s)
         engine = given or Recommender(settings)
+        engine.on_model_load = MODEL_LOAD.set
         app.state.recommender = engine
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
@@ -81,6 +85,7 @@ def _lifespan(settings: Settings, given: Recommender | None
             engine.close()
         else:
             engine.checkpoint()
+        process_ended()
 
     return lifespan
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Hashable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.metrics import count_list
+
 
 class ResponseCache:
     """An LRU of response bodies tagged with the engine generation they were computed under; an entry from
@@ -61,6 +63,7 @@ class CachedLists:
         key = (scope["path"], scope["query_string"])
         body = self.cache.get(key, generation)
         if body is not None:
+            count_list(scope, "cached")
             await send_json(send, body)
             return
         status, chunks = 0, []

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from recommender.article import ArticleInput, parse_article
-from recommender.engine import ArticleNotFound
+from recommender.engine import ArticleNotFound, UpsertResult
 from service.deps import ArticleId, Engine, Writer
 from service.errors import Unprocessable, error_responses
+from service.metrics import DELETED, count_upserts
 from service.schemas import UpsertOut
 
 router = APIRouter(tags=["articles"])
@@ -28,13 +29,13 @@ def put_article(article_id: ArticleId, body: Annotated[dict[str, Any], Body()], 
         raise Unprocessable(f"body id {body.get('id')!r} differs from the URL's {article_id!r}",
                             [{"type": "value_error", "loc": ["body", "id"], "msg": "differs from the URL's id"}])
     article = parse_article(dict(body, id=article_id))
-    return UpsertOut(**asdict(engine.upsert_all([article])))
+    return upserted(engine.upsert_all([article]))
 
 
 @router.post("/articles", response_model=UpsertOut, dependencies=[Writer], responses=WRITE_ERRORS)
 def post_articles(body: Annotated[list[dict[str, Any]], Body()], engine: Engine) -> UpsertOut:
     articles = [parse_article(raw) for raw in body]  # all or nothing: one bad article rejects the batch
-    return UpsertOut(**asdict(engine.upsert_all(articles)))  # one transaction: all written, or none
+    return upserted(engine.upsert_all(articles))  # one transaction: all written, or none
 
 
 @router.delete("/articles/{article_id}", status_code=204, dependencies=[Writer],
@@ -42,3 +43,9 @@ def post_articles(body: Annotated[list[dict[str, Any]], Body()], engine: Engine)
 def delete_article(article_id: ArticleId, engine: Engine) -> None:
     if not engine.delete(article_id):
         raise ArticleNotFound(article_id)
+    DELETED.inc()
+
+
+def upserted(result: UpsertResult) -> UpsertOut:
+    count_upserts(result)
+    return UpsertOut(**asdict(result))

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from recommender.rank import GroupPick, SimilarQuery, Strategy
 from service.deps import AppSettings, ArticleId, Engine
 from service.errors import Unprocessable, error_responses
+from service.metrics import count_list
 from service.schemas import PreviewRequest, SimilarList
 
 router = APIRouter(tags=["similar"])
@@ -34,6 +35,7 @@ def refuse_renamed(request: Request) -> None:
 @router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
             dependencies=[Depends(refuse_renamed)])
 async def similar(
+    request: Request,
     article_id: ArticleId,
     engine: Engine,
     settings: AppSettings,
@@ -61,12 +63,14 @@ async def similar(
     # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
     # (service.cache.CachedLists, from the bytes of this response).
     items = await run_in_threadpool(engine.similar, article_id, query)
+    count_list(request.scope, "ranked")
     return Response(engine.list_json(article_id, items), media_type="application/json")
 
 
 @router.post("/similar", response_model=SimilarList, responses=error_responses(400, 408, 413, 415, 422))
-def similar_preview(body: PreviewRequest, engine: Engine, settings: AppSettings, limit: Limit = None,
-                    strategy: Strategy = "default", explain: bool = False) -> Response:
+def similar_preview(request: Request, body: PreviewRequest, engine: Engine, settings: AppSettings,
+                    limit: Limit = None, strategy: Strategy = "default", explain: bool = False) -> Response:
     query = SimilarQuery(limit=limit or settings.default_limit, strategy=strategy, explain=explain)
     items = engine.similar_to_text(body.title, body.text, query)
+    count_list(request.scope, "preview")
     return Response(engine.list_json(None, items), media_type="application/json")
