@@ -113,6 +113,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.app import OpenWritesRefused, create_app
+    from service.html import TemplateMissing
     from service.metrics import shared_metrics_dir
     from service.protocol import server_options
 
@@ -124,7 +125,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     logs = log_config(settings.log_format)  # the access log is ours (service.observe), not uvicorn's
     try:
         app = create_app(settings)
-    except OpenWritesRefused as exc:
+    except (OpenWritesRefused, TemplateMissing) as exc:
         raise SystemExit(f"error: {exc}") from None
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **server_options(settings))

@@ -430,6 +430,15 @@ class Recommender:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
         return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items])
 
+    def list_body(self, article_id: str, query: SimilarQuery) -> tuple[bytes, str]:
+        """A list's response body and where it came from: a default query's stored box (``"stored"``) when
+        there is a fresh one, else ranked now (``"ranked"``); the same bytes either way."""
+        if query == replace(DEFAULT_QUERY, limit=query.limit):
+            body = self.stored_list_json(article_id, query.limit)
+            if body is not None:
+                return body, "stored"
+        return self.list_json(article_id, self.similar(article_id, query)), "ranked"
+
     def stored_list_json(self, article_id: str, limit: int) -> bytes | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
         a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.

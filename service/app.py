@@ -20,6 +20,7 @@ from recommender.settings import Settings
 from service.cache import CachedLists
 from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
+from service.html import BoxRenderer, HtmlBoxes
 from service.limits import BodyLimits
 from service.lookup import StoredLists
 from service.metrics import MODEL_LOAD, process_ended
@@ -44,9 +45,11 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
+    app.state.box_template = BoxRenderer(settings.box_template)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
+    app.add_middleware(HtmlBoxes)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
