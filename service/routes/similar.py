@@ -74,7 +74,7 @@ async def similar(request: Request, article_id: ArticleId, engine: Engine, query
     return Response(engine.list_json(article_id, items), media_type="application/json", headers=VARY)
 
 
-@router.get("/articles/{article_id}/similar.html", response_class=HTMLResponse, dependencies=[Depends(refuse_renamed)],
+@router.get("/articles/{article_id}/similar.html", dependencies=[Depends(refuse_renamed)],
             responses={**error_responses(404, 422), 200: {"content": {"text/html": {}},
                                                           "description": "the box as an HTML fragment"}})
 async def similar_html(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery,
