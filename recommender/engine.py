@@ -404,6 +404,10 @@ class Recommender:
             raise ArticleNotFound(article_id)
         return stored.article
 
+    def find(self, text: str, limit: int = 20) -> list[Article]:
+        """Articles for an editor's search: the one with this id, then those whose title holds the text."""
+        return self.store.find(text, limit)
+
     @property
     def generation(self) -> int:
         """Bumped by every write that can change a list; equal generations mean equal lists."""

@@ -407,6 +407,16 @@ class ArticleStore:
                                                    (item_key,))]
 
     # -- reads ----------------------------------------------------------------------------------
+    def find(self, text: str, limit: int) -> list[Article]:
+        """The article whose id is ``text``, then those whose title holds it (any case for ASCII), newest first."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._reader.execute(
+            f"""SELECT {_COLUMNS} FROM articles WHERE id = ?1
+                UNION ALL SELECT * FROM (SELECT {_COLUMNS} FROM articles WHERE title LIKE ?2 ESCAPE '\\' AND id != ?1
+                                         ORDER BY published_at DESC, key DESC LIMIT ?3)
+                LIMIT ?3""", (text, pattern, limit))
+        return [_row_article(row) for row in rows]
+
     def count(self) -> int:
         return self._reader.execute("SELECT count(*) FROM articles").fetchone()[0]
 

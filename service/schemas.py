@@ -58,6 +58,16 @@ class PreviewRequest(BaseModel):
     text: Text = ""
 
 
+class ArticleHit(BaseModel):
+    """An article found by id or title (the editor's search)."""
+
+    id: str
+    title: str
+    published_at: datetime | None
+    section: str | None
+    status: str
+
+
 class UpsertOut(BaseModel):
     created: int
     updated: int

@@ -5,17 +5,25 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 
 from recommender.article import ArticleInput, parse_article
 from recommender.engine import ArticleNotFound, UpsertResult
 from service.deps import ArticleId, Engine, Writer
 from service.errors import Unprocessable, error_responses
 from service.metrics import DELETED, count_upserts
-from service.schemas import UpsertOut
+from service.schemas import ArticleHit, UpsertOut
 
 router = APIRouter(tags=["articles"])
 WRITE_ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422)
+
+
+@router.get("/articles", response_model=list[ArticleHit], responses=error_responses(422))
+def find_articles(engine: Engine,
+                  q: Annotated[str, Query(min_length=1, max_length=200, description="An id, or words of a title.")],
+                  limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[ArticleHit]:
+    """Find articles: the one with id ``q``, then those whose title holds ``q``, newest first."""
+    return [ArticleHit.model_validate(a, from_attributes=True) for a in engine.find(q, limit)]
 
 
 @router.get("/articles/{article_id}", responses=error_responses(404, 422))
