@@ -179,10 +179,12 @@ def test_the_editor_blocks_an_item_here_and_everywhere_and_takes_the_blocks_back
     shown = box_ids(browser, page)
     assert before[1] not in shown and before[2] not in shown and shown[0] == before[0]
     open_box_in_editor(browser, server, MARATHON)
+    def buttons(label: str) -> list[Any]:
+        return [b for b in browser.find_elements(By.CSS_SELECTOR, "#article li button") if b.text == label]
+
     for label in ("Unblock", "Unblock everywhere"):
-        next(b for b in browser.find_elements(By.CSS_SELECTOR, "#article li button") if b.text == label).click()
-        WebDriverWait(browser, 30).until(lambda b, label=label: not [
-            x for x in b.find_elements(By.CSS_SELECTOR, "#article li button") if x.text == label])
+        buttons(label)[0].click()
+        WebDriverWait(browser, 30).until(lambda _, label=label: not buttons(label))
     assert box_ids(browser, page) == before
 
 
