@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -182,9 +182,12 @@ def test_the_editor_blocks_an_item_here_and_everywhere_and_takes_the_blocks_back
     def buttons(label: str) -> list[Any]:
         return [b for b in browser.find_elements(By.CSS_SELECTOR, "#article li button") if b.text == label]
 
+    def gone(label: str) -> Callable[[WebDriver], bool]:
+        return lambda _: not buttons(label)
+
     for label in ("Unblock", "Unblock everywhere"):
         buttons(label)[0].click()
-        WebDriverWait(browser, 30).until(lambda _, label=label: not buttons(label))
+        WebDriverWait(browser, 30).until(gone(label))
     assert box_ids(browser, page) == before
 
 
