@@ -131,9 +131,7 @@ class Recommender:
         self._published = set(self.store.published_keys().tolist())
         self._load_overrides()
         self.follow()  # writes committed while the indexes were read
-        requeued = self.store.requeue_boxes_of_other_format(box_format(settings.excerpt_chars))
-        if requeued:
-            log.info("%d stored boxes hold items of another format: queued for a refresh", requeued)
+        self._requeue_boxes_of_other_format()
 
     @property
     def embedder(self) -> TextEmbedder:
@@ -159,6 +157,12 @@ class Recommender:
             self._upsert(articles, progress=True, total=len(articles), index=None, reembed=True)
         if stored_model != self._model_name:
             self.store.set_meta("model", self._model_name)
+
+    def _requeue_boxes_of_other_format(self) -> None:
+        """Boxes stored by code writing other items (before excerpts, another excerpt length) are never served."""
+        requeued = self.store.requeue_boxes_of_other_format(box_format(self.settings.excerpt_chars))
+        if requeued:
+            log.info("%d stored boxes hold items of another format: queued for a refresh", requeued)
 
     def _open_index(self, kind: str | None) -> VectorIndex:
         path = self.settings.index_path
