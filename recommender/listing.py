@@ -14,7 +14,7 @@ from recommender.rank import Recommendation
 # The shape of an item's JSON. Stored boxes hold items as JSON: a box written in another shape (or with another
 # excerpt length) is queued for a refresh on start and never served until then (``Recommender``). Bump it with
 # every change of ``item_json``'s output.
-ITEM_FORMAT = 2  # 2: excerpt and image_credit
+ITEM_FORMAT = 2  # 2: excerpt and image_credit; items stored as lines (store.box_text)
 
 
 def box_format(excerpt_chars: int) -> str:

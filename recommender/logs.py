@@ -9,23 +9,22 @@ from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# What a record carries beyond the standard attributes: the access log's fields (service.observe).
-FIELDS = ("method", "path", "status", "duration_ms", "request_id")
+
+
+def json_line(time: str, level: str, logger: str, process: int | None, message: str, **fields: Any) -> str:
+    """A JSON log line's object: the same keys for every logger (the access log adds its fields)."""
+    return json.dumps({"time": time, "level": level, "logger": logger, "process": process, "message": message,
+                       **fields}, ensure_ascii=False, default=str)
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object per record: time, level, logger, process id (one per server worker), message, the access
-    fields it has, and the traceback."""
+    """One JSON object per record: time, level, logger, process id (one per server worker), message, and the
+    traceback if any."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                                "process": record.process, "message": record.getMessage()}
-        for name in FIELDS:
-            if name in record.__dict__:
-                line[name] = record.__dict__[name]
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        extra = {"exception": self.formatException(record.exc_info)} if record.exc_info else {}
+        return json_line(self.formatTime(record), record.levelname, record.name, record.process,
+                         record.getMessage(), **extra)
 
 
 def log_config(log_format: LogFormat, level: str = "INFO") -> dict[str, Any]:

@@ -44,7 +44,8 @@ CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones(seq);
 CREATE TABLE IF NOT EXISTS boxes (
     key        INTEGER PRIMARY KEY,              -- the article's key
     article_id TEXT NOT NULL UNIQUE,
-    items      TEXT NOT NULL,                    -- JSON: [[item key, item id, item JSON, [also keys]], ...] best first
+    items      TEXT NOT NULL,                    -- best first: box_text (a JSON line of [item key, item id,
+                                                 -- [also keys]], then each item's JSON on a line of its own)
     floor      REAL,                             -- lowest ranked score when the box is full, else NULL
     seq        INTEGER NOT NULL
 );
@@ -117,6 +118,22 @@ class StoredBox:
 
     items: list[tuple[int, str, str, list[int]]]
     pending: bool
+
+
+def box_text(items: Sequence[tuple[int, str, str, list[int]]]) -> str:
+    """A box's items as stored: a JSON line of (key, id, folded keys) per item, then each item's JSON on its own
+    line (compact JSON never holds a raw newline). Reading it back parses the small first line only: the items'
+    JSON is cut out, not parsed (a box read is the default request's whole cost)."""
+    head = json.dumps([[key, item_id, also] for key, item_id, _, also in items], ensure_ascii=False)
+    return head + "".join("\n" + item for _, _, item, _ in items)
+
+
+def box_items(text: str) -> list[tuple[int, str, str, list[int]]]:
+    head, _, rest = text.partition("\n")
+    if not rest:  # no items; or a box stored before this layout, [[key, id, JSON, also], ...] (queued on open)
+        return [tuple(item) for item in json.loads(head)]
+    return [(key, item_id, item, also) for (key, item_id, also), item in
+            zip(json.loads(head), rest.split("\n"), strict=True)]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -343,7 +360,7 @@ class ArticleStore:
                 shown = _still_shown(conn, [k for item in items for k in (item[0], *item[3])])
                 kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
                 conn.execute("INSERT OR REPLACE INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)",
-                             (key, article_id, json.dumps(kept, ensure_ascii=False), floor, seq))
+                             (key, article_id, box_text(kept), floor, seq))
                 conn.execute("DELETE FROM box_members WHERE box_key = ?", (key,))
                 conn.executemany("INSERT OR IGNORE INTO box_members (item_key, box_key) VALUES (?, ?)",
                                  [(k, key) for item in kept for k in (item[0], *item[3])])
@@ -389,7 +406,7 @@ class ArticleStore:
             "WHERE article_id = ?", (article_id,)).fetchone()
         if row is None:
             return None
-        return StoredBox([tuple(item) for item in json.loads(row[0])], bool(row[1]))
+        return StoredBox(box_items(row[0]), bool(row[1]))
 
     def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
         """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""

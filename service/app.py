@@ -24,7 +24,7 @@ from service.html import BoxRenderer, HtmlBoxes
 from service.limits import BodyLimits
 from service.lookup import StoredLists
 from service.metrics import MODEL_LOAD, process_ended
-from service.observe import Observed
+from service.observe import AccessLog, Observed
 from service.protocol import configure_protocol
 from service.routes import ROUTERS
 
@@ -57,7 +57,9 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(JsonErrors)
-    app.add_middleware(Observed)  # outermost: it times, counts and logs what every layer answers
+    # Outermost: it times, counts and logs what every layer answers.
+    app.state.access_log = AccessLog(settings.log_format)
+    app.add_middleware(Observed, access_log=app.state.access_log)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -89,6 +91,7 @@ def _lifespan(settings: Settings, given: Recommender | None
         else:
             engine.checkpoint()
         process_ended()
+        app.state.access_log.flush()
 
     return lifespan
 
