@@ -37,8 +37,8 @@ WRITTEN = Counter("recommender_articles_written", "Articles sent to the write AP
                   "unchanged (stored exactly as it was, or same text).", ["result"])
 EMBEDDED = Counter("recommender_articles_embedded", "Articles embedded by the model (new or changed text).")
 DELETED = Counter("recommender_articles_deleted", "Articles taken down (DELETE).")
-MODEL_LOAD = Gauge("recommender_model_load_seconds", "How long this process took to load the embedding model "
-                   "(absent until its first write or preview loads it).", multiprocess_mode="liveall")
+MODEL_LOAD = Gauge("recommender_model_load_seconds", "How long a process took to load the embedding model (0 "
+                   "until its first write or preview loads it).", multiprocess_mode="liveall")
 
 
 class StoreCollector(Collector):

@@ -100,9 +100,13 @@ def test_several_workers_are_summed_and_the_json_log_never_holds_the_token(data_
             assert writer.put("/articles/log-1", json={"title": "Logged marathon"}).status_code == 200
         with server.client(token="wrong-token-987654321") as intruder:
             assert intruder.put("/articles/log-2", json={"title": "Refused"}).status_code == 401
-        totals = [value(scrape(httpx.Client(base_url=server.url)), "recommender_http_requests_total",
-                        route=SIMILAR, method="GET", status="200") for _ in range(6)]
+        scrapes = [scrape(httpx.Client(base_url=server.url)) for _ in range(6)]
+        totals = [value(samples, "recommender_http_requests_total", route=SIMILAR, method="GET", status="200")
+                  for samples in scrapes]
         assert set(totals) == {40.0}  # whichever worker answered the scrape
+        for samples in scrapes:  # one series per worker: the one that took the write loaded the model
+            loads = sorted(v for (name, _), v in samples.items() if name == "recommender_model_load_seconds")
+            assert len(loads) == 2 and loads[0] == 0 < loads[1]
     finally:
         server.stop()
     lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
