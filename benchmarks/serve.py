@@ -256,11 +256,13 @@ def start_server(data_dir: Path, port: int, workers: int) -> tuple[subprocess.Po
     env = dict(os.environ, RECOMMENDER_DATA_DIR=str(data_dir), RECOMMENDER_INDEX_SAVE_INTERVAL_S="3600",
                RECOMMENDER_WORKERS=str(workers))
     t0 = time.perf_counter()
+    # Its log (an access line per request) goes to a file: a pipe nobody reads would fill and stall the server.
+    log = data_dir / "server.log"
     server = subprocess.Popen([sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     while True:
         if server.poll() is not None:
-            print(server.stderr.read()[-3000:] if server.stderr else "", file=sys.stderr)
+            print(log.read_text()[-3000:], file=sys.stderr)
             raise SystemExit("the server exited during start-up")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from index import KINDS
 from recommender.evaluation.cli import add_evaluate_command
 from recommender.loaders import FORMATS, UsageError
+from recommender.logs import log_config
 from recommender.settings import Settings
 
 if TYPE_CHECKING:
@@ -110,9 +112,19 @@ def _refresh_boxes(engine) -> str:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    # Before prometheus-client is first imported (it picks its multiprocess mode then): the workers, the writer
+    # and the refresher all count into this directory, and the worker answering a scrape sums them.
+    from recommender.processes import shared_metrics_dir
+
+    with shared_metrics_dir():
+        return _serve_processes(args, settings)
+
+
+def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.app import OpenWritesRefused, create_app
+    from service.html import TemplateMissing
     from service.protocol import server_options
     from service.writer import socket_path
 
@@ -123,9 +135,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     socket = socket_path(settings.data_dir)
     settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads,
                                            "writer_socket": socket})
+    logs = log_config(settings.log_format)  # the access log is ours (service.observe), not uvicorn's
     try:
         app = create_app(settings)
-    except OpenWritesRefused as exc:
+    except (OpenWritesRefused, TemplateMissing) as exc:
         raise SystemExit(f"error: {exc}") from None
     # N read workers, one writer, one refresher, all following one store (README, "Processes").
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
@@ -136,10 +149,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if workers == 1:
-            uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
+            uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **server_options(settings))
         else:  # each worker process builds its app from the environment
             uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
-                        log_level="info", access_log=False, **server_options(settings))
+                        log_config=logs, access_log=False, **server_options(settings))
     finally:
         for helper in helpers:
             helper.stop()
@@ -209,10 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     add_evaluate_command(sub)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per write a worker hands to the writer
     try:
         settings = Settings()
+        logging.config.dictConfig(log_config(settings.log_format))
     except ValidationError as exc:
         for error in exc.errors():
             name = "RECOMMENDER_" + "_".join(map(str, error["loc"])).upper()

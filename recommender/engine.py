@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import TextEmbedder, load_embedder, model_name
 from recommender.lexical import LexicalIndex
-from recommender.listing import item_json, list_json
+from recommender.listing import box_format, item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.rank import (
@@ -101,6 +102,9 @@ class Recommender:
         # Loaded on first use: serving stored boxes and ranking stored articles need no model.
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
+        self.model_load_seconds: float | None = None
+        # Told how long the model took to load, once it has (the service's metrics).
+        self.on_model_load: Callable[[float], None] | None = None
         self._model_name = embedder.name if embedder is not None else model_name(settings.model)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
@@ -127,13 +131,18 @@ class Recommender:
         self._published = set(self.store.published_keys().tolist())
         self._load_overrides()
         self.follow()  # writes committed while the indexes were read
+        self._requeue_boxes_of_other_format()
 
     @property
     def embedder(self) -> TextEmbedder:
         with self._embedder_lock:  # two first requests at once load the weights once
             if self._embedder is None:
+                started = time.perf_counter()
                 self._embedder = load_embedder(self.settings.model, self.settings.batch_size,
                                                self.settings.device, self.settings.embed_threads)
+                self.model_load_seconds = time.perf_counter() - started
+                if self.on_model_load is not None:
+                    self.on_model_load(self.model_load_seconds)
         return self._embedder
 
     # -- opening and repair -------------------------------------------------------------------
@@ -148,6 +157,12 @@ class Recommender:
             self._upsert(articles, progress=True, total=len(articles), index=None, reembed=True)
         if stored_model != self._model_name:
             self.store.set_meta("model", self._model_name)
+
+    def _requeue_boxes_of_other_format(self) -> None:
+        """Boxes stored by code writing other items (before excerpts, another excerpt length) are never served."""
+        requeued = self.store.requeue_boxes_of_other_format(box_format(self.settings.excerpt_chars))
+        if requeued:
+            log.info("%d stored boxes hold items of another format: queued for a refresh", requeued)
 
     def _open_index(self, kind: str | None) -> VectorIndex:
         path = self.settings.index_path
@@ -397,6 +412,10 @@ class Recommender:
             raise ArticleNotFound(article_id)
         return stored.article
 
+    def find(self, text: str, limit: int = 20) -> list[Article]:
+        """Articles for an editor's search: the one with this id, then those whose title holds the text."""
+        return self.store.find(text, limit)
+
     @property
     def generation(self) -> int:
         """Bumped by every write that can change a list; equal generations mean equal lists."""
@@ -421,7 +440,16 @@ class Recommender:
 
     def list_json(self, article_id: str | None, items: Sequence[Recommendation]) -> bytes:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
-        return list_json(article_id, [item_json(r) for r in items])
+        return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items])
+
+    def list_body(self, article_id: str, query: SimilarQuery) -> tuple[bytes, str]:
+        """A list's response body and where it came from: a default query's stored box (``"stored"``) when
+        there is a fresh one, else ranked now (``"ranked"``); the same bytes either way."""
+        if query == replace(DEFAULT_QUERY, limit=query.limit):
+            body = self.stored_list_json(article_id, query.limit)
+            if body is not None:
+                return body, "stored"
+        return self.list_json(article_id, self.similar(article_id, query)), "ranked"
 
     def stored_list_json(self, article_id: str, limit: int) -> bytes | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
@@ -465,7 +493,8 @@ class Recommender:
             item_keys = self.store.keys_of([a.id for r in items for a in (r.article, *r.also)])
             if any(a.id not in item_keys for r in items for a in (r.article, *r.also)):
                 continue  # an item deleted since it was ranked: the box stays queued for the next round
-            boxes.append((key, article.id, [(item_keys[r.id], r.id, item_json(r), [item_keys[a.id] for a in r.also])
+            boxes.append((key, article.id, [(item_keys[r.id], r.id, item_json(r, self.settings.excerpt_chars),
+                                             [item_keys[a.id] for a in r.also])
                                             for r in items], floor))
         self.store.write_boxes(boxes, seq)
         return len(live)

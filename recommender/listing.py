@@ -8,8 +8,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from recommender.article import Article
+from recommender.article import Article, excerpt
 from recommender.rank import Recommendation
+
+# The shape of an item's JSON. Stored boxes hold items as JSON: a box written in another shape (or with another
+# excerpt length) is queued for a refresh on start and never served until then (``Recommender``). Bump it with
+# every change of ``item_json``'s output.
+ITEM_FORMAT = 2  # 2: excerpt and image_credit; items stored as lines (store.box_text)
+
+
+def box_format(excerpt_chars: int) -> str:
+    """What a stored box's items depend on besides the ranking: the item shape and the excerpt length."""
+    return f"items-v{ITEM_FORMAT};excerpt={excerpt_chars}"
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -21,11 +31,12 @@ def _report(a: Article) -> dict[str, str | None]:
     return {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at)}
 
 
-def item_json(rec: Recommendation) -> str:
+def item_json(rec: Recommendation, excerpt_chars: int) -> str:
     """One list item as the API returns it (compact JSON, fields in the order of ``service.schemas.Item``)."""
     a = rec.article
     item: dict[str, Any] = {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at),
-            "section": a.section, "image_url": a.image_url, "score": rec.score, "group_size": rec.group_size,
+            "section": a.section, "image_url": a.image_url, "image_credit": a.image_credit,
+            "excerpt": excerpt(a, excerpt_chars), "score": rec.score, "group_size": rec.group_size,
             "pinned": rec.pinned, "also": [_report(r) for r in rec.also], "explanation": None}
     if rec.explanation is not None:
         e = rec.explanation

@@ -9,7 +9,7 @@ leaves them queued and the next holder finishes them."""
 
 from __future__ import annotations
 
-import logging
+import logging.config
 import signal
 import sys
 import threading
@@ -78,14 +78,16 @@ class Refresher:
 def main(argv: list[str]) -> int:
     """The refresher process of `recommender serve`: ``python -m recommender.refresher PARENT_PID``, with the
     server's settings in the environment; runs until SIGTERM."""
+    from recommender.logs import log_config
     from recommender.processes import die_with_parent
     from recommender.settings import Settings
 
     die_with_parent(int(argv[0]))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s refresher %(name)s: %(message)s")
+    settings = Settings()
+    logging.config.dictConfig(log_config(settings.log_format))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Recommender(Settings()) as engine:
+    with Recommender(settings) as engine:
         engine.warm_rows()
         refresher = Refresher(engine).start()
         stop.wait()

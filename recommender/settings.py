@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     # 0.5 and 1.0 (no MMR): best story-aware nDCG@10 on the tuning halves of all three labelled sets (README).
     mmr_lambda: float = Field(1.0, description="MMR trade-off: 1 = pure relevance, lower = more diverse lists.")
 
+    excerpt_chars: int = Field(200, ge=20, le=2000, description="Length of each item's excerpt (its lead, else "
+                               "its body, as plain text), cut at a word boundary.")
+
     # Stored boxes (see README "How it works")
     box_depth: int = Field(20, ge=1, le=50, description="Items stored per default box; deeper limits rank on demand.")
     refresh_neighbours: int = Field(
@@ -85,6 +89,11 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(65_536, ge=1024, description="Request line and headers larger than this: 431.")
     max_connections: int = Field(1000, ge=1, description="Open connections (and requests in flight) above which "
                                  "new requests are answered 503.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as readable text, or as JSON objects (one per line) for a log pipeline.")
+    box_template: Path | None = Field(
+        None, description="A Jinja2 template file for the HTML box (GET /articles/{id}/similar.html); None = the "
+        "service's own (service/templates/similar-news.html).")
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
 

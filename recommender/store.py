@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS articles (
     tags         TEXT NOT NULL DEFAULT '[]',
     language     TEXT,
     image_url    TEXT,
+    image_credit TEXT,
     status       TEXT NOT NULL,
     content_hash TEXT NOT NULL,                      -- sha256 of the embedded text
     vector       BLOB NOT NULL,                      -- float32, L2-normalised
@@ -43,7 +44,8 @@ CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones(seq);
 CREATE TABLE IF NOT EXISTS boxes (
     key        INTEGER PRIMARY KEY,              -- the article's key
     article_id TEXT NOT NULL UNIQUE,
-    items      TEXT NOT NULL,                    -- JSON: [[item key, item id, item JSON, [also keys]], ...] best first
+    items      TEXT NOT NULL,                    -- best first: box_text (a JSON line of [item key, item id,
+                                                 -- [also keys]], then each item's JSON on a line of its own)
     floor      REAL,                             -- lowest ranked score when the box is full, else NULL
     seq        INTEGER NOT NULL
 );
@@ -76,7 +78,8 @@ CREATE TABLE IF NOT EXISTS blocked_everywhere (
 );
 """
 
-_COLUMNS = "key, id, title, lead, body, url, published_at, section, tags, language, image_url, status"
+_COLUMNS = ("key, id, title, lead, body, url, published_at, section, tags, language, image_url, image_credit, "
+            "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,22 @@ class StoredBox:
 
     items: list[tuple[int, str, str, list[int]]]
     pending: bool
+
+
+def box_text(items: Sequence[tuple[int, str, str, list[int]]]) -> str:
+    """A box's items as stored: a JSON line of (key, id, folded keys) per item, then each item's JSON on its own
+    line (compact JSON never holds a raw newline). Reading it back parses the small first line only: the items'
+    JSON is cut out, not parsed (a box read is the default request's whole cost)."""
+    head = json.dumps([[key, item_id, also] for key, item_id, _, also in items], ensure_ascii=False)
+    return head + "".join("\n" + item for _, _, item, _ in items)
+
+
+def box_items(text: str) -> list[tuple[int, str, str, list[int]]]:
+    head, _, rest = text.partition("\n")
+    if not rest:  # no items; or a box stored before this layout, [[key, id, JSON, also], ...] (queued on open)
+        return [tuple(item) for item in json.loads(head)]
+    return [(key, item_id, item, also) for (key, item_id, also), item in
+            zip(json.loads(head), rest.split("\n"), strict=True)]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -163,6 +182,19 @@ def _still_shown(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
     return {r[0] for r in rows}
 
 
+# Columns added after a data dir may have been created: (table, column, declaration).
+ADDED_COLUMNS = (("articles", "image_credit", "TEXT"),)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store made by older code to this schema (SQLite adds a nullable column without a rewrite)."""
+    with Transaction(conn):  # two processes starting at once: one adds, the other then sees the column
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
 class Transaction:
     """``with Transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
 
@@ -190,6 +222,7 @@ def _row_article(row: sqlite3.Row) -> Article:
         tags=tuple(json.loads(row["tags"])),
         language=row["language"],
         image_url=row["image_url"],
+        image_credit=row["image_credit"],
         status=row["status"],
     )
 
@@ -212,6 +245,7 @@ class ArticleStore:
         self._write_lock = threading.Lock()
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
+        _add_missing_columns(self._writer)
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self.path)
@@ -260,19 +294,20 @@ class ArticleStore:
             for article, digest, vector in rows:
                 cur = conn.execute(
                     """INSERT INTO articles (id, title, lead, body, url, published_at, section, tags, language,
-                                             image_url, status, content_hash, vector, seq)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             image_url, image_credit, status, content_hash, vector, seq)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT(id) DO UPDATE SET
                          title=excluded.title, lead=excluded.lead, body=excluded.body, url=excluded.url,
                          published_at=excluded.published_at, section=excluded.section, tags=excluded.tags,
-                         language=excluded.language, image_url=excluded.image_url, status=excluded.status,
+                         language=excluded.language, image_url=excluded.image_url,
+                         image_credit=excluded.image_credit, status=excluded.status,
                          content_hash=excluded.content_hash, vector=excluded.vector, seq=excluded.seq
                        RETURNING key""",
                     (
                         article.id, article.title, article.lead, article.body, article.url,
                         article.published_at.isoformat() if article.published_at else None,
                         article.section, json.dumps(list(article.tags), ensure_ascii=False), article.language,
-                        article.image_url, article.status, digest,
+                        article.image_url, article.image_credit, article.status, digest,
                         np.ascontiguousarray(vector, dtype=np.float32).tobytes(), seq,
                     ),
                 )
@@ -325,7 +360,7 @@ class ArticleStore:
                 shown = _still_shown(conn, [k for item in items for k in (item[0], *item[3])])
                 kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
                 conn.execute("INSERT OR REPLACE INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)",
-                             (key, article_id, json.dumps(kept, ensure_ascii=False), floor, seq))
+                             (key, article_id, box_text(kept), floor, seq))
                 conn.execute("DELETE FROM box_members WHERE box_key = ?", (key,))
                 conn.executemany("INSERT OR IGNORE INTO box_members (item_key, box_key) VALUES (?, ?)",
                                  [(k, key) for item in kept for k in (item[0], *item[3])])
@@ -338,6 +373,19 @@ class ArticleStore:
             enqueue_boxes(conn, keys, int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
                                            or [0])[0]))
 
+    def requeue_boxes_of_other_format(self, box_format: str) -> int:
+        """Queue every stored box unless the boxes were written in ``box_format`` (the item JSON's shape), and
+        record it; one transaction. A queued box is never served, so no item of an older shape is ever answered;
+        returns how many were queued."""
+        with self._write_lock, Transaction(self._writer) as conn:
+            if (conn.execute("SELECT value FROM meta WHERE name='box_format'").fetchone() or [None])[0] == box_format:
+                return 0
+            seq = int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone() or [0])[0])
+            keys = [r[0] for r in conn.execute("SELECT key FROM boxes")]
+            enqueue_boxes(conn, keys, seq)
+            conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('box_format', ?)", (box_format,))
+            return len(keys)
+
     def queued(self, limit: int) -> list[int]:
         """Up to ``limit`` queued box keys, the longest waiting first."""
         rows = self._reader.execute("SELECT key FROM refresh_queue ORDER BY since, key LIMIT ?", (limit,))
@@ -346,13 +394,19 @@ class ArticleStore:
     def queue_length(self) -> int:
         return self._reader.execute("SELECT count(*) FROM refresh_queue").fetchone()[0]
 
+    def refresh_lag(self) -> int:
+        """Writes since the oldest queued box was first queued, that one included; 0 when nothing is queued."""
+        row = self._reader.execute("SELECT (SELECT value FROM meta WHERE name='seq') - min(since) + 1 "
+                                   "FROM refresh_queue").fetchone()
+        return int(row[0] or 0)
+
     def box(self, article_id: str) -> StoredBox | None:
         row = self._reader.execute(
             "SELECT items, EXISTS(SELECT 1 FROM refresh_queue q WHERE q.key = b.key) FROM boxes b "
             "WHERE article_id = ?", (article_id,)).fetchone()
         if row is None:
             return None
-        return StoredBox([tuple(item) for item in json.loads(row[0])], bool(row[1]))
+        return StoredBox(box_items(row[0]), bool(row[1]))
 
     def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
         """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""
@@ -370,6 +424,16 @@ class ArticleStore:
                                                    (item_key,))]
 
     # -- reads ----------------------------------------------------------------------------------
+    def find(self, text: str, limit: int) -> list[Article]:
+        """The article whose id is ``text``, then those whose title holds it (any case for ASCII), newest first."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._reader.execute(
+            f"""SELECT {_COLUMNS} FROM articles WHERE id = ?1
+                UNION ALL SELECT * FROM (SELECT {_COLUMNS} FROM articles WHERE title LIKE ?2 ESCAPE '\\' AND id != ?1
+                                         ORDER BY published_at DESC, key DESC LIMIT ?3)
+                LIMIT ?3""", (text, pattern, limit))
+        return [_row_article(row) for row in rows]
+
     def count(self) -> int:
         return self._reader.execute("SELECT count(*) FROM articles").fetchone()[0]
 

@@ -22,8 +22,11 @@ from service.cache import CachedLists
 from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
 from service.forward import ForwardWrites
+from service.html import BoxRenderer, HtmlBoxes
 from service.limits import BodyLimits
 from service.lookup import StoredLists
+from service.metrics import MODEL_LOAD, process_ended
+from service.observe import AccessLog, Observed
 from service.protocol import configure_protocol
 from service.routes import ROUTERS
 
@@ -48,9 +51,11 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
+    app.state.box_template = BoxRenderer(settings.box_template)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
+    app.add_middleware(HtmlBoxes)
     if settings.writer_socket is not None:  # a read worker of `recommender serve`: the writer process writes
         app.add_middleware(ForwardWrites, socket=settings.writer_socket)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
@@ -60,6 +65,9 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(JsonErrors)
+    # Outermost: it times, counts and logs what every layer answers.
+    app.state.access_log = AccessLog(settings.log_format)
+    app.add_middleware(Observed, access_log=app.state.access_log)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -81,6 +89,7 @@ def _lifespan(settings: Settings, given: Recommender | None, refresh_boxes: bool
         engine = given or Recommender(settings)
         if not writes_here:
             os.nice(settings.reader_nice)
+        engine.on_model_load = MODEL_LOAD.set
         app.state.recommender = engine
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
@@ -97,6 +106,8 @@ def _lifespan(settings: Settings, given: Recommender | None, refresh_boxes: bool
             engine.close()
         else:
             engine.checkpoint()
+        process_ended()
+        app.state.access_log.flush()
 
     return lifespan
 

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recommender.engine import Recommender
 from service.cache import send_json
+from service.metrics import count_list
 
 _SIMILAR = re.compile(r"/articles/([^/]{1,256})/similar")
 _DIGITS = re.compile(r"[0-9]{1,3}")
@@ -45,6 +46,7 @@ class StoredLists:
             limit = default_limit(scope["query_string"], self.limit) if match and scope["method"] == "GET" else None
             body = engine.stored_list_json(match.group(1), limit) if match and limit is not None else None
             if body is not None:
+                count_list(scope, "stored")
                 await send_json(send, body)
                 return
         await self.app(scope, receive, send)

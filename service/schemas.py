@@ -34,6 +34,9 @@ class Item(BaseModel):
     published_at: datetime | None
     section: str | None
     image_url: str | None
+    image_credit: str | None = Field(None, description="The photo's credit, e.g. \"Getty Images\".")
+    excerpt: str = Field("", description="The opening shown under the title: the lead, else the body, as plain "
+                         "text, cut at a word boundary to RECOMMENDER_EXCERPT_CHARS.")
     score: float
     group_size: int = Field(1, description="Reports of the same story folded into this item (itself included).")
     pinned: bool = Field(False, description="Placed by an editor.")
@@ -53,6 +56,16 @@ class PreviewRequest(BaseModel):
 
     title: Title
     text: Text = ""
+
+
+class ArticleHit(BaseModel):
+    """An article found by id or title (the editor's search)."""
+
+    id: str
+    title: str
+    published_at: datetime | None
+    section: str | None
+    status: str
 
 
 class UpsertOut(BaseModel):

@@ -32,7 +32,7 @@ def test_upsert_round_trips_every_field(store):
     from datetime import datetime
 
     article = Article("a1", "Title", "Lead", "Body", "https://x/1", datetime(2024, 1, 2, 3, 4, tzinfo=UTC),
-                      "world", ("ukraine", "italy"), "en", "https://x/1.jpg", "published")
+                      "world", ("ukraine", "italy"), "en", "https://x/1.jpg", "published", "Getty Images")
     store.upsert([(article, "h1", vec(1))])
     got = store.get("a1")
     assert got.article == article
@@ -119,3 +119,29 @@ def test_a_report_folded_into_an_item_is_a_member_of_the_box_its_takedown_queues
     assert store.holders(c) == [a] and not store.box("a").pending
     store.delete("c")
     assert store.box("a").pending
+
+
+def test_a_store_made_before_image_credit_gains_the_column_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the articles table as older code created it
+        conn.execute("""CREATE TABLE articles (key INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL, lead TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '', url TEXT,
+            published_at TEXT, section TEXT, tags TEXT NOT NULL DEFAULT '[]', language TEXT, image_url TEXT,
+            status TEXT NOT NULL, content_hash TEXT NOT NULL, vector BLOB NOT NULL, seq INTEGER NOT NULL)""")
+        conn.execute("INSERT INTO articles (id, title, status, content_hash, vector, seq) VALUES "
+                     "('old', 'Old', 'published', 'h', ?, 1)", (vec(0).tobytes(),))
+    store = ArticleStore(path)
+    assert store.get("old").article.image_credit is None
+    store.upsert([(Article("new", "New", image_credit="EPA"), "h2", vec(1))])
+    assert store.get("new").article.image_credit == "EPA"
+    store.close()
+    ArticleStore(path).close()  # opened again: nothing left to add
+
+
+def test_boxes_of_another_format_are_queued_once(store):
+    keys = store.upsert([(Article("a", "A"), "h", vec(0)), (Article("b", "B"), "h", vec(1))])
+    store.write_boxes([(keys[0], "a", [(keys[1], "b", "{}", [])], None)], store.seq)
+    assert store.queue_length() == 1  # b's own box is still queued
+    assert store.requeue_boxes_of_other_format("items-v2") == 1
+    assert store.box("a").pending
+    assert store.requeue_boxes_of_other_format("items-v2") == 0  # the format is recorded with the queueing

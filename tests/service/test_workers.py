@@ -118,6 +118,12 @@ def test_a_write_through_either_worker_is_the_writers_and_seen_by_every_worker(d
         victim = json.loads(send(through[roles["worker"][0]], "GET", f"/articles/{SOURCE}/similar")[1])["items"][0]
         status, _ = send(through[roles["worker"][1]], "DELETE", f"/articles/{victim['id']}")
         assert status == 204
+        conn = through[roles["worker"][0]]  # a relayed write answers with the client's request id, once
+        conn.request("DELETE", f"/articles/{victim['id']}", headers={"Authorization": f"Bearer {TOKEN}",
+                                                                       "X-Request-ID": "relayed-1"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 404 and response.headers.get_all("x-request-id") == ["relayed-1"]  # gone already
         for _ in range(10):
             for conn in through.values():
                 for params in ("", "?limit=20", "?strategy=bm25"):
