@@ -18,8 +18,10 @@ from tqdm.auto import tqdm
 from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import TextEmbedder, load_embedder, model_name
+from recommender.events import EventLog, EventStore
+from recommender.experiments import Experiment, ExperimentSpec, ExperimentStore, running
 from recommender.lexical import LexicalIndex
-from recommender.listing import item_json, list_json
+from recommender.listing import DEFAULT_VARIANT, item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.rank import (
@@ -105,6 +107,12 @@ class Recommender:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
         self.overrides = OverrideStore(settings.db_path)
+        self.experiments = ExperimentStore(settings.db_path)
+        self.event_store = EventStore(settings.db_path)
+        self.events = EventLog(self.event_store, settings.events_flush_interval_s, settings.events_max_pending,
+                               settings.events_retention_days)
+        self._experiment: Experiment | None = None
+        self._experiments_seq = -1
         self._write_lock = threading.RLock()
         # Held while the indexes move to a newer store sequence (whoever wrote it: this process or another).
         self._follow_lock = threading.RLock()
@@ -126,6 +134,7 @@ class Recommender:
         self.lexical = self._open_lexical()
         self._published = set(self.store.published_keys().tolist())
         self._load_overrides()
+        self._load_experiment()
         self.follow()  # writes committed while the indexes were read
 
     @property
@@ -329,6 +338,8 @@ class Recommender:
             self._apply(self.store.changes_since(self._applied_seq))
             if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
                 self._load_overrides()
+            if self.experiments.version() != self._experiments_seq:
+                self._load_experiment()
             # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
             # cache) rather than the new sequence with the old generation (lists cached before the change).
             self._invalidate()
@@ -355,6 +366,10 @@ class Recommender:
         self._box_blocks = self.overrides.all_blocks()
         self._overrides_seq = seq
 
+    def _load_experiment(self) -> None:
+        self._experiments_seq = self.experiments.version()  # before the table: a later change is read again
+        self._experiment = running(self.experiments.active(), self.settings.experiment)
+
     def _invalidate(self) -> None:
         with self._cache_lock:
             self._generation += 1
@@ -377,6 +392,9 @@ class Recommender:
     def close(self) -> None:
         """Checkpoint the index and close the store; ``with Recommender(settings) as engine:`` does it."""
         self.checkpoint()
+        self.events.close()  # what was acknowledged is stored already; this writes what is still queued
+        self.event_store.close()
+        self.experiments.close()
         self.overrides.close()
         self.store.close()
 
@@ -415,11 +433,12 @@ class Recommender:
                                                       limit=query.limit + len(pins)), neighbours)
         return with_pins(ranked, pins, query.limit)
 
-    def list_json(self, article_id: str | None, items: Sequence[Recommendation]) -> bytes:
+    def list_json(self, article_id: str | None, items: Sequence[Recommendation],
+                  variant: str = DEFAULT_VARIANT) -> bytes:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
-        return list_json(article_id, [item_json(r) for r in items])
+        return list_json(article_id, [item_json(r) for r in items], variant)
 
-    def stored_list_json(self, article_id: str, limit: int) -> bytes | None:
+    def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT) -> bytes | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
         a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.
 
@@ -437,7 +456,7 @@ class Recommender:
             return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
         items = [item for key, item_id, item, _ in box.items
                  if key in published and item_id not in blocked and item_id not in here]
-        return list_json(article_id, items[:limit])
+        return list_json(article_id, items[:limit], variant)
 
     # -- stored boxes ---------------------------------------------------------------------------
     def refresh_boxes(self, keys: Sequence[int]) -> int:
@@ -509,6 +528,35 @@ class Recommender:
             found = self.overrides.unblock_everywhere(item_id, entering)
             self.follow()
             return found
+
+    # -- experiments ----------------------------------------------------------------------------
+    @property
+    def running_experiment(self) -> Experiment | None:
+        """The experiment that splits list requests now (activated over the API, else in settings), if any."""
+        return self._experiment
+
+    def experiment(self, name: str) -> Experiment | None:
+        """An experiment by name: defined over the API, or the one in settings."""
+        configured = self.settings.experiment
+        stored = self.experiments.get(name)
+        if stored is None and configured is not None and configured.name == name:
+            return Experiment(configured, active=self._experiment is not None and self._experiment.name == name)
+        return stored
+
+    def all_experiments(self) -> list[Experiment]:
+        """Every experiment defined over the API, the latest first, then the one in settings (if not redefined)."""
+        stored = self.experiments.all()
+        configured = self.settings.experiment
+        if configured is not None and all(e.name != configured.name for e in stored):
+            stored.append(self.experiment(configured.name) or Experiment(configured))
+        return stored
+
+    def define_experiment(self, spec: ExperimentSpec, active: bool = True) -> Experiment:
+        """Define or redefine an experiment (activating it stops the running one); every process follows."""
+        with self._write_lock:
+            experiment = self.experiments.put(spec, active)
+            self.follow()
+            return experiment
 
     def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
         """The list for an article that is not indexed (a CMS preview)."""

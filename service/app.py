@@ -23,6 +23,7 @@ from service.errors import JsonErrors, install_error_handlers
 from service.limits import BodyLimits
 from service.lookup import StoredLists
 from service.protocol import configure_protocol
+from service.ratelimit import RateLimiter
 from service.routes import ROUTERS
 
 log = logging.getLogger("recommender.service")
@@ -42,11 +43,14 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
+    app.state.event_limiter = RateLimiter(settings.events_rate_per_s, settings.events_burst,
+                                          settings.events_client_header)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
+                       max_events_bytes=settings.max_events_bytes,
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

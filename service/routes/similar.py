@@ -8,9 +8,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT
 from recommender.rank import GroupPick, SimilarQuery, Strategy
 from service.deps import AppSettings, ArticleId, Engine
 from service.errors import Unprocessable, error_responses
+from service.lookup import VARIANT
 from service.schemas import PreviewRequest, SimilarList
 
 router = APIRouter(tags=["similar"])
@@ -34,6 +36,7 @@ def refuse_renamed(request: Request) -> None:
 @router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
             dependencies=[Depends(refuse_renamed)])
 async def similar(
+    request: Request,
     article_id: ArticleId,
     engine: Engine,
     settings: AppSettings,
@@ -52,6 +55,9 @@ async def similar(
     mmr_lambda: Annotated[float | None, Query(
         ge=0, le=1, description="1 = relevance only, lower = more diverse.")] = None,
     same_language_only: Annotated[bool | None, Query(description="false = cross-lingual.")] = None,
+    reader: Annotated[str | None, Query(max_length=256, description=(
+        "The site's id for the visitor (or the x-reader header): the running experiment's variant is chosen by "
+        "it; without one, by the client's address and user agent."))] = None,
 ) -> Response:
     query = SimilarQuery(limit=limit or settings.default_limit, section=section, language=language,
                          exclude=frozenset(i for part in exclude or () for i in part.split(",") if i),
@@ -61,7 +67,9 @@ async def similar(
     # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
     # (service.cache.CachedLists, from the bytes of this response).
     items = await run_in_threadpool(engine.similar, article_id, query)
-    return Response(engine.list_json(article_id, items), media_type="application/json")
+    # The variant service.lookup gave the request (its options are in the query above by now).
+    variant = request.scope.get(VARIANT, DEFAULT_VARIANT)
+    return Response(engine.list_json(article_id, items, variant), media_type="application/json")
 
 
 @router.post("/similar", response_model=SimilarList, responses=error_responses(400, 408, 413, 415, 422))
@@ -69,4 +77,4 @@ def similar_preview(body: PreviewRequest, engine: Engine, settings: AppSettings,
                     strategy: Strategy = "default", explain: bool = False) -> Response:
     query = SimilarQuery(limit=limit or settings.default_limit, strategy=strategy, explain=explain)
     items = engine.similar_to_text(body.title, body.text, query)
-    return Response(engine.list_json(None, items), media_type="application/json")
+    return Response(engine.list_json(None, items, PREVIEW_VARIANT), media_type="application/json")
