@@ -19,7 +19,7 @@ from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import TextEmbedder, load_embedder, model_name
 from recommender.events import EventLog, EventStore
-from recommender.experiments import Experiment, ExperimentSpec, ExperimentStore, running
+from recommender.experiments import Experiment, ExperimentSpec, ExperimentStore, named, running
 from recommender.lexical import LexicalIndex
 from recommender.listing import DEFAULT_VARIANT, item_json, list_json
 from recommender.locks import FileLock
@@ -537,11 +537,7 @@ class Recommender:
 
     def experiment(self, name: str) -> Experiment | None:
         """An experiment by name: defined over the API, or the one in settings."""
-        configured = self.settings.experiment
-        stored = self.experiments.get(name)
-        if stored is None and configured is not None and configured.name == name:
-            return Experiment(configured, active=self._experiment is not None and self._experiment.name == name)
-        return stored
+        return named(self.experiments, self.settings.experiment, name)
 
     def all_experiments(self) -> list[Experiment]:
         """Every experiment defined over the API, the latest first, then the one in settings (if not redefined)."""

@@ -185,6 +185,15 @@ def _experiment(row: sqlite3.Row) -> Experiment:
                       row["started_at"], row["stopped_at"])
 
 
+def named(store: ExperimentStore, configured: ExperimentSpec | None, name: str) -> Experiment | None:
+    """An experiment by name: defined over the API, else the one in settings (running unless one defined over
+    the API is)."""
+    stored = store.get(name)
+    if stored is None and configured is not None and configured.name == name:
+        return Experiment(configured, active=store.active() is None)
+    return stored
+
+
 def running(stored: Experiment | None, configured: ExperimentSpec | None) -> Experiment | None:
     """The experiment that splits traffic: the one activated over the API, else the one in settings."""
     if stored is not None:
