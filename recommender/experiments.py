@@ -69,13 +69,18 @@ class ExperimentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _split(self) -> ExperimentSpec:
-        names = [v.name for v in self.variants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"variant names must be unique, got {names}")
-        total = sum(v.share for v in self.variants)
-        if abs(total - 1) > 1e-6:
-            raise ValueError(f"variant shares must add up to 1, they add up to {total:g}")
+        check_split(self.variants)
         return self
+
+
+def check_split(variants: list[VariantSpec]) -> None:
+    """Variants split readers once each: unique names, shares adding up to 1."""
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ValueError(f"variant names must be unique, got {names}")
+    total = sum(v.share for v in variants)
+    if abs(total - 1) > 1e-6:
+        raise ValueError(f"variant shares must add up to 1, they add up to {total:g}")
 
 
 @dataclass(frozen=True, slots=True)

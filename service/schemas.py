@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from recommender.article import ArticleId, Text, Title
 from recommender.events import Event
-from recommender.experiments import VARIANT_LABEL, Experiment, VariantSpec
+from recommender.experiments import VARIANT_LABEL, Experiment, VariantSpec, check_split
 from recommender.report import Comparison, VariantStats
 
 
@@ -138,6 +138,11 @@ class ExperimentIn(BaseModel):
 
     variants: list[VariantSpec] = Field(min_length=2, max_length=10)
     active: bool = True
+
+    @model_validator(mode="after")
+    def _split(self) -> ExperimentIn:
+        check_split(self.variants)
+        return self
 
 
 def utc_time(ms: int | None) -> datetime | None:
