@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 from recommender.engine import Recommender
+from recommender.events import Counts
+from recommender.experiments import Experiment, ExperimentSpec
 from recommender.loaders import read_articles
 from recommender.refresher import refresh_queued
+from recommender.report import ALPHA, build_report
 from tests.conftest import SHARED, make_settings
 from tests.service.conftest import TOKEN, Server
 
@@ -106,3 +109,31 @@ def test_two_identical_variants_are_not_told_apart(ecb_server):
     assert set(expected) == {"a-a/a", "a-a/b"}
     assert comparison["note"] is None and not comparison["significant"]
     assert comparison["ci_low"] <= 0 <= comparison["ci_high"]
+
+
+def test_identical_variants_differ_at_the_stated_error_rate_over_many_populations(ecb_server):
+    """The A/A test repeated 400 times on the report function: each time a new experiment name (a new split),
+    150 readers reading 4 random pages each of the boxes the server serves, clicks drawn from the model. The
+    share of repetitions called significant must be the test's 5 % within its binomial noise, although readers
+    and pages make impressions less independent than the z-test assumes."""
+    story = {article: group for article, (_, group) in groups().items()}
+    with ecb_server.client() as api:
+        boxes = {a: [i["id"] for i in api.get(f"/articles/{a}/similar", params={"limit": LIMIT}).json()["items"]]
+                 for a in story if api.get(f"/articles/{a}").status_code == 200}
+    odds = {page: [POSITION_BIAS[n] * (SAME if story[item] == story[page] else OTHER) for n, item in enumerate(items)]
+            for page, items in boxes.items()}
+    pages, rng, repetitions = sorted(odds), np.random.default_rng(2), 400
+    significant = 0
+    for rep in range(repetitions):
+        experiment = Experiment(ExperimentSpec.model_validate({"name": f"aa{rep}", **AA}))
+        counts: dict[str, dict[int, Counts]] = {label: {} for label in experiment.labels()}
+        for reader in range(150):
+            label = experiment.assign(f"reader-{reader}").variant
+            for page in rng.choice(pages, PAGES, replace=False):
+                for n, p in enumerate(odds[page], 1):
+                    before = counts[label].get(n, Counts())
+                    counts[label][n] = Counts(before.impressions + 1, before.clicks + int(rng.random() < p))
+        significant += build_report(experiment.name, experiment.labels(), counts).comparisons[0].significant
+    rate = significant / repetitions
+    print(f"\nA/A false-positive rate over {repetitions} populations: {rate:.3f}")
+    assert abs(rate - ALPHA) < 3 * np.sqrt(ALPHA * (1 - ALPHA) / repetitions), rate
