@@ -24,6 +24,7 @@ from recommender.lexical import LexicalIndex
 from recommender.listing import DEFAULT_VARIANT, item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
+from recommender.popularity import Popularity
 from recommender.rank import (
     STRATEGIES,
     Candidate,
@@ -111,6 +112,7 @@ class Recommender:
         self.event_store = EventStore(settings.db_path)
         self.events = EventLog(self.event_store, settings.events_flush_interval_s, settings.events_max_pending,
                                settings.events_retention_days)
+        self.popularity = Popularity(self.event_store, settings.popularity_half_life_days)
         self._experiment: Experiment | None = None
         self._experiments_seq = -1
         self._write_lock = threading.RLock()
@@ -298,7 +300,7 @@ class Recommender:
         scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
         rows = self._rows([int(k) for k in found.ravel().tolist() if k >= 0])
         floors = self.store.floors(list(rows))
-        w, mmr = self.ranking.lexical_weight, self.ranking.mmr_lambda
+        w, mmr, pw = self.ranking.lexical_weight, self.ranking.mmr_lambda, self.ranking.popularity_weight
         margin = (1 - mmr) / max(mmr, 1e-9)
         default = DEFAULT_QUERY
         out: set[int] = set()
@@ -310,7 +312,7 @@ class Recommender:
                 days = days_between(box.published_at, article.published_at)
                 if not passes_filters(box, article, default, self.ranking, days):
                     continue
-                if floors.get(key) is None or (1 - w) * cosine + w + margin >= floors[key]:
+                if floors.get(key) is None or (1 - pw) * ((1 - w) * cosine + w) + pw + margin >= floors[key]:
                     out.add(key)
         return sorted(out)
 
@@ -587,8 +589,10 @@ class Recommender:
         keys = [key for key in keys if key in rows]
         semantic = (np.stack([rows[key][1] for key in keys]) @ vector).tolist() if keys else []
         lexical = scorer.scores_for(keys).tolist() if scorer is not None else [0.0] * len(keys)
-        candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i])
-                      for i, key in enumerate(keys)]
+        weighs_popularity = query.strategy == "default" and self.ranking.for_query(query).popularity_weight
+        popular = self.popularity.scores() if weighs_popularity else {}
+        candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i],
+                                popular.get(rows[key][0].id, 0.0)) for i, key in enumerate(keys)]
         return rank(source, vector, candidates, query, self.ranking)
 
     def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:

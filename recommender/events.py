@@ -121,16 +121,16 @@ class EventStore:
         return {v: dict(sorted(by_position.items())) for v, by_position in out.items()}
 
     def item_clicks(self, since: int) -> list[tuple[str, int, int]]:
-        """(item id, click time in epoch ms, clicks) since ``since``: raw clicks, and pruned ones at noon of
-        their day (what the popularity signal decays)."""
+        """(item id, time in epoch ms, clicks) since ``since``, what the popularity signal decays: raw clicks
+        counted per hour (at its middle), pruned ones per day (at noon)."""
         with self._lock:
-            raw = self._conn.execute("SELECT item_id, ts, 1 FROM events WHERE kind = 'click' AND ts >= ?",
-                                     (since,)).fetchall()
+            raw = self._conn.execute("SELECT item_id, ts / 3600000, COUNT(*) FROM events WHERE kind = 'click' AND "
+                                     "ts >= ? GROUP BY item_id, ts / 3600000", (since,)).fetchall()
             daily = self._conn.execute("SELECT item_id, day, SUM(clicks) FROM events_daily WHERE day >= ? AND "
                                        "clicks > 0 GROUP BY item_id, day", (_day(since),)).fetchall()
         noon = [(item, int(datetime.fromisoformat(f"{day}T12:00:00+00:00").timestamp() * 1000), n)
                 for item, day, n in daily]
-        return [(item, ts, n) for item, ts, n in raw] + noon
+        return [(item, hour * 3_600_000 + 1_800_000, n) for item, hour, n in raw] + noon
 
 
 @dataclass

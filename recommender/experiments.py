@@ -39,6 +39,7 @@ class VariantOptions(BaseModel):
     recency_half_life_days: float | None = Field(None, gt=0, le=36500)
     mmr_lambda: float | None = Field(None, ge=0, le=1)
     same_language_only: bool | None = None
+    popularity_weight: float | None = Field(None, ge=0, le=1)
 
     def query(self) -> tuple[tuple[str, str], ...]:
         """The options as query parameters (those set), in field order."""

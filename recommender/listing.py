@@ -31,7 +31,7 @@ def item_json(rec: Recommendation) -> str:
     if rec.explanation is not None:
         e = rec.explanation
         item["explanation"] = {"semantic": e.semantic, "lexical": e.lexical, "recency": e.recency,
-                               "diversity_penalty": e.diversity_penalty}
+                               "diversity_penalty": e.diversity_penalty, "popularity": e.popularity}
     return json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 

@@ -18,6 +18,7 @@ class ExplanationOut(BaseModel):
     lexical: float
     recency: float
     diversity_penalty: float
+    popularity: float = Field(description="The click-popularity signal in [0, 1] (weighs popularity_weight).")
 
 
 class Report(BaseModel):

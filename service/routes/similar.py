@@ -55,6 +55,8 @@ async def similar(
     mmr_lambda: Annotated[float | None, Query(
         ge=0, le=1, description="1 = relevance only, lower = more diverse.")] = None,
     same_language_only: Annotated[bool | None, Query(description="false = cross-lingual.")] = None,
+    popularity_weight: Annotated[float | None, Query(
+        ge=0, le=1, description="Share of the readers' click popularity in the default's score; 0 = none.")] = None,
     reader: Annotated[str | None, Query(max_length=256, description=(
         "The site's id for the visitor (or the x-reader header): the running experiment's variant is chosen by "
         "it; without one, by the client's address and user agent."))] = None,
@@ -63,7 +65,8 @@ async def similar(
                          exclude=frozenset(i for part in exclude or () for i in part.split(",") if i),
                          strategy=strategy, explain=explain, group_stories=group_stories, group_pick=group_pick,
                          window_days=window_days, recency_half_life_days=recency_half_life_days,
-                         mmr_lambda=mmr_lambda, same_language_only=same_language_only)
+                         mmr_lambda=mmr_lambda, same_language_only=same_language_only,
+                         popularity_weight=popularity_weight)
     # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
     # (service.cache.CachedLists, from the bytes of this response).
     items = await run_in_threadpool(engine.similar, article_id, query)
