@@ -113,8 +113,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
     from recommender.events import EventStore
-    from recommender.experiments import ExperimentStore, named, now_ms, running
+    from recommender.experiments import ExperimentStore, named, running
     from recommender.report import experiment_report, format_report, parse_since
+    from recommender.store import now_ms
 
     if not settings.db_path.exists():
         raise SystemExit(f"error: no store at {settings.db_path} (RECOMMENDER_DATA_DIR)")

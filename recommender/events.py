@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from recommender.store import SCHEMA, Transaction, connect
+from recommender.store import SideStore, Transaction, now_ms
 
 log = logging.getLogger("recommender.events")
 
@@ -64,17 +64,12 @@ def _day(ts: int) -> str:
     return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d")
 
 
-class EventStore:
+class EventStore(SideStore):
     """The events tables: append, fold old events into daily counts, and count them for reports and signals."""
 
     def __init__(self, path: Path):
-        self._conn = connect(path)
-        self._conn.executescript(SCHEMA)
+        super().__init__(path)
         self._conn.create_function("utc_day", 1, _day, deterministic=True)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._conn.close()
 
     def append(self, events: Sequence[Event], received: int) -> None:
         """One transaction for all of ``events``."""
@@ -194,7 +189,7 @@ class EventLog:
     @staticmethod
     def _write(store: EventStore, batch: list[_Pending]) -> None:
         try:
-            store.append([e for p in batch for e in p.events], received=int(time.time() * 1000))
+            store.append([e for p in batch for e in p.events], received=now_ms())
         except Exception as exc:  # nothing of the batch is stored: every caller hears it, none hears success
             log.exception("storing %d event batches failed", len(batch))
             for p in batch:
@@ -208,7 +203,7 @@ class EventLog:
             return
         self._pruned_at = time.monotonic()
         try:
-            folded = store.prune(int(time.time() * 1000) - int(self.retention_days * DAY_MS))
+            folded = store.prune(now_ms() - int(self.retention_days * DAY_MS))
             if folded:
                 log.info("folded %d events older than %g days into daily counts", folded, self.retention_days)
         except Exception:

@@ -10,16 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recommender.listing import CUSTOM_VARIANT, DEFAULT_VARIANT
 from recommender.rank import GroupPick, Strategy
-from recommender.store import SCHEMA, Transaction, connect, next_seq
+from recommender.store import SideStore, Transaction, next_seq, now_ms
 
 NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 # What a list's `variant` (and an event's) may be: an experiment's `name/variant`, or one outside experiments.
@@ -129,20 +126,8 @@ def bucket(experiment: str, reader: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class ExperimentStore:
+class ExperimentStore(SideStore):
     """Experiments defined over the API, beside the articles; at most one is active at a time."""
-
-    def __init__(self, path: Path):
-        self._conn = connect(path)
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._conn.close()
 
     def put(self, spec: ExperimentSpec, active: bool) -> Experiment:
         """Define (or redefine) an experiment; activating it stops the active one. A changed definition restarts

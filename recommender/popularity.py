@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from recommender.events import DAY_MS, EventStore
+from recommender.store import now_ms
 
 # How often the scores are read again from the events (lists ranked meanwhile use the last scores).
 REFRESH_S = 60.0
@@ -44,7 +45,7 @@ class Popularity:
     def scores(self) -> dict[str, float]:
         with self._lock:
             if time.monotonic() - self._read_at >= REFRESH_S:
-                now = int(time.time() * 1000)
+                now = now_ms()
                 since = now - int(HORIZON_HALF_LIVES * self.half_life_days * DAY_MS)
                 self._scores = popularity(self.events.item_clicks(since), now, self.half_life_days)
                 self._read_at = time.monotonic()

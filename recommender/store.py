@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -198,6 +199,24 @@ def _still_shown(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
     rows = conn.execute(f"""SELECT key FROM articles WHERE key IN ({marks}) AND status = 'published'
                             AND id NOT IN (SELECT item_id FROM blocked_everywhere)""", list(keys))
     return {r[0] for r in rows}
+
+
+def now_ms() -> int:
+    """The time as the store keeps it: epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+class SideStore:
+    """Tables kept beside the articles (overrides, experiments, events): a connection of their own to the
+    store (its schema ensured), used behind a lock."""
+
+    def __init__(self, path: Path):
+        self._conn = connect(path)
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class Transaction:

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request
 
 from recommender.events import EventsBacklogged, event_errors
-from recommender.experiments import now_ms
+from recommender.store import now_ms
 from service.deps import AppSettings, Engine
 from service.errors import PayloadTooLarge, ServiceUnavailable, TooManyRequests, Unprocessable, error_responses
 from service.ratelimit import RateLimiter
