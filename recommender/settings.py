@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recommender.experiments import ExperimentSpec
@@ -116,6 +116,13 @@ class Settings(BaseSettings):
             raise ValueError("RECOMMENDER_API_TOKEN is set but blank, which would open every write: set a real "
                              "token, or unset the variable")
         return value
+
+    @model_validator(mode="after")
+    def _a_full_batch_fits_the_burst(self) -> Settings:
+        if self.events_burst < self.events_max_batch:
+            raise ValueError(f"RECOMMENDER_EVENTS_BURST ({self.events_burst}) is below RECOMMENDER_EVENTS_MAX_BATCH "
+                             f"({self.events_max_batch}): a full batch would always be refused; raise the burst")
+        return self
 
     @property
     def db_path(self) -> Path:

@@ -68,3 +68,12 @@ def test_times_in_the_future_or_past_the_retention_are_refused():
     events = [event(), event(ts=NOW + 3_600_000), event(ts=NOW - 31 * DAY_MS)]
     assert event_errors(events, NOW, retention_days=30) == [(1, "in the future"),
                                                             (2, "older than the retention (30 days)")]
+
+
+def test_a_burst_smaller_than_a_batch_is_a_configuration_error():
+    from pydantic import ValidationError
+
+    from recommender.settings import Settings
+
+    with pytest.raises(ValidationError, match="raise the burst"):
+        Settings(events_burst=10, events_max_batch=20)

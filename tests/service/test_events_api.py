@@ -141,3 +141,34 @@ def test_experiments_need_the_token_and_a_valid_definition(api, anon):
 def test_stopping_the_experiment_brings_back_the_default_list(api):
     api.put("/experiments/rep", json={**AB, "active": False})  # the running one
     assert api.get(f"/articles/{SOURCE}/similar", params={"reader": "r1"}).json()["variant"] == "default"
+
+
+def test_acknowledged_events_survive_a_sigkill_of_the_server(ingested_dir, tmp_path_factory):
+    """Batches posted from 4 clients at once, the server SIGKILLed right after: every event answered 200 is in
+    the store when it is opened again."""
+    import sqlite3
+    import threading
+
+    from tests.service.conftest import Server
+
+    server = Server(private_copy(ingested_dir, tmp_path_factory), RECOMMENDER_EVENTS_RATE_PER_S="100000",
+                    RECOMMENDER_EVENTS_BURST="100000").start()
+    acked: list[int] = []
+    try:
+        with server.client() as api:
+            batch = events_of(api.get(f"/articles/{SOURCE}/similar").json(), clicked=1)
+
+        def post(n: int) -> None:
+            with server.client() as api:
+                for _ in range(10):
+                    acked.append(api.post("/events", json=batch).json()["stored"])
+
+        threads = [threading.Thread(target=post, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.kill()
+    with sqlite3.connect(server.data_dir / "articles.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == sum(acked) == 40 * len(batch)
