@@ -8,8 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from scipy.stats import norm
+from statistics import NormalDist
 
 from recommender.events import Counts, EventStore
 from recommender.experiments import Experiment
@@ -18,6 +17,7 @@ TEST = ("two-proportion z-test on item CTR (clicks / impressions), pooled standa
         "interval of the difference: Wald, unpooled")
 ALPHA = 0.05
 POWER = 0.8
+NORMAL = NormalDist()  # the standard normal (the stdlib's: serving processes need not import scipy)
 # The normal approximation needs this many clicks and this many impressions without a click in each group.
 MIN_EVENTS = 10
 
@@ -86,12 +86,12 @@ def compare(control: VariantStats, other: VariantStats, alpha: float = ALPHA) ->
         return Comparison(other.variant, control.variant, None, None, None, None, None, False, None,
                           "no impressions yet: nothing to compare")
     p1, p2 = c1 / n1, c2 / n2
-    z = norm.ppf(1 - alpha / 2)
+    z = NORMAL.inv_cdf(1 - alpha / 2)
     pooled = (c1 + c2) / (n1 + n2)
     se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
-    p_value = float(2 * norm.sf(abs(p2 - p1) / se_pooled)) if se_pooled > 0 else 1.0
-    mde = (z + norm.ppf(POWER)) * se_pooled if se_pooled > 0 else None
+    p_value = 2 * (1 - NORMAL.cdf(abs(p2 - p1) / se_pooled)) if se_pooled > 0 else 1.0
+    mde = (z + NORMAL.inv_cdf(POWER)) * se_pooled if se_pooled > 0 else None
     note = None
     if small:
         note = (f"too small to say: {' and '.join(small)} need at least {MIN_EVENTS} clicks and {MIN_EVENTS} "
