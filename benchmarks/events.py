@@ -34,7 +34,7 @@ ap.add_argument("--duration", type=float, default=5.0, help="seconds per phase (
 ap.add_argument("--clients", type=int, default=32, help="connections reading lists")
 ap.add_argument("--event-rate", type=float, default=2000.0, help="events/s offered during the event phases")
 ap.add_argument("--batch", type=int, default=8, help="events per POST (a box's impressions)")
-ap.add_argument("--posters", type=int, default=4, help="connections posting events")
+ap.add_argument("--posters", type=int, default=64, help="connections posting events (each waits for its answer)")
 ap.add_argument("--data-dir", type=Path, help="default: <tmp>/similar-news-bench/serve-<n> (reused)")
 
 

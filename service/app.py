@@ -20,6 +20,7 @@ from recommender.settings import Settings
 from service.cache import CachedLists
 from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
+from service.intake import EventIntake
 from service.limits import BodyLimits
 from service.lookup import StoredLists
 from service.protocol import configure_protocol
@@ -43,9 +44,11 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
-    app.state.event_limiter = RateLimiter(settings.events_rate_per_s, settings.events_burst,
-                                          settings.events_client_header)
+    limiter = app.state.event_limiter = RateLimiter(settings.events_rate_per_s, settings.events_burst,
+                                                    settings.events_client_header)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
+    app.add_middleware(EventIntake, engine=lambda: getattr(app.state, "recommender", None), settings=settings,
+                       limiter=limiter)
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,

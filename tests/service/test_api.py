@@ -27,7 +27,8 @@ def test_similar_list_for_a_known_article(api):
 
 def test_limit_strategy_explain_and_exclude(api):
     first = api.get(f"/articles/{SOURCE}/similar", params={"limit": 3, "explain": "true"}).json()["items"]
-    assert len(first) == 3 and set(first[0]["explanation"]) == {"semantic", "lexical", "recency", "diversity_penalty"}
+    assert len(first) == 3 and set(first[0]["explanation"]) == {"semantic", "lexical", "recency", "diversity_penalty",
+                                                                   "popularity"}
     skipped = api.get(f"/articles/{SOURCE}/similar", params={"limit": 3, "exclude": first[0]["id"]}).json()["items"]
     assert first[0]["id"] not in [i["id"] for i in skipped]
     for strategy in ("embedding", "tfidf", "bm25"):
