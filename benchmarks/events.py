@@ -1,8 +1,9 @@
 """Events benchmark: does reporting impressions and clicks slow the box? The real server on the data dir of
 ``serve.py`` (built and cached the same way), `GET /articles/{id}/similar` (uniform ids) driven by --clients
-keep-alive connections alone and while `POST /events` batches arrive at --event-rate events/s (batches of
---batch, the impressions of one box each, from --posters connections); phases alternated twice. Prints the box's
-throughput and p99 in both, the event load's acknowledged rate and latency, and checks that every acknowledged
+keep-alive connections alone, while `POST /events` batches arrive at --event-rate events/s (batches of
+--batch, the impressions of one box each, from --posters connections), and while as many `GET /healthz` arrive
+instead (what any extra request of that rate costs the server and this client on the same cores); phases
+alternated twice. Prints the box's throughput and p99 in each, the event load's acknowledged rate and latency, and checks that every acknowledged
 event is in the store.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/events.py [--n 20000] [--duration 5] [--event-rate 2000]
@@ -38,14 +39,16 @@ ap.add_argument("--posters", type=int, default=64, help="connections posting eve
 ap.add_argument("--data-dir", type=Path, help="default: <tmp>/similar-news-bench/serve-<n> (reused)")
 
 
-async def post_events(port: int, body: bytes, rate: float, duration: float, posters: int, batch: int) -> dict:
-    """``posters`` keep-alive connections posting ``body`` at ``rate`` events/s in all; latencies of the 200s."""
+async def post_events(port: int, body: bytes | None, rate: float, duration: float, posters: int, batch: int) -> dict:
+    """``posters`` keep-alive connections posting ``body`` at ``rate`` events/s in all (``body`` None: a
+    ``GET /healthz`` instead of each POST, the same request rate of no-op requests); latencies of the 200s."""
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + duration
     interval = posters * batch / rate
-    head = (b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body))
+    request = (b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body)) if body is not None else \
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
     async def poster(n: int) -> None:
         nonlocal errors
@@ -54,7 +57,7 @@ async def post_events(port: int, body: bytes, rate: float, duration: float, post
         try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                writer.write(head + body)
+                writer.write(request)
                 answer = await reader.readuntil(b"\r\n\r\n")
                 length = int(answer.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                 await reader.readexactly(length)
@@ -99,15 +102,16 @@ def main() -> int:
     try:
         body = events_body(port, ids[0], args.batch)
         paths = lambda pick: f"/articles/{ids[pick.randrange(len(ids))]}/similar".encode()  # noqa: E731
-        alone, loaded, posted = [], [], []
+        alone, noop, loaded, posted = [], [], [], []
+
+        async def both(payload: bytes | None) -> tuple[dict, dict]:
+            return await asyncio.gather(drive(port, paths, args.duration, args.clients), post_events(
+                port, payload, args.event_rate, args.duration, args.posters, args.batch))
+
         for _ in range(2):
             alone.append(asyncio.run(drive(port, paths, args.duration, args.clients)))
-
-            async def both() -> tuple[dict, dict]:
-                return await asyncio.gather(drive(port, paths, args.duration, args.clients), post_events(
-                    port, body, args.event_rate, args.duration, args.posters, args.batch))
-
-            reads, events = asyncio.run(both())
+            noop.append(asyncio.run(both(None))[0])
+            reads, events = asyncio.run(both(body))
             loaded.append(reads)
             posted.append(events)
         time.sleep(1)
@@ -119,12 +123,15 @@ def main() -> int:
         shutil.rmtree(run_dir, ignore_errors=True)
     a_rps, _, a_p99, a_err = summary(alone)
     l_rps, _, l_p99, l_err = summary(loaded)
+    n_rps, _, n_p99, n_err = summary(noop)
     acked = sum(p["acked"] for p in posted)
     lat = np.concatenate([np.array(p["lat"]) for p in posted]) * 1000
     print(f"\n{len(ids)} articles, 1 worker, {args.clients} readers, {args.duration:g}s x 2 phases each")
     print(f"  lists alone:            {a_rps:8.0f} req/s, p99 {a_p99:6.2f} ms, {a_err} errors")
+    print(f"  lists under no-op GETs: {n_rps:8.0f} req/s, p99 {n_p99:6.2f} ms, {n_err} errors "
+          f"({n_rps / a_rps:.1%} of alone; /healthz at the request rate of the events below)")
     print(f"  lists under events:     {l_rps:8.0f} req/s, p99 {l_p99:6.2f} ms, {l_err} errors "
-          f"({l_rps / a_rps:.1%} of alone)")
+          f"({l_rps / a_rps:.1%} of alone, {l_rps / n_rps:.1%} of under no-op GETs)")
     print(f"  events offered {args.event_rate:g}/s in batches of {args.batch}: acknowledged "
           f"{acked / sum(p['s'] for p in posted):.0f}/s, ack p50 {np.percentile(lat, 50):.1f} ms, "
           f"p99 {np.percentile(lat, 99):.1f} ms, {sum(p['errors'] for p in posted)} errors")
