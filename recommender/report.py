@@ -134,8 +134,13 @@ def _pct(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f} %"
 
 
-def format_report(report: Report, positions: int = 8) -> str:
-    """The report as text tables (what ``recommender report`` prints)."""
+def _points(value: float | None, sign: str = "+") -> str:
+    return "–" if value is None else f"{100 * value:{sign}.2f} pt"
+
+
+def format_report(report: Report) -> str:
+    """The report as text tables (what ``recommender report`` prints): CTR in %, differences in points."""
+    positions = max((p.position for v in report.variants for p in v.by_position), default=0)
     lines = [f"experiment {report.experiment}", "",
              "| variant | impressions | clicks | CTR | " + " | ".join(f"CTR@{p}" for p in range(1, positions + 1)) + " |",
              "|---|---|---|---|" + "---|" * positions]
@@ -146,10 +151,10 @@ def format_report(report: Report, positions: int = 8) -> str:
     lines += ["", "| variant − control | difference | 95 % interval | relative | p | significant | detectable |",
               "|---|---|---|---|---|---|---|"]
     for c in report.comparisons:
-        interval = "–" if c.ci_low is None or c.ci_high is None else f"{_pct(c.ci_low)} … {_pct(c.ci_high)}"
-        lines.append(f"| {c.variant} − {c.control} | {_pct(c.difference)} | {interval} | {_pct(c.relative, 1)} | "
+        interval = "–" if c.ci_low is None or c.ci_high is None else f"{_points(c.ci_low)} … {_points(c.ci_high)}"
+        lines.append(f"| {c.variant} − {c.control} | {_points(c.difference)} | {interval} | {_pct(c.relative, 1)} | "
                      f"{'–' if c.p_value is None else f'{c.p_value:.3g}'} | {'yes' if c.significant else 'no'} | "
-                     f"{_pct(c.min_detectable)} |")
+                     f"{_points(c.min_detectable, '')} |")
     lines += ["", f"test: {report.test}; significant at p < {report.alpha}", *(
         f"note ({c.variant}): {c.note}" for c in report.comparisons if c.note)]
     return "\n".join(lines)

@@ -62,6 +62,7 @@ def test_the_report_has_every_variant_ctr_by_position_and_names_its_test():
     assert "z-test" in report.test
     text = format_report(report)
     assert "| e/a | 200 | 30 | 15.00 % | 20.0 % | 10.0 % |" in text and "no impressions" in text
+    assert "CTR@3" not in text  # only the positions shown
 
 
 def test_since_takes_a_time_ago_or_an_iso_time():
