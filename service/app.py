@@ -57,7 +57,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None) -> Fa
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Content-Type", "X-Reader"])
     app.add_middleware(JsonErrors)
     install_error_handlers(app)
     for router in ROUTERS:
