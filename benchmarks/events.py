@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import sqlite3
 import sys
@@ -85,6 +84,44 @@ def events_body(port: int, article_id: str, batch: int) -> bytes:
                        for n, item in enumerate(shown["items"], 1)]).encode()
 
 
+def phases(port: int, ids: list[str], args: argparse.Namespace) -> dict[str, list[dict]]:
+    """Lists alone, beside no-op GETs, beside events: each phase twice, alternated."""
+    body = events_body(port, ids[0], args.batch)
+    paths = lambda pick: f"/articles/{ids[pick.randrange(len(ids))]}/similar".encode()  # noqa: E731
+    runs: dict[str, list[dict]] = {"alone": [], "noop": [], "loaded": [], "posted": []}
+
+    async def both(payload: bytes | None) -> tuple[dict, dict]:
+        return await asyncio.gather(drive(port, paths, args.duration, args.clients), post_events(
+            port, payload, args.event_rate, args.duration, args.posters, args.batch))
+
+    for _ in range(2):
+        runs["alone"].append(asyncio.run(drive(port, paths, args.duration, args.clients)))
+        runs["noop"].append(asyncio.run(both(None))[0])
+        reads, events = asyncio.run(both(body))
+        runs["loaded"].append(reads)
+        runs["posted"].append(events)
+    return runs
+
+
+def print_figures(runs: dict[str, list[dict]], stored: int, articles: int, args: argparse.Namespace) -> None:
+    a_rps, _, a_p99, a_err = summary(runs["alone"])
+    n_rps, _, n_p99, n_err = summary(runs["noop"])
+    l_rps, _, l_p99, l_err = summary(runs["loaded"])
+    posted = runs["posted"]
+    acked = sum(p["acked"] for p in posted)
+    lat = np.concatenate([np.array(p["lat"]) for p in posted]) * 1000
+    print(f"\n{articles} articles, 1 worker, {args.clients} readers, {args.duration:g}s x 2 phases each")
+    print(f"  lists alone:            {a_rps:8.0f} req/s, p99 {a_p99:6.2f} ms, {a_err} errors")
+    print(f"  lists under no-op GETs: {n_rps:8.0f} req/s, p99 {n_p99:6.2f} ms, {n_err} errors "
+          f"({n_rps / a_rps:.1%} of alone; /healthz at the request rate of the events below)")
+    print(f"  lists under events:     {l_rps:8.0f} req/s, p99 {l_p99:6.2f} ms, {l_err} errors "
+          f"({l_rps / a_rps:.1%} of alone, {l_rps / n_rps:.1%} of under no-op GETs)")
+    print(f"  events offered {args.event_rate:g}/s in batches of {args.batch}: acknowledged "
+          f"{acked / sum(p['s'] for p in posted):.0f}/s, ack p50 {np.percentile(lat, 50):.1f} ms, "
+          f"p99 {np.percentile(lat, 99):.1f} ms, {sum(p['errors'] for p in posted)} errors")
+    print(f"  stored: {stored} events for {acked} acknowledged ({'every one' if stored >= acked else 'MISSING'})")
+
+
 def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -100,20 +137,7 @@ def main() -> int:
     port = free_port()
     server, _ = start_server(run_dir, port, 1)
     try:
-        body = events_body(port, ids[0], args.batch)
-        paths = lambda pick: f"/articles/{ids[pick.randrange(len(ids))]}/similar".encode()  # noqa: E731
-        alone, noop, loaded, posted = [], [], [], []
-
-        async def both(payload: bytes | None) -> tuple[dict, dict]:
-            return await asyncio.gather(drive(port, paths, args.duration, args.clients), post_events(
-                port, payload, args.event_rate, args.duration, args.posters, args.batch))
-
-        for _ in range(2):
-            alone.append(asyncio.run(drive(port, paths, args.duration, args.clients)))
-            noop.append(asyncio.run(both(None))[0])
-            reads, events = asyncio.run(both(body))
-            loaded.append(reads)
-            posted.append(events)
+        runs = phases(port, ids, args)
         time.sleep(1)
         with sqlite3.connect(f"file:{run_dir / 'articles.sqlite3'}?mode=ro", uri=True) as db:
             stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
@@ -121,24 +145,9 @@ def main() -> int:
         server.terminate()
         server.wait(60)
         shutil.rmtree(run_dir, ignore_errors=True)
-    a_rps, _, a_p99, a_err = summary(alone)
-    l_rps, _, l_p99, l_err = summary(loaded)
-    n_rps, _, n_p99, n_err = summary(noop)
-    acked = sum(p["acked"] for p in posted)
-    lat = np.concatenate([np.array(p["lat"]) for p in posted]) * 1000
-    print(f"\n{len(ids)} articles, 1 worker, {args.clients} readers, {args.duration:g}s x 2 phases each")
-    print(f"  lists alone:            {a_rps:8.0f} req/s, p99 {a_p99:6.2f} ms, {a_err} errors")
-    print(f"  lists under no-op GETs: {n_rps:8.0f} req/s, p99 {n_p99:6.2f} ms, {n_err} errors "
-          f"({n_rps / a_rps:.1%} of alone; /healthz at the request rate of the events below)")
-    print(f"  lists under events:     {l_rps:8.0f} req/s, p99 {l_p99:6.2f} ms, {l_err} errors "
-          f"({l_rps / a_rps:.1%} of alone, {l_rps / n_rps:.1%} of under no-op GETs)")
-    print(f"  events offered {args.event_rate:g}/s in batches of {args.batch}: acknowledged "
-          f"{acked / sum(p['s'] for p in posted):.0f}/s, ack p50 {np.percentile(lat, 50):.1f} ms, "
-          f"p99 {np.percentile(lat, 99):.1f} ms, {sum(p['errors'] for p in posted)} errors")
-    print(f"  stored: {stored} events for {acked} acknowledged ({'every one' if stored >= acked else 'MISSING'})")
+    print_figures(runs, stored, len(ids), args)
     return 0
 
 
 if __name__ == "__main__":
-    random.seed(0)
     sys.exit(main())
