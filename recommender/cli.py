@@ -111,6 +111,37 @@ def _refresh_boxes(engine) -> str:
         lock.release()
 
 
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    """An experiment's report from the store alone (no index, no model): the running one unless named."""
+    import json
+    from dataclasses import asdict
+
+    from recommender.events import EventStore
+    from recommender.experiments import ExperimentStore, named, running
+    from recommender.report import experiment_report, format_report, parse_since
+    from recommender.store import now_ms
+
+    if not settings.db_path.exists():
+        raise SystemExit(f"error: no store at {settings.db_path} (RECOMMENDER_DATA_DIR)")
+    experiments, events = ExperimentStore(settings.db_path), EventStore(settings.db_path)
+    try:
+        experiment = named(experiments, settings.experiment, args.experiment) if args.experiment else \
+            running(experiments.active(), settings.experiment)
+        if experiment is None:
+            raise SystemExit(f"error: no experiment {'named ' + repr(args.experiment) if args.experiment else 'runs'}"
+                             "; name one with --experiment (see GET /experiments)")
+        try:
+            since = parse_since(args.since, now_ms()) if args.since else None
+        except ValueError as exc:
+            raise SystemExit(f"error: --since: {exc}") from None
+        report = experiment_report(experiment, events, since)
+    finally:
+        experiments.close()
+        events.close()
+    print(json.dumps(asdict(report), indent=2) if args.json else format_report(report))
+    return 0
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Before prometheus-client is first imported (it picks its multiprocess mode then): the workers, the writer
     # and the refresher all count into this directory, and the worker answering a scrape sums them.
@@ -218,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, help="read workers (default RECOMMENDER_WORKERS, else one per core); "
                        "a writer process beside them takes every write, a refresher process keeps the stored boxes fresh")
     serve.set_defaults(run=_serve)
+
+    report = sub.add_parser("report", help="an experiment's report: impressions, clicks, CTR per variant and "
+                            "position, each variant against the control (95 %% interval, z-test)")
+    report.add_argument("--experiment", help="its name (default: the running experiment)")
+    report.add_argument("--since", help="7d, 12h, or an ISO 8601 date or time (default: the experiment's start)")
+    report.add_argument("--json", action="store_true", help="the report as JSON")
+    report.set_defaults(run=_report)
 
     add_evaluate_command(sub)
 

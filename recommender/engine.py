@@ -19,10 +19,13 @@ from tqdm.auto import tqdm
 from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import TextEmbedder, load_embedder, model_name
+from recommender.events import EventLog, EventStore
+from recommender.experiments import Experiment, ExperimentSpec, ExperimentStore, named, running
 from recommender.lexical import LexicalIndex
-from recommender.listing import box_format, item_json, list_json
+from recommender.listing import DEFAULT_VARIANT, box_format, item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
+from recommender.popularity import Popularity
 from recommender.rank import (
     STRATEGIES,
     Candidate,
@@ -109,6 +112,13 @@ class Recommender:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ArticleStore(settings.db_path)
         self.overrides = OverrideStore(settings.db_path)
+        self.experiments = ExperimentStore(settings.db_path)
+        self.event_store = EventStore(settings.db_path)
+        self.events = EventLog(self.event_store, settings.events_flush_interval_s, settings.events_max_pending,
+                               settings.events_retention_days)
+        self.popularity = Popularity(self.event_store, settings.popularity_half_life_days)
+        self._experiment: Experiment | None = None
+        self._experiments_seq = -1
         self._write_lock = threading.RLock()
         # Held while the indexes move to a newer store sequence (whoever wrote it: this process or another).
         self._follow_lock = threading.RLock()
@@ -130,6 +140,7 @@ class Recommender:
         self.lexical = self._open_lexical()
         self._published = set(self.store.published_keys().tolist())
         self._load_overrides()
+        self._load_experiment()
         self.follow()  # writes committed while the indexes were read
         self._requeue_boxes_of_other_format()
 
@@ -304,7 +315,7 @@ class Recommender:
         scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
         rows = self._rows([int(k) for k in found.ravel().tolist() if k >= 0])
         floors = self.store.floors(list(rows))
-        w, mmr = self.ranking.lexical_weight, self.ranking.mmr_lambda
+        w, mmr, pw = self.ranking.lexical_weight, self.ranking.mmr_lambda, self.ranking.popularity_weight
         margin = (1 - mmr) / max(mmr, 1e-9)
         default = DEFAULT_QUERY
         out: set[int] = set()
@@ -316,7 +327,7 @@ class Recommender:
                 days = days_between(box.published_at, article.published_at)
                 if not passes_filters(box, article, default, self.ranking, days):
                     continue
-                if floors.get(key) is None or (1 - w) * cosine + w + margin >= floors[key]:
+                if floors.get(key) is None or (1 - pw) * ((1 - w) * cosine + w) + pw + margin >= floors[key]:
                     out.add(key)
         return sorted(out)
 
@@ -345,6 +356,8 @@ class Recommender:
             self._apply(changes)
             if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
                 self._load_overrides()
+            if self.experiments.version() != self._experiments_seq:
+                self._load_experiment()
             # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
             # cache) rather than the new sequence with the old generation (lists cached before the change).
             self._invalidate([c.key for c in changes])
@@ -371,6 +384,10 @@ class Recommender:
         self._box_blocks = self.overrides.all_blocks()
         self._overrides_seq = seq
 
+    def _load_experiment(self) -> None:
+        self._experiments_seq = self.experiments.version()  # before the table: a later change is read again
+        self._experiment = running(self.experiments.active(), self.settings.experiment)
+
     def _invalidate(self, keys: Iterable[int]) -> None:
         """A new generation (no list cached before it is served); the parsed rows of ``keys`` (those written)
         are dropped, the others stay: a row changes only with a write of its own article."""
@@ -396,6 +413,9 @@ class Recommender:
     def close(self) -> None:
         """Checkpoint the index and close the store; ``with Recommender(settings) as engine:`` does it."""
         self.checkpoint()
+        self.events.close()  # what was acknowledged is stored already; this writes what is still queued
+        self.event_store.close()
+        self.experiments.close()
         self.overrides.close()
         self.store.close()
 
@@ -438,9 +458,10 @@ class Recommender:
                                                       limit=query.limit + len(pins)), neighbours)
         return with_pins(ranked, pins, query.limit)
 
-    def list_json(self, article_id: str | None, items: Sequence[Recommendation]) -> bytes:
+    def list_json(self, article_id: str | None, items: Sequence[Recommendation],
+                  variant: str = DEFAULT_VARIANT) -> bytes:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
-        return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items])
+        return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items], variant)
 
     def list_body(self, article_id: str, query: SimilarQuery) -> tuple[bytes, str]:
         """A list's response body and where it came from: a default query's stored box (``"stored"``) when
@@ -451,7 +472,7 @@ class Recommender:
                 return body, "stored"
         return self.list_json(article_id, self.similar(article_id, query)), "ranked"
 
-    def stored_list_json(self, article_id: str, limit: int) -> bytes | None:
+    def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT) -> bytes | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
         a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.
 
@@ -469,7 +490,7 @@ class Recommender:
             return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
         items = [item for key, item_id, item, _ in box.items
                  if key in published and item_id not in blocked and item_id not in here]
-        return list_json(article_id, items[:limit])
+        return list_json(article_id, items[:limit], variant)
 
     # -- stored boxes ---------------------------------------------------------------------------
     def refresh_boxes(self, keys: Sequence[int]) -> int:
@@ -543,6 +564,31 @@ class Recommender:
             self.follow()
             return found
 
+    # -- experiments ----------------------------------------------------------------------------
+    @property
+    def running_experiment(self) -> Experiment | None:
+        """The experiment that splits list requests now (activated over the API, else in settings), if any."""
+        return self._experiment
+
+    def experiment(self, name: str) -> Experiment | None:
+        """An experiment by name: defined over the API, or the one in settings."""
+        return named(self.experiments, self.settings.experiment, name)
+
+    def all_experiments(self) -> list[Experiment]:
+        """Every experiment defined over the API, the latest first, then the one in settings (if not redefined)."""
+        stored = self.experiments.all()
+        configured = self.settings.experiment
+        if configured is not None and all(e.name != configured.name for e in stored):
+            stored.append(self.experiment(configured.name) or Experiment(configured))
+        return stored
+
+    def define_experiment(self, spec: ExperimentSpec, active: bool = True) -> Experiment:
+        """Define or redefine an experiment (activating it stops the running one); every process follows."""
+        with self._write_lock:
+            experiment = self.experiments.put(spec, active)
+            self.follow()
+            return experiment
+
     def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
         """The list for an article that is not indexed (a CMS preview)."""
         article = Article(id="", title=title, body=text)
@@ -576,8 +622,10 @@ class Recommender:
         keys = [key for key in keys if key in rows]
         semantic = (np.stack([rows[key][1] for key in keys]) @ vector).tolist() if keys else []
         lexical = scorer.scores_for(keys).tolist() if scorer is not None else [0.0] * len(keys)
-        candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i])
-                      for i, key in enumerate(keys)]
+        weighs_popularity = query.strategy == "default" and self.ranking.for_query(query).popularity_weight
+        popular = self.popularity.scores() if weighs_popularity else {}
+        candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i],
+                                popular.get(rows[key][0].id, 0.0)) for i, key in enumerate(keys)]
         return rank(source, vector, candidates, query, self.ranking)
 
     def warm_rows(self, chunk: int = 5000) -> None:

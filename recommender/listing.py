@@ -3,6 +3,7 @@ the lists ranked on demand alike, so both answer the same bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -41,11 +42,27 @@ def item_json(rec: Recommendation, excerpt_chars: int) -> str:
     if rec.explanation is not None:
         e = rec.explanation
         item["explanation"] = {"semantic": e.semantic, "lexical": e.lexical, "recency": e.recency,
-                               "diversity_penalty": e.diversity_penalty}
+                               "diversity_penalty": e.diversity_penalty, "popularity": e.popularity}
     return json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def list_json(article_id: str | None, items: Sequence[str]) -> bytes:
-    """The response body of a list: ``{"article_id": ..., "items": [...]}`` from items made by ``item_json``."""
+# The variant of a list outside any experiment: the default list (stored box or the same list ranked on demand),
+# a list with the request's own options, a preview.
+DEFAULT_VARIANT, CUSTOM_VARIANT, PREVIEW_VARIANT = "default", "custom", "preview"
+
+
+def list_id(article_id: str | None, variant: str, items: str) -> str:
+    """The id of a list as shown: a digest of its article, its variant and its items' bytes. The same list
+    shown twice has the same id; any change of an item, its order or the limit gives another one, so a cached
+    response can never carry the id of another list, and a stored box and the list ranked on demand agree."""
+    key = f"{article_id}\x1f{variant}\x1f{items}".encode()
+    return hashlib.blake2b(key, digest_size=8).hexdigest()
+
+
+def list_json(article_id: str | None, items: Sequence[str], variant: str = DEFAULT_VARIANT) -> bytes:
+    """The response body of a list, ``{"article_id", "list_id", "variant", "items": [...]}``, from items made by
+    ``item_json``."""
     head = json.dumps(article_id, ensure_ascii=False)
-    return f'{{"article_id":{head},"items":[{",".join(items)}]}}'.encode()
+    joined = ",".join(items)
+    return (f'{{"article_id":{head},"list_id":"{list_id(article_id, variant, joined)}",'
+            f'"variant":"{variant}","items":[{joined}]}}').encode()

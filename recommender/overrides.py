@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from recommender.store import SCHEMA, Transaction, connect, enqueue_boxes, enqueue_holders, next_seq
+from recommender.store import SideStore, Transaction, enqueue_boxes, enqueue_holders, next_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +22,7 @@ class BoxOverrides:
     blocks: frozenset[str] = field(default_factory=frozenset)
 
 
-class OverrideStore:
-    def __init__(self, path: Path):
-        self._conn = connect(path)
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._conn.close()
-
+class OverrideStore(SideStore):
     def box(self, article_id: str) -> BoxOverrides:
         with self._lock:
             rows = self._conn.execute(

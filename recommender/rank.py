@@ -39,10 +39,11 @@ class SimilarQuery:
     recency_half_life_days: float | None = None
     mmr_lambda: float | None = None
     same_language_only: bool | None = None
+    popularity_weight: float | None = None
 
 
 # The Ranking fields a query may override (SimilarQuery's fields of the same names).
-PER_REQUEST = ("window_days", "recency_half_life_days", "mmr_lambda", "same_language_only")
+PER_REQUEST = ("window_days", "recency_half_life_days", "mmr_lambda", "same_language_only", "popularity_weight")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class Ranking:
     story_threshold: float = 0.8
     window_days: float | None = None
     same_language_only: bool = True
+    popularity_weight: float = 0.0  # share of the click-popularity signal (recommender.popularity); 0 = off
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ranking:
@@ -79,6 +81,7 @@ class Candidate:
     vector: np.ndarray
     semantic: float
     lexical: float = 0.0
+    popularity: float = 0.0  # in [0, 1]; read only when popularity_weight is set
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,7 @@ class Explanation:
     lexical: float
     recency: float  # multiplier applied to the relevance, 1.0 = no effect
     diversity_penalty: float  # what MMR subtracted for resemblance to items above it
+    popularity: float = 0.0  # the popularity signal's value (it weighs popularity_weight of the score)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,9 @@ def rank(
             item = _Scored(c, (1 - share) * c.semantic + share * min(c.lexical, 1.0))
             item.recency = recency_factor(days, ranking)
             item.relevance *= item.recency
+            if ranking.popularity_weight:
+                item.relevance = ((1 - ranking.popularity_weight) * item.relevance
+                                  + ranking.popularity_weight * c.popularity)
         elif query.strategy == "embedding":
             item = _Scored(c, c.semantic)
         else:
@@ -238,7 +245,8 @@ def rank(
 def _recommendation(shown: _Scored, members: list[_Scored], explain: bool) -> Recommendation:
     """The item for ``shown``, standing for its story's ``members`` (itself among them)."""
     explanation = Explanation(round(shown.candidate.semantic, 6), round(float(shown.candidate.lexical), 6),
-                              round(shown.recency, 6), round(shown.penalty, 6)) if explain else None
+                              round(shown.recency, 6), round(shown.penalty, 6),
+                              round(shown.candidate.popularity, 6)) if explain else None
     return Recommendation(shown.candidate.article, round(float(shown.relevance), 6), explanation,
                           group_size=len(members),
                           also=tuple(m.candidate.article for m in members if m is not shown))

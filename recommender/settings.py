@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recommender.experiments import ExperimentSpec
 
 
 class Settings(BaseSettings):
@@ -97,6 +99,31 @@ class Settings(BaseSettings):
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
 
+    # Events and experiments (README "Events and experiments")
+    experiment: ExperimentSpec | None = Field(
+        None, description="JSON: an experiment that splits traffic when none was activated over the API, e.g. "
+        '{"name": "mmr", "variants": [{"name": "control", "share": 0.5}, {"name": "mmr07", "share": 0.5, '
+        '"options": {"mmr_lambda": 0.7}}]}.')
+    max_events_bytes: int = Field(256_000, ge=1024, description="Body cap of POST /events (413 above).")
+    events_max_batch: int = Field(500, ge=1, description="Events per POST /events (413 above).")
+    events_rate_per_s: float = Field(
+        50.0, gt=0, description="Events a client may send per second, per server process (429 above), after a "
+        "burst of events_burst.")
+    events_burst: int = Field(1000, ge=1, description="Events a client may send at once before the rate applies.")
+    events_client_header: str | None = Field(
+        None, description="Header naming the client for the rate limit (e.g. x-forwarded-for behind a proxy: its "
+        "first address); unset = the connection's address.")
+    events_flush_interval_s: float = Field(
+        0.05, gt=0, le=5, description="Batches arriving within this share one transaction (group commit).")
+    events_max_pending: int = Field(100_000, ge=1, description="Events waiting to be written above which POST "
+                                    "/events answers 503 (the writer is behind).")
+    events_retention_days: float = Field(30.0, gt=0, description="Events older than this are folded into daily "
+                                         "counts and deleted.")
+    popularity_weight: float = Field(
+        0.0, ge=0, le=1, description="Share of the click-popularity signal in the default's score; 0 = off.")
+    popularity_half_life_days: float = Field(2.0, gt=0, description="A click's weight in the popularity signal "
+                                             "halves every this many days.")
+
     @field_validator("api_token")
     @classmethod
     def _token_is_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
@@ -104,6 +131,13 @@ class Settings(BaseSettings):
             raise ValueError("RECOMMENDER_API_TOKEN is set but blank, which would open every write: set a real "
                              "token, or unset the variable")
         return value
+
+    @model_validator(mode="after")
+    def _a_full_batch_fits_the_burst(self) -> Settings:
+        if self.events_burst < self.events_max_batch:
+            raise ValueError(f"RECOMMENDER_EVENTS_BURST ({self.events_burst}) is below RECOMMENDER_EVENTS_MAX_BATCH "
+                             f"({self.events_max_batch}): a full batch would always be refused; raise the burst")
+        return self
 
     @property
     def db_path(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +77,43 @@ CREATE TABLE IF NOT EXISTS blocked_everywhere (
     item_id TEXT PRIMARY KEY,
     reason  TEXT NOT NULL DEFAULT ''
 );
+-- == Events and experiments (recommender.events, recommender.experiments; README "Events and experiments") ==
+-- Plain SQL (INTEGER epoch milliseconds, TEXT, no SQLite-only types): a PostgreSQL backend ports it as it is.
+-- What readers saw and clicked, as the site reported it; never read by the list's rules except through the
+-- popularity signal (off by default). Older than RECOMMENDER_EVENTS_RETENTION_DAYS: folded into events_daily.
+CREATE TABLE IF NOT EXISTS events (
+    id         INTEGER PRIMARY KEY,
+    ts         INTEGER NOT NULL,          -- when it happened (the site's clock), epoch ms
+    received   INTEGER NOT NULL,          -- when it was stored, epoch ms
+    kind       TEXT NOT NULL,             -- 'impression' or 'click'
+    article_id TEXT NOT NULL,             -- the page (the box's article)
+    item_id    TEXT NOT NULL,             -- the item shown or clicked
+    position   INTEGER NOT NULL,          -- 1-based
+    list_id    TEXT NOT NULL,             -- the list's id as the API returned it
+    variant    TEXT NOT NULL              -- 'experiment/variant', or default, custom, preview
+);
+CREATE INDEX IF NOT EXISTS events_variant_ts ON events(variant, ts);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+-- Pruned events, counted per UTC day: what reports and the popularity signal read beyond the retention.
+CREATE TABLE IF NOT EXISTS events_daily (
+    day         TEXT NOT NULL,            -- YYYY-MM-DD (UTC) of ts
+    variant     TEXT NOT NULL,
+    article_id  TEXT NOT NULL,
+    item_id     TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    impressions INTEGER NOT NULL,
+    clicks      INTEGER NOT NULL,
+    PRIMARY KEY (day, variant, article_id, item_id, position)
+);
+-- Experiments defined over the API (one in settings is not stored); at most one has active = 1.
+CREATE TABLE IF NOT EXISTS experiments (
+    name       TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,             -- JSON: recommender.experiments.ExperimentSpec
+    active     INTEGER NOT NULL,          -- 1 = splits traffic now
+    started_at INTEGER NOT NULL,          -- epoch ms: defined, or last redefined (its report starts here)
+    stopped_at INTEGER                    -- epoch ms, NULL while active
+);
+-- == end of events and experiments ==
 """
 
 _COLUMNS = ("key, id, title, lead, body, url, published_at, section, tags, language, image_url, image_credit, "
@@ -193,6 +231,24 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
             present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if column not in present:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def now_ms() -> int:
+    """The time as the store keeps it: epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+class SideStore:
+    """Tables kept beside the articles (overrides, experiments, events): a connection of their own to the
+    store (its schema ensured), used behind a lock."""
+
+    def __init__(self, path: Path):
+        self._conn = connect(path)
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class Transaction:

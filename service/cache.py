@@ -61,7 +61,9 @@ class CachedLists:
         if generation is None or scope["method"] != "GET" or not scope["path"].endswith("/similar"):
             await self.app(scope, receive, send)
             return
-        key = (scope["path"], scope["query_string"])
+        # The variant is part of the key: two variants with the same options (an A/A test) list the same items
+        # under different labels, and the variant may have come from a header, not the query string.
+        key = (scope["path"], scope["query_string"], scope.get("variant"))
         body = self.cache.get(key, generation)
         if body is not None:
             count_list(scope, "cached")

@@ -91,10 +91,19 @@ class HeadersTooLarge(ApiError):
     status = 431
 
 
+class TooManyRequests(ApiError):
+    status = 429
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+
+
 DESCRIPTIONS = {
     400: "body cannot be parsed", 401: "missing or wrong bearer token", 403: "this service is read-only", 404: "unknown id",
     408: "the body did not arrive in time", 413: "body over its cap", 415: "body not application/json",
-    422: "bad parameter or body: `errors` names each field",
+    422: "bad parameter or body: `errors` names each field", 429: "over the client's rate: retry after "
+    "`Retry-After` seconds", 503: "not stored: the service is behind or stopping; retry",
 }
 
 

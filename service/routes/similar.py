@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT
 from recommender.rank import GroupPick, SimilarQuery, Strategy
 from service.deps import AppSettings, ArticleId, BoxTemplate, Engine
 from service.errors import Unprocessable, error_responses
 from service.html import VARY
+from service.lookup import VARIANT
 from service.metrics import count_list
 from service.schemas import PreviewRequest, SimilarList
 
@@ -51,27 +53,36 @@ def similar_query(
     mmr_lambda: Annotated[float | None, Query(
         ge=0, le=1, description="1 = relevance only, lower = more diverse.")] = None,
     same_language_only: Annotated[bool | None, Query(description="false = cross-lingual.")] = None,
+    popularity_weight: Annotated[float | None, Query(
+        ge=0, le=1, description="Share of the readers' click popularity in the default's score; 0 = none.")] = None,
 ) -> SimilarQuery:
     """The list's query parameters, the same for the JSON list and the HTML box."""
     return SimilarQuery(limit=limit or settings.default_limit, section=section, language=language,
                         exclude=frozenset(i for part in exclude or () for i in part.split(",") if i),
                         strategy=strategy, explain=explain, group_stories=group_stories, group_pick=group_pick,
                         window_days=window_days, recency_half_life_days=recency_half_life_days,
-                        mmr_lambda=mmr_lambda, same_language_only=same_language_only)
+                        mmr_lambda=mmr_lambda, same_language_only=same_language_only,
+                        popularity_weight=popularity_weight)
 
 
 ListQuery = Annotated[SimilarQuery, Depends(similar_query)]
+Reader = Annotated[str | None, Query(max_length=256, description=(
+    "The site's id for the visitor (or the x-reader header): the running experiment's variant is chosen by it; "
+    "without one, by the client's address and user agent."))]
 
 
 @router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
             dependencies=[Depends(refuse_renamed)])
-async def similar(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery) -> Response:
+async def similar(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery,
+                  reader: Reader = None) -> Response:
     """The list as JSON (``Accept: text/html`` gets the HTML box instead: ``similar.html``)."""
     # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
-    # (service.cache.CachedLists, from the bytes of this response).
+    # (service.cache.CachedLists, from the bytes of this response). StoredLists gave the request its variant
+    # (the reader's) and put that variant's options in the query.
     items = await run_in_threadpool(engine.similar, article_id, query)
     count_list(request.scope, "ranked")
-    return Response(engine.list_json(article_id, items), media_type="application/json", headers=VARY)
+    variant = request.scope.get(VARIANT, DEFAULT_VARIANT)
+    return Response(engine.list_json(article_id, items, variant), media_type="application/json", headers=VARY)
 
 
 @router.get("/articles/{article_id}/similar.html", dependencies=[Depends(refuse_renamed)],
@@ -91,4 +102,4 @@ def similar_preview(request: Request, body: PreviewRequest, engine: Engine, sett
     query = SimilarQuery(limit=limit or settings.default_limit, strategy=strategy, explain=explain)
     items = engine.similar_to_text(body.title, body.text, query)
     count_list(request.scope, "preview")
-    return Response(engine.list_json(None, items), media_type="application/json")
+    return Response(engine.list_json(None, items, PREVIEW_VARIANT), media_type="application/json")

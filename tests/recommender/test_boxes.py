@@ -2,10 +2,11 @@
 the list ranked on demand; a taken-down item never shows, even in a box not refreshed yet."""
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
-from recommender.listing import list_json
+from recommender.listing import list_id, list_json
 from recommender.rank import SimilarQuery
 from recommender.refresher import refresh_queued
 from recommender.store import box_text
@@ -107,7 +108,19 @@ def test_list_json_is_the_documented_schema(engine):
 
     body = engine.stored_list_json(SOURCE, 8)
     assert SimilarList.model_validate_json(body).model_dump_json().encode() == body
-    assert list_json(None, []) == b'{"article_id":null,"items":[]}'
+    assert list_json(None, [], "preview") == b'{"article_id":null,"list_id":"%s","variant":"preview","items":[]}' % (
+        list_id(None, "preview", "").encode())
+
+
+def test_a_list_id_names_the_list_shown_and_nothing_else(engine):
+    """The same list gets the same id on both paths; another limit, variant or article gets another one."""
+    body = json.loads(engine.stored_list_json(SOURCE, 8))
+    assert body["variant"] == "default" and re.fullmatch(r"[0-9a-f]{16}", body["list_id"])
+    assert json.loads(on_demand(engine, SOURCE))["list_id"] == body["list_id"]
+    others = {json.loads(engine.stored_list_json(SOURCE, 7))["list_id"],
+              json.loads(engine.stored_list_json(SOURCE, 8, "exp/b"))["list_id"],
+              json.loads(engine.stored_list_json(MARATHON, 8))["list_id"], body["list_id"]}
+    assert len(others) == 4
 
 
 def test_an_article_published_again_queues_the_boxes_it_may_enter(engine):
