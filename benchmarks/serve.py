@@ -88,10 +88,10 @@ def _build_articles(path: Path, n: int, seed: int) -> None:
     engine.close()
     print(f"embedded {len(real)} MIND articles in {time.perf_counter() - t0:.1f}s")
 
-    from recommender.store import ArticleStore
+    from recommender.store import SQLiteStore
 
     t1 = time.perf_counter()
-    store = ArticleStore(settings.db_path)
+    store = SQLiteStore(settings.db_path)
     rng = np.random.default_rng(seed)
     stored = store.vectors_for(a.id for a in real)
     real_vectors = np.stack([stored[a.id] for a in real])

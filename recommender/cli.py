@@ -95,10 +95,10 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
 
 def _refresh_boxes(engine) -> str:
     """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them)."""
-    from recommender.locks import FileLock
+    from recommender.locks import refresher_lock
     from recommender.refresher import refresh_queued
 
-    lock = FileLock(engine.settings.data_dir / "refresher.lock")
+    lock = refresher_lock(engine.settings)
     if not lock.try_exclusive():
         return f"{engine.store.queue_length()} boxes queued for the running server's refresher"
     try:

@@ -34,7 +34,7 @@ from recommender.rank import (
     with_pins,
 )
 from recommender.settings import Settings
-from recommender.store import ArticleStore, Change, StoredArticle
+from recommender.store import Change, StoredArticle, StoreUnavailable, open_store
 
 log = logging.getLogger("recommender")
 
@@ -103,8 +103,8 @@ class Recommender:
         self._embedder_lock = threading.Lock()
         self._model_name = embedder.name if embedder is not None else model_name(settings.model)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = ArticleStore(settings.db_path)
-        self.overrides = OverrideStore(settings.db_path)
+        self.store = open_store(settings)
+        self.overrides = OverrideStore(self.store)
         self._write_lock = threading.RLock()
         # Held while the indexes move to a newer store sequence (whoever wrote it: this process or another).
         self._follow_lock = threading.RLock()
@@ -314,8 +314,13 @@ class Recommender:
 
     # -- following the store --------------------------------------------------------------------
     def current_generation(self) -> int | None:
-        """The generation, if this process has applied every write in the store (one point read), else None."""
-        return self._generation if self.store.seq == self._applied_seq else None
+        """The generation, if this process has applied every write in the store (one point read), else None.
+        While the store is unreachable nothing can be written, so what this process applied is the latest."""
+        try:
+            head = self.store.seq
+        except StoreUnavailable:
+            return self._generation
+        return self._generation if head == self._applied_seq else None
 
     def follow(self) -> bool:
         """Bring the indexes and editorial state to the store's latest sequence, whoever wrote it (this
@@ -377,7 +382,6 @@ class Recommender:
     def close(self) -> None:
         """Checkpoint the index and close the store; ``with Recommender(settings) as engine:`` does it."""
         self.checkpoint()
-        self.overrides.close()
         self.store.close()
 
     def __enter__(self) -> Recommender:
@@ -428,7 +432,10 @@ class Recommender:
         (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth."""
         if limit > self.settings.box_depth:
             return None
-        box = self.store.box(article_id)
+        try:
+            box = self.store.box(article_id)
+        except StoreUnavailable:
+            return None  # ranked on demand, which answers 503 while the store is unreachable
         if box is None or box.pending:
             return None
         published, blocked = self._published, self._blocked_everywhere

@@ -1,8 +1,9 @@
 """The refresher: recomputes the stored boxes the write queue names, in one process at a time.
 
-Every server process runs one in a background thread; only the one holding an exclusive lock on
-``<data dir>/refresher.lock`` works. The OS releases the lock when its holder dies (even by SIGKILL), and
-another process takes over; queue entries are removed in the transaction that stores their boxes, so a crash
+Every server process runs one in a background thread; only the one holding the refresher lock works: an
+exclusive ``flock`` on ``<data dir>/refresher.lock`` with SQLite, a session-level advisory lock in the database
+with PostgreSQL (any number of replicas on any number of machines). The OS or PostgreSQL releases the lock when
+its holder dies (even by SIGKILL, or when it loses the database), and another process takes over; queue entries are removed in the transaction that stores their boxes, so a crash
 leaves them queued and the next holder finishes them."""
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import threading
 from tqdm.auto import tqdm
 
 from recommender.engine import Recommender
-from recommender.locks import FileLock
+from recommender.locks import refresher_lock
+from recommender.store import StoreUnavailable
 
 log = logging.getLogger("recommender.refresher")
 
@@ -36,7 +38,8 @@ class Refresher:
 
     def __init__(self, engine: Recommender):
         self.engine = engine
-        self.lock = FileLock(engine.settings.data_dir / "refresher.lock")
+        self.lock = refresher_lock(engine.settings)
+        self._store_down = False  # logged once per outage, not every poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
 
@@ -54,6 +57,15 @@ class Refresher:
         while not self._stop.is_set():
             try:  # every process follows the store here, off the request path
                 self.engine.follow()
+                if self._store_down:
+                    log.warning("the database is back: following it again")
+                self._store_down = False
+            except StoreUnavailable as exc:
+                if not self._store_down:
+                    log.warning("%s: serving what this process holds; writes get 503 until it is back", exc)
+                self._store_down = True
+                self._stop.wait(poll)
+                continue
             except Exception:
                 log.exception("following the store failed")
             if not self.lock.try_exclusive():

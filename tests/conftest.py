@@ -14,6 +14,7 @@ from recommender.engine import Recommender
 from recommender.loaders import read_articles
 from recommender.refresher import refresh_queued
 from recommender.settings import Settings
+from tests.pgcluster import PostgresCluster
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MIND_SAMPLE = SHARED / "data" / "mind-sample"
@@ -62,3 +63,19 @@ def engine(data_dir, embedder) -> Iterator[Recommender]:
     rec = Recommender(make_settings(data_dir), embedder=embedder)
     yield rec
     rec.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL server for the session, on a free loopback port (see tests/pgcluster.py)."""
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop("immediate")
+    cluster.remove()
+
+
+@pytest.fixture
+def database_url(postgres) -> str:
+    """A new empty database on the session's PostgreSQL server."""
+    return postgres.database()

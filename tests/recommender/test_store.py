@@ -1,19 +1,23 @@
-"""The SQLite store: upserts are idempotent, keys are stable, deletes are final, the sequence tracks writes."""
+"""The store's contract, on both backends (SQLite in a file, PostgreSQL on a real server): upserts are
+idempotent, keys are stable, deletes are final, the sequence tracks writes."""
 
 import sqlite3
 from dataclasses import replace
 from datetime import UTC
 
 import numpy as np
+import psycopg
 import pytest
 
 from recommender.article import Article
-from recommender.store import ArticleStore
+from recommender.postgres import PostgresStore
+from recommender.store import SQLiteStore
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = ArticleStore(tmp_path / "a.sqlite3")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    s = SQLiteStore(tmp_path / "a.sqlite3") if request.param == "sqlite" else \
+        PostgresStore(request.getfixturevalue("database_url"))
     yield s
     s.close()
 
@@ -24,8 +28,10 @@ def vec(i: int) -> np.ndarray:
     return v
 
 
-def test_database_runs_in_wal_mode(store):
+def test_sqlite_database_runs_in_wal_mode(tmp_path):
+    store = SQLiteStore(tmp_path / "a.sqlite3")
     assert store._writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
 
 
 def test_upsert_round_trips_every_field(store):
@@ -69,7 +75,7 @@ def test_failed_transaction_leaves_previous_state(store):
     store.upsert([(Article("a", "one"), "h", vec(0))])
     seq = store.seq
     broken = replace(Article("c", "x"), title=None)  # type: ignore[arg-type]  # NOT NULL fails mid-transaction
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         store.upsert([(Article("b", "two"), "h", vec(0)), (broken, "h", vec(0))])
     assert store.get("b") is None and store.seq == seq
 
