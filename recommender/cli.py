@@ -1,4 +1,5 @@
-"""The ``recommender`` command: ingest article files, rebuild the index, serve the API, evaluate strategies."""
+"""The ``recommender`` command: ingest article files, rebuild the index, serve the API, evaluate strategies, migrate
+a SQLite store into PostgreSQL."""
 
 from __future__ import annotations
 
@@ -107,6 +108,23 @@ def _refresh_boxes(engine) -> str:
         lock.release()
 
 
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.migrate import migrate
+
+    url = args.to or (settings.database_url.get_secret_value() if settings.database_url else None)
+    if url is None:
+        raise SystemExit("error: name the PostgreSQL database: --to postgresql://... or RECOMMENDER_DATABASE_URL")
+    source = (args.source / "articles.sqlite3") if args.source else settings.db_path
+    started = time.perf_counter()
+    try:
+        copied = migrate(source, url, progress=True)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"migrated {source} in {time.perf_counter() - started:.1f}s: "
+          + ", ".join(f"{rows} {table}" for table, rows in copied.items()))
+    return 0
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -155,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="default RECOMMENDER_PORT (8000)")
     serve.add_argument("--workers", type=int, help="server processes (default RECOMMENDER_WORKERS, else one per core)")
     serve.set_defaults(run=_serve)
+
+    migrate = sub.add_parser("migrate", help="copy a SQLite data dir's store into an empty PostgreSQL database "
+                             "(keys, sequence, boxes kept: the data dir's index stays valid)")
+    migrate.add_argument("--from", dest="source", type=Path, help="the data dir (default RECOMMENDER_DATA_DIR)")
+    migrate.add_argument("--to", help="postgresql://user:password@host:port/dbname (default RECOMMENDER_DATABASE_URL)")
+    migrate.set_defaults(run=_migrate)
 
     add_evaluate_command(sub)
 

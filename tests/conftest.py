@@ -12,6 +12,7 @@ from recommender.article import Article
 from recommender.embed import TextEmbedder, load_embedder
 from recommender.engine import Recommender
 from recommender.loaders import read_articles
+from recommender.migrate import migrate
 from recommender.refresher import refresh_queued
 from recommender.settings import Settings
 from tests.pgcluster import PostgresCluster
@@ -79,3 +80,20 @@ def postgres() -> Iterator[PostgresCluster]:
 def database_url(postgres) -> str:
     """A new empty database on the session's PostgreSQL server."""
     return postgres.database()
+
+
+def on_postgres(data_dir: Path, url: str, **overrides) -> Settings:
+    """Settings for the store of ``data_dir`` moved into the empty PostgreSQL database at ``url`` (the data dir
+    keeps the index files, as a replica's does)."""
+    migrate(data_dir / "articles.sqlite3", url)
+    return make_settings(data_dir, database_url=url, **overrides)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_on_both(request, data_dir, embedder) -> Iterator[Recommender]:
+    """The ``engine`` on each backend: SQLite in the data dir, then the same store moved into PostgreSQL."""
+    settings = make_settings(data_dir) if request.param == "sqlite" else \
+        on_postgres(data_dir, request.getfixturevalue("database_url"))
+    rec = Recommender(settings, embedder=embedder)
+    yield rec
+    rec.close()
