@@ -10,17 +10,16 @@ read (served while the database is unreachable) and the refresher's session-leve
 from __future__ import annotations
 
 import functools
-import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 
 from recommender.store import ArticleStore, Connection, StoredBox, StoreUnavailable
-
-log = logging.getLogger("recommender.postgres")
 
 # Advisory lock keys (pg_advisory_lock(NAMESPACE, n)): "reco" in ASCII, then what is locked.
 NAMESPACE = 0x7265636F
@@ -130,7 +129,7 @@ class PgConnection:
         try:
             self._conn = psycopg.connect(self._url, autocommit=True, row_factory=_rows, connect_timeout=5,
                                          keepalives=1, keepalives_idle=10, keepalives_interval=5,
-                                         keepalives_count=3)
+                                         keepalives_count=3, application_name=f"recommender {os.getpid()}")
         except psycopg.OperationalError as exc:
             self._retry_at = time.monotonic() + RETRY_AFTER_S
             raise StoreUnavailable(f"the database is unreachable: {_first_line(exc)}") from exc
@@ -195,13 +194,16 @@ class PostgresStore(ArticleStore):
             conn.execute("COMMIT")
 
     def box(self, article_id: str) -> StoredBox | None:
-        """The stored box; while the database is unreachable, the box as this process last read it."""
+        """The stored box; while the database is unreachable, the box as this process last read it, served even
+        if a refresh was pending then (nothing can be ranked meanwhile, and the engine still drops every item it
+        knows is gone)."""
         try:
             box = super().box(article_id)
         except StoreUnavailable:
             with self._last_boxes_lock:
                 if article_id in self._last_boxes:
-                    return self._last_boxes[article_id]
+                    last = self._last_boxes[article_id]
+                    return last if last is None else replace(last, pending=False)
             raise
         with self._last_boxes_lock:
             if len(self._last_boxes) >= OUTAGE_BOXES and article_id not in self._last_boxes:

@@ -39,7 +39,7 @@ class Refresher:
     def __init__(self, engine: Recommender):
         self.engine = engine
         self.lock = refresher_lock(engine.settings)
-        self._store_down = False  # logged once per outage, not every poll
+        self._store_down = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
 
@@ -55,27 +55,35 @@ class Refresher:
     def _run(self) -> None:
         poll = self.engine.settings.refresh_poll_s
         while not self._stop.is_set():
-            try:  # every process follows the store here, off the request path
-                self.engine.follow()
-                if self._store_down:
-                    log.warning("the database is back: following it again")
-                self._store_down = False
-            except StoreUnavailable as exc:
-                if not self._store_down:
-                    log.warning("%s: serving what this process holds; writes get 503 until it is back", exc)
-                self._store_down = True
-                self._stop.wait(poll)
-                continue
-            except Exception:
-                log.exception("following the store failed")
-            if not self.lock.try_exclusive():
-                self._stop.wait(poll)  # another process refreshes; take over if it dies
+            if not self._followed() or not self.lock.try_exclusive():
+                self._stop.wait(poll)  # the store is down, or another process refreshes (take over if it dies)
                 continue
             try:
                 keys = self.engine.store.queued(self.engine.settings.refresh_batch)
                 if keys:
                     self.engine.refresh_boxes(keys)
                     continue
-            except Exception:  # the entries stay queued; the next round retries them
+            except StoreUnavailable as exc:  # the entries stay queued; the next round retries them
+                self._store_lost(exc)
+            except Exception:
                 log.exception("box refresh failed")
             self._stop.wait(poll)
+
+    def _followed(self) -> bool:
+        """Follow the store (every process does, here, off the request path); False while it is unreachable."""
+        try:
+            self.engine.follow()
+        except StoreUnavailable as exc:
+            self._store_lost(exc)
+            return False
+        except Exception:
+            log.exception("following the store failed")
+        if self._store_down:
+            log.warning("the database is back: following it again")
+            self._store_down = False
+        return True
+
+    def _store_lost(self, exc: StoreUnavailable) -> None:
+        if not self._store_down:  # once per outage, not every poll
+            log.warning("%s: serving what this process holds; writes get 503 until it is back", exc)
+        self._store_down = True

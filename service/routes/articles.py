@@ -14,7 +14,7 @@ from service.errors import Unprocessable, error_responses
 from service.schemas import UpsertOut
 
 router = APIRouter(tags=["articles"])
-WRITE_ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422)
+WRITE_ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422, 503)
 
 
 @router.get("/articles/{article_id}", responses=error_responses(404, 422))

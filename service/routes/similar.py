@@ -9,8 +9,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from recommender.rank import GroupPick, SimilarQuery, Strategy
+from recommender.store import StoreUnavailable
 from service.deps import AppSettings, ArticleId, Engine
 from service.errors import Unprocessable, error_responses
+from service.lookup import default_limit
 from service.schemas import PreviewRequest, SimilarList
 
 router = APIRouter(tags=["similar"])
@@ -34,6 +36,7 @@ def refuse_renamed(request: Request) -> None:
 @router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
             dependencies=[Depends(refuse_renamed)])
 async def similar(
+    request: Request,
     article_id: ArticleId,
     engine: Engine,
     settings: AppSettings,
@@ -60,7 +63,15 @@ async def similar(
                          mmr_lambda=mmr_lambda, same_language_only=same_language_only)
     # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
     # (service.cache.CachedLists, from the bytes of this response).
-    items = await run_in_threadpool(engine.similar, article_id, query)
+    try:
+        items = await run_in_threadpool(engine.similar, article_id, query)
+    except StoreUnavailable:
+        # The database went away while a default list was ranked: its stored box as this process last read it.
+        stored = default_limit(request.scope["query_string"], settings.default_limit)
+        body = engine.stored_list_json(article_id, stored) if stored is not None else None
+        if body is None:
+            raise
+        return Response(body, media_type="application/json")
     return Response(engine.list_json(article_id, items), media_type="application/json")
 
 
