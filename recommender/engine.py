@@ -334,6 +334,7 @@ class Recommender:
             self._apply(self.store.changes_since(self._applied_seq))
             if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
                 self._load_overrides()
+            self.store.followed(self._applied_seq, head)
             # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
             # cache) rather than the new sequence with the old generation (lists cached before the change).
             self._invalidate()
@@ -423,25 +424,30 @@ class Recommender:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
         return list_json(article_id, [item_json(r) for r in items])
 
-    def stored_list_json(self, article_id: str, limit: int) -> bytes | None:
+    def stored_list_json(self, article_id: str, limit: int, unranked: bool = False) -> bytes | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
         a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.
 
         Needs no follow (it never waits on one): every write that can change a box queues it in the write's
         own transaction, so a box that is not queued is current. Items this process knows are gone
-        (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth."""
+        (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth.
+        ``unranked``: nothing can be ranked (the store is unreachable), so the box is served even if a refresh is
+        pending, and an item with a folded report this process does not know as published is dropped too,
+        rather than the whole box."""
         if limit > self.settings.box_depth:
             return None
         try:
             box = self.store.box(article_id)
         except StoreUnavailable:
             return None  # ranked on demand, which answers 503 while the store is unreachable
-        if box is None or box.pending:
+        if box is None or (box.pending and not unranked):
             return None
         published, blocked = self._published, self._blocked_everywhere
         here = self._box_blocks.get(article_id, frozenset())
         if any(not published.issuperset(also) for *_, also in box.items):
-            return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
+            if not unranked:
+                return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
+            box = replace(box, items=[item for item in box.items if published.issuperset(item[3])])
         items = [item for key, item_id, item, _ in box.items
                  if key in published and item_id not in blocked and item_id not in here]
         return list_json(article_id, items[:limit])

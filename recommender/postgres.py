@@ -4,8 +4,9 @@ replicas on any number of machines.
 It runs the queries of ``recommender.store.ArticleStore`` as they are (``?`` becomes ``%s``); what differs from
 SQLite is here: the schema (``SCHEMA``), how a write transaction begins (a transaction-level advisory lock, so
 writes from every replica are serialised as SQLite serialises them: the write sequence then grows in commit
-order and a follower never skips a write), connections that reconnect by themselves, the stored boxes last
-read (served while the database is unreachable) and the refresher's session-level advisory lock."""
+order and a follower never skips a write), connections that reconnect by themselves, stored boxes kept in
+memory (a default list costs no round trip to the database; also served while it is unreachable) and the
+refresher's session-level advisory lock."""
 
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ from recommender.store import ArticleStore, Connection, StoredBox, StoreUnavaila
 # Advisory lock keys (pg_advisory_lock(NAMESPACE, n)): "reco" in ASCII, then what is locked.
 NAMESPACE = 0x7265636F
 SCHEMA_LOCK, WRITE_LOCK, REFRESHER_LOCK = 0, 1, 2
-# Stored boxes kept in memory as last read, served while the database is unreachable (~10 KB each).
-OUTAGE_BOXES = 50_000
+_MISSING = object()
 # After a failed connection attempt, calls fail at once for this long instead of each waiting on a new attempt
 # (a request must not hang on a database that is down).
 RETRY_AFTER_S = 0.5
@@ -167,15 +167,25 @@ def _first_line(exc: Exception) -> str:
 
 
 class PostgresStore(ArticleStore):
-    """The store in a PostgreSQL database shared by every replica."""
+    """The store in a PostgreSQL database shared by every replica.
+
+    Stored boxes are kept in memory as read (up to ``box_cache``; the longest kept is dropped first) and served
+    from there while they are not pending. A box in the database changes only by a write (which queues it,
+    rewrites it or drops it, each at a sequence number) or by the refresher storing a queued one, so following
+    the write sequence (``followed``) marks every kept box that changed pending; a pending box is read afresh
+    each time.
+    A replica therefore shows another's write from its next follow (every ``refresh_poll_s``, and before every
+    list it ranks), and while the database is unreachable it serves what it keeps."""
 
     BEGIN = ("BEGIN", f"SELECT pg_advisory_xact_lock({NAMESPACE}, {WRITE_LOCK})")
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, box_cache: int = 50_000):
         self.url = url
         self.where = _without_password(url)
-        self._last_boxes: dict[str, StoredBox | None] = {}
-        self._last_boxes_lock = threading.Lock()
+        self._box_cache = box_cache
+        self._boxes: dict[str, StoredBox | None] = {}
+        self._boxes_epoch = 0  # bumped by every drop: a read that began before one is not kept
+        self._boxes_lock = threading.Lock()
         super().__init__()
 
     def _connect(self) -> PgConnection:
@@ -194,22 +204,41 @@ class PostgresStore(ArticleStore):
             conn.execute("COMMIT")
 
     def box(self, article_id: str) -> StoredBox | None:
-        """The stored box; while the database is unreachable, the box as this process last read it, served even
-        if a refresh was pending then (nothing can be ranked meanwhile, and the engine still drops every item it
-        knows is gone)."""
+        """The stored box, from memory when kept and not pending; while the database is unreachable, the box as
+        last read, even if a refresh was pending then (nothing can be ranked meanwhile, and the engine still
+        drops every item it knows is gone)."""
+        kept: Any = self._boxes.get(article_id, _MISSING)
+        if isinstance(kept, StoredBox) and not kept.pending:
+            return kept
+        epoch = self._boxes_epoch
         try:
             box = super().box(article_id)
         except StoreUnavailable:
-            with self._last_boxes_lock:
-                if article_id in self._last_boxes:
-                    last = self._last_boxes[article_id]
-                    return last if last is None else replace(last, pending=False)
-            raise
-        with self._last_boxes_lock:
-            if len(self._last_boxes) >= OUTAGE_BOXES and article_id not in self._last_boxes:
-                del self._last_boxes[next(iter(self._last_boxes))]  # the longest kept
-            self._last_boxes[article_id] = box
+            if kept is _MISSING:
+                raise
+            return kept if kept is None else replace(kept, pending=False)
+        with self._boxes_lock:
+            if epoch == self._boxes_epoch and self._box_cache:
+                if len(self._boxes) >= self._box_cache and article_id not in self._boxes:
+                    del self._boxes[next(iter(self._boxes))]
+                self._boxes[article_id] = box
         return box
+
+    def followed(self, after: int, head: int) -> None:
+        """Mark the kept boxes that the writes after sequence ``after`` queued, rewrote or removed as pending:
+        read afresh next time, still there to serve if the database becomes unreachable first."""
+        if not self._boxes:
+            return
+        changed = self.read("""SELECT b.article_id FROM boxes b JOIN refresh_queue q ON q.key = b.key WHERE q.seq > ?
+                               UNION SELECT article_id FROM boxes WHERE seq > ?
+                               UNION SELECT id FROM articles WHERE seq > ?
+                               UNION SELECT id FROM tombstones WHERE seq > ?""", (after, after, after, after))
+        with self._boxes_lock:
+            self._boxes_epoch += 1
+            for row in changed:
+                kept = self._boxes.get(row[0])
+                if kept is not None:
+                    self._boxes[row[0]] = replace(kept, pending=True)
 
 
 def _without_password(url: str) -> str:

@@ -284,6 +284,10 @@ class ArticleStore:
     def close(self) -> None:
         self._writer.close()
 
+    def followed(self, after: int, head: int) -> None:
+        """Called once the process applied the writes after sequence ``after`` up to ``head``: a backend that
+        keeps what it read drops what they changed (SQLite keeps nothing: its reads are local)."""
+
     def read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         """The rows of one query on this thread's reader connection (for the overrides' tables)."""
         return self._reader.execute(sql, params).fetchall()
@@ -401,8 +405,7 @@ class ArticleStore:
     def enqueue(self, keys: Iterable[int]) -> None:
         """Queue boxes for a refresh (their own write already committed, or none: a full recompute)."""
         with self._write_lock, self.transaction() as conn:
-            enqueue_boxes(conn, keys, int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
-                                           or [0])[0]))
+            enqueue_boxes(conn, keys, next_seq(conn))  # a write: followers drop the boxes they keep
 
     def queued(self, limit: int) -> list[int]:
         """Up to ``limit`` queued box keys, the longest waiting first."""
@@ -519,5 +522,5 @@ def open_store(settings: Settings) -> ArticleStore:
     if settings.database_url is not None:
         from recommender.postgres import PostgresStore  # psycopg is imported only when it is used
 
-        return PostgresStore(settings.database_url.get_secret_value())
+        return PostgresStore(settings.database_url.get_secret_value(), settings.box_cache)
     return SQLiteStore(settings.db_path)

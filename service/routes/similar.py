@@ -68,7 +68,7 @@ async def similar(
     except StoreUnavailable:
         # The database went away while a default list was ranked: its stored box as this process last read it.
         stored = default_limit(request.scope["query_string"], settings.default_limit)
-        body = engine.stored_list_json(article_id, stored) if stored is not None else None
+        body = engine.stored_list_json(article_id, stored, unranked=True) if stored is not None else None
         if body is None:
             raise
         return Response(body, media_type="application/json")

@@ -3,6 +3,7 @@ several processes get sequence numbers in commit order, and the refresher's advi
 PostgreSQL replaces when its connection dies."""
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import psycopg
@@ -111,3 +112,35 @@ def test_both_backends_hold_the_same_tables_and_columns(tmp_path, database_url):
         assert pg_columns == sqlite_columns, table
     sqlite.close()
     pg.close()
+
+
+def test_a_kept_box_is_served_until_a_followed_write_changes_it(database_url):
+    """A replica keeps the boxes it read: another replica's takedown reaches it when it follows the sequence."""
+    mine, theirs = PostgresStore(database_url), PostgresStore(database_url)
+    [a, b] = theirs.upsert([(Article("a", "one"), "h", np.ones(4, dtype=np.float32)),
+                            (Article("b", "two"), "h", np.ones(4, dtype=np.float32))])
+    theirs.write_boxes([(a, "a", [(b, "b", "{}", [])], None)], theirs.seq)
+    applied = mine.seq
+    assert mine.box("a") == theirs.box("a") and not mine.box("a").pending
+    theirs.delete("b")
+    assert not mine.box("a").pending  # kept: no round trip until this process follows
+    mine.followed(applied, mine.seq)
+    assert mine.box("a").pending
+    mine.close()
+    theirs.close()
+
+
+def test_a_kept_box_is_served_when_the_database_connection_is_lost(database_url):
+    store = PostgresStore(database_url)
+    [a, b] = store.upsert([(Article("a", "one"), "h", np.ones(4, dtype=np.float32)),
+                           (Article("b", "two"), "h", np.ones(4, dtype=np.float32))])
+    store.write_boxes([(a, "a", [(b, "b", "{}", [])], None)], store.seq)
+    store.delete("b")
+    kept = store.box("a")  # pending: read from the database, and kept
+    assert kept is not None
+    with psycopg.connect(database_url, autocommit=True) as admin:  # every session of the store cut
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                      "AND datname = current_database()")
+    assert kept.pending and store.box("a") == replace(kept, pending=False)
+    assert store.box("a") == kept  # reconnected by itself
+    store.close()

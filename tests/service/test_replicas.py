@@ -1,6 +1,7 @@
 """Replicas on one PostgreSQL database (two ``recommender serve`` processes, each with its own data dir for its
-indexes): a write through one is seen through the other from the next request, exactly one refreshes boxes and
-another takes over when it dies, and a database restart under load costs no read and no acknowledged write."""
+indexes): a write through one is seen through the other within the stated bound (its next follow), exactly one
+refreshes boxes and another takes over when it dies, and a database restart under load costs no read and no
+acknowledged write."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from tests.service.conftest import TOKEN, Server
 from tests.service.test_workers import listed, wait_until
 
 SOURCES = ["N34700", "N16278", "N35354"]
+# A replica follows the database every RECOMMENDER_REFRESH_POLL_S (0.05 s): the README's bound, with room for a
+# loaded test machine.
+BOUND_S = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +58,22 @@ def refresher_holders(url: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def test_a_write_through_one_replica_is_seen_through_the_other_from_the_next_request(replicas):
+def shown(client, victim: str) -> bool:
+    """Whether any list of the sources, stored or ranked on demand, shows ``victim``."""
+    return any(victim in listed(client, s, **params) for s in SOURCES
+               for params in ({}, {"limit": 20}, {"strategy": "bm25"}))
+
+
+def test_a_write_through_one_replica_is_seen_through_the_other_within_the_bound(replicas):
     one, two = replicas
     with one.client() as a, two.client() as b:
         victims = {listed(b, s)[0] for s in SOURCES}
         for victim in victims:
             assert a.delete(f"/articles/{victim}").status_code == 204
-            for client in (a, b):
-                for s in SOURCES:
-                    assert victim not in listed(client, s)
-                    assert victim not in listed(client, s, limit=20)
-                    assert victim not in listed(client, s, strategy="bm25")
+            assert not shown(a, victim)  # the replica that took the write: from the next request
+            wait_until(lambda victim=victim: not shown(b, victim), timeout=BOUND_S)
+            for _ in range(5):
+                assert not shown(a, victim) and not shown(b, victim)
         article = b.get(f"/articles/{SOURCES[1]}").json()
         assert a.put(f"/articles/{SOURCES[1]}", json={**article, "title": "Retitled through A"}).status_code == 200
         assert b.get(f"/articles/{SOURCES[1]}").json()["title"] == "Retitled through A"
@@ -99,13 +108,18 @@ def test_a_database_restart_under_load_costs_no_read_and_no_acknowledged_write(r
 
     stop = threading.Event()
     reads: list[int] = []
+    failed: list[tuple[str, str, str]] = []
     writes: list[tuple[str, int, dict, float]] = []
 
     def read() -> None:
         with one.client(token=None) as a, two.client(token=None) as b:
             while not stop.is_set():
                 for client in (a, b):
-                    reads.extend(client.get(f"/articles/{i}/similar").status_code for i in reading)
+                    for i in reading:
+                        r = client.get(f"/articles/{i}/similar")
+                        reads.append(r.status_code)
+                        if r.status_code != 200:
+                            failed.append((str(client.base_url), i, r.text[:300]))
 
     def write() -> None:  # as a client would: a refused write is sent again a moment later
         rows = iter(fresh_rows[1:])
@@ -132,10 +146,10 @@ def test_a_database_restart_under_load_costs_no_read_and_no_acknowledged_write(r
     for t in threads:
         t.join()
 
-    assert reads and set(reads) == {200}
+    assert reads and set(reads) == {200}, failed[:5]
     refused = [body for _, status, body, _ in writes if status == 503]
     assert refused, "no write reached the server while the database was down"
-    assert all("database" in body["detail"] and body["errors"] == [] for body in refused)
+    assert all("database" in body["detail"] and body["errors"] == [] for body in refused), refused
     assert {status for _, status, _, _ in writes} == {200, 503}
     acknowledged = [article_id for article_id, status, _, _ in writes if status == 200]
     with psycopg.connect(url, autocommit=True) as conn:
