@@ -52,6 +52,15 @@ def build_data_dir(path: Path, n: int, seed: int = 0) -> None:
     _build_boxes(path, n)
 
 
+def cached_data_dir(path: Path | None, n: int) -> Path:
+    """The data dir of ``n`` articles at ``path`` (default: <tmp>/similar-news-bench/serve-<n>), built once."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    path = path or Path(tempfile.gettempdir()) / "similar-news-bench" / f"serve-{n}"
+    build_data_dir(path, n)
+    return path
+
+
 def _build_boxes(path: Path, n: int) -> None:
     """Every article's default box, computed in batch as `recommender ingest` does (cached beside the data:
     delete the `boxes-N` marker to recompute them, e.g. after the box format changed)."""
@@ -310,11 +319,7 @@ def main() -> int:
     ap.add_argument("--writers", type=int, default=8, help="concurrent write clients sharing --write-rate")
     ap.add_argument("--data-dir", type=Path, help="default: <tmp>/similar-news-bench/serve-<n> (reused)")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-    data_dir = args.data_dir or Path(tempfile.gettempdir()) / "similar-news-bench" / f"serve-{args.n}"
-    build_data_dir(data_dir, args.n)
+    data_dir = cached_data_dir(args.data_dir, args.n)
 
     import shutil
     import sqlite3

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     refresh_neighbours: int = Field(
         30, ge=1, description="A new or changed article queues the boxes of this many nearest articles it may enter.")
     box_cache: int = Field(
-        50_000, ge=0, description="With PostgreSQL: stored boxes each process keeps in memory (~9 KB each), served "
+        50_000, ge=0, description="With PostgreSQL: stored boxes each process keeps in memory (~10 KB each), served "
         "without a round trip to the database until a followed write changes them, and while it is unreachable.")
     refresh_batch: int = Field(64, ge=1, description="Boxes recomputed per refresher transaction.")
     refresh_poll_s: float = Field(0.05, gt=0, description="How often an idle refresher looks at the queue.")

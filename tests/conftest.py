@@ -69,11 +69,8 @@ def engine(data_dir, embedder) -> Iterator[Recommender]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """A real PostgreSQL server for the session, on a free loopback port (see tests/pgcluster.py)."""
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop("immediate")
-    cluster.remove()
+    with PostgresCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

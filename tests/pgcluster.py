@@ -39,7 +39,8 @@ def free_port() -> int:
 
 
 class PostgresCluster:
-    """``start()``, ``database()`` (a new empty database's URL), ``restart()``, ``stop()``, ``remove()``."""
+    """``start()``, ``database()`` (a new empty database's URL), ``restart()``, ``stop()``, ``remove()``;
+    ``with PostgresCluster() as cluster:`` starts it and, on the way out, stops and removes it."""
 
     def __init__(self) -> None:
         self.bin = server_bin()
@@ -85,3 +86,11 @@ class PostgresCluster:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PostgresCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop("immediate")
+        self.remove()

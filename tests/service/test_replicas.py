@@ -28,11 +28,8 @@ BOUND_S = 1.0
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PostgresCluster]:
     """A server of this module's own: the fault test restarts it."""
-    own = PostgresCluster()
-    own.start()
-    yield own
-    own.stop("immediate")
-    own.remove()
+    with PostgresCluster() as own:
+        yield own
 
 
 @pytest.fixture(scope="module")
