@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS boxes (
     floor      DOUBLE PRECISION,
     seq        BIGINT NOT NULL
 );
+-- Only here: what a replica's follow reads (PostgresStore.followed) to learn which kept boxes changed.
+CREATE INDEX IF NOT EXISTS boxes_seq ON boxes(seq);
 CREATE TABLE IF NOT EXISTS box_members (
     item_key BIGINT NOT NULL,
     box_key  BIGINT NOT NULL,
@@ -69,6 +71,7 @@ CREATE TABLE IF NOT EXISTS box_members (
 CREATE INDEX IF NOT EXISTS box_members_box ON box_members(box_key);
 CREATE TABLE IF NOT EXISTS refresh_queue (key BIGINT PRIMARY KEY, seq BIGINT NOT NULL, since BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS refresh_queue_since ON refresh_queue(since);
+CREATE INDEX IF NOT EXISTS refresh_queue_seq ON refresh_queue(seq);
 CREATE TABLE IF NOT EXISTS box_overrides (
     article_id TEXT COLLATE "C" NOT NULL,
     item_id    TEXT COLLATE "C" NOT NULL,
