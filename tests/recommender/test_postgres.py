@@ -144,3 +144,15 @@ def test_a_kept_box_is_served_when_the_database_connection_is_lost(database_url)
     assert kept.pending and store.box("a") == replace(kept, pending=False)
     assert store.box("a") == kept  # reconnected by itself
     store.close()
+
+
+def test_recommender_migrate_moves_a_data_dir_and_says_what_it_copied(data_dir, database_url, capsys):
+    from recommender.cli import main
+
+    assert main(["migrate", "--from", str(data_dir), "--to", database_url]) == 0
+    assert "400 articles" in capsys.readouterr().out
+    store = PostgresStore(database_url)
+    assert store.count() == 400
+    store.close()
+    with pytest.raises(SystemExit, match="already holds a store"):
+        main(["migrate", "--from", str(data_dir), "--to", database_url])
