@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from recommender.store import ArticleStore, Connection, StoredBox, StoreUnavailable
+from recommender.store import ArticleStore, Connection, StoredBox, StoreUnavailable, Transaction
 
 # Advisory lock keys (pg_advisory_lock(NAMESPACE, n)): "reco" in ASCII, then what is locked.
 NAMESPACE = 0x7265636F
@@ -206,6 +206,10 @@ class PostgresStore(ArticleStore):
                 raise
             conn.execute("COMMIT")
 
+    def transaction(self) -> Transaction:
+        """A write transaction that, once committed, marks the kept boxes it changed (as following it would)."""
+        return _FollowedTransaction(self)
+
     def box(self, article_id: str) -> StoredBox | None:
         """The stored box, from memory when kept and not pending; while the database is unreachable, the box as
         last read, even if a refresh was pending then (nothing can be ranked meanwhile, and the engine still
@@ -242,6 +246,23 @@ class PostgresStore(ArticleStore):
                 kept = self._boxes.get(row[0])
                 if kept is not None:
                     self._boxes[row[0]] = replace(kept, pending=True)
+
+
+class _FollowedTransaction(Transaction):
+    def __init__(self, store: PostgresStore):
+        super().__init__(store._writer, store.BEGIN)
+        self.store = store
+        self.before = 0
+
+    def __enter__(self) -> Connection:
+        conn = super().__enter__()
+        self.before = int((conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone() or [0])[0])
+        return conn
+
+    def __exit__(self, kind, value, traceback) -> None:
+        super().__exit__(kind, value, traceback)
+        if kind is None:
+            self.store.followed(self.before, self.before)
 
 
 def _without_password(url: str) -> str:
