@@ -119,10 +119,11 @@ class PgConnection:
     is a ``StoreUnavailable`` and is replaced on a later call (not within a transaction: the failing statement
     ends it)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, rerun_when_idle: bool = True):
         self._url = url
         self._conn: psycopg.Connection[Any] | None = None
         self._retry_at = 0.0
+        self._rerun_when_idle = rerun_when_idle  # False: the session itself matters (an advisory lock)
 
     def _live(self) -> psycopg.Connection[Any]:
         if self._conn is not None and not self._conn.closed:
@@ -139,21 +140,24 @@ class PgConnection:
         return self._conn
 
     def execute(self, sql: str, parameters: Any = None, /) -> Any:
-        conn = self._live()
-        try:
-            return conn.execute(_pg_sql(sql), parameters or None)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self._drop()
-            raise StoreUnavailable(f"the database connection was lost: {_first_line(exc)}") from exc
+        return self._run(lambda cursor: cursor.execute(_pg_sql(sql), parameters or None))
 
     def executemany(self, sql: str, parameters: Any, /) -> Any:
+        return self._run(lambda cursor: cursor.executemany(_pg_sql(sql), parameters))
+
+    def _run(self, call: Any, again: bool = True) -> Any:
         conn = self._live()
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         try:
             cursor = conn.cursor()
-            cursor.executemany(_pg_sql(sql), parameters)
+            call(cursor)
             return cursor
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self._drop()
+            # A connection that died while idle (the database restarted since it was last used): the statement
+            # starts nothing that was lost, so it runs once more on a new one. Within a transaction it must not.
+            if idle and again and self._rerun_when_idle:
+                return self._run(call, again=False)
             raise StoreUnavailable(f"the database connection was lost: {_first_line(exc)}") from exc
 
     def _drop(self) -> None:
@@ -275,7 +279,7 @@ class AdvisoryLock:
     PostgreSQL releases it when the holder dies or loses the database, and another replica takes over."""
 
     def __init__(self, url: str, key: int = REFRESHER_LOCK):
-        self._conn = PgConnection(url)
+        self._conn = PgConnection(url, rerun_when_idle=False)  # a new session would not hold the lock
         self._key = key
         self._held = False
 
