@@ -1,4 +1,5 @@
-"""The ``recommender`` command: ingest article files, rebuild the index, serve the API, evaluate strategies."""
+"""The ``recommender`` command: ingest article files, rebuild the index, serve the API, evaluate strategies, migrate
+a SQLite store into PostgreSQL."""
 
 from __future__ import annotations
 
@@ -99,10 +100,10 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
 
 def _refresh_boxes(engine) -> str:
     """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them)."""
-    from recommender.locks import FileLock
+    from recommender.locks import refresher_lock
     from recommender.refresher import refresh_queued
 
-    lock = FileLock(engine.settings.data_dir / "refresher.lock")
+    lock = refresher_lock(engine.settings)
     if not lock.try_exclusive():
         return f"{engine.store.queue_length()} boxes queued for the running server's refresher"
     try:
@@ -119,11 +120,12 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.events import EventStore
     from recommender.experiments import ExperimentStore, named, running
     from recommender.report import experiment_report, format_report, parse_since
-    from recommender.store import now_ms
+    from recommender.store import now_ms, open_store
 
-    if not settings.db_path.exists():
+    if settings.database_url is None and not settings.db_path.exists():
         raise SystemExit(f"error: no store at {settings.db_path} (RECOMMENDER_DATA_DIR)")
-    experiments, events = ExperimentStore(settings.db_path), EventStore(settings.db_path)
+    store = open_store(settings)
+    experiments, events = ExperimentStore(store), EventStore(store)
     try:
         experiment = named(experiments, settings.experiment, args.experiment) if args.experiment else \
             running(experiments.active(), settings.experiment)
@@ -136,9 +138,25 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
             raise SystemExit(f"error: --since: {exc}") from None
         report = experiment_report(experiment, events, since)
     finally:
-        experiments.close()
-        events.close()
+        store.close()
     print(json.dumps(asdict(report), indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.migrate import migrate
+
+    url = args.to or (settings.database_url.get_secret_value() if settings.database_url else None)
+    if url is None:
+        raise SystemExit("error: name the PostgreSQL database: --to postgresql://... or RECOMMENDER_DATABASE_URL")
+    source = (args.source / "articles.sqlite3") if args.source else settings.db_path
+    started = time.perf_counter()
+    try:
+        copied = migrate(source, url, progress=True)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"migrated {source} in {time.perf_counter() - started:.1f}s: "
+          + ", ".join(f"{rows} {table}" for table, rows in copied.items()))
     return 0
 
 
@@ -256,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--since", help="7d, 12h, or an ISO 8601 date or time (default: the experiment's start)")
     report.add_argument("--json", action="store_true", help="the report as JSON")
     report.set_defaults(run=_report)
+
+    migrate = sub.add_parser("migrate", help="copy a SQLite data dir's store into an empty PostgreSQL database "
+                             "(keys, sequence, boxes kept: the data dir's index stays valid)")
+    migrate.add_argument("--from", dest="source", type=Path, help="the data dir (default RECOMMENDER_DATA_DIR)")
+    migrate.add_argument("--to", help="postgresql://user:password@host:port/dbname (default RECOMMENDER_DATABASE_URL)")
+    migrate.set_defaults(run=_migrate)
 
     add_evaluate_command(sub)
 

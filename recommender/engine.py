@@ -38,7 +38,7 @@ from recommender.rank import (
     with_pins,
 )
 from recommender.settings import Settings
-from recommender.store import ArticleStore, Change, StoredArticle
+from recommender.store import Change, StoredArticle, StoreUnavailable, open_store
 
 log = logging.getLogger("recommender")
 
@@ -110,10 +110,10 @@ class Recommender:
         self.on_model_load: Callable[[float], None] | None = None
         self._model_name = embedder.name if embedder is not None else model_name(settings.model)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = ArticleStore(settings.db_path)
-        self.overrides = OverrideStore(settings.db_path)
-        self.experiments = ExperimentStore(settings.db_path)
-        self.event_store = EventStore(settings.db_path)
+        self.store = open_store(settings)
+        self.overrides = OverrideStore(self.store)
+        self.experiments = ExperimentStore(self.store)
+        self.event_store = EventStore(self.store)
         self.events = EventLog(self.event_store, settings.events_flush_interval_s, settings.events_max_pending,
                                settings.events_retention_days)
         self.popularity = Popularity(self.event_store, settings.popularity_half_life_days)
@@ -340,8 +340,13 @@ class Recommender:
 
     # -- following the store --------------------------------------------------------------------
     def current_generation(self) -> int | None:
-        """The generation, if this process has applied every write in the store (one point read), else None."""
-        return self._generation if self.store.seq == self._applied_seq else None
+        """The generation, if this process has applied every write in the store (one point read), else None.
+        While the store is unreachable nothing can be written, so what this process applied is the latest."""
+        try:
+            head = self.store.seq
+        except StoreUnavailable:
+            return self._generation
+        return self._generation if head == self._applied_seq else None
 
     def follow(self) -> bool:
         """Bring the indexes and editorial state to the store's latest sequence, whoever wrote it (this
@@ -358,6 +363,7 @@ class Recommender:
                 self._load_overrides()
             if self.experiments.version() != self._experiments_seq:
                 self._load_experiment()
+            self.store.followed(self._applied_seq, head)
             # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
             # cache) rather than the new sequence with the old generation (lists cached before the change).
             self._invalidate([c.key for c in changes])
@@ -414,9 +420,6 @@ class Recommender:
         """Checkpoint the index and close the store; ``with Recommender(settings) as engine:`` does it."""
         self.checkpoint()
         self.events.close()  # what was acknowledged is stored already; this writes what is still queued
-        self.event_store.close()
-        self.experiments.close()
-        self.overrides.close()
         self.store.close()
 
     def __enter__(self) -> Recommender:
@@ -463,31 +466,49 @@ class Recommender:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
         return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items], variant)
 
-    def list_body(self, article_id: str, query: SimilarQuery) -> tuple[bytes, str]:
+    def list_body(self, article_id: str, query: SimilarQuery,
+                  variant: str = DEFAULT_VARIANT) -> tuple[bytes, str]:
         """A list's response body and where it came from: a default query's stored box (``"stored"``) when
-        there is a fresh one, else ranked now (``"ranked"``); the same bytes either way."""
-        if query == replace(DEFAULT_QUERY, limit=query.limit):
-            body = self.stored_list_json(article_id, query.limit)
+        there is a fresh one, else ranked now (``"ranked"``); the same bytes either way. If the database goes
+        away while a default list is ranked (PostgreSQL), its stored box as this process last read it."""
+        default = query == replace(DEFAULT_QUERY, limit=query.limit)
+        if default:
+            body = self.stored_list_json(article_id, query.limit, variant)
             if body is not None:
                 return body, "stored"
-        return self.list_json(article_id, self.similar(article_id, query)), "ranked"
+        try:
+            return self.list_json(article_id, self.similar(article_id, query), variant), "ranked"
+        except StoreUnavailable:
+            body = self.stored_list_json(article_id, query.limit, variant, unranked=True) if default else None
+            if body is None:
+                raise
+            return body, "stored"
 
-    def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT) -> bytes | None:
+    def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT,
+                         unranked: bool = False) -> bytes | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
         a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.
 
         Needs no follow (it never waits on one): every write that can change a box queues it in the write's
         own transaction, so a box that is not queued is current. Items this process knows are gone
-        (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth."""
+        (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth.
+        ``unranked``: nothing can be ranked (the store is unreachable), so the box is served even if a refresh is
+        pending, and an item with a folded report this process does not know as published is dropped too,
+        rather than the whole box."""
         if limit > self.settings.box_depth:
             return None
-        box = self.store.box(article_id)
-        if box is None or box.pending:
+        try:
+            box = self.store.box(article_id)
+        except StoreUnavailable:
+            return None  # ranked on demand, which answers 503 while the store is unreachable
+        if box is None or (box.pending and not unranked):
             return None
         published, blocked = self._published, self._blocked_everywhere
         here = self._box_blocks.get(article_id, frozenset())
         if any(not published.issuperset(also) for *_, also in box.items):
-            return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
+            if not unranked:
+                return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
+            box = replace(box, items=[item for item in box.items if published.issuperset(item[3])])
         items = [item for key, item_id, item, _ in box.items
                  if key in published and item_id not in blocked and item_id not in here]
         return list_json(article_id, items[:limit], variant)

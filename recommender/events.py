@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
-from recommender.store import SideStore, Transaction, now_ms
+from recommender.store import SideStore, now_ms
 
 log = logging.getLogger("recommender.events")
 
@@ -67,13 +66,9 @@ def _day(ts: int) -> str:
 class EventStore(SideStore):
     """The events tables: append, fold old events into daily counts, and count them for reports and signals."""
 
-    def __init__(self, path: Path):
-        super().__init__(path)
-        self._conn.create_function("utc_day", 1, _day, deterministic=True)
-
     def append(self, events: Sequence[Event], received: int) -> None:
         """One transaction for all of ``events``."""
-        with self._lock, Transaction(self._conn) as conn:
+        with self._store.write_lock, self._store.transaction() as conn:
             conn.executemany(
                 "INSERT INTO events (ts, received, kind, article_id, item_id, position, list_id, variant) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -83,17 +78,23 @@ class EventStore(SideStore):
     def prune(self, before: int) -> int:
         """Fold events older than ``before`` (epoch ms) into daily counts and delete them, in one transaction
         (two processes pruning at once: the second finds nothing); returns how many were folded."""
-        with self._lock, Transaction(self._conn) as conn:
-            conn.execute(
+        with self._store.write_lock, self._store.transaction() as conn:
+            # Grouped by UTC day number in SQL (integer division, the same in SQLite and PostgreSQL), named here.
+            rows = conn.execute(
+                f"""SELECT ts / {DAY_MS}, variant, article_id, item_id, position,
+                           SUM(CASE WHEN kind = 'impression' THEN 1 ELSE 0 END),
+                           SUM(CASE WHEN kind = 'click' THEN 1 ELSE 0 END)
+                    FROM events WHERE ts < ? GROUP BY ts / {DAY_MS}, variant, article_id, item_id, position""",
+                (before,)).fetchall()
+            conn.executemany(
                 """INSERT INTO events_daily (day, variant, article_id, item_id, position, impressions, clicks)
-                   SELECT utc_day(ts), variant, article_id, item_id, position,
-                          SUM(CASE WHEN kind = 'impression' THEN 1 ELSE 0 END),
-                          SUM(CASE WHEN kind = 'click' THEN 1 ELSE 0 END)
-                   FROM events WHERE ts < ? GROUP BY utc_day(ts), variant, article_id, item_id, position
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (day, variant, article_id, item_id, position) DO UPDATE SET
-                     impressions = impressions + excluded.impressions, clicks = clicks + excluded.clicks""",
-                (before,))
-            return conn.execute("DELETE FROM events WHERE ts < ?", (before,)).rowcount
+                     impressions = events_daily.impressions + excluded.impressions,
+                     clicks = events_daily.clicks + excluded.clicks""",
+                [(_day(int(day) * DAY_MS), variant, article_id, item_id, position, int(shown), int(clicked))
+                 for day, variant, article_id, item_id, position, shown, clicked in rows])
+            return int(conn.execute("DELETE FROM events WHERE ts < ?", (before,)).rowcount)
 
     def counts(self, variants: Sequence[str], since: int | None = None) -> dict[str, dict[int, Counts]]:
         """Impressions and clicks by variant and position since ``since`` (epoch ms; None = all), the raw
@@ -107,25 +108,22 @@ class EventStore(SideStore):
                   FROM events WHERE variant IN ({marks}) AND ts >= ? GROUP BY variant, position"""
         daily = f"""SELECT variant, position, SUM(impressions), SUM(clicks) FROM events_daily
                     WHERE variant IN ({marks}) AND day >= ? GROUP BY variant, position"""
-        with self._lock:
-            rows = [*self._conn.execute(raw, [*variants, since or 0]),
-                    *self._conn.execute(daily, [*variants, _day(since or 0)])]
-        for variant, position, impressions, clicks in rows:
+        rows = [*self._store.read(raw, [*variants, since or 0]), *self._store.read(daily, [*variants, _day(since or 0)])]
+        for variant, position, impressions, clicks in rows:  # PostgreSQL's SUM is a numeric: made ints here
             before = out[variant][position]
-            out[variant][position] = Counts(before.impressions + impressions, before.clicks + clicks)
+            out[variant][position] = Counts(before.impressions + int(impressions), before.clicks + int(clicks))
         return {v: dict(sorted(by_position.items())) for v, by_position in out.items()}
 
     def item_clicks(self, since: int) -> list[tuple[str, int, int]]:
         """(item id, time in epoch ms, clicks) since ``since``, what the popularity signal decays: raw clicks
         counted per hour (at its middle), pruned ones per day (at noon)."""
-        with self._lock:
-            raw = self._conn.execute("SELECT item_id, ts / 3600000, COUNT(*) FROM events WHERE kind = 'click' AND "
-                                     "ts >= ? GROUP BY item_id, ts / 3600000", (since,)).fetchall()
-            daily = self._conn.execute("SELECT item_id, day, SUM(clicks) FROM events_daily WHERE day >= ? AND "
-                                       "clicks > 0 GROUP BY item_id, day", (_day(since),)).fetchall()
-        noon = [(item, int(datetime.fromisoformat(f"{day}T12:00:00+00:00").timestamp() * 1000), n)
+        raw = self._store.read("SELECT item_id, ts / 3600000, COUNT(*) FROM events WHERE kind = 'click' AND "
+                               "ts >= ? GROUP BY item_id, ts / 3600000", (since,))
+        daily = self._store.read("SELECT item_id, day, SUM(clicks) FROM events_daily WHERE day >= ? AND "
+                                 "clicks > 0 GROUP BY item_id, day", (_day(since),))
+        noon = [(item, int(datetime.fromisoformat(f"{day}T12:00:00+00:00").timestamp() * 1000), int(n))
                 for item, day, n in daily]
-        return [(item, hour * 3_600_000 + 1_800_000, n) for item, hour, n in raw] + noon
+        return [(item, int(hour) * 3_600_000 + 1_800_000, int(n)) for item, hour, n in raw] + noon
 
 
 @dataclass

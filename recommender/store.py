@@ -1,4 +1,11 @@
-"""Article metadata and vectors in SQLite (WAL): the source of truth the FAISS index is rebuilt from."""
+"""The store: article metadata and vectors, stored boxes, overrides, the write sequence and the refresh queue;
+the source of truth the FAISS index is rebuilt from.
+
+``ArticleStore`` holds every query, written once in SQL that SQLite and PostgreSQL both run (``?`` placeholders,
+``INSERT ... ON CONFLICT``); a backend is a small subclass that says how to connect, its schema (one ``SCHEMA``
+string per backend: a new column goes into each) and how a write transaction begins. ``SQLiteStore`` (a file in
+the data dir, WAL) is the default; ``recommender.postgres.PostgresStore`` serves ``RECOMMENDER_DATABASE_URL``.
+``open_store`` picks one from the settings."""
 
 from __future__ import annotations
 
@@ -10,11 +17,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from recommender.article import Article
 
+if TYPE_CHECKING:
+    from recommender.settings import Settings
+
+# SQLite's schema (PostgreSQL's: recommender.postgres.SCHEMA; keep the two in step).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     key          INTEGER PRIMARY KEY AUTOINCREMENT,  -- the FAISS id; never reused
@@ -174,6 +186,30 @@ def box_items(text: str) -> list[tuple[int, str, str, list[int]]]:
             zip(json.loads(head), rest.split("\n"), strict=True)]
 
 
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached (down, restarting, network): nothing was written; retry later."""
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the store calls on a connection: ``sqlite3.Connection``, or ``recommender.postgres.PgConnection``."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL journal, durable commits."""
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -184,21 +220,26 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def next_seq(conn: sqlite3.Connection) -> int:
+def set_meta(conn: Connection, name: str, value: str) -> None:
+    conn.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                 (name, value))
+
+
+def next_seq(conn: Connection) -> int:
     """Advance the store's write sequence inside the caller's transaction; returns the new value."""
     seq = int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone() or [0])[0]) + 1
-    conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('seq', ?)", (str(seq),))
+    set_meta(conn, "seq", str(seq))
     return seq
 
 
-def enqueue_boxes(conn: sqlite3.Connection, keys: Iterable[int], seq: int) -> None:
+def enqueue_boxes(conn: Connection, keys: Iterable[int], seq: int) -> None:
     """Queue boxes for a refresh, inside the caller's transaction (the write that made them stale)."""
     conn.executemany(
         "INSERT INTO refresh_queue (key, seq, since) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET seq=excluded.seq",
         [(int(k), seq, seq) for k in keys])
 
 
-def enqueue_holders(conn: sqlite3.Connection, item_keys: Iterable[int], seq: int) -> None:
+def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> None:
     """Queue the boxes that hold any of ``item_keys``."""
     keys = [int(k) for k in item_keys]
     for start in range(0, len(keys), 500):
@@ -210,7 +251,7 @@ def enqueue_holders(conn: sqlite3.Connection, item_keys: Iterable[int], seq: int
                 ON CONFLICT(key) DO UPDATE SET seq=excluded.seq""", [seq, seq, *chunk])
 
 
-def _still_shown(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
+def _still_shown(conn: Connection, keys: Sequence[int]) -> set[int]:
     """Those of ``keys`` that are stored, published and not blocked everywhere."""
     if not keys:
         return set()
@@ -239,33 +280,32 @@ def now_ms() -> int:
 
 
 class SideStore:
-    """Tables kept beside the articles (overrides, experiments, events): a connection of their own to the
-    store (its schema ensured), used behind a lock."""
+    """Tables kept beside the articles (overrides, experiments, events), in the article store's database: its
+    reader connections (``store.read``) and its write transactions (``with store.write_lock,
+    store.transaction()``), so they move to PostgreSQL with it."""
 
-    def __init__(self, path: Path):
-        self._conn = connect(path)
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._conn.close()
+    def __init__(self, store: ArticleStore):
+        self._store = store
 
 
 class Transaction:
-    """``with Transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    """``with Transaction(conn, begin):`` the backend's ``begin`` statements (one writer at a time) ... COMMIT, or
+    ROLLBACK on any exception."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection, begin: Sequence[str] = ("BEGIN IMMEDIATE",)):
         self.conn = conn
+        self.begin = begin
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+    def __enter__(self) -> Connection:
+        for statement in self.begin:
+            self.conn.execute(statement)
         return self.conn
 
     def __exit__(self, kind, value, traceback) -> None:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _row_article(row: sqlite3.Row) -> Article:
+def _row_article(row: Any) -> Article:
     published = row["published_at"]
     return Article(
         id=row["id"],
@@ -283,7 +323,7 @@ def _row_article(row: sqlite3.Row) -> Article:
     )
 
 
-def _stored_article(row: sqlite3.Row) -> StoredArticle:
+def _stored_article(row: Any) -> StoredArticle:
     return StoredArticle(row["key"], _row_article(row), row["content_hash"], _vector(row["vector"]))
 
 
@@ -292,22 +332,35 @@ def _vector(blob: bytes) -> np.ndarray:
 
 
 class ArticleStore:
-    """Thread-safe: one writer connection behind a lock, one reader connection per thread (WAL readers never block)."""
+    """Thread-safe: one writer connection behind a lock, one reader connection per thread. A backend subclass
+    gives ``_connect``, ``_create_schema``, ``BEGIN`` (the statements that start a write transaction, one writer
+    at a time across every process) and ``where`` (the database, for messages)."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    BEGIN: ClassVar[Sequence[str]] = ("BEGIN IMMEDIATE",)
+    where: str
+
+    def __init__(self) -> None:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer = self._connect()
-        self._writer.executescript(SCHEMA)
-        _add_missing_columns(self._writer)
+        self._create_schema(self._writer)
 
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self.path)
+    def _connect(self) -> Connection:
+        raise NotImplementedError
+
+    def _create_schema(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> Transaction:
+        """A write transaction on the writer connection (the caller holds ``write_lock``)."""
+        return Transaction(self._writer, self.BEGIN)
 
     @property
-    def _reader(self) -> sqlite3.Connection:
+    def write_lock(self) -> threading.Lock:
+        return self._write_lock
+
+    @property
+    def _reader(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -315,6 +368,14 @@ class ArticleStore:
 
     def close(self) -> None:
         self._writer.close()
+
+    def followed(self, after: int, head: int) -> None:
+        """Called once the process applied the writes after sequence ``after`` up to ``head``: a backend that
+        keeps what it read drops what they changed (SQLite keeps nothing: its reads are local)."""
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """The rows of one query on this thread's reader connection (for the overrides' tables)."""
+        return self._reader.execute(sql, params).fetchall()
 
     # -- meta -----------------------------------------------------------------------------------
     def meta(self, name: str) -> str | None:
@@ -330,7 +391,7 @@ class ArticleStore:
 
     def set_meta(self, name: str, value: str) -> None:
         with self._write_lock:
-            self._writer.execute("INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)", (name, value))
+            set_meta(self._writer, name, value)
 
     @property
     def seq(self) -> int:
@@ -344,7 +405,7 @@ class ArticleStore:
         and ``stale_boxes`` (those the caller found the new texts may enter)."""
         if not rows:
             return []
-        with self._write_lock, Transaction(self._writer) as conn:
+        with self._write_lock, self.transaction() as conn:
             seq = next_seq(conn)
             keys = []
             for article, digest, vector in rows:
@@ -378,19 +439,20 @@ class ArticleStore:
     def delete(self, article_id: str) -> int | None:
         """Remove an article (a new sequence number, a tombstone, its holders queued); returns the key it had,
         or None if it was not there."""
-        with self._write_lock, Transaction(self._writer) as conn:
+        with self._write_lock, self.transaction() as conn:
             row = conn.execute("SELECT key FROM articles WHERE id = ?", (article_id,)).fetchone()
             if row is None:
                 return None
             key, seq = row[0], next_seq(conn)
             conn.execute("DELETE FROM articles WHERE key = ?", (key,))
-            conn.execute("INSERT OR REPLACE INTO tombstones (key, id, seq) VALUES (?, ?, ?)", (key, article_id, seq))
+            conn.execute("INSERT INTO tombstones (key, id, seq) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                         "id=excluded.id, seq=excluded.seq", (key, article_id, seq))
             enqueue_holders(conn, [key], seq)
             self._drop_boxes(conn, [key])
             return key
 
     @staticmethod
-    def _drop_boxes(conn: sqlite3.Connection, keys: Sequence[int]) -> None:
+    def _drop_boxes(conn: Connection, keys: Sequence[int]) -> None:
         """An unpublished or deleted article has no box of its own (its holders keep their member rows)."""
         for key in keys:
             conn.execute("DELETE FROM boxes WHERE key = ?", (key,))
@@ -403,7 +465,7 @@ class ArticleStore:
         """Store boxes computed at sequence ``seq`` as (key, article id, [(item key, item id, item JSON, keys of
         its folded reports)], floor), and take them off the queue unless a later write queued them again; one
         transaction. A folded report is a member of the box like the item it is listed under."""
-        with self._write_lock, Transaction(self._writer) as conn:
+        with self._write_lock, self.transaction() as conn:
             for key, article_id, items, floor in boxes:
                 published = conn.execute("SELECT 1 FROM articles WHERE key = ? AND status = 'published'",
                                          (key,)).fetchone()
@@ -415,31 +477,32 @@ class ArticleStore:
                 # the box stays queued: a stored box never shows what is gone, whoever reads it.
                 shown = _still_shown(conn, [k for item in items for k in (item[0], *item[3])])
                 kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
-                conn.execute("INSERT OR REPLACE INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)",
-                             (key, article_id, box_text(kept), floor, seq))
+                conn.execute(
+                    """INSERT INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT(key) DO UPDATE SET article_id=excluded.article_id, items=excluded.items,
+                         floor=excluded.floor, seq=excluded.seq""",
+                    (key, article_id, box_text(kept), floor, seq))
                 conn.execute("DELETE FROM box_members WHERE box_key = ?", (key,))
-                conn.executemany("INSERT OR IGNORE INTO box_members (item_key, box_key) VALUES (?, ?)",
+                conn.executemany("INSERT INTO box_members (item_key, box_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
                                  [(k, key) for item in kept for k in (item[0], *item[3])])
                 if len(kept) == len(items):
                     conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
 
     def enqueue(self, keys: Iterable[int]) -> None:
         """Queue boxes for a refresh (their own write already committed, or none: a full recompute)."""
-        with self._write_lock, Transaction(self._writer) as conn:
-            enqueue_boxes(conn, keys, int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
-                                           or [0])[0]))
+        with self._write_lock, self.transaction() as conn:
+            enqueue_boxes(conn, keys, next_seq(conn))  # a write: followers drop the boxes they keep
 
     def requeue_boxes_of_other_format(self, box_format: str) -> int:
         """Queue every stored box unless the boxes were written in ``box_format`` (the item JSON's shape), and
-        record it; one transaction. A queued box is never served, so no item of an older shape is ever answered;
-        returns how many were queued."""
-        with self._write_lock, Transaction(self._writer) as conn:
+        record it; one transaction, a write (followers drop the boxes they keep). A queued box is never served,
+        so no item of an older shape is ever answered; returns how many were queued."""
+        with self._write_lock, self.transaction() as conn:
             if (conn.execute("SELECT value FROM meta WHERE name='box_format'").fetchone() or [None])[0] == box_format:
                 return 0
-            seq = int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone() or [0])[0])
-            keys = [r[0] for r in conn.execute("SELECT key FROM boxes")]
-            enqueue_boxes(conn, keys, seq)
-            conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('box_format', ?)", (box_format,))
+            keys = [r[0] for r in conn.execute("SELECT key FROM boxes").fetchall()]
+            enqueue_boxes(conn, keys, next_seq(conn))
+            set_meta(conn, "box_format", box_format)
             return len(keys)
 
     def queued(self, limit: int) -> list[int]:
@@ -551,3 +614,30 @@ class ArticleStore:
     def articles(self) -> Iterator[tuple[int, Article]]:
         for row in self._reader.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY key"):
             yield row["key"], _row_article(row)
+
+
+class SQLiteStore(ArticleStore):
+    """The embedded default: one SQLite file in the data dir (WAL: readers never block, one writer at a time)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.where = str(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__()
+
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self.path)
+
+    def _create_schema(self, conn: Connection) -> None:
+        assert isinstance(conn, sqlite3.Connection)
+        conn.executescript(SCHEMA)
+        _add_missing_columns(conn)
+
+
+def open_store(settings: Settings) -> ArticleStore:
+    """The store the settings name: PostgreSQL at ``database_url`` when set, else SQLite in the data dir."""
+    if settings.database_url is not None:
+        from recommender.postgres import PostgresStore  # psycopg is imported only when it is used
+
+        return PostgresStore(settings.database_url.get_secret_value(), settings.box_cache)
+    return SQLiteStore(settings.db_path)

@@ -15,7 +15,7 @@ from service.metrics import DELETED, count_upserts
 from service.schemas import ArticleHit, UpsertOut
 
 router = APIRouter(tags=["articles"])
-WRITE_ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422)
+WRITE_ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422, 503)
 
 
 @router.get("/articles", response_model=list[ArticleHit], responses=error_responses(422))

@@ -79,10 +79,10 @@ async def similar(request: Request, article_id: ArticleId, engine: Engine, query
     # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
     # (service.cache.CachedLists, from the bytes of this response). StoredLists gave the request its variant
     # (the reader's) and put that variant's options in the query.
-    items = await run_in_threadpool(engine.similar, article_id, query)
-    count_list(request.scope, "ranked")
     variant = request.scope.get(VARIANT, DEFAULT_VARIANT)
-    return Response(engine.list_json(article_id, items, variant), media_type="application/json", headers=VARY)
+    body, source = await run_in_threadpool(engine.list_body, article_id, query, variant)
+    count_list(request.scope, source)
+    return Response(body, media_type="application/json", headers=VARY)
 
 
 @router.get("/articles/{article_id}/similar.html", dependencies=[Depends(refuse_renamed)],

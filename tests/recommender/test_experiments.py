@@ -47,8 +47,8 @@ def test_a_bad_definition_says_what_is_wrong(variants, message):
         ExperimentSpec.model_validate({"name": "x", "variants": variants})
 
 
-def test_activating_an_experiment_stops_the_running_one_and_a_redefinition_restarts_it(tmp_path):
-    store = ExperimentStore(tmp_path / "db.sqlite3")
+def test_activating_an_experiment_stops_the_running_one_and_a_redefinition_restarts_it(store):
+    store = ExperimentStore(store)
     first = store.put(SPEC, active=True)
     second = store.put(SPEC.model_copy(update={"name": "next"}), active=True)
     assert store.active().name == "next" and not store.get("mmr").active and store.get("mmr").stopped_at
@@ -57,15 +57,13 @@ def test_activating_an_experiment_stops_the_running_one_and_a_redefinition_resta
     assert store.put(changed, active=True).started_at >= second.started_at >= first.started_at
     assert store.get("next").spec == changed
     assert store.version() > 0
-    store.close()
 
 
-def test_the_one_in_settings_runs_only_when_none_was_activated_over_the_api(tmp_path):
-    store = ExperimentStore(tmp_path / "db.sqlite3")
+def test_the_one_in_settings_runs_only_when_none_was_activated_over_the_api(store):
+    store = ExperimentStore(store)
     configured = SPEC.model_copy(update={"name": "configured"})
     assert running(store.active(), configured).name == "configured"
     assert named(store, configured, "configured").active
     store.put(SPEC, active=True)
     assert running(store.active(), configured).name == "mmr"
     assert not named(store, configured, "configured").active and named(store, configured, "nope") is None
-    store.close()

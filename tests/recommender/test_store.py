@@ -1,21 +1,17 @@
-"""The SQLite store: upserts are idempotent, keys are stable, deletes are final, the sequence tracks writes."""
+"""The store's contract, on both backends (SQLite in a file, PostgreSQL on a real server): upserts are
+idempotent, keys are stable, deletes are final, the sequence tracks writes."""
 
 import sqlite3
 from dataclasses import replace
 from datetime import UTC
 
 import numpy as np
+import psycopg
 import pytest
 
 from recommender.article import Article
-from recommender.store import ArticleStore
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = ArticleStore(tmp_path / "a.sqlite3")
-    yield s
-    s.close()
+from recommender.postgres import PostgresStore
+from recommender.store import SQLiteStore
 
 
 def vec(i: int) -> np.ndarray:
@@ -24,8 +20,10 @@ def vec(i: int) -> np.ndarray:
     return v
 
 
-def test_database_runs_in_wal_mode(store):
+def test_sqlite_database_runs_in_wal_mode(tmp_path):
+    store = SQLiteStore(tmp_path / "a.sqlite3")
     assert store._writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
 
 
 def test_upsert_round_trips_every_field(store):
@@ -69,7 +67,7 @@ def test_failed_transaction_leaves_previous_state(store):
     store.upsert([(Article("a", "one"), "h", vec(0))])
     seq = store.seq
     broken = replace(Article("c", "x"), title=None)  # type: ignore[arg-type]  # NOT NULL fails mid-transaction
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         store.upsert([(Article("b", "two"), "h", vec(0)), (broken, "h", vec(0))])
     assert store.get("b") is None and store.seq == seq
 
@@ -130,12 +128,12 @@ def test_a_store_made_before_image_credit_gains_the_column_and_keeps_its_rows(tm
             status TEXT NOT NULL, content_hash TEXT NOT NULL, vector BLOB NOT NULL, seq INTEGER NOT NULL)""")
         conn.execute("INSERT INTO articles (id, title, status, content_hash, vector, seq) VALUES "
                      "('old', 'Old', 'published', 'h', ?, 1)", (vec(0).tobytes(),))
-    store = ArticleStore(path)
+    store = SQLiteStore(path)
     assert store.get("old").article.image_credit is None
     store.upsert([(Article("new", "New", image_credit="EPA"), "h2", vec(1))])
     assert store.get("new").article.image_credit == "EPA"
     store.close()
-    ArticleStore(path).close()  # opened again: nothing left to add
+    SQLiteStore(path).close()  # opened again: nothing left to add
 
 
 def test_boxes_of_another_format_are_queued_once(store):

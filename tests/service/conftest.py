@@ -24,8 +24,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 
 from recommender.engine import Recommender
+from recommender.loaders import raw_rows
 from service.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 
 TOKEN = "test-token-0123456789"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -89,6 +90,14 @@ def private_copy(ingested_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     data = tmp_path_factory.mktemp("served") / "data"
     shutil.copytree(ingested_dir, data)
     return data
+
+
+@pytest.fixture(scope="module")
+def fresh_rows() -> list[dict]:
+    """MIND articles that are not in the ingested slice, as JSON-ready dicts."""
+    rows = list(raw_rows(MIND_SAMPLE))[SLICE:SLICE + 200]
+    return [{k: v for k, v in r.items() if k in ("id", "title", "lead", "url", "section", "tags", "language")}
+            for r in rows]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from recommender.events import EventStore
+from recommender.store import SQLiteStore
 from recommender.rank import SimilarQuery
 from service.app import create_app
 from tests.conftest import make_settings
@@ -39,7 +40,9 @@ def test_events_are_stored_before_they_are_acknowledged(api, app):
     body = api.get(f"/articles/{SOURCE}/similar").json()
     r = api.post("/events", json=events_of(body, clicked=2))
     assert r.status_code == 200 and r.json() == {"stored": len(body["items"]) + 1}
-    counts = EventStore(app.state.settings.db_path).counts(["default"])["default"]  # another connection
+    other = SQLiteStore(app.state.settings.db_path)  # other connections: what they read was committed
+    counts = EventStore(other).counts(["default"])["default"]
+    other.close()
     assert counts[2].clicks >= 1 and counts[1].impressions >= 1
 
 

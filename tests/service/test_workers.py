@@ -12,22 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from index import load_index
-from recommender.loaders import raw_rows
-from tests.conftest import MIND_SAMPLE, SLICE
 from tests.service.conftest import TOKEN, Server
 
 SOURCE = "N34700"
-
-
-@pytest.fixture(scope="module")
-def fresh_rows() -> list[dict]:
-    """MIND articles that are not in the ingested slice, as JSON-ready dicts."""
-    rows = list(raw_rows(MIND_SAMPLE))[SLICE:SLICE + 200]
-    return [{k: v for k, v in r.items() if k in ("id", "title", "lead", "url", "section", "tags", "language")}
-            for r in rows]
 
 
 def query(data_dir, sql: str, *args):
