@@ -109,4 +109,7 @@ def store(request, tmp_path) -> Iterator[ArticleStore]:
 
 def another(store: ArticleStore) -> ArticleStore:
     """A second store on ``store``'s database: connections of its own, so what it reads was committed."""
-    return PostgresStore(store.url) if isinstance(store, PostgresStore) else SQLiteStore(store.path)
+    if isinstance(store, PostgresStore):
+        return PostgresStore(store.url)
+    assert isinstance(store, SQLiteStore)
+    return SQLiteStore(store.path)

@@ -10,7 +10,6 @@ import psycopg
 import pytest
 
 from recommender.article import Article
-from recommender.postgres import PostgresStore
 from recommender.store import SQLiteStore
 
 

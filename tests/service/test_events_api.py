@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from recommender.events import EventStore
-from recommender.store import SQLiteStore
 from recommender.rank import SimilarQuery
+from recommender.store import SQLiteStore
 from service.app import create_app
 from tests.conftest import make_settings
 from tests.service.conftest import TOKEN, private_copy
