@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 ARTICLES ?= ../shared/data/mind-sample
 # The headless browser and its driver that test /docs (Debian's packages; CI runs as root on a fresh machine).
 BROWSER := /usr/bin/chromium /usr/bin/chromedriver
+# PostgreSQL's server (initdb, pg_ctl) for the store's tests on a real server (Debian's package, any version).
+POSTGRES := $(or $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb)),/usr/lib/postgresql/bin/initdb)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -21,6 +23,9 @@ $(BIN)/.installed: pyproject.toml
 $(BROWSER):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
+$(POSTGRES):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+
 install: $(BIN)/.installed
 
 ingest: install
@@ -36,7 +41,7 @@ types: install
 	$(BIN)/mypy
 
 # Lint and types first: they take seconds and keep the code from rotting; then the suite.
-test: lint types $(BROWSER)
+test: lint types $(BROWSER) $(POSTGRES)
 	$(BIN)/pytest -q
 
 clean:

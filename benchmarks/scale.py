@@ -131,7 +131,7 @@ def store_path(args: argparse.Namespace, base: np.ndarray, origin: np.ndarray) -
     from tqdm.auto import tqdm
 
     from recommender.settings import Settings
-    from recommender.store import ArticleStore
+    from recommender.store import SQLiteStore
 
     path = args.cache / f"{args.data}-{args.n}.sqlite3"
     if path.exists():
@@ -139,7 +139,7 @@ def store_path(args: argparse.Namespace, base: np.ndarray, origin: np.ndarray) -
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     articles = real_articles()
-    store = ArticleStore(tmp)
+    store = SQLiteStore(tmp)
     store.set_meta("model", Settings().model)
     for lo in tqdm(range(0, len(base), 20_000), desc="store", unit="chunk"):
         hi = min(lo + 20_000, len(base))
@@ -174,13 +174,13 @@ def probe(index_path: str, store_file: str, queries_path: str) -> None:
     import faiss
 
     from index import load_index
-    from recommender.store import ArticleStore
+    from recommender.store import SQLiteStore
 
     faiss.omp_set_num_threads(1)
     queries = np.load(queries_path)
     t = time.perf_counter()
     index, meta = load_index(Path(index_path), mmap=True)
-    store = ArticleStore(Path(store_file))
+    store = SQLiteStore(Path(store_file))
     out: dict = {"open_s": time.perf_counter() - t, "mapped": index.read_only, "kind": meta.kind}
     for label, read in (("rescore", store.vectors_by_keys), ("rows", store.by_keys)):
         search, wall, cpu, raw, rescored = [], [], [], [], []
@@ -213,13 +213,13 @@ def built_index(args: argparse.Namespace, kind: str, store_file: Path, results: 
 
     from recommender.reindex import rebuilt_index
     from recommender.settings import Settings
-    from recommender.store import ArticleStore
+    from recommender.store import SQLiteStore
 
     path = args.cache / f"{args.data}-{args.n}-{kind}.faiss"
     if path.exists() and kind in results and not args.rebuild:
         return path, results[kind]["build_s"]
     faiss.omp_set_num_threads(os.cpu_count() or 1)
-    store = ArticleStore(store_file)
+    store = SQLiteStore(store_file)
     t = time.perf_counter()
     index = rebuilt_index(store, kind, Settings().model, progress=True)
     build_s = time.perf_counter() - t

@@ -52,6 +52,15 @@ def build_data_dir(path: Path, n: int, seed: int = 0) -> None:
     _build_boxes(path, n)
 
 
+def cached_data_dir(path: Path | None, n: int) -> Path:
+    """The data dir of ``n`` articles at ``path`` (default: <tmp>/similar-news-bench/serve-<n>), built once."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    path = path or Path(tempfile.gettempdir()) / "similar-news-bench" / f"serve-{n}"
+    build_data_dir(path, n)
+    return path
+
+
 def _build_boxes(path: Path, n: int) -> None:
     """Every article's default box, computed in batch as `recommender ingest` does (cached beside the data:
     delete the `boxes-N` marker to recompute them, e.g. after the box format changed)."""
@@ -88,10 +97,10 @@ def _build_articles(path: Path, n: int, seed: int) -> None:
     engine.close()
     print(f"embedded {len(real)} MIND articles in {time.perf_counter() - t0:.1f}s")
 
-    from recommender.store import ArticleStore
+    from recommender.store import SQLiteStore
 
     t1 = time.perf_counter()
-    store = ArticleStore(settings.db_path)
+    store = SQLiteStore(settings.db_path)
     rng = np.random.default_rng(seed)
     stored = store.vectors_for(a.id for a in real)
     real_vectors = np.stack([stored[a.id] for a in real])
@@ -256,11 +265,13 @@ def start_server(data_dir: Path, port: int, workers: int) -> tuple[subprocess.Po
     env = dict(os.environ, RECOMMENDER_DATA_DIR=str(data_dir), RECOMMENDER_INDEX_SAVE_INTERVAL_S="3600",
                RECOMMENDER_WORKERS=str(workers))
     t0 = time.perf_counter()
+    # Its log (an access line per request) goes to a file: a pipe nobody reads would fill and stall the server.
+    log = data_dir / "server.log"
     server = subprocess.Popen([sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     while True:
         if server.poll() is not None:
-            print(server.stderr.read()[-3000:] if server.stderr else "", file=sys.stderr)
+            print(log.read_text()[-3000:], file=sys.stderr)
             raise SystemExit("the server exited during start-up")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
@@ -332,11 +343,7 @@ def main() -> int:
     ap.add_argument("--writers", type=int, default=8, help="concurrent write clients sharing --write-rate")
     ap.add_argument("--data-dir", type=Path, help="default: <tmp>/similar-news-bench/serve-<n> (reused)")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-    data_dir = args.data_dir or Path(tempfile.gettempdir()) / "similar-news-bench" / f"serve-{args.n}"
-    build_data_dir(data_dir, args.n)
+    data_dir = cached_data_dir(args.data_dir, args.n)
 
     import shutil
     import sqlite3

@@ -35,6 +35,7 @@ class Article:
     language: str | None = None
     image_url: str | None = None
     status: Status = "published"
+    image_credit: str | None = None  # shown with the photo: "Photo: Getty Images"
 
     @property
     def is_published(self) -> bool:
@@ -109,8 +110,9 @@ class ArticleInput(BaseModel):
     language: Text | None = Field(None, max_length=35, description="BCP 47 code, e.g. en, uk.")
     image_url: Text | None = Field(None, max_length=4000)
     status: Status = "published"
+    image_credit: Text | None = Field(None, max_length=500, description="Who took or owns the photo, shown with it.")
 
-    @field_validator("title", "lead", "body", "section", "language", mode="before")
+    @field_validator("title", "lead", "body", "section", "language", "image_credit", mode="before")
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:
         return _clean(value) if isinstance(value, str) else value
@@ -129,7 +131,7 @@ class ArticleInput(BaseModel):
             return [t for t in (p.strip() for p in re.split(r"[|,;]", value)) if t]
         return value
 
-    @field_validator("section", "language", "url", "image_url", mode="after")
+    @field_validator("section", "language", "url", "image_url", "image_credit", mode="after")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
@@ -200,6 +202,18 @@ def leading_plain_text(text: str, chars: int) -> str:
             return plain[:chars]
         end *= 2
     return plain_text(text)[:chars]
+
+
+def excerpt(article: Article, chars: int) -> str:
+    """The opening a box shows under a title: the lead, else the body, as plain text, cut at a word boundary to
+    at most ``chars`` characters (an ellipsis marks a cut)."""
+    text = leading_plain_text(article.lead, chars + 1) or leading_plain_text(article.body, chars + 1)
+    if len(text) <= chars:
+        return text
+    room = text[:chars]  # what may show of it: at most chars - 1 characters and the ellipsis
+    space = room.rfind(" ")
+    cut = room[:space] if space > 0 else room[:chars - 1]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 def embedding_text(article: Article, body_chars: int) -> str:

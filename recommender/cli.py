@@ -1,9 +1,11 @@
-"""The ``recommender`` command: ingest article files, rebuild the index, serve the API, evaluate strategies."""
+"""The ``recommender`` command: ingest article files, rebuild the index, serve the API, evaluate strategies, migrate
+a SQLite store into PostgreSQL."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import signal
 import sys
@@ -16,6 +18,7 @@ from pydantic import ValidationError
 from index import KINDS
 from recommender.evaluation.cli import add_evaluate_command
 from recommender.loaders import FORMATS, UsageError
+from recommender.logs import log_config
 from recommender.settings import Settings
 
 if TYPE_CHECKING:
@@ -97,10 +100,10 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
 
 def _refresh_boxes(engine) -> str:
     """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them)."""
-    from recommender.locks import FileLock
+    from recommender.locks import refresher_lock
     from recommender.refresher import refresh_queued
 
-    lock = FileLock(engine.settings.data_dir / "refresher.lock")
+    lock = refresher_lock(engine.settings)
     if not lock.try_exclusive():
         return f"{engine.store.queue_length()} boxes queued for the running server's refresher"
     try:
@@ -109,10 +112,68 @@ def _refresh_boxes(engine) -> str:
         lock.release()
 
 
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    """An experiment's report from the store alone (no index, no model): the running one unless named."""
+    import json
+    from dataclasses import asdict
+
+    from recommender.events import EventStore
+    from recommender.experiments import ExperimentStore, named, running
+    from recommender.report import experiment_report, format_report, parse_since
+    from recommender.store import now_ms, open_store
+
+    if settings.database_url is None and not settings.db_path.exists():
+        raise SystemExit(f"error: no store at {settings.db_path} (RECOMMENDER_DATA_DIR)")
+    store = open_store(settings)
+    experiments, events = ExperimentStore(store), EventStore(store)
+    try:
+        experiment = named(experiments, settings.experiment, args.experiment) if args.experiment else \
+            running(experiments.active(), settings.experiment)
+        if experiment is None:
+            raise SystemExit(f"error: no experiment {'named ' + repr(args.experiment) if args.experiment else 'runs'}"
+                             "; name one with --experiment (see GET /experiments)")
+        try:
+            since = parse_since(args.since, now_ms()) if args.since else None
+        except ValueError as exc:
+            raise SystemExit(f"error: --since: {exc}") from None
+        report = experiment_report(experiment, events, since)
+    finally:
+        store.close()
+    print(json.dumps(asdict(report), indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from recommender.migrate import migrate
+
+    url = args.to or (settings.database_url.get_secret_value() if settings.database_url else None)
+    if url is None:
+        raise SystemExit("error: name the PostgreSQL database: --to postgresql://... or RECOMMENDER_DATABASE_URL")
+    source = (args.source / "articles.sqlite3") if args.source else settings.db_path
+    started = time.perf_counter()
+    try:
+        copied = migrate(source, url, progress=True)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"migrated {source} in {time.perf_counter() - started:.1f}s: "
+          + ", ".join(f"{rows} {table}" for table, rows in copied.items()))
+    return 0
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    # Before prometheus-client is first imported (it picks its multiprocess mode then): the workers, the writer
+    # and the refresher all count into this directory, and the worker answering a scrape sums them.
+    from recommender.processes import shared_metrics_dir
+
+    with shared_metrics_dir():
+        return _serve_processes(args, settings)
+
+
+def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.app import OpenWritesRefused, create_app
+    from service.html import TemplateMissing
     from service.protocol import server_options
     from service.writer import socket_path
 
@@ -123,9 +184,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     socket = socket_path(settings.data_dir)
     settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads,
                                            "writer_socket": socket})
+    logs = log_config(settings.log_format)  # the access log is ours (service.observe), not uvicorn's
     try:
         app = create_app(settings)
-    except OpenWritesRefused as exc:
+    except (OpenWritesRefused, TemplateMissing) as exc:
         raise SystemExit(f"error: {exc}") from None
     # N read workers, one writer, one refresher, all following one store (README, "Processes").
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
@@ -136,10 +198,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if workers == 1:
-            uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, **server_options(settings))
+            uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **server_options(settings))
         else:  # each worker process builds its app from the environment
             uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
-                        log_level="info", access_log=False, **server_options(settings))
+                        log_config=logs, access_log=False, **server_options(settings))
     finally:
         for helper in helpers:
             helper.stop()
@@ -206,13 +268,25 @@ def main(argv: list[str] | None = None) -> int:
                        "a writer process beside them takes every write, a refresher process keeps the stored boxes fresh")
     serve.set_defaults(run=_serve)
 
+    report = sub.add_parser("report", help="an experiment's report: impressions, clicks, CTR per variant and "
+                            "position, each variant against the control (95 %% interval, z-test)")
+    report.add_argument("--experiment", help="its name (default: the running experiment)")
+    report.add_argument("--since", help="7d, 12h, or an ISO 8601 date or time (default: the experiment's start)")
+    report.add_argument("--json", action="store_true", help="the report as JSON")
+    report.set_defaults(run=_report)
+
+    migrate = sub.add_parser("migrate", help="copy a SQLite data dir's store into an empty PostgreSQL database "
+                             "(keys, sequence, boxes kept: the data dir's index stays valid)")
+    migrate.add_argument("--from", dest="source", type=Path, help="the data dir (default RECOMMENDER_DATA_DIR)")
+    migrate.add_argument("--to", help="postgresql://user:password@host:port/dbname (default RECOMMENDER_DATABASE_URL)")
+    migrate.set_defaults(run=_migrate)
+
     add_evaluate_command(sub)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per write a worker hands to the writer
     try:
         settings = Settings()
+        logging.config.dictConfig(log_config(settings.log_format))
     except ValidationError as exc:
         for error in exc.errors():
             name = "RECOMMENDER_" + "_".join(map(str, error["loc"])).upper()

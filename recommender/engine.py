@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,10 +19,13 @@ from tqdm.auto import tqdm
 from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import TextEmbedder, load_embedder, model_name
+from recommender.events import EventLog, EventStore
+from recommender.experiments import Experiment, ExperimentSpec, ExperimentStore, named, running
 from recommender.lexical import LexicalIndex
-from recommender.listing import item_json, list_json
+from recommender.listing import DEFAULT_VARIANT, box_format, item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
+from recommender.popularity import Popularity
 from recommender.rank import (
     STRATEGIES,
     Candidate,
@@ -35,7 +39,7 @@ from recommender.rank import (
     with_pins,
 )
 from recommender.settings import Settings
-from recommender.store import ArticleStore, Change, StoredArticle
+from recommender.store import Change, StoredArticle, StoreUnavailable, open_store
 
 log = logging.getLogger("recommender")
 
@@ -102,10 +106,20 @@ class Recommender:
         # Loaded on first use: serving stored boxes and ranking stored articles need no model.
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
+        self.model_load_seconds: float | None = None
+        # Told how long the model took to load, once it has (the service's metrics).
+        self.on_model_load: Callable[[float], None] | None = None
         self._model_name = embedder.name if embedder is not None else model_name(settings.model)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = ArticleStore(settings.db_path)
-        self.overrides = OverrideStore(settings.db_path)
+        self.store = open_store(settings)
+        self.overrides = OverrideStore(self.store)
+        self.experiments = ExperimentStore(self.store)
+        self.event_store = EventStore(self.store)
+        self.events = EventLog(self.event_store, settings.events_flush_interval_s, settings.events_max_pending,
+                               settings.events_retention_days)
+        self.popularity = Popularity(self.event_store, settings.popularity_half_life_days)
+        self._experiment: Experiment | None = None
+        self._experiments_seq = -1
         self._write_lock = threading.RLock()
         # Held while the indexes move to a newer store sequence (whoever wrote it: this process or another).
         self._follow_lock = threading.RLock()
@@ -127,14 +141,20 @@ class Recommender:
         self.lexical = self._open_lexical()
         self._published = set(self.store.published_keys().tolist())
         self._load_overrides()
+        self._load_experiment()
         self.follow()  # writes committed while the indexes were read
+        self._requeue_boxes_of_other_format()
 
     @property
     def embedder(self) -> TextEmbedder:
         with self._embedder_lock:  # two first requests at once load the weights once
             if self._embedder is None:
+                started = time.perf_counter()
                 self._embedder = load_embedder(self.settings.model, self.settings.batch_size,
                                                self.settings.device, self.settings.embed_threads)
+                self.model_load_seconds = time.perf_counter() - started
+                if self.on_model_load is not None:
+                    self.on_model_load(self.model_load_seconds)
         return self._embedder
 
     # -- opening and repair -------------------------------------------------------------------
@@ -149,6 +169,12 @@ class Recommender:
             self._upsert(articles, progress=True, total=len(articles), index=None, reembed=True)
         if stored_model != self._model_name:
             self.store.set_meta("model", self._model_name)
+
+    def _requeue_boxes_of_other_format(self) -> None:
+        """Boxes stored by code writing other items (before excerpts, another excerpt length) are never served."""
+        requeued = self.store.requeue_boxes_of_other_format(box_format(self.settings.excerpt_chars))
+        if requeued:
+            log.info("%d stored boxes hold items of another format: queued for a refresh", requeued)
 
     def _open_index(self, kind: str | None) -> VectorIndex:
         path = self.settings.index_path
@@ -290,7 +316,7 @@ class Recommender:
         scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
         rows = self._rows([int(k) for k in found.ravel().tolist() if k >= 0])
         floors = self.store.floors(list(rows))
-        w, mmr = self.ranking.lexical_weight, self.ranking.mmr_lambda
+        w, mmr, pw = self.ranking.lexical_weight, self.ranking.mmr_lambda, self.ranking.popularity_weight
         margin = (1 - mmr) / max(mmr, 1e-9)
         default = DEFAULT_QUERY
         out: set[int] = set()
@@ -302,7 +328,7 @@ class Recommender:
                 days = days_between(box.published_at, article.published_at)
                 if not passes_filters(box, article, default, self.ranking, days):
                     continue
-                if floors.get(key) is None or (1 - w) * cosine + w + margin >= floors[key]:
+                if floors.get(key) is None or (1 - pw) * ((1 - w) * cosine + w) + pw + margin >= floors[key]:
                     out.add(key)
         return sorted(out)
 
@@ -315,8 +341,13 @@ class Recommender:
 
     # -- following the store --------------------------------------------------------------------
     def current_generation(self) -> int | None:
-        """The generation, if this process has applied every write in the store (one point read), else None."""
-        return self._generation if self.store.seq == self._applied_seq else None
+        """The generation, if this process has applied every write in the store (one point read), else None.
+        While the store is unreachable nothing can be written, so what this process applied is the latest."""
+        try:
+            head = self.store.seq
+        except StoreUnavailable:
+            return self._generation
+        return self._generation if head == self._applied_seq else None
 
     def follow(self) -> bool:
         """Bring the indexes and editorial state to the store's latest sequence, whoever wrote it (this
@@ -331,6 +362,9 @@ class Recommender:
             self._apply(changes)
             if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
                 self._load_overrides()
+            if self.experiments.version() != self._experiments_seq:
+                self._load_experiment()
+            self.store.followed(self._applied_seq, head)
             # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
             # cache) rather than the new sequence with the old generation (lists cached before the change).
             self._invalidate([c.key for c in changes])
@@ -357,6 +391,10 @@ class Recommender:
         self._box_blocks = self.overrides.all_blocks()
         self._overrides_seq = seq
 
+    def _load_experiment(self) -> None:
+        self._experiments_seq = self.experiments.version()  # before the table: a later change is read again
+        self._experiment = running(self.experiments.active(), self.settings.experiment)
+
     def _invalidate(self, keys: Iterable[int]) -> None:
         """A new generation (no list cached before it is served); the parsed rows of ``keys`` (those written)
         are dropped, the others stay: a row changes only with a write of its own article."""
@@ -382,7 +420,7 @@ class Recommender:
     def close(self) -> None:
         """Checkpoint the index and close the store; ``with Recommender(settings) as engine:`` does it."""
         self.checkpoint()
-        self.overrides.close()
+        self.events.close()  # what was acknowledged is stored already; this writes what is still queued
         self.store.close()
 
     def __enter__(self) -> Recommender:
@@ -397,6 +435,10 @@ class Recommender:
         if stored is None:
             raise ArticleNotFound(article_id)
         return stored.article
+
+    def find(self, text: str, limit: int = 20) -> list[Article]:
+        """Articles for an editor's search: the one with this id, then those whose title holds the text."""
+        return self.store.find(text, limit)
 
     @property
     def generation(self) -> int:
@@ -420,29 +462,57 @@ class Recommender:
                                                       limit=query.limit + len(pins)), neighbours)
         return with_pins(ranked, pins, query.limit)
 
-    def list_json(self, article_id: str | None, items: Sequence[Recommendation]) -> bytes:
+    def list_json(self, article_id: str | None, items: Sequence[Recommendation],
+                  variant: str = DEFAULT_VARIANT) -> bytes:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
-        return list_json(article_id, [item_json(r) for r in items])
+        return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items], variant)
 
-    def stored_list_json(self, article_id: str, limit: int) -> bytes | None:
+    def list_body(self, article_id: str, query: SimilarQuery,
+                  variant: str = DEFAULT_VARIANT) -> tuple[bytes, str]:
+        """A list's response body and where it came from: a default query's stored box (``"stored"``) when
+        there is a fresh one, else ranked now (``"ranked"``); the same bytes either way. If the database goes
+        away while a default list is ranked (PostgreSQL), its stored box as this process last read it."""
+        default = query == replace(DEFAULT_QUERY, limit=query.limit)
+        if default:
+            body = self.stored_list_json(article_id, query.limit, variant)
+            if body is not None:
+                return body, "stored"
+        try:
+            return self.list_json(article_id, self.similar(article_id, query), variant), "ranked"
+        except StoreUnavailable:
+            body = self.stored_list_json(article_id, query.limit, variant, unranked=True) if default else None
+            if body is None:
+                raise
+            return body, "stored"
+
+    def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT,
+                         unranked: bool = False) -> bytes | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
         a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.
 
         Needs no follow (it never waits on one): every write that can change a box queues it in the write's
         own transaction, so a box that is not queued is current. Items this process knows are gone
-        (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth."""
+        (deleted, unpublished, blocked) are dropped all the same and the list backfilled from the stored depth.
+        ``unranked``: nothing can be ranked (the store is unreachable), so the box is served even if a refresh is
+        pending, and an item with a folded report this process does not know as published is dropped too,
+        rather than the whole box."""
         if limit > self.settings.box_depth:
             return None
-        box = self.store.box(article_id)
-        if box is None or box.pending:
+        try:
+            box = self.store.box(article_id)
+        except StoreUnavailable:
+            return None  # ranked on demand, which answers 503 while the store is unreachable
+        if box is None or (box.pending and not unranked):
             return None
         published, blocked = self._published, self._blocked_everywhere
         here = self._box_blocks.get(article_id, frozenset())
         if any(not published.issuperset(also) for *_, also in box.items):
-            return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
+            if not unranked:
+                return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
+            box = replace(box, items=[item for item in box.items if published.issuperset(item[3])])
         items = [item for key, item_id, item, _ in box.items
                  if key in published and item_id not in blocked and item_id not in here]
-        return list_json(article_id, items[:limit])
+        return list_json(article_id, items[:limit], variant)
 
     # -- stored boxes ---------------------------------------------------------------------------
     def refresh_boxes(self, keys: Sequence[int]) -> int:
@@ -465,7 +535,7 @@ class Recommender:
                                                                   if key not in live]
         for key, items in lists.items():
             if all(a.id in item_keys for r in items for a in (r.article, *r.also)):
-                boxes.append((key, rows[key][0].id, [(item_keys[r.id], r.id, item_json(r),
+                boxes.append((key, rows[key][0].id, [(item_keys[r.id], r.id, item_json(r, self.settings.excerpt_chars),
                                                       [item_keys[a.id] for a in r.also]) for r in items],
                               self._floor(items)))
         self.store.write_boxes(boxes, seq)
@@ -520,6 +590,31 @@ class Recommender:
             self.follow()
             return found
 
+    # -- experiments ----------------------------------------------------------------------------
+    @property
+    def running_experiment(self) -> Experiment | None:
+        """The experiment that splits list requests now (activated over the API, else in settings), if any."""
+        return self._experiment
+
+    def experiment(self, name: str) -> Experiment | None:
+        """An experiment by name: defined over the API, or the one in settings."""
+        return named(self.experiments, self.settings.experiment, name)
+
+    def all_experiments(self) -> list[Experiment]:
+        """Every experiment defined over the API, the latest first, then the one in settings (if not redefined)."""
+        stored = self.experiments.all()
+        configured = self.settings.experiment
+        if configured is not None and all(e.name != configured.name for e in stored):
+            stored.append(self.experiment(configured.name) or Experiment(configured))
+        return stored
+
+    def define_experiment(self, spec: ExperimentSpec, active: bool = True) -> Experiment:
+        """Define or redefine an experiment (activating it stops the running one); every process follows."""
+        with self._write_lock:
+            experiment = self.experiments.put(spec, active)
+            self.follow()
+            return experiment
+
     def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
         """The list for an article that is not indexed (a CMS preview)."""
         article = Article(id="", title=title, body=text)
@@ -555,7 +650,10 @@ class Recommender:
         matrix = np.stack([rows[key][1] for key in keys]) if keys else np.zeros((0, len(vector)), np.float32)
         semantic = (matrix @ vector).tolist()
         lexical = scorer.scores_for(keys).tolist() if scorer is not None else [0.0] * len(keys)
-        candidates = [Candidate(key, *rows[key], semantic[i], lexical[i]) for i, key in enumerate(keys)]
+        weighs_popularity = query.strategy == "default" and self.ranking.for_query(query).popularity_weight
+        popular = self.popularity.scores() if weighs_popularity else {}
+        candidates = [Candidate(key, *rows[key], semantic[i], lexical[i], popular.get(rows[key][0].id, 0.0))
+                      for i, key in enumerate(keys)]
         return rank(source, vector, candidates, query, self.ranking, matrix)
 
     def warm_rows(self, chunk: int = 5000) -> None:

@@ -3,13 +3,24 @@ the lists ranked on demand alike, so both answer the same bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from recommender.article import Article
+from recommender.article import Article, excerpt
 from recommender.rank import Recommendation
+
+# The shape of an item's JSON. Stored boxes hold items as JSON: a box written in another shape (or with another
+# excerpt length) is queued for a refresh on start and never served until then (``Recommender``). Bump it with
+# every change of ``item_json``'s output.
+ITEM_FORMAT = 2  # 2: excerpt and image_credit; items stored as lines (store.box_text)
+
+
+def box_format(excerpt_chars: int) -> str:
+    """What a stored box's items depend on besides the ranking: the item shape and the excerpt length."""
+    return f"items-v{ITEM_FORMAT};excerpt={excerpt_chars}"
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -21,20 +32,37 @@ def _report(a: Article) -> dict[str, str | None]:
     return {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at)}
 
 
-def item_json(rec: Recommendation) -> str:
+def item_json(rec: Recommendation, excerpt_chars: int) -> str:
     """One list item as the API returns it (compact JSON, fields in the order of ``service.schemas.Item``)."""
     a = rec.article
     item: dict[str, Any] = {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at),
-            "section": a.section, "image_url": a.image_url, "score": rec.score, "group_size": rec.group_size,
+            "section": a.section, "image_url": a.image_url, "image_credit": a.image_credit,
+            "excerpt": excerpt(a, excerpt_chars), "score": rec.score, "group_size": rec.group_size,
             "pinned": rec.pinned, "also": [_report(r) for r in rec.also], "explanation": None}
     if rec.explanation is not None:
         e = rec.explanation
         item["explanation"] = {"semantic": e.semantic, "lexical": e.lexical, "recency": e.recency,
-                               "diversity_penalty": e.diversity_penalty}
+                               "diversity_penalty": e.diversity_penalty, "popularity": e.popularity}
     return json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def list_json(article_id: str | None, items: Sequence[str]) -> bytes:
-    """The response body of a list: ``{"article_id": ..., "items": [...]}`` from items made by ``item_json``."""
+# The variant of a list outside any experiment: the default list (stored box or the same list ranked on demand),
+# a list with the request's own options, a preview.
+DEFAULT_VARIANT, CUSTOM_VARIANT, PREVIEW_VARIANT = "default", "custom", "preview"
+
+
+def list_id(article_id: str | None, variant: str, items: str) -> str:
+    """The id of a list as shown: a digest of its article, its variant and its items' bytes. The same list
+    shown twice has the same id; any change of an item, its order or the limit gives another one, so a cached
+    response can never carry the id of another list, and a stored box and the list ranked on demand agree."""
+    key = f"{article_id}\x1f{variant}\x1f{items}".encode()
+    return hashlib.blake2b(key, digest_size=8).hexdigest()
+
+
+def list_json(article_id: str | None, items: Sequence[str], variant: str = DEFAULT_VARIANT) -> bytes:
+    """The response body of a list, ``{"article_id", "list_id", "variant", "items": [...]}``, from items made by
+    ``item_json``."""
     head = json.dumps(article_id, ensure_ascii=False)
-    return f'{{"article_id":{head},"items":[{",".join(items)}]}}'.encode()
+    joined = ",".join(items)
+    return (f'{{"article_id":{head},"list_id":"{list_id(article_id, variant, joined)}",'
+            f'"variant":"{variant}","items":[{joined}]}}').encode()

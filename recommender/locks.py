@@ -1,4 +1,5 @@
-"""Locks on files in the data dir, shared by the processes serving it; the OS drops them when a holder dies."""
+"""Locks shared by the processes serving one store; the OS (a file) or PostgreSQL (a session) drops them when a
+holder dies."""
 
 from __future__ import annotations
 
@@ -7,6 +8,28 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from recommender.settings import Settings
+
+
+class RoleLock(Protocol):
+    """A lock held by one process at a time for a role (the refresher), until released or its holder dies."""
+
+    def try_exclusive(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+def refresher_lock(settings: Settings) -> RoleLock:
+    """The refresher's lock: an advisory lock in the PostgreSQL database every replica shares, else a file lock
+    in the data dir (every process on one SQLite file runs on this machine)."""
+    if settings.database_url is not None:
+        from recommender.postgres import AdvisoryLock
+
+        return AdvisoryLock(settings.database_url.get_secret_value())
+    return FileLock(settings.data_dir / "refresher.lock")
 
 
 class FileLock:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from recommender.store import SCHEMA, Transaction, connect, enqueue_boxes, enqueue_holders, next_seq
+from recommender.store import Connection, SideStore, enqueue_boxes, enqueue_holders, next_seq, set_meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,21 +22,12 @@ class BoxOverrides:
     blocks: frozenset[str] = field(default_factory=frozenset)
 
 
-class OverrideStore:
-    def __init__(self, path: Path):
-        self._conn = connect(path)
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._conn.close()
+class OverrideStore(SideStore):
+    """The overrides' tables, in the article store's database (its connections, its write transactions)."""
 
     def box(self, article_id: str) -> BoxOverrides:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT item_id, position FROM box_overrides WHERE article_id = ? ORDER BY position, item_id",
-                (article_id,),
-            ).fetchall()
+        rows = self._store.read("SELECT item_id, position FROM box_overrides WHERE article_id = ? ORDER BY position, item_id",
+                          (article_id,))
         return BoxOverrides(
             pins=tuple(Pin(r["item_id"], r["position"]) for r in rows if r["position"] is not None),
             blocks=frozenset(r["item_id"] for r in rows if r["position"] is None),
@@ -47,19 +36,17 @@ class OverrideStore:
     def all_blocks(self) -> dict[str, frozenset[str]]:
         """Every box's blocked items, by article id (read when another process changed overrides)."""
         out: dict[str, set[str]] = {}
-        with self._lock:
-            rows = self._conn.execute("SELECT article_id, item_id FROM box_overrides WHERE position IS NULL")
-            for r in rows:
-                out.setdefault(r[0], set()).add(r[1])
+        for r in self._store.read("SELECT article_id, item_id FROM box_overrides WHERE position IS NULL"):
+            out.setdefault(r[0], set()).add(r[1])
         return {k: frozenset(v) for k, v in out.items()}
 
-    def _changed(self, conn, seq: int) -> None:
+    def _changed(self, conn: Connection, seq: int) -> None:
         """Mark the overrides changed at ``seq`` (followers reload them), inside the write's transaction."""
-        conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('overrides_seq', ?)", (str(seq),))
+        set_meta(conn, "overrides_seq", str(seq))
 
     def set_box(self, article_id: str, overrides: BoxOverrides) -> None:
         """Replace an article's pins and blocks in one transaction, which also queues its box for a refresh."""
-        with self._lock, Transaction(self._conn) as conn:
+        with self._store.write_lock, self._store.transaction() as conn:
             seq = next_seq(conn)
             self._changed(conn, seq)
             conn.execute("DELETE FROM box_overrides WHERE article_id = ?", (article_id,))
@@ -72,23 +59,22 @@ class OverrideStore:
                                                             "status = 'published'", (article_id,))], seq)
 
     def blocked_everywhere(self) -> dict[str, str]:
-        with self._lock:
-            rows = self._conn.execute("SELECT item_id, reason FROM blocked_everywhere ORDER BY item_id").fetchall()
+        rows = self._store.read("SELECT item_id, reason FROM blocked_everywhere ORDER BY item_id")
         return {r["item_id"]: r["reason"] for r in rows}
 
     def block_everywhere(self, item_id: str, reason: str = "") -> None:
         """Block an item; the same transaction queues the boxes that hold it."""
-        with self._lock, Transaction(self._conn) as conn:
+        with self._store.write_lock, self._store.transaction() as conn:
             seq = next_seq(conn)
             self._changed(conn, seq)
-            conn.execute("INSERT OR REPLACE INTO blocked_everywhere (item_id, reason) VALUES (?, ?)",
-                         (item_id, reason))
+            conn.execute("INSERT INTO blocked_everywhere (item_id, reason) VALUES (?, ?) "
+                         "ON CONFLICT(item_id) DO UPDATE SET reason=excluded.reason", (item_id, reason))
             enqueue_holders(conn, [r[0] for r in conn.execute("SELECT key FROM articles WHERE id = ?", (item_id,))],
                             seq)
 
     def unblock_everywhere(self, item_id: str, boxes: Sequence[int] = ()) -> bool:
         """Unblock an item; the same transaction queues ``boxes`` (those it may enter again)."""
-        with self._lock, Transaction(self._conn) as conn:
+        with self._store.write_lock, self._store.transaction() as conn:
             found = conn.execute("DELETE FROM blocked_everywhere WHERE item_id = ?", (item_id,)).rowcount > 0
             if found:
                 seq = next_seq(conn)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger("recommender")
 PR_SET_PDEATHSIG = 1
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Supervised:
@@ -60,3 +64,19 @@ def die_with_parent(parent: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the call above
         os._exit(1)
+
+
+@contextmanager
+def shared_metrics_dir() -> Iterator[str]:
+    """A fresh prometheus-client multiprocess directory for the server's processes started inside (an
+    operator's own PROMETHEUS_MULTIPROC_DIR is kept: it must be emptied before each start, as prometheus-client
+    requires)."""
+    given = os.environ.get(MULTIPROC_ENV)
+    path = given or tempfile.mkdtemp(prefix="recommender-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        if not given:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(path, ignore_errors=True)

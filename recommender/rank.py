@@ -39,10 +39,11 @@ class SimilarQuery:
     recency_half_life_days: float | None = None
     mmr_lambda: float | None = None
     same_language_only: bool | None = None
+    popularity_weight: float | None = None
 
 
 # The Ranking fields a query may override (SimilarQuery's fields of the same names).
-PER_REQUEST = ("window_days", "recency_half_life_days", "mmr_lambda", "same_language_only")
+PER_REQUEST = ("window_days", "recency_half_life_days", "mmr_lambda", "same_language_only", "popularity_weight")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class Ranking:
     story_threshold: float = 0.8
     window_days: float | None = None
     same_language_only: bool = True
+    popularity_weight: float = 0.0  # share of the click-popularity signal (recommender.popularity); 0 = off
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ranking:
@@ -79,6 +81,7 @@ class Candidate:
     vector: np.ndarray
     semantic: float
     lexical: float = 0.0
+    popularity: float = 0.0  # in [0, 1]; read only when popularity_weight is set
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,7 @@ class Explanation:
     lexical: float
     recency: float  # multiplier applied to the relevance, 1.0 = no effect
     diversity_penalty: float  # what MMR subtracted for resemblance to items above it
+    popularity: float = 0.0  # the popularity signal's value (it weighs popularity_weight of the score)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +177,7 @@ def rank(
     ranking = ranking.for_query(query)
     source_title = normalized_title(source.title)
     scored: list[_Scored] = []
-    strategy, share = query.strategy, ranking.lexical_weight
+    strategy, share, popularity = query.strategy, ranking.lexical_weight, ranking.popularity_weight
     for at, c in enumerate(candidates):
         article = c.article
         days = days_between(source.published_at, article.published_at)  # once: filters and recency need it
@@ -182,6 +186,8 @@ def rank(
         if strategy == "default":
             recency = recency_factor(days, ranking)
             relevance = ((1 - share) * c.semantic + share * min(c.lexical, 1.0)) * recency
+            if popularity:
+                relevance = (1 - popularity) * relevance + popularity * c.popularity
             scored.append(_Scored(c, relevance, normalized_title(article.title), at, recency))
         else:
             scored.append(_Scored(c, c.semantic if strategy == "embedding" else c.lexical,
@@ -270,7 +276,8 @@ def _picks_by_relevance(scored: list[_Scored], vectors: np.ndarray, blocked: np.
 def _recommendation(shown: _Scored, members: list[_Scored], explain: bool) -> Recommendation:
     """The item for ``shown``, standing for its story's ``members`` (itself among them)."""
     explanation = Explanation(round(shown.candidate.semantic, 6), round(float(shown.candidate.lexical), 6),
-                              round(shown.recency, 6), round(shown.penalty, 6)) if explain else None
+                              round(shown.recency, 6), round(shown.penalty, 6),
+                              round(shown.candidate.popularity, 6)) if explain else None
     return Recommendation(shown.candidate.article, round(float(shown.relevance), 6), explanation,
                           group_size=len(members),
                           also=tuple(m.candidate.article for m in members if m is not shown))

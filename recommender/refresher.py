@@ -2,14 +2,15 @@
 
 `recommender serve` runs one in a process of its own (``python -m recommender.refresher``, beside the read workers
 and the writer); an app serving alone (``create_app`` in-process) runs one in a background thread. Only the one
-holding an exclusive lock on
-``<data dir>/refresher.lock`` works. The OS releases the lock when its holder dies (even by SIGKILL), and
-another process takes over; queue entries are removed in the transaction that stores their boxes, so a crash
+holding the refresher lock works: an exclusive ``flock`` on ``<data dir>/refresher.lock`` with SQLite, a
+session-level advisory lock in the database with PostgreSQL (any number of replicas on any number of machines).
+The OS or PostgreSQL releases the lock when its holder dies (even by SIGKILL, or when it loses the database),
+and another process takes over; queue entries are removed in the transaction that stores their boxes, so a crash
 leaves them queued and the next holder finishes them."""
 
 from __future__ import annotations
 
-import logging
+import logging.config
 import signal
 import sys
 import threading
@@ -17,7 +18,8 @@ import threading
 from tqdm.auto import tqdm
 
 from recommender.engine import Recommender
-from recommender.locks import FileLock
+from recommender.locks import refresher_lock
+from recommender.store import StoreUnavailable
 
 log = logging.getLogger("recommender.refresher")
 
@@ -42,7 +44,8 @@ class Refresher:
     def __init__(self, engine: Recommender, boxes: bool = True):
         self.engine = engine
         self.boxes = boxes
-        self.lock = FileLock(engine.settings.data_dir / "refresher.lock")
+        self.lock = refresher_lock(engine.settings)
+        self._store_down = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
 
@@ -58,34 +61,53 @@ class Refresher:
     def _run(self) -> None:
         poll = self.engine.settings.refresh_poll_s
         while not self._stop.is_set():
-            try:  # every process follows the store here, off the request path
-                self.engine.follow()
-            except Exception:
-                log.exception("following the store failed")
-            if not self.boxes or not self.lock.try_exclusive():
-                self._stop.wait(poll)  # another process refreshes; take over if it dies
+            if not self._followed() or not self.boxes or not self.lock.try_exclusive():
+                self._stop.wait(poll)  # the store is down, or another process refreshes (take over if it dies)
                 continue
             try:
                 keys = self.engine.store.queued(self.engine.settings.refresh_batch)
                 if keys:
                     self.engine.refresh_boxes(keys)
                     continue
-            except Exception:  # the entries stay queued; the next round retries them
+            except StoreUnavailable as exc:  # the entries stay queued; the next round retries them
+                self._store_lost(exc)
+            except Exception:
                 log.exception("box refresh failed")
             self._stop.wait(poll)
+
+    def _followed(self) -> bool:
+        """Follow the store (every process does, here, off the request path); False while it is unreachable."""
+        try:
+            self.engine.follow()
+        except StoreUnavailable as exc:
+            self._store_lost(exc)
+            return False
+        except Exception:
+            log.exception("following the store failed")
+        if self._store_down:
+            log.warning("the database is back: following it again")
+            self._store_down = False
+        return True
+
+    def _store_lost(self, exc: StoreUnavailable) -> None:
+        if not self._store_down:  # once per outage, not every poll
+            log.warning("%s: serving what this process holds; writes get 503 until it is back", exc)
+        self._store_down = True
 
 
 def main(argv: list[str]) -> int:
     """The refresher process of `recommender serve`: ``python -m recommender.refresher PARENT_PID``, with the
     server's settings in the environment; runs until SIGTERM."""
+    from recommender.logs import log_config
     from recommender.processes import die_with_parent
     from recommender.settings import Settings
 
     die_with_parent(int(argv[0]))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s refresher %(name)s: %(message)s")
+    settings = Settings()
+    logging.config.dictConfig(log_config(settings.log_format))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Recommender(Settings()) as engine:
+    with Recommender(settings) as engine:
         engine.warm_rows()
         refresher = Refresher(engine).start()
         stop.wait()

@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 from index import IndexMeta, VectorIndex, index_kind_for
 from recommender.locks import FileLock
 from recommender.settings import Settings
-from recommender.store import ArticleStore
+from recommender.store import ArticleStore, open_store
 
 # Vectors per add: the first batch trains the quantised kinds (hnswsq, ivfpq), so it should be a large sample.
 REINDEX_CHUNK = 100_000
@@ -19,7 +19,7 @@ def rebuilt_index(store: ArticleStore, kind: str, model: str, progress: bool = F
     """A new ``kind`` index over every published vector in ``store``, read and added ``chunk`` rows at a time."""
     total = len(store.published_keys())
     if total == 0:
-        raise ValueError(f"the store at {store.path} holds no published article: ingest articles first")
+        raise ValueError(f"the store at {store.where} holds no published article: ingest articles first")
     index: VectorIndex | None = None
     keys: list[int] = []
     vectors: list[np.ndarray] = []
@@ -57,11 +57,11 @@ def reindex(settings: Settings, kind: str | None = None, progress: bool = False)
     if not server.try_exclusive():
         raise ValueError(f"a server is running on {settings.data_dir}: stop it first (its next checkpoint would "
                          "replace the rebuilt index)")
-    store = ArticleStore(settings.db_path)
+    store = open_store(settings)
     try:
         model = store.meta("model")
         if model is None:
-            raise ValueError(f"the store at {settings.db_path} holds no embedded articles: ingest articles first")
+            raise ValueError(f"the store at {store.where} holds no embedded articles: ingest articles first")
         seq = store.seq
         kind = kind or index_kind_for(len(store.published_keys()))
         index = rebuilt_index(store, kind, model, progress)

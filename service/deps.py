@@ -1,4 +1,5 @@
-"""What route handlers are given: the engine, the settings, the writer's check and the id path parameter."""
+"""What route handlers are given: the engine, the settings, the HTML box's template, the writer's check and the
+id path parameter."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from recommender.article import article_id
 from recommender.engine import Recommender
 from recommender.settings import Settings
 from service.errors import ApiError, Forbidden, Unauthorized
+from service.html import BoxRenderer
 
 
 def get_engine(request: Request) -> Recommender:
@@ -24,8 +26,13 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_box_template(request: Request) -> BoxRenderer:
+    return request.app.state.box_template
+
+
 Engine = Annotated[Recommender, Depends(get_engine)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+BoxTemplate = Annotated[BoxRenderer, Depends(get_box_template)]
 
 # The id rule of recommender.article, on every path: an id that could not be stored is a 422, never cleaned.
 ArticleId = Annotated[str, Path(min_length=1, max_length=256, description="The site's article id."),

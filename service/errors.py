@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.article import InvalidArticle, error_details
 from recommender.engine import ArticleNotFound
+from recommender.store import StoreUnavailable
 from service.schemas import ErrorBody
 
 log = logging.getLogger("recommender.service")
@@ -91,10 +92,21 @@ class HeadersTooLarge(ApiError):
     status = 431
 
 
+class TooManyRequests(ApiError):
+    status = 429
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
 DESCRIPTIONS = {
     400: "body cannot be parsed", 401: "missing or wrong bearer token", 403: "this service is read-only", 404: "unknown id",
     408: "the body did not arrive in time", 413: "body over its cap", 415: "body not application/json",
-    422: "bad parameter or body: `errors` names each field",
+    422: "bad parameter or body: `errors` names each field", 429: "over the client's rate: retry after "
+    "`Retry-After` seconds", 503: "not stored: the database is unreachable, or the service is behind or stopping; "
+    "retry",
 }
 
 
@@ -114,6 +126,9 @@ def api_error(exc: Exception) -> ApiError:
     if isinstance(exc, RequestValidationError):
         errors = error_details(exc.errors())
         return Unprocessable("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors), errors)
+    if isinstance(exc, StoreUnavailable):
+        return ServiceUnavailable(f"{exc}; nothing was written and no list could be ranked: retry in a moment (stored "
+                                  "lists are still served)")
     if isinstance(exc, HTTPException):  # Starlette's own: no such route (404), method not allowed (405)
         return ApiError(str(exc.detail), status=exc.status_code, headers=dict(exc.headers or {}))
     raise TypeError(f"{type(exc).__name__} is not an API error") from exc
@@ -124,7 +139,7 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    for kind in (ApiError, ArticleNotFound, InvalidArticle, RequestValidationError, HTTPException):
+    for kind in (ApiError, ArticleNotFound, InvalidArticle, RequestValidationError, HTTPException, StoreUnavailable):
         app.add_exception_handler(kind, handle_error)
 
 

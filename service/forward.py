@@ -13,11 +13,12 @@ import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import ApiError
+from service.observe import REQUEST_ID
 
 READS = ("GET", "HEAD", "OPTIONS")
 # Hop-by-hop headers, and those the worker's own server writes: never relayed.
 NOT_RELAYED = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host",
-               b"content-length", b"date", b"server"}
+               b"content-length", b"date", b"server", b"x-request-id"}
 # How long a write waits for a writer that is starting (or restarting after a crash) before a 503.
 WRITER_WAIT_S = 60.0
 
@@ -40,6 +41,7 @@ class ForwardWrites:
         if scope["type"] != "http" or scope["method"] in READS:
             await self.app(scope, receive, send)
             return
+        scope["recommender.forwarded"] = True
         body = await _body(receive)
         if body is None:  # the client left before its body was in: nothing to write
             return
@@ -67,11 +69,13 @@ class ForwardWrites:
         query = scope.get("query_string", b"")
         url = "http://writer" + (target + (b"?" + query if query else b"")).decode("latin-1")
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in NOT_RELAYED]
+        if REQUEST_ID in scope:  # the writer logs the write under the id the client gets back from this worker
+            headers.append((b"x-request-id", scope[REQUEST_ID]))
         deadline = time.monotonic() + self.wait_s
         while True:
             try:
                 return await self._client.request(scope["method"], url, headers=headers, content=body)
-            except httpx.ConnectError:
+            except (httpx.ConnectError, httpx.ConnectTimeout):  # nothing was sent: safe to try again
                 if time.monotonic() > deadline:
                     raise WriterUnavailable(f"the writer process did not answer within {self.wait_s:g}s "
                                             "(starting, or restarting after a crash): retry later") from None

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ApiError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
-PUBLIC_POSTS = ("/similar",)  # POST calls anyone may make; every other POST/PUT/PATCH is a write
+PUBLIC_POSTS = ("/similar", "/events")  # POST calls anyone may make; every other POST/PUT/PATCH is a write
 
 
 class BodyLimits:
@@ -20,8 +20,10 @@ class BodyLimits:
     nor the body of a write whose sender may not write."""
 
     def __init__(self, app: ASGIApp, max_article_bytes: int, max_batch_bytes: int, max_preview_bytes: int,
-                 body_timeout_s: float, refuse_writer: Callable[[HTTPConnection], Awaitable[ApiError | None]]):
+                 max_events_bytes: int, body_timeout_s: float,
+                 refuse_writer: Callable[[HTTPConnection], Awaitable[ApiError | None]]):
         self.app = app
+        self.max_events_bytes = max_events_bytes
         self.max_article_bytes = max_article_bytes
         self.max_batch_bytes = max_batch_bytes
         self.max_preview_bytes = max_preview_bytes
@@ -31,6 +33,8 @@ class BodyLimits:
     def _limit(self, method: str, path: str) -> int:
         if method == "POST" and path == "/articles":
             return self.max_batch_bytes
+        if method == "POST" and path == "/events":
+            return self.max_events_bytes
         if method == "POST" and path in PUBLIC_POSTS:
             return self.max_preview_bytes
         return self.max_article_bytes

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from recommender.article import ArticleId, Text, Title
+from recommender.events import Event
+from recommender.experiments import VARIANT_LABEL, Experiment, VariantSpec, check_split
+from recommender.report import Comparison, VariantStats
 
 
 class ExplanationOut(BaseModel):
@@ -14,6 +18,7 @@ class ExplanationOut(BaseModel):
     lexical: float
     recency: float
     diversity_penalty: float
+    popularity: float = Field(description="The click-popularity signal in [0, 1] (weighs popularity_weight).")
 
 
 class Report(BaseModel):
@@ -34,6 +39,9 @@ class Item(BaseModel):
     published_at: datetime | None
     section: str | None
     image_url: str | None
+    image_credit: str | None = Field(None, description="The photo's credit, e.g. \"Getty Images\".")
+    excerpt: str = Field("", description="The opening shown under the title: the lead, else the body, as plain "
+                         "text, cut at a word boundary to RECOMMENDER_EXCERPT_CHARS.")
     score: float
     group_size: int = Field(1, description="Reports of the same story folded into this item (itself included).")
     pinned: bool = Field(False, description="Placed by an editor.")
@@ -44,6 +52,10 @@ class Item(BaseModel):
 
 class SimilarList(BaseModel):
     article_id: str | None
+    list_id: str = Field(description="The id of this list as shown (a digest of article, variant and items): "
+                         "send it back with the list's impressions and clicks (POST /events).")
+    variant: str = Field(description="The experiment's variant as `experiment/variant`; outside experiments "
+                         "`default` (the default list), `custom` (the request's own options) or `preview`.")
     items: list[Item]
 
 
@@ -53,6 +65,16 @@ class PreviewRequest(BaseModel):
 
     title: Title
     text: Text = ""
+
+
+class ArticleHit(BaseModel):
+    """An article found by id or title (the editor's search)."""
+
+    id: str
+    title: str
+    published_at: datetime | None
+    section: str | None
+    status: str
 
 
 class UpsertOut(BaseModel):
@@ -102,3 +124,64 @@ class BoxOverridesIO(BaseModel):
 
 class BlockIn(BaseModel):
     reason: Text = Field("", max_length=2000)
+
+
+class EventIn(BaseModel):
+    """What a reader saw or clicked: one item of one list, as the list response gave it."""
+
+    type: Literal["impression", "click"]
+    article_id: ArticleId = Field(description="The page: the article whose box it was.")
+    item_id: ArticleId
+    position: int = Field(ge=1, le=50, description="1 = the first item of the list.")
+    list_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="The list's `list_id`.")
+    variant: str = Field(pattern=VARIANT_LABEL, description="The list's `variant`.")
+    ts: AwareDatetime = Field(description="When, ISO 8601 with a timezone.")
+
+    def event(self) -> Event:
+        return Event(self.type, self.article_id, self.item_id, self.position, self.list_id, self.variant,
+                     int(self.ts.timestamp() * 1000))
+
+
+class EventsOut(BaseModel):
+    stored: int = Field(description="Events committed to the store (durable) before this answer.")
+
+
+class ExperimentIn(BaseModel):
+    """An experiment's variants (the first is the control) and whether it runs; activating one stops the
+    running one."""
+
+    variants: list[VariantSpec] = Field(min_length=2, max_length=10)
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _split(self) -> ExperimentIn:
+        check_split(self.variants)
+        return self
+
+
+def utc_time(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    variants: list[VariantSpec]
+    active: bool
+    started_at: datetime | None = Field(description="Defined or last redefined; null for the one in settings.")
+    stopped_at: datetime | None
+
+    @classmethod
+    def of(cls, experiment: Experiment) -> ExperimentOut:
+        return cls(name=experiment.name, variants=experiment.spec.variants, active=experiment.active,
+                   started_at=utc_time(experiment.started_at), stopped_at=utc_time(experiment.stopped_at))
+
+
+class ReportOut(BaseModel):
+    """An experiment's report: per variant, and each variant against the control (the first)."""
+
+    experiment: ExperimentOut
+    since: datetime | None
+    test: str
+    alpha: float
+    variants: list[VariantStats]
+    comparisons: list[Comparison]

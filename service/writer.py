@@ -8,7 +8,7 @@ refreshes.
 
 from __future__ import annotations
 
-import logging
+import logging.config
 import os
 import sys
 import tempfile
@@ -30,6 +30,7 @@ def socket_path(data_dir: Path) -> Path:
 def main(argv: list[str]) -> int:
     import uvicorn
 
+    from recommender.logs import log_config
     from recommender.processes import die_with_parent
     from recommender.settings import Settings
     from service.app import create_app
@@ -37,9 +38,10 @@ def main(argv: list[str]) -> int:
 
     socket, parent = Path(argv[0]), int(argv[1])
     die_with_parent(parent)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s writer %(name)s: %(message)s")
     settings = Settings().model_copy(update={"writer_socket": None})  # this process writes itself
-    uvicorn.run(create_app(settings, refresh_boxes=False), uds=str(socket), log_level="warning", access_log=False,
+    logs = log_config(settings.log_format, level="WARNING")
+    logging.config.dictConfig(logs)
+    uvicorn.run(create_app(settings, refresh_boxes=False), uds=str(socket), log_config=logs, access_log=False,
                 **server_options(settings))
     return 0
 

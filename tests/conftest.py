@@ -12,8 +12,12 @@ from recommender.article import Article
 from recommender.embed import TextEmbedder, load_embedder
 from recommender.engine import Recommender
 from recommender.loaders import read_articles
+from recommender.migrate import migrate
+from recommender.postgres import PostgresStore
 from recommender.refresher import refresh_queued
 from recommender.settings import Settings
+from recommender.store import ArticleStore, SQLiteStore
+from tests.pgcluster import PostgresCluster
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MIND_SAMPLE = SHARED / "data" / "mind-sample"
@@ -62,3 +66,50 @@ def engine(data_dir, embedder) -> Iterator[Recommender]:
     rec = Recommender(make_settings(data_dir), embedder=embedder)
     yield rec
     rec.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL server for the session, on a free loopback port (see tests/pgcluster.py)."""
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def database_url(postgres) -> str:
+    """A new empty database on the session's PostgreSQL server."""
+    return postgres.database()
+
+
+def on_postgres(data_dir: Path, url: str, **overrides) -> Settings:
+    """Settings for the store of ``data_dir`` moved into the empty PostgreSQL database at ``url`` (the data dir
+    keeps the index files, as a replica's does)."""
+    migrate(data_dir / "articles.sqlite3", url)
+    return make_settings(data_dir, database_url=url, **overrides)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_on_both(request, data_dir, embedder) -> Iterator[Recommender]:
+    """The ``engine`` on each backend: SQLite in the data dir, then the same store moved into PostgreSQL."""
+    settings = make_settings(data_dir) if request.param == "sqlite" else \
+        on_postgres(data_dir, request.getfixturevalue("database_url"))
+    rec = Recommender(settings, embedder=embedder)
+    yield rec
+    rec.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> Iterator[ArticleStore]:
+    """An empty store on each backend: SQLite in a file, PostgreSQL in a new database on a real server."""
+    s = SQLiteStore(tmp_path / "a.sqlite3") if request.param == "sqlite" else \
+        PostgresStore(request.getfixturevalue("database_url"))
+    yield s
+    s.close()
+
+
+def another(store: ArticleStore) -> ArticleStore:
+    """A second store on ``store``'s database: connections of its own, so what it reads was committed."""
+    if isinstance(store, PostgresStore):
+        return PostgresStore(store.url)
+    assert isinstance(store, SQLiteStore)
+    return SQLiteStore(store.path)

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from recommender.evaluation.run import EvaluationResult
+from recommender.report import Report
 
 _LABELS = {"p": "precision", "r": "recall", "ndcg": "nDCG"}
 
@@ -79,5 +80,33 @@ def plot_differences(results: Sequence[EvaluationResult], metric: str = "s_ndcg@
         ax.set_title(f"{result.dataset} ({result.half or 'all'}, {result.queries} q)", fontsize="medium")
         ax.set_xlabel(f"default − baseline, {metric}")
         ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def plot_report(report: Report) -> Figure:
+    """An experiment's report (``recommender.report``): CTR per variant with its 95 % interval, and CTR by
+    position, one line per variant."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    shown = [v for v in report.variants if v.impressions]
+    ctr = np.array([v.ctr or 0.0 for v in shown])
+    half = np.array([1.96 * np.sqrt(c * (1 - c) / v.impressions) for c, v in zip(ctr, shown, strict=True)])
+    left.bar(range(len(shown)), ctr, yerr=half, capsize=6, color=[f"C{i}" for i in range(len(shown))])
+    left.set_xticks(range(len(shown)), [f"{v.variant}\n{v.impressions:,} impressions" for v in shown],
+                    fontsize="small")
+    left.set_ylabel("CTR (clicks / impressions)")
+    left.set_title("CTR per variant, 95 % interval")
+    for i, v in enumerate(shown):
+        right.plot([p.position for p in v.by_position], [p.ctr for p in v.by_position], marker="o",
+                   color=f"C{i}", label=v.variant)
+    right.set_xlabel("position")
+    right.set_ylabel("CTR")
+    right.set_title("CTR by position")
+    right.legend(fontsize="small")
+    right.grid(alpha=0.3)
+    verdicts = [f"{c.variant} − {c.control}: {100 * (c.difference or 0):+.2f} points "
+                f"({'significant' if c.significant else c.note or 'not significant'}, p = {c.p_value or 1:.3g})"
+                for c in report.comparisons]
+    fig.suptitle(f"experiment {report.experiment}: " + "; ".join(verdicts), fontsize="medium")
     fig.tight_layout()
     return fig

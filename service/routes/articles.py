@@ -5,16 +5,25 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 
 from recommender.article import ArticleInput, parse_article
-from recommender.engine import ArticleNotFound
+from recommender.engine import ArticleNotFound, UpsertResult
 from service.deps import ArticleId, Engine, Writer
 from service.errors import Unprocessable, error_responses
-from service.schemas import UpsertOut
+from service.metrics import DELETED, count_upserts
+from service.schemas import ArticleHit, UpsertOut
 
 router = APIRouter(tags=["articles"])
-WRITE_ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422)
+WRITE_ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422, 503)
+
+
+@router.get("/articles", response_model=list[ArticleHit], responses=error_responses(422))
+def find_articles(engine: Engine,
+                  q: Annotated[str, Query(min_length=1, max_length=200, description="An id, or words of a title.")],
+                  limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[ArticleHit]:
+    """Find articles: the one with id ``q``, then those whose title holds ``q``, newest first."""
+    return [ArticleHit.model_validate(a, from_attributes=True) for a in engine.find(q, limit)]
 
 
 @router.get("/articles/{article_id}", responses=error_responses(404, 422))
@@ -28,13 +37,13 @@ def put_article(article_id: ArticleId, body: Annotated[dict[str, Any], Body()], 
         raise Unprocessable(f"body id {body.get('id')!r} differs from the URL's {article_id!r}",
                             [{"type": "value_error", "loc": ["body", "id"], "msg": "differs from the URL's id"}])
     article = parse_article(dict(body, id=article_id))
-    return UpsertOut(**asdict(engine.upsert_all([article])))
+    return upserted(engine.upsert_all([article]))
 
 
 @router.post("/articles", response_model=UpsertOut, dependencies=[Writer], responses=WRITE_ERRORS)
 def post_articles(body: Annotated[list[dict[str, Any]], Body()], engine: Engine) -> UpsertOut:
     articles = [parse_article(raw) for raw in body]  # all or nothing: one bad article rejects the batch
-    return UpsertOut(**asdict(engine.upsert_all(articles)))  # one transaction: all written, or none
+    return upserted(engine.upsert_all(articles))  # one transaction: all written, or none
 
 
 @router.delete("/articles/{article_id}", status_code=204, dependencies=[Writer],
@@ -42,3 +51,9 @@ def post_articles(body: Annotated[list[dict[str, Any]], Body()], engine: Engine)
 def delete_article(article_id: ArticleId, engine: Engine) -> None:
     if not engine.delete(article_id):
         raise ArticleNotFound(article_id)
+    DELETED.inc()
+
+
+def upserted(result: UpsertResult) -> UpsertOut:
+    count_upserts(result)
+    return UpsertOut(**asdict(result))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+
+from service.deps import Engine
+from service.metrics import CONTENT_TYPE, exposition
 
 router = APIRouter(tags=["ops"])
 
@@ -19,3 +22,10 @@ def readyz(request: Request) -> JSONResponse:
     if engine is None:
         return JSONResponse({"status": "starting"}, status_code=503)
     return JSONResponse({"status": "ready", "articles": len(engine.index)})
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text exposition"}})
+def metrics(engine: Engine) -> Response:
+    """Prometheus metrics (names and meanings: README, "Operations")."""
+    return Response(exposition(engine), media_type=CONTENT_TYPE)

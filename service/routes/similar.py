@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT
 from recommender.rank import GroupPick, SimilarQuery, Strategy
-from service.deps import AppSettings, ArticleId, Engine
+from service.deps import AppSettings, ArticleId, BoxTemplate, Engine
 from service.errors import Unprocessable, error_responses
+from service.html import VARY
+from service.lookup import VARIANT
+from service.metrics import count_list
 from service.schemas import PreviewRequest, SimilarList
 
 router = APIRouter(tags=["similar"])
@@ -31,11 +36,7 @@ def refuse_renamed(request: Request) -> None:
         raise Unprocessable("; ".join(f"query parameter '{e['loc'][1]}' is now {e['msg']}" for e in errors), errors)
 
 
-@router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
-            dependencies=[Depends(refuse_renamed)])
-async def similar(
-    article_id: ArticleId,
-    engine: Engine,
+def similar_query(
     settings: AppSettings,
     limit: Limit = None,
     section: Annotated[str | None, Query(max_length=200)] = None,
@@ -52,21 +53,53 @@ async def similar(
     mmr_lambda: Annotated[float | None, Query(
         ge=0, le=1, description="1 = relevance only, lower = more diverse.")] = None,
     same_language_only: Annotated[bool | None, Query(description="false = cross-lingual.")] = None,
-) -> Response:
-    query = SimilarQuery(limit=limit or settings.default_limit, section=section, language=language,
-                         exclude=frozenset(i for part in exclude or () for i in part.split(",") if i),
-                         strategy=strategy, explain=explain, group_stories=group_stories, group_pick=group_pick,
-                         window_days=window_days, recency_half_life_days=recency_half_life_days,
-                         mmr_lambda=mmr_lambda, same_language_only=same_language_only)
+    popularity_weight: Annotated[float | None, Query(
+        ge=0, le=1, description="Share of the readers' click popularity in the default's score; 0 = none.")] = None,
+) -> SimilarQuery:
+    """The list's query parameters, the same for the JSON list and the HTML box."""
+    return SimilarQuery(limit=limit or settings.default_limit, section=section, language=language,
+                        exclude=frozenset(i for part in exclude or () for i in part.split(",") if i),
+                        strategy=strategy, explain=explain, group_stories=group_stories, group_pick=group_pick,
+                        window_days=window_days, recency_half_life_days=recency_half_life_days,
+                        mmr_lambda=mmr_lambda, same_language_only=same_language_only,
+                        popularity_weight=popularity_weight)
+
+
+ListQuery = Annotated[SimilarQuery, Depends(similar_query)]
+Reader = Annotated[str | None, Query(max_length=256, description=(
+    "The site's id for the visitor (or the x-reader header): the running experiment's variant is chosen by it; "
+    "without one, by the client's address and user agent."))]
+
+
+@router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
+            dependencies=[Depends(refuse_renamed)])
+async def similar(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery,
+                  reader: Reader = None) -> Response:
+    """The list as JSON (``Accept: text/html`` gets the HTML box instead: ``similar.html``)."""
     # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
-    # (service.cache.CachedLists, from the bytes of this response).
-    items = await run_in_threadpool(engine.similar, article_id, query)
-    return Response(engine.list_json(article_id, items), media_type="application/json")
+    # (service.cache.CachedLists, from the bytes of this response). StoredLists gave the request its variant
+    # (the reader's) and put that variant's options in the query.
+    variant = request.scope.get(VARIANT, DEFAULT_VARIANT)
+    body, source = await run_in_threadpool(engine.list_body, article_id, query, variant)
+    count_list(request.scope, source)
+    return Response(body, media_type="application/json", headers=VARY)
+
+
+@router.get("/articles/{article_id}/similar.html", dependencies=[Depends(refuse_renamed)],
+            responses={**error_responses(404, 422), 200: {"content": {"text/html": {}},
+                                                          "description": "the box as an HTML fragment"}})
+async def similar_html(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery,
+                       template: BoxTemplate) -> HTMLResponse:
+    """The box as an HTML fragment for the site to embed (template: RECOMMENDER_BOX_TEMPLATE), same query."""
+    body, source = await run_in_threadpool(engine.list_body, article_id, query)
+    count_list(request.scope, source)
+    return HTMLResponse(template.render(json.loads(body)), headers=VARY)
 
 
 @router.post("/similar", response_model=SimilarList, responses=error_responses(400, 408, 413, 415, 422))
-def similar_preview(body: PreviewRequest, engine: Engine, settings: AppSettings, limit: Limit = None,
-                    strategy: Strategy = "default", explain: bool = False) -> Response:
+def similar_preview(request: Request, body: PreviewRequest, engine: Engine, settings: AppSettings,
+                    limit: Limit = None, strategy: Strategy = "default", explain: bool = False) -> Response:
     query = SimilarQuery(limit=limit or settings.default_limit, strategy=strategy, explain=explain)
     items = engine.similar_to_text(body.title, body.text, query)
-    return Response(engine.list_json(None, items), media_type="application/json")
+    count_list(request.scope, "preview")
+    return Response(engine.list_json(None, items, PREVIEW_VARIANT), media_type="application/json")

@@ -10,6 +10,7 @@ from recommender.article import (
     InvalidArticle,
     content_hash,
     embedding_text,
+    excerpt,
     leading_plain_text,
     parse_article,
     plain_text,
@@ -124,3 +125,31 @@ def test_a_hostile_body_is_cut_before_its_markup_is_stripped(monkeypatch):
                   chars=st.integers(0, 300))
 def test_the_cut_body_reads_as_the_whole_one_would(body, chars):
     assert leading_plain_text(body, chars) == plain_text(body)[:chars]
+
+
+def test_the_excerpt_is_the_lead_as_plain_text_cut_at_a_word_boundary():
+    lead = "<p>Rome has outlined the <b>limits</b> of its involvement &amp; stated that Italy will not deploy.</p>"
+    article = parse_article({"id": "a", "title": "T", "lead": lead, "body": "The body is not read."})
+    assert excerpt(article, 200) == "Rome has outlined the limits of its involvement & stated that Italy will not deploy."
+    assert excerpt(article, 30) == "Rome has outlined the limits…"
+    assert len(excerpt(article, 30)) <= 30
+
+
+def test_the_excerpt_falls_back_to_the_body_and_cuts_a_word_longer_than_the_room():
+    assert excerpt(parse_article({"id": "a", "title": "T", "body": "Body only text."}), 200) == "Body only text."
+    assert excerpt(parse_article({"id": "a", "title": "T", "body": "x" * 50}), 20) == "x" * 19 + "…"
+    assert excerpt(parse_article({"id": "a", "title": "T"}), 200) == ""
+
+
+@hypothesis.given(st.text(st.characters(codec="utf-8"), max_size=400), st.integers(20, 300))
+def test_an_excerpt_is_never_longer_than_asked_and_starts_the_text(text, chars):
+    article = parse_article({"id": "a", "title": "T", "lead": text})
+    cut = excerpt(article, chars)
+    assert len(cut) <= chars
+    assert plain_text(article.lead).startswith(cut.removesuffix("…").rstrip(" ,;:-"))
+
+
+def test_the_image_credit_is_an_optional_text_field():
+    article = parse_article({"id": "a", "title": "T", "image_credit": " Getty Images\x00 "})
+    assert article.image_credit == "Getty Images"
+    assert parse_article({"id": "a", "title": "T", "image_credit": ""}).image_credit is None

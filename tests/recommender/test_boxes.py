@@ -2,12 +2,14 @@
 the list ranked on demand; a taken-down item never shows, even in a box not refreshed yet."""
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
-from recommender.listing import list_json
+from recommender.listing import list_id, list_json
 from recommender.rank import SimilarQuery
 from recommender.refresher import refresh_queued
+from recommender.store import box_text
 
 SOURCE = "N34700"
 MARATHON = "N16278"
@@ -83,7 +85,7 @@ def test_a_stale_box_drops_what_is_gone_and_backfills_from_its_depth(engine):
     engine.delete(gone)
     engine.block_everywhere(blocked, "legal")
     # Whatever stored it: a box holding what this process knows is gone, with no refresh queued.
-    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?", (json.dumps(stale.items), SOURCE))
+    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?", (box_text(stale.items), SOURCE))
     engine.store._writer.execute("DELETE FROM refresh_queue")
     shown = ids_in(engine.stored_list_json(SOURCE, 8))
     assert gone not in shown and blocked not in shown
@@ -106,7 +108,19 @@ def test_list_json_is_the_documented_schema(engine):
 
     body = engine.stored_list_json(SOURCE, 8)
     assert SimilarList.model_validate_json(body).model_dump_json().encode() == body
-    assert list_json(None, []) == b'{"article_id":null,"items":[]}'
+    assert list_json(None, [], "preview") == b'{"article_id":null,"list_id":"%s","variant":"preview","items":[]}' % (
+        list_id(None, "preview", "").encode())
+
+
+def test_a_list_id_names_the_list_shown_and_nothing_else(engine):
+    """The same list gets the same id on both paths; another limit, variant or article gets another one."""
+    body = json.loads(engine.stored_list_json(SOURCE, 8))
+    assert body["variant"] == "default" and re.fullmatch(r"[0-9a-f]{16}", body["list_id"])
+    assert json.loads(on_demand(engine, SOURCE))["list_id"] == body["list_id"]
+    others = {json.loads(engine.stored_list_json(SOURCE, 7))["list_id"],
+              json.loads(engine.stored_list_json(SOURCE, 8, "exp/b"))["list_id"],
+              json.loads(engine.stored_list_json(MARATHON, 8))["list_id"], body["list_id"]}
+    assert len(others) == 4
 
 
 def test_an_article_published_again_queues_the_boxes_it_may_enter(engine):
@@ -121,3 +135,38 @@ def test_an_article_published_again_queues_the_boxes_it_may_enter(engine):
     assert engine.store.box(MARATHON).pending
     refresh_queued(engine)
     assert FOLLOW_UP["id"] in ids_in(engine.stored_list_json(MARATHON, 20))
+
+
+def test_boxes_stored_in_an_older_item_format_are_never_served_and_are_recomputed(data_dir, embedder):
+    from recommender.engine import Recommender
+    from recommender.settings import Settings
+
+    # The data dir's boxes as code before the excerpt wrote them: items without excerpt and image_credit.
+    with Recommender(Settings(data_dir=data_dir), embedder=embedder) as engine:
+        box = engine.store.box(SOURCE)
+        old = [(k, i, json.dumps({key: v for key, v in json.loads(item).items() if key not in ("excerpt",
+                                  "image_credit")}), also) for k, i, item, also in box.items]
+        engine.store.write_boxes([(engine.store.get(SOURCE).key, SOURCE, old, None)], engine.store.seq)
+        engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?",
+                                     (json.dumps([list(item) for item in old]), SOURCE))  # the layout before
+        assert [item[2] for item in engine.store.box(SOURCE).items] == [item[2] for item in old]
+        engine.store.set_meta("box_format", "items-v1")
+    with Recommender(Settings(data_dir=data_dir), embedder=embedder) as engine:
+        assert engine.stored_list_json(SOURCE, 8) is None  # queued on open: ranked on demand until refreshed
+        assert all("excerpt" in item for item in json.loads(on_demand(engine, SOURCE))["items"])
+        refresh_queued(engine)
+        assert engine.stored_list_json(SOURCE, 8) == on_demand(engine, SOURCE)
+        assert engine.store.queue_length() == 0
+
+
+def test_every_item_carries_its_excerpt_and_image_credit(engine, mind_articles):
+    from recommender.article import Article, excerpt
+
+    engine.upsert([Article(section="sports", image_url="https://img.example/1.jpg", image_credit="Getty Images",
+                           **FOLLOW_UP)])
+    refresh_queued(engine)
+    item = next(i for i in json.loads(engine.stored_list_json(MARATHON, 20))["items"] if i["id"] == FOLLOW_UP["id"])
+    assert item["image_credit"] == "Getty Images" and item["excerpt"] == "Jordan Tropf won again."
+    by_id = {a.id: a for a in mind_articles}
+    for item in json.loads(on_demand(engine, SOURCE))["items"]:
+        assert item["excerpt"] == excerpt(by_id[item["id"]], engine.settings.excerpt_chars) != ""

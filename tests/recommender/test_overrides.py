@@ -11,6 +11,12 @@ from tests.conftest import make_settings
 SOURCE = "N34700"
 
 
+@pytest.fixture
+def engine(engine_on_both):
+    """Every override test runs on both backends."""
+    return engine_on_both
+
+
 def ids(items):
     return [r.id for r in items]
 

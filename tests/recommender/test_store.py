@@ -1,21 +1,16 @@
-"""The SQLite store: upserts are idempotent, keys are stable, deletes are final, the sequence tracks writes."""
+"""The store's contract, on both backends (SQLite in a file, PostgreSQL on a real server): upserts are
+idempotent, keys are stable, deletes are final, the sequence tracks writes."""
 
 import sqlite3
 from dataclasses import replace
 from datetime import UTC
 
 import numpy as np
+import psycopg
 import pytest
 
 from recommender.article import Article
-from recommender.store import ArticleStore
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = ArticleStore(tmp_path / "a.sqlite3")
-    yield s
-    s.close()
+from recommender.store import SQLiteStore
 
 
 def vec(i: int) -> np.ndarray:
@@ -24,15 +19,17 @@ def vec(i: int) -> np.ndarray:
     return v
 
 
-def test_database_runs_in_wal_mode(store):
+def test_sqlite_database_runs_in_wal_mode(tmp_path):
+    store = SQLiteStore(tmp_path / "a.sqlite3")
     assert store._writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
 
 
 def test_upsert_round_trips_every_field(store):
     from datetime import datetime
 
     article = Article("a1", "Title", "Lead", "Body", "https://x/1", datetime(2024, 1, 2, 3, 4, tzinfo=UTC),
-                      "world", ("ukraine", "italy"), "en", "https://x/1.jpg", "published")
+                      "world", ("ukraine", "italy"), "en", "https://x/1.jpg", "published", "Getty Images")
     store.upsert([(article, "h1", vec(1))])
     got = store.get("a1")
     assert got.article == article
@@ -69,7 +66,7 @@ def test_failed_transaction_leaves_previous_state(store):
     store.upsert([(Article("a", "one"), "h", vec(0))])
     seq = store.seq
     broken = replace(Article("c", "x"), title=None)  # type: ignore[arg-type]  # NOT NULL fails mid-transaction
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         store.upsert([(Article("b", "two"), "h", vec(0)), (broken, "h", vec(0))])
     assert store.get("b") is None and store.seq == seq
 
@@ -119,3 +116,29 @@ def test_a_report_folded_into_an_item_is_a_member_of_the_box_its_takedown_queues
     assert store.holders(c) == [a] and not store.box("a").pending
     store.delete("c")
     assert store.box("a").pending
+
+
+def test_a_store_made_before_image_credit_gains_the_column_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the articles table as older code created it
+        conn.execute("""CREATE TABLE articles (key INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL, lead TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '', url TEXT,
+            published_at TEXT, section TEXT, tags TEXT NOT NULL DEFAULT '[]', language TEXT, image_url TEXT,
+            status TEXT NOT NULL, content_hash TEXT NOT NULL, vector BLOB NOT NULL, seq INTEGER NOT NULL)""")
+        conn.execute("INSERT INTO articles (id, title, status, content_hash, vector, seq) VALUES "
+                     "('old', 'Old', 'published', 'h', ?, 1)", (vec(0).tobytes(),))
+    store = SQLiteStore(path)
+    assert store.get("old").article.image_credit is None
+    store.upsert([(Article("new", "New", image_credit="EPA"), "h2", vec(1))])
+    assert store.get("new").article.image_credit == "EPA"
+    store.close()
+    SQLiteStore(path).close()  # opened again: nothing left to add
+
+
+def test_boxes_of_another_format_are_queued_once(store):
+    keys = store.upsert([(Article("a", "A"), "h", vec(0)), (Article("b", "B"), "h", vec(1))])
+    store.write_boxes([(keys[0], "a", [(keys[1], "b", "{}", [])], None)], store.seq)
+    assert store.queue_length() == 1  # b's own box is still queued
+    assert store.requeue_boxes_of_other_format("items-v2") == 1
+    assert store.box("a").pending
+    assert store.requeue_boxes_of_other_format("items-v2") == 0  # the format is recorded with the queueing

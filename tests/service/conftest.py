@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +19,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
 
 from recommender.engine import Recommender
+from recommender.loaders import raw_rows
 from service.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 
 TOKEN = "test-token-0123456789"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def free_port() -> int:
@@ -87,6 +93,14 @@ def private_copy(ingested_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="module")
+def fresh_rows() -> list[dict]:
+    """MIND articles that are not in the ingested slice, as JSON-ready dicts."""
+    rows = list(raw_rows(MIND_SAMPLE))[SLICE:SLICE + 200]
+    return [{k: v for k, v in r.items() if k in ("id", "title", "lead", "url", "section", "tags", "language")}
+            for r in rows]
+
+
+@pytest.fixture(scope="module")
 def server(ingested_dir, tmp_path_factory) -> Iterator[Server]:
     srv = Server(private_copy(ingested_dir, tmp_path_factory), RECOMMENDER_API_TOKEN=TOKEN).start()
     yield srv
@@ -112,3 +126,25 @@ def api(app) -> Iterator[TestClient]:
 def anon(app, api) -> TestClient:
     """A client without the token, of the same running app."""
     return TestClient(app)
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    """Headless Chromium driven by Debian's chromedriver; nothing is downloaded (no selenium-manager)."""
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are missing: `make test` installs them (Debian's chromium "
+                    "and chromium-driver)")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 "--window-size=1280,1024",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

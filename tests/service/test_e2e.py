@@ -2,20 +2,12 @@
 rendered by a real headless browser."""
 
 import json
-import shutil
 import socket
-import tempfile
-from collections.abc import Iterator
 
-import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 SOURCE = "N34700"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def test_a_list_a_write_and_a_takedown_over_http(server):
@@ -45,27 +37,6 @@ def test_writes_without_the_token_are_refused_before_the_body_is_read(server):
             answer += chunk               # would time out here instead
     assert answer.startswith(b"HTTP/1.1 401") and b"www-authenticate: bearer" in answer.lower()
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["detail"].startswith("writes need")
-
-
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    """Headless Chromium driven by Debian's chromedriver; nothing is downloaded (no selenium-manager)."""
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are missing: `make test` installs them (Debian's chromium "
-                    "and chromium-driver)")
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_the_docs_page_renders_every_operation_in_a_browser(server, browser):

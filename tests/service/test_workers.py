@@ -12,22 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from index import load_index
-from recommender.loaders import raw_rows
-from tests.conftest import MIND_SAMPLE, SLICE
 from tests.service.conftest import TOKEN, Server
 
 SOURCE = "N34700"
-
-
-@pytest.fixture(scope="module")
-def fresh_rows() -> list[dict]:
-    """MIND articles that are not in the ingested slice, as JSON-ready dicts."""
-    rows = list(raw_rows(MIND_SAMPLE))[SLICE:SLICE + 200]
-    return [{k: v for k, v in r.items() if k in ("id", "title", "lead", "url", "section", "tags", "language")}
-            for r in rows]
 
 
 def query(data_dir, sql: str, *args):
@@ -118,6 +106,12 @@ def test_a_write_through_either_worker_is_the_writers_and_seen_by_every_worker(d
         victim = json.loads(send(through[roles["worker"][0]], "GET", f"/articles/{SOURCE}/similar")[1])["items"][0]
         status, _ = send(through[roles["worker"][1]], "DELETE", f"/articles/{victim['id']}")
         assert status == 204
+        conn = through[roles["worker"][0]]  # a relayed write answers with the client's request id, once
+        conn.request("DELETE", f"/articles/{victim['id']}", headers={"Authorization": f"Bearer {TOKEN}",
+                                                                       "X-Request-ID": "relayed-1"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 404 and response.headers.get_all("x-request-id") == ["relayed-1"]  # gone already
         for _ in range(10):
             for conn in through.values():
                 for params in ("", "?limit=20", "?strategy=bm25"):
