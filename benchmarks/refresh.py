@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,13 +79,13 @@ def _tree_of(revision: str, into: Path) -> Path:
     return into
 
 
-def _run(tree: Path, args: argparse.Namespace, profile: int) -> dict[str, object]:
+def _run(tree: Path, args: argparse.Namespace, profile: int) -> dict[str, Any]:
     """``_measure`` in a fresh process importing the recommender from ``tree``."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(tree), "--data-dir", str(args.data_dir),
                "--boxes", str(args.boxes), "--profile", str(profile)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, env=env, text=True)
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -111,7 +112,7 @@ def main() -> int:
             for name, tree in trees:
                 load = os.getloadavg()[0]
                 r = _run(tree, args, args.profile if round_ == 0 else 0)
-                boxes, wall, cpu = int(r["boxes"]), float(r["wall_s"]), float(r["cpu_s"])  # type: ignore[arg-type]
+                boxes, wall, cpu = int(r["boxes"]), float(r["wall_s"]), float(r["cpu_s"])
                 print(f"  {name:>10}: {boxes / wall:6.1f} boxes/s wall, {1000 * cpu / boxes:5.2f} ms CPU per box "
                       f"({boxes} boxes, {wall:.2f} s), digest {r['digest']}, load average {load:.1f} -> "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
