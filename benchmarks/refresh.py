@@ -56,10 +56,9 @@ def _measure(data_dir: Path, boxes: int, profile: int) -> dict[str, object]:
         if profiler is not None:
             profiler.disable()
         marks = ",".join("?" * len(keys))
-        rows = engine.store._reader.execute(
-            f"SELECT key, items, floor FROM boxes WHERE key IN ({marks}) ORDER BY key", keys).fetchall()
-        members = engine.store._reader.execute(
-            f"SELECT box_key, item_key FROM box_members WHERE box_key IN ({marks}) ORDER BY 1, 2", keys).fetchall()
+        rows = engine.store.read(f"SELECT key, items, floor FROM boxes WHERE key IN ({marks}) ORDER BY key", keys)
+        members = engine.store.read(
+            f"SELECT box_key, item_key FROM box_members WHERE box_key IN ({marks}) ORDER BY 1, 2", keys)
         digest = hashlib.sha256(json.dumps([[tuple(r) for r in rows], [tuple(m) for m in members]]).encode())
 
     if profiler is not None:
