@@ -61,7 +61,8 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
                        limit=settings.default_limit)
     app.add_middleware(HtmlBoxes)
     if settings.writer_socket is not None:  # a read worker of `recommender serve`: the writer process writes
-        app.add_middleware(ForwardWrites, socket=settings.writer_socket)
+        app.add_middleware(ForwardWrites, socket=settings.writer_socket,
+                           followed=lambda: app.state.recommender.follow())
     # Outside ForwardWrites: every process takes events itself (an append, no model), each client rate-limited
     # by its own address, which a relay to the writer would hide.
     app.add_middleware(EventIntake, engine=lambda: getattr(app.state, "recommender", None), settings=settings,

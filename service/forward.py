@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,9 +32,10 @@ class WriterUnavailable(ApiError):
 class ForwardWrites:
     """Hands every request other than GET, HEAD and OPTIONS to the writer listening on ``socket``."""
 
-    def __init__(self, app: ASGIApp, socket: Path, wait_s: float = WRITER_WAIT_S):
+    def __init__(self, app: ASGIApp, socket: Path, followed: Callable[[], object], wait_s: float = WRITER_WAIT_S):
         self.app = app
         self.socket = socket
+        self.followed = followed
         self.wait_s = wait_s
         self._client: httpx.AsyncClient | None = None
 
@@ -50,6 +52,8 @@ class ForwardWrites:
         except WriterUnavailable as exc:
             await exc.send(send)
             return
+        if response.is_success:  # read your writes: this worker's next request sees what the writer stored
+            await asyncio.to_thread(self.followed)
         headers = [(k, v) for k, v in response.headers.raw if k.lower() not in NOT_RELAYED]
         payload = response.content
         if response.status_code not in (204, 304):

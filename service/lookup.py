@@ -95,5 +95,6 @@ class StoredLists:
                     return
                 query = urlencode([*params, *given.options]).encode() if reader is not None or given.options \
                     else scope["query_string"]
-                scope = {**scope, "query_string": query, VARIANT: given.variant}
+                # In place: the layers outside (the observer's route label and list count) read this scope.
+                scope["query_string"], scope[VARIANT] = query, given.variant
         await self.app(scope, receive, send)

@@ -17,7 +17,7 @@ from recommender.migrate import migrate
 from recommender.postgres import NAMESPACE, REFRESHER_LOCK
 from tests.pgcluster import PostgresCluster
 from tests.service.conftest import TOKEN, Server
-from tests.service.test_workers import listed, wait_until
+from tests.service.test_workers import listed, processes, wait_until
 
 SOURCES = ["N34700", "N16278", "N35354"]
 # A replica follows the database every RECOMMENDER_REFRESH_POLL_S (0.05 s): the README's bound, with room for a
@@ -81,10 +81,10 @@ def test_exactly_one_replica_refreshes_and_another_takes_over_when_it_dies(repli
     url = replicas[0].env["RECOMMENDER_DATABASE_URL"]
     wait_until(lambda: len(refresher_holders(url)) == 1, timeout=10)
     [holder] = refresher_holders(url)
-    dead = next(s for s in replicas if holder == f"recommender {s.proc.pid}")
+    dead = next(s for s in replicas if holder == f"recommender {processes(s)['refresher'][0]}")
     alive = next(s for s in replicas if s is not dead)
-    dead.kill()
-    wait_until(lambda: refresher_holders(url) == [f"recommender {alive.proc.pid}"], timeout=10)
+    dead.kill()  # the server and, with it, its refresher process
+    wait_until(lambda: refresher_holders(url) == [f"recommender {processes(alive)['refresher'][0]}"], timeout=10)
     with alive.client() as client:  # the survivor refreshes what a write queues
         victim = listed(client, SOURCES[2])[0]
         assert client.delete(f"/articles/{victim}").status_code == 204
