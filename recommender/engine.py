@@ -33,6 +33,7 @@ from recommender.rank import (
     Recommendation,
     SimilarQuery,
     days_between,
+    normalized_title,
     passes_filters,
     rank,
     with_pins,
@@ -523,23 +524,27 @@ class Recommender:
         live = [key for key in keys if key in rows and rows[key][0].is_published]
         k = self._candidate_count(len(self._blocked_everywhere))
         found: Any = self.index.search(np.stack([rows[key][1] for key in live]), k)[1] if live else []
+        query = SimilarQuery(limit=self.settings.box_depth)
+        lists = {key: self._list(rows[key][0], rows[key][1], self.overrides.box(rows[key][0].id), query, neighbours)
+                 for key, neighbours in zip(live, found, strict=True)}
+        # One read for the batch; an item deleted since it was ranked has no key: its box stays queued.
+        item_keys = self.store.keys_of(list({a.id for items in lists.values() for r in items
+                                             for a in (r.article, *r.also)}))
         # (box key, its article id, its items, its floor); a gone box: only taken off the queue
         boxes: list[tuple[int, str, list[Any], float | None]] = [(key, "", [], None) for key in keys
                                                                   if key not in live]
-        query = SimilarQuery(limit=self.settings.box_depth)
-        for key, neighbours in zip(live, found, strict=True):
-            article, vector = rows[key]
-            items = self._list(article, vector, self.overrides.box(article.id), query, neighbours)
-            ranked = [r.score for r in items if not r.pinned]
-            floor = min(ranked) if len(ranked) >= self.settings.box_depth else None
-            item_keys = self.store.keys_of([a.id for r in items for a in (r.article, *r.also)])
-            if any(a.id not in item_keys for r in items for a in (r.article, *r.also)):
-                continue  # an item deleted since it was ranked: the box stays queued for the next round
-            boxes.append((key, article.id, [(item_keys[r.id], r.id, item_json(r, self.settings.excerpt_chars),
-                                             [item_keys[a.id] for a in r.also])
-                                            for r in items], floor))
+        for key, items in lists.items():
+            if all(a.id in item_keys for r in items for a in (r.article, *r.also)):
+                boxes.append((key, rows[key][0].id, [(item_keys[r.id], r.id, item_json(r, self.settings.excerpt_chars),
+                                                      [item_keys[a.id] for a in r.also]) for r in items],
+                              self._floor(items)))
         self.store.write_boxes(boxes, seq)
         return len(live)
+
+    def _floor(self, items: Sequence[Recommendation]) -> float | None:
+        """A stored box's lowest ranked score when the box is full, else None (any article may enter it)."""
+        ranked = [r.score for r in items if not r.pinned]
+        return min(ranked) if len(ranked) >= self.settings.box_depth else None
 
     def _pinned(self, source: Article, vector: np.ndarray, box: BoxOverrides,
                 query: SimilarQuery) -> list[tuple[int, Recommendation]]:
@@ -641,25 +646,29 @@ class Recommender:
             keys += [int(x) for x in found if int(x) not in seen]
         rows = self._rows(keys)
         keys = [key for key in keys if key in rows]
-        semantic = (np.stack([rows[key][1] for key in keys]) @ vector).tolist() if keys else []
+        # Stacked once here, for the semantic scores and for the ranking's own products.
+        matrix = np.stack([rows[key][1] for key in keys]) if keys else np.zeros((0, len(vector)), np.float32)
+        semantic = (matrix @ vector).tolist()
         lexical = scorer.scores_for(keys).tolist() if scorer is not None else [0.0] * len(keys)
         weighs_popularity = query.strategy == "default" and self.ranking.for_query(query).popularity_weight
         popular = self.popularity.scores() if weighs_popularity else {}
-        candidates = [Candidate(key, rows[key][0], rows[key][1], semantic[i], lexical[i],
-                                popular.get(rows[key][0].id, 0.0)) for i, key in enumerate(keys)]
-        return rank(source, vector, candidates, query, self.ranking)
+        candidates = [Candidate(key, *rows[key], semantic[i], lexical[i], popular.get(rows[key][0].id, 0.0))
+                      for i, key in enumerate(keys)]
+        return rank(source, vector, candidates, query, self.ranking, matrix)
 
     def warm_rows(self, chunk: int = 5000) -> None:
-        """Parse the published rows into the candidate-row cache now (up to its cap): a refresher ranks
-        hundreds of boxes a second, each reading ~200 rows, and a cold row costs more than its ranking."""
+        """Parse the published rows into the candidate-row cache now (up to its cap) and normalise their titles: a
+        refresher ranks hundreds of boxes a second, each reading ~200 rows, and a cold row costs more than its
+        ranking."""
         keys = self.store.published_keys().tolist()[:ROWS_CACHE_MAX]
         for start in range(0, len(keys), chunk):
-            self._rows(keys[start:start + chunk])
+            for article, _ in self._rows(keys[start:start + chunk]).values():
+                normalized_title(article.title)  # cached: the ranking compares every candidate's title
 
     def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """``store.by_keys(keys)``, served from parsed rows kept since the last write where possible."""
         cache = self._rows_cache
-        rows = {key: cache[key] for key in keys if key in cache}
+        rows = {key: row for key in keys if (row := cache.get(key)) is not None}
         missing = [key for key in keys if key not in rows]
         if missing:
             generation = self._generation

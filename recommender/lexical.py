@@ -35,7 +35,7 @@ class LexicalIndex:
         self._avg_length = 1.0  # of the rows the derived weights were computed over
         self._changed = 0  # rows added or removed since
         # Weights of the rows added since (the same idf and average length), and the row they start at.
-        self._delta: tuple[int, sp.csr_matrix, sp.csr_matrix] | None = None
+        self._delta: tuple[int, sp.csc_matrix, sp.csc_matrix] | None = None
         # Column-major copies of the derived weights: a query touches only its own terms' columns (speed).
         self._columns: tuple[sp.csc_matrix, sp.csc_matrix] | None = None
         self._analyze = None  # the fitted vectorizer's analyzer, for counting one text without sklearn overhead
@@ -207,13 +207,15 @@ class LexicalIndex:
         bm25 = sp.csr_matrix((data.astype(np.float32), (bm25.row, bm25.col)), shape=counts.shape)
         return tfidf, bm25
 
-    def _delta_locked(self) -> tuple[int, sp.csr_matrix, sp.csr_matrix]:
+    def _delta_locked(self) -> tuple[int, sp.csc_matrix, sp.csc_matrix]:
         """Weights of the rows added after the derived ones (few: weighed per change, not per corpus)."""
         if self._delta is None:
             assert self._derived is not None  # derived first, under the same lock
             idf, tfidf, _ = self._derived
             start = tfidf.shape[0]
-            self._delta = (start, *self._weigh(self._counts[start:], idf))
+            tfidf_delta, bm25_delta = self._weigh(self._counts[start:], idf)
+            # Column-major too, as the derived weights (a query reads its terms' columns: half the time).
+            self._delta = (start, tfidf_delta.tocsc(), bm25_delta.tocsc())
         return self._delta
 
     def _query_terms(self, idf: np.ndarray, text: str, method: str) -> tuple[np.ndarray, np.ndarray, float]:
@@ -264,8 +266,9 @@ class _Scorer:
         matrix, delta = tfidf if method == "tfidf" else bm25
         # Only the query terms' columns are read, not every row of the corpus.
         if len(columns):
-            scores = np.concatenate([np.asarray(matrix[:, columns] @ data, dtype=np.float32).ravel(),
-                                     np.asarray(delta[:, columns] @ data, dtype=np.float32).ravel()])
+            scores = np.asarray(matrix[:, columns] @ data, dtype=np.float32).ravel()
+            if delta.shape[0]:  # rows added since the last weighing (none right after it)
+                scores = np.concatenate([scores, np.asarray(delta[:, columns] @ data, dtype=np.float32).ravel()])
         else:
             scores = np.zeros(matrix.shape[0] + delta.shape[0], dtype=np.float32)
         self._scores = scores / np.float32(self_score)
@@ -288,8 +291,8 @@ class _Scorer:
         out = np.zeros(len(keys), dtype=np.float32)
         if self._scores is None or not len(keys):
             return out
-        rows = [self._row_of.get(int(k), -1) for k in keys]
-        present = [i for i, r in enumerate(rows) if 0 <= r < len(self._scores)]
-        if present:
-            out[present] = self._scores[[rows[i] for i in present]]
+        row_of = self._row_of
+        rows = np.fromiter((row_of.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        present = (rows >= 0) & (rows < len(self._scores))
+        out[present] = self._scores[rows[present]]
         return out

@@ -251,14 +251,39 @@ def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> Non
                 ON CONFLICT(key) DO UPDATE SET seq=excluded.seq""", [seq, seq, *chunk])
 
 
-def _still_shown(conn: Connection, keys: Sequence[int]) -> set[int]:
-    """Those of ``keys`` that are stored, published and not blocked everywhere."""
-    if not keys:
-        return set()
-    marks = ",".join("?" * len(keys))
-    rows = conn.execute(f"""SELECT key FROM articles WHERE key IN ({marks}) AND status = 'published'
-                            AND id NOT IN (SELECT item_id FROM blocked_everywhere)""", list(keys))
-    return {r[0] for r in rows}
+def _still_shown(conn: Connection, keys: Iterable[int]) -> set[int]:
+    """Those of ``keys`` that are stored, published and not blocked everywhere (one read per 500 keys)."""
+    keys = list(keys)
+    out: set[int] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        out.update(r[0] for r in conn.execute(f"""SELECT key FROM articles WHERE key IN ({marks})
+                                                 AND status = 'published'
+                                                 AND id NOT IN (SELECT item_id FROM blocked_everywhere)""", chunk))
+    return out
+
+
+def _published(conn: Connection, keys: Sequence[int]) -> set[int]:
+    """Those of ``keys`` that are stored and published (one read per 500 keys)."""
+    out: set[int] = set()
+    for start in range(0, len(keys), 500):
+        chunk = list(keys[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        out.update(r[0] for r in conn.execute(
+            f"SELECT key FROM articles WHERE key IN ({marks}) AND status = 'published'", chunk))
+    return out
+
+
+def _members(conn: Connection, box_keys: Sequence[int]) -> set[tuple[int, int]]:
+    """The (item key, box key) member rows of ``box_keys`` (one read per 500 boxes)."""
+    out: set[tuple[int, int]] = set()
+    for start in range(0, len(box_keys), 500):
+        chunk = list(box_keys[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        out.update((r[0], r[1]) for r in conn.execute(
+            f"SELECT item_key, box_key FROM box_members WHERE box_key IN ({marks})", chunk))
+    return out
 
 
 # Columns added after a data dir may have been created: (table, column, declaration).
@@ -383,11 +408,13 @@ class ArticleStore:
         return row[0] if row else None
 
     def keys_of(self, article_ids: Sequence[str]) -> dict[str, int]:
-        """The keys of those ``article_ids`` that are stored."""
-        if not article_ids:
-            return {}
-        marks = ",".join("?" * len(article_ids))
-        return dict(self._reader.execute(f"SELECT id, key FROM articles WHERE id IN ({marks})", list(article_ids)))
+        """The keys of those ``article_ids`` that are stored (one read per 500 ids)."""
+        out: dict[str, int] = {}
+        for start in range(0, len(article_ids), 500):
+            chunk = list(article_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(self._reader.execute(f"SELECT id, key FROM articles WHERE id IN ({marks})", chunk))
+        return out
 
     def set_meta(self, name: str, value: str) -> None:
         with self._write_lock:
@@ -466,27 +493,33 @@ class ArticleStore:
         its folded reports)], floor), and take them off the queue unless a later write queued them again; one
         transaction. A folded report is a member of the box like the item it is listed under."""
         with self._write_lock, self.transaction() as conn:
+            # Read once for the whole batch: which boxes are still published, which items still shown.
+            published = _published(conn, [key for key, article_id, _, _ in boxes if article_id])
+            shown = _still_shown(conn, {k for _, _, items, _ in boxes for item in items for k in (item[0], *item[3])})
+            stored, members, done = [], [], []
             for key, article_id, items, floor in boxes:
-                published = conn.execute("SELECT 1 FROM articles WHERE key = ? AND status = 'published'",
-                                         (key,)).fetchone()
-                if published is None or not article_id:  # gone when read, or unpublished or deleted since
-                    conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
+                if key not in published:  # gone when read, or unpublished or deleted since
+                    done.append((key, seq))
                     continue
                 # Items taken down by a write the computation did not see (and which could not queue this box:
                 # it did not hold them yet) are dropped here, in the transaction that publishes the box, and
                 # the box stays queued: a stored box never shows what is gone, whoever reads it.
-                shown = _still_shown(conn, [k for item in items for k in (item[0], *item[3])])
                 kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
-                conn.execute(
-                    """INSERT INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT(key) DO UPDATE SET article_id=excluded.article_id, items=excluded.items,
-                         floor=excluded.floor, seq=excluded.seq""",
-                    (key, article_id, box_text(kept), floor, seq))
-                conn.execute("DELETE FROM box_members WHERE box_key = ?", (key,))
-                conn.executemany("INSERT INTO box_members (item_key, box_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                                 [(k, key) for item in kept for k in (item[0], *item[3])])
+                stored.append((key, article_id, box_text(kept), floor, seq))
+                members += [(k, key) for item in kept for k in (item[0], *item[3])]
                 if len(kept) == len(items):
-                    conn.execute("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", (key, seq))
+                    done.append((key, seq))
+            conn.executemany(
+                """INSERT INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(key) DO UPDATE SET article_id=excluded.article_id, items=excluded.items,
+                     floor=excluded.floor, seq=excluded.seq""", stored)
+            # Only the member rows that changed: a refresh mostly moves one or two items in or out of a box.
+            before = _members(conn, [row[0] for row in stored])
+            after = set(members)
+            conn.executemany("DELETE FROM box_members WHERE item_key = ? AND box_key = ?", sorted(before - after))
+            conn.executemany("INSERT INTO box_members (item_key, box_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             sorted(after - before))
+            conn.executemany("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", done)
 
     def enqueue(self, keys: Iterable[int]) -> None:
         """Queue boxes for a refresh (their own write already committed, or none: a full recompute)."""

@@ -182,9 +182,10 @@ def test_cli_ingest_beside_a_running_server_loses_nothing(data_dir, fresh_rows, 
 
 
 def refreshing(server: Server, fresh_rows: list[dict], prefix: str) -> list[dict]:
-    """60 new articles written in one batch, once the refresher has stored the first of their boxes."""
+    """150 new articles written in one batch, once the refresher has stored the first of their boxes (enough
+    boxes queued that a kill right then finds some left: 60 were too few once a box cost 2.6 ms)."""
     with server.client() as client:
-        batch = [{**a, "id": f"{prefix}-{a['id']}"} for a in fresh_rows[:60]]
+        batch = [{**a, "id": f"{prefix}-{a['id']}"} for a in fresh_rows[:150]]
         assert client.post("/articles", json=batch).status_code == 200
     wait_until(lambda: query(server.data_dir, "SELECT count(*) FROM boxes b JOIN articles a ON a.key = b.key "
                                               "WHERE a.id LIKE ?", f"{prefix}-%")[0][0] > 0, timeout=60)
