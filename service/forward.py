@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from recommender.store import StoreUnavailable
 from service.errors import ApiError
 from service.observe import REQUEST_ID
 
@@ -53,7 +54,10 @@ class ForwardWrites:
             await exc.send(send)
             return
         if response.is_success:  # read your writes: this worker's next request sees what the writer stored
-            await asyncio.to_thread(self.followed)
+            try:
+                await asyncio.to_thread(self.followed)
+            except StoreUnavailable:  # stored all the same: the client gets its acknowledgement, this worker
+                pass  # catches up when the database is back (its poll)
         headers = [(k, v) for k, v in response.headers.raw if k.lower() not in NOT_RELAYED]
         payload = response.content
         if response.status_code not in (204, 304):
