@@ -14,7 +14,7 @@ import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recommender.store import StoreUnavailable
-from service.errors import ApiError
+from service.errors import ServiceUnavailable
 from service.observe import REQUEST_ID
 
 READS = ("GET", "HEAD", "OPTIONS")
@@ -25,9 +25,8 @@ NOT_RELAYED = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b
 WRITER_WAIT_S = 60.0
 
 
-class WriterUnavailable(ApiError):
-    status = 503
-    headers = {"Retry-After": "1"}
+class WriterUnavailable(ServiceUnavailable):
+    """The writer process is starting, restarting, or died during the write."""
 
 
 class ForwardWrites:

@@ -44,10 +44,9 @@ async def take_events(events: list[EventIn], client: str, engine: Recommender, s
     try:
         return await asyncio.wrap_future(engine.events.submit(batch))
     except EventsBacklogged as exc:
-        raise ServiceUnavailable(f"{exc}: send the batch again shortly", headers={"Retry-After": "1"}) from None
+        raise ServiceUnavailable(f"{exc}: send the batch again shortly") from None
     except Exception:  # the commit failed (logged by the writer): nothing of this batch is stored
-        raise ServiceUnavailable("the events were not stored (see the server log): send them again",
-                                 headers={"Retry-After": "1"}) from None
+        raise ServiceUnavailable("the events were not stored (see the server log): send them again") from None
 
 
 class EventIntake:
