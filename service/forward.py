@@ -6,6 +6,7 @@ never hold its GIL."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +18,18 @@ from recommender.store import StoreUnavailable
 from service.errors import ServiceUnavailable
 from service.observe import REQUEST_ID
 
+log = logging.getLogger("recommender")
+
 READS = ("GET", "HEAD", "OPTIONS")
 # Hop-by-hop headers, and those the worker's own server writes: never relayed.
 NOT_RELAYED = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer", b"host",
                b"content-length", b"date", b"server", b"x-request-id"}
 # How long a write waits for a writer that is starting (or restarting after a crash) before a 503.
 WRITER_WAIT_S = 60.0
+# Every route the writer takes is idempotent (PUT, DELETE, and POST /articles, a batch of upserts, and POST
+# /similar, a read; tests/service/test_forward.py holds the list): a write cut off by the writer's death is sent
+# to its successor, up to this many times (a write that itself kills the writer must not kill it forever).
+WRITER_DEATHS_PER_WRITE = 3
 
 
 class WriterUnavailable(ServiceUnavailable):
@@ -65,7 +72,8 @@ class ForwardWrites:
         await send({"type": "http.response.body", "body": payload})
 
     async def _forward(self, scope: Scope, body: bytes) -> httpx.Response:
-        """The writer's response; retried while nothing reached it (no writer listening yet), never after."""
+        """The writer's response; retried while no writer listens (starting, restarting), and when one died
+        before answering."""
         if self._client is None:  # made on the worker's own event loop, at its first write
             # A connection per write (a local connect costs microseconds): a failure to connect then always
             # means the write was not sent (safe to retry), never a kept connection of a writer that died since.
@@ -79,6 +87,7 @@ class ForwardWrites:
         if REQUEST_ID in scope:  # the writer logs the write under the id the client gets back from this worker
             headers.append((b"x-request-id", scope[REQUEST_ID]))
         deadline = time.monotonic() + self.wait_s
+        deaths = 0
         while True:
             try:
                 return await self._client.request(scope["method"], url, headers=headers, content=body)
@@ -86,11 +95,17 @@ class ForwardWrites:
                 if time.monotonic() > deadline:
                     raise WriterUnavailable(f"the writer process did not answer within {self.wait_s:g}s "
                                             "(starting, or restarting after a crash): retry later") from None
-                await asyncio.sleep(0.1)
-            except httpx.TransportError:
-                raise WriterUnavailable("the writer process ended during this write, which may or may not have "
-                                        "been stored: send it again (article writes are idempotent upserts)") from None
-
+            except httpx.TransportError as exc:
+                # Sent, no answer: the writer died during the write, or before taking it (a SIGKILLed writer's
+                # socket still accepts until its last thread is gone). Sent again: every write is idempotent.
+                deaths += 1
+                log.warning("the writer process ended during %s %s (%s: %s): sending it again",
+                            scope["method"], scope["path"], type(exc).__name__, exc)
+                if deaths >= WRITER_DEATHS_PER_WRITE or time.monotonic() > deadline:
+                    raise WriterUnavailable(f"the writer process ended during this write {deaths} times; it "
+                                            "may or may not have been stored: send it again (article writes "
+                                            "are idempotent upserts)") from None
+            await asyncio.sleep(0.1)
 
 async def _body(receive: Receive) -> bytes | None:
     chunks, more = [], True

@@ -1,0 +1,69 @@
+"""A read worker relays every write to the writer process over its Unix socket: it waits for a writer that is
+(re)starting, and sends a write again when the writer died before answering, which is safe because every
+route the writer takes is idempotent."""
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from recommender.settings import Settings
+from service.app import create_app
+from service.forward import READS, WRITER_DEATHS_PER_WRITE, ForwardWrites
+
+# The writer's routes. Each is idempotent: sending one twice leaves what sending it once leaves. A route that
+# is not must not go through ForwardWrites, which sends a write again after the writer's death.
+IDEMPOTENT_WRITES = {
+    ("PUT", "/articles/{article_id}"), ("DELETE", "/articles/{article_id}"),
+    ("POST", "/articles"),  # a batch of upserts
+    ("POST", "/similar"),  # a read with a body
+    ("PUT", "/articles/{article_id}/overrides"), ("PUT", "/blocked/{item_id}"), ("DELETE", "/blocked/{item_id}"),
+    ("PUT", "/experiments/{name}"),
+}
+NOT_RELAYED = {("POST", "/events")}  # taken by every process itself (service.intake), outside ForwardWrites
+
+
+async def never_relayed(scope, receive, send) -> None:
+    raise AssertionError("a write reached the read worker's own app")
+
+
+async def writer_dying(socket: Path, deaths: int, seen: list[bytes]) -> asyncio.AbstractServer:
+    """A writer on ``socket`` that reads each request and dies without answering its first ``deaths``."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        if len(seen) > deaths:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n"
+                         b'{"done": 1}')
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_unix_server(serve, path=str(socket))
+
+
+async def put_through_worker(socket: Path, deaths: int) -> tuple[httpx.Response, list[bytes]]:
+    seen: list[bytes] = []
+    server = await writer_dying(socket, deaths, seen)
+    worker = ForwardWrites(never_relayed, socket=socket, followed=lambda: None, wait_s=10)
+    async with server, httpx.AsyncClient(transport=httpx.ASGITransport(app=worker), base_url="http://w") as client:
+        return await client.put("/articles/a1", json={"title": "t"}), seen
+
+
+def test_a_write_cut_off_by_the_writers_death_is_sent_again_and_acknowledged(tmp_path):
+    response, seen = asyncio.run(put_through_worker(tmp_path / "w.sock", deaths=WRITER_DEATHS_PER_WRITE - 1))
+    assert response.status_code == 200 and response.json() == {"done": 1}
+    assert len(seen) == WRITER_DEATHS_PER_WRITE and all(s.startswith(b"PUT /articles/a1 ") for s in seen)
+
+
+def test_a_write_that_the_writer_dies_on_every_time_gets_a_503_that_says_to_send_it_again(tmp_path):
+    response, seen = asyncio.run(put_through_worker(tmp_path / "w.sock", deaths=WRITER_DEATHS_PER_WRITE))
+    assert response.status_code == 503 and "send it again" in response.json()["detail"]
+    assert "retry-after" in response.headers
+    assert len(seen) == WRITER_DEATHS_PER_WRITE  # not sent a fourth time
+
+
+def test_every_route_the_writer_takes_is_idempotent(tmp_path):
+    app = create_app(Settings(data_dir=tmp_path, writer_socket=tmp_path / "w.sock"))
+    writes = {(method.upper(), path) for path, operations in app.openapi()["paths"].items()
+              for method in operations if method.upper() not in READS}
+    assert writes - NOT_RELAYED == IDEMPOTENT_WRITES
