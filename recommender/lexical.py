@@ -28,6 +28,10 @@ class LexicalIndex:
         self._vectorizer_obj = None
         self._saved_vocabulary: dict[str, int] | None = None  # from ``load``, until the vectorizer is made
         self._counts = sp.csr_matrix((0, 0), dtype=np.float32)
+        # Rows added since ``_counts`` was last stacked: stacking copies every row, too much per write at 100k
+        # articles (a third of a writer's time per PUT), so it waits for a save or a reweigh.
+        self._appended: list[sp.csr_matrix] = []
+        self._rows = 0  # in ``_counts`` and ``_appended`` together
         self._keys = np.zeros(0, dtype=np.int64)  # row -> key; -1 = removed
         self._row_of: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -63,6 +67,7 @@ class LexicalIndex:
                 (0, max(1, len(getattr(self._vectorizer, "vocabulary_", {})))), dtype=np.float32)
             self._keys = np.asarray(keys, dtype=np.int64)
             self._row_of = {int(k): i for i, k in enumerate(self._keys)}
+            self._appended, self._rows = [], self._counts.shape[0]
             self._derived = None
             self._analyze = self._vectorizer.build_analyzer() if self.fitted else None
 
@@ -71,7 +76,8 @@ class LexicalIndex:
         reflect, by write-fsync-rename."""
         with self._lock:
             live = np.flatnonzero(self._keys >= 0)
-            counts = self._counts[live] if len(live) else sp.csr_matrix((0, self._counts.shape[1]), dtype=np.float32)
+            all_counts = self._stacked_locked()
+            counts = all_counts[live] if len(live) else sp.csr_matrix((0, all_counts.shape[1]), dtype=np.float32)
             keys = self._keys[live]
             vocabulary = (self._saved_vocabulary if self._vectorizer_obj is None else
                           getattr(self._vectorizer_obj, "vocabulary_", None)) or {}
@@ -102,7 +108,7 @@ class LexicalIndex:
         index = cls()
         if len(terms):
             index._saved_vocabulary = {str(t): i for i, t in enumerate(terms.tolist())}
-        index._counts, index._keys = counts, keys
+        index._counts, index._keys, index._rows = counts, keys, counts.shape[0]
         index._row_of = {int(k): i for i, k in enumerate(keys.tolist())}
         return index, seq
 
@@ -140,8 +146,9 @@ class LexicalIndex:
         counts = self._count(texts)
         with self._lock:
             self._remove_locked(keys)
-            start = self._counts.shape[0]
-            self._counts = sp.vstack([self._counts, counts], format="csr")
+            start = self._rows
+            self._appended.append(counts)
+            self._rows += counts.shape[0]
             self._keys = np.concatenate([self._keys, np.asarray(keys, dtype=np.int64)])
             for i, k in enumerate(keys):
                 self._row_of[int(k)] = start + i
@@ -160,6 +167,13 @@ class LexicalIndex:
         if self._changed > max(REWEIGH_MIN, REWEIGH_SHARE * len(self._row_of)):
             self._derived = None
         self._delta = None
+
+    def _stacked_locked(self) -> sp.csr_matrix:
+        """Every row's counts in one matrix (the rows appended since the last call stacked now)."""
+        if self._appended:
+            self._counts = sp.vstack([self._counts, *self._appended], format="csr")
+            self._appended = []
+        return self._counts
 
     def _remove_locked(self, keys: Sequence[int]) -> None:
         for k in keys:
@@ -181,7 +195,8 @@ class LexicalIndex:
         if self._derived is not None:
             return self._derived
         live = (self._keys >= 0).astype(np.float32)
-        counts = sp.diags(live) @ self._counts if len(live) else self._counts
+        all_counts = self._stacked_locked()
+        counts = sp.diags(live) @ all_counts if len(live) else all_counts
         n = max(1.0, float(live.sum()))
         df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
         idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's BM25 idf, always > 0
@@ -213,7 +228,9 @@ class LexicalIndex:
             assert self._derived is not None  # derived first, under the same lock
             idf, tfidf, _ = self._derived
             start = tfidf.shape[0]
-            tfidf_delta, bm25_delta = self._weigh(self._counts[start:], idf)
+            tail = self._counts[start:]
+            tfidf_delta, bm25_delta = self._weigh(sp.vstack([tail, *self._appended], format="csr")
+                                                  if self._appended else tail, idf)
             # Column-major too, as the derived weights (a query reads its terms' columns: half the time).
             self._delta = (start, tfidf_delta.tocsc(), bm25_delta.tocsc())
         return self._delta

@@ -217,6 +217,7 @@ class PostgresStore(ArticleStore):
     list it ranks), and while the database is unreachable it serves what it keeps."""
 
     BEGIN = ("BEGIN", f"SELECT pg_advisory_xact_lock({NAMESPACE}, {WRITE_LOCK})")
+    RELAXED_COMMITS = None  # left durable: a reconnect would drop a session setting
 
     def __init__(self, url: str, box_cache: int = 50_000):
         self.url = url

@@ -108,6 +108,7 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Recommender(settings) as engine:
+        engine.store.relax_commits()  # it writes boxes only: each lost one is still queued (no fsync per batch)
         engine.warm_rows()
         refresher = Refresher(engine).start()
         stop.wait()

@@ -362,6 +362,9 @@ class ArticleStore:
     at a time across every process) and ``where`` (the database, for messages)."""
 
     BEGIN: ClassVar[Sequence[str]] = ("BEGIN IMMEDIATE",)
+    # The statement that lets the writer connection's commits return before they reach the disk (None: the
+    # backend has none here; its commits stay durable).
+    RELAXED_COMMITS: ClassVar[str | None] = "PRAGMA synchronous=NORMAL"
     where: str
 
     def __init__(self) -> None:
@@ -379,6 +382,14 @@ class ArticleStore:
     def transaction(self) -> Transaction:
         """A write transaction on the writer connection (the caller holds ``write_lock``)."""
         return Transaction(self._writer, self.BEGIN)
+
+    def relax_commits(self) -> None:
+        """Commits of this store return before they are on disk: still atomic, so a power loss undoes the last
+        ones whole, never tears one. For a process whose writes can all be done again (the refresher's: a box
+        and its queue entry go in one transaction, so a lost box is still queued); never for acknowledged writes."""
+        if self.RELAXED_COMMITS is not None:
+            with self._write_lock:
+                self._writer.execute(self.RELAXED_COMMITS)
 
     @property
     def write_lock(self) -> threading.Lock:

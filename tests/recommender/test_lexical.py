@@ -62,3 +62,35 @@ def test_a_corrupt_saved_index_is_refused(tmp_path):
     (tmp_path / "lexical.npz").write_bytes(b"not an npz")
     with pytest.raises(ValueError):
         LexicalIndex.load(tmp_path / "lexical.npz")
+
+
+MORE = {5: "Paris marathon in the rain", 6: "Ukraine coalition troops debate", 7: "Trade war fears hit markets"}
+
+
+def scores_of(index: LexicalIndex) -> list[float]:
+    """Every text's scores against keys 1 to 7, both methods, in one list."""
+    return [score for text in (*CORPUS.values(), *MORE.values()) for method in ("tfidf", "bm25")
+            for score in index.scores_for(text, list(range(1, 8)), method).tolist()]
+
+
+def test_texts_added_one_at_a_time_score_as_when_added_together_and_after_a_save(lexical, tmp_path, monkeypatch):
+    together = LexicalIndex()
+    together.build(list(CORPUS), list(CORPUS.values()))
+    for index in (lexical, together):  # the corpus weighed before the adds: they are weighed with its weights
+        index.search("Ukraine", 3, "bm25")
+    together.add(list(MORE), list(MORE.values()))
+    for key, text in MORE.items():  # a search between adds weighs the rows added so far
+        lexical.add([key], [text])
+        lexical.search(text, 3, "bm25")
+    assert scores_of(lexical) == scores_of(together)
+    lexical.save(tmp_path / "lexical.npz", seq=1)
+    weighed_once = LexicalIndex()  # a loaded index weighs every row it holds at once
+    weighed_once.build(list(CORPUS), list(CORPUS.values()))
+    weighed_once.add(list(MORE), list(MORE.values()))
+    assert scores_of(LexicalIndex.load(tmp_path / "lexical.npz")[0]) == scores_of(weighed_once)
+    monkeypatch.setattr("recommender.lexical.REWEIGH_MIN", 0)  # the next change reweighs the whole corpus
+    lexical.remove([7])
+    fresh = LexicalIndex()
+    fresh.build(list(CORPUS), list(CORPUS.values()))  # the same vocabulary: fitted on the first corpus
+    fresh.add([5, 6], [MORE[5], MORE[6]])
+    assert scores_of(lexical) == pytest.approx(scores_of(fresh))

@@ -25,6 +25,15 @@ def test_sqlite_database_runs_in_wal_mode(tmp_path):
     store.close()
 
 
+def test_sqlite_commits_wait_for_the_disk_unless_relaxed_for_a_refresher(tmp_path):
+    store = SQLiteStore(tmp_path / "a.sqlite3")
+    synchronous = "PRAGMA synchronous"  # 2 = FULL (an acknowledged write survives power loss), 1 = NORMAL
+    assert store._writer.execute(synchronous).fetchone()[0] == 2 == store._reader.execute(synchronous).fetchone()[0]
+    store.relax_commits()
+    assert store._writer.execute(synchronous).fetchone()[0] == 1
+    store.close()
+
+
 def test_upsert_round_trips_every_field(store):
     from datetime import datetime
 
