@@ -26,9 +26,9 @@ NOT_RELAYED = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b
                b"content-length", b"date", b"server", b"x-request-id"}
 # How long a write waits for a writer that is starting (or restarting after a crash) before a 503.
 WRITER_WAIT_S = 60.0
-# Every route the writer takes is idempotent (PUT, DELETE, and POST /articles, a batch of upserts, and POST
-# /similar, a read; tests/service/test_forward.py holds the list): a write cut off by the writer's death is sent
-# to its successor, up to this many times (a write that itself kills the writer must not kill it forever).
+# Every route the writer takes is idempotent: PUTs, DELETEs, POST /articles (a batch of upserts) and POST
+# /similar (a read); tests/service/test_forward.py holds the list. So a write cut off by the writer's death is
+# sent to its successor, up to this many times (a write that itself kills the writer must not kill it forever).
 WRITER_DEATHS_PER_WRITE = 3
 
 
@@ -99,13 +99,14 @@ class ForwardWrites:
                 # Sent, no answer: the writer died during the write, or before taking it (a SIGKILLed writer's
                 # socket still accepts until its last thread is gone). Sent again: every write is idempotent.
                 deaths += 1
-                log.warning("the writer process ended during %s %s (%s: %s): sending it again",
-                            scope["method"], scope["path"], type(exc).__name__, exc)
                 if deaths >= WRITER_DEATHS_PER_WRITE or time.monotonic() > deadline:
                     raise WriterUnavailable(f"the writer process ended during this write {deaths} times; it "
                                             "may or may not have been stored: send it again (article writes "
                                             "are idempotent upserts)") from None
+                log.warning("the writer process ended during %s %s (%s: %s): sending it again",
+                            scope["method"], scope["path"], type(exc).__name__, exc)
             await asyncio.sleep(0.1)
+
 
 async def _body(receive: Receive) -> bytes | None:
     chunks, more = [], True
