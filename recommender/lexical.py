@@ -29,7 +29,7 @@ class LexicalIndex:
         self._saved_vocabulary: dict[str, int] | None = None  # from ``load``, until the vectorizer is made
         self._counts = sp.csr_matrix((0, 0), dtype=np.float32)
         # Rows added since ``_counts`` was last stacked: stacking copies every row, too much per write at 100k
-        # articles (a third of a writer's time per PUT), so it waits for a save or a reweigh.
+        # articles (29 % of a writer's time on PUTs), so it waits for a save or a reweigh.
         self._appended: list[sp.csr_matrix] = []
         self._rows = 0  # in ``_counts`` and ``_appended`` together
         self._keys = np.zeros(0, dtype=np.int64)  # row -> key; -1 = removed
