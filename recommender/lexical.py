@@ -228,6 +228,8 @@ class LexicalIndex:
             assert self._derived is not None  # derived first, under the same lock
             idf, tfidf, _ = self._derived
             start = tfidf.shape[0]
+            if len(self._appended) > 1:  # kept as one block: a write then stacks two blocks, not one per write
+                self._appended = [sp.vstack(self._appended, format="csr")]
             tail = self._counts[start:]
             tfidf_delta, bm25_delta = self._weigh(sp.vstack([tail, *self._appended], format="csr")
                                                   if self._appended else tail, idf)
