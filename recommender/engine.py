@@ -28,16 +28,16 @@ from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.popularity import Popularity
 from recommender.rank import (
     STRATEGIES,
-    Candidate,
+    Candidates,
     Ranking,
     Recommendation,
     SimilarQuery,
     days_between,
-    normalized_title,
     passes_filters,
     rank,
     with_pins,
 )
+from recommender.rows import RowTable
 from recommender.settings import Settings
 from recommender.store import Change, StoredArticle, StoreUnavailable, open_store
 
@@ -123,11 +123,11 @@ class Recommender:
         self._write_lock = threading.RLock()
         # Held while the indexes move to a newer store sequence (whoever wrote it: this process or another).
         self._follow_lock = threading.RLock()
-        # Bumped by every change followed; the service's list cache (service.cache) and the row cache key on it.
+        # Bumped by every change followed; the service's list cache (service.cache) keys on it.
         self._generation = 0
-        self._cache_lock = threading.Lock()  # guards _rows_cache and _generation together
-        # Candidate rows (article, vector) by key, parsed once for many lists; a followed write drops its own.
-        self._rows_cache: dict[int, tuple[Article, np.ndarray]] = {}
+        self._cache_lock = threading.Lock()  # guards _generation
+        # Candidate rows by key, parsed once for many lists; a followed write drops its own.
+        self.rows = RowTable(self.store.by_keys, ROWS_CACHE_MAX)
         self._saved_seq = 0
         self._applied_seq = 0  # the store sequence the in-memory indexes reflect (never ahead of them)
         self._overrides_seq = -1
@@ -314,17 +314,18 @@ class Recommender:
         whose box is not full or has a lowest score it could beat (its best possible score: full lexical
         match, no recency loss, MMR's largest penalty)."""
         scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
-        rows = self._rows([int(k) for k in found.ravel().tolist() if k >= 0])
-        floors = self.store.floors(list(rows))
+        rows = self.rows.gather([k for k in found.ravel().tolist() if k >= 0])
+        boxes = dict(zip(rows.keys.tolist(), rows.articles, strict=True))
+        floors = self.store.floors(list(boxes))
         w, mmr, pw = self.ranking.lexical_weight, self.ranking.mmr_lambda, self.ranking.popularity_weight
         margin = (1 - mmr) / max(mmr, 1e-9)
         default = DEFAULT_QUERY
         out: set[int] = set()
         for (article, _), row_scores, row_keys in zip(entering, scores.tolist(), found.tolist(), strict=True):
             for cosine, key in zip(row_scores, row_keys, strict=True):
-                if key not in rows or key in out:
+                if key not in boxes or key in out:
                     continue
-                box = rows[key][0]
+                box = boxes[key]
                 days = days_between(box.published_at, article.published_at)
                 if not passes_filters(box, article, default, self.ranking, days):
                     continue
@@ -398,10 +399,9 @@ class Recommender:
     def _invalidate(self, keys: Iterable[int]) -> None:
         """A new generation (no list cached before it is served); the parsed rows of ``keys`` (those written)
         are dropped, the others stay: a row changes only with a write of its own article."""
+        self.rows.drop(list(keys))  # first: a list ranked under the new generation reads none of the old rows
         with self._cache_lock:
             self._generation += 1
-            for key in keys:
-                self._rows_cache.pop(key, None)
 
     def checkpoint(self) -> bool:
         """Save the index if it moved since the last save, stamped with the sequence it has applied (never
@@ -644,42 +644,24 @@ class Recommender:
             _, found = scorer.search(k)
             seen = set(keys)
             keys += [int(x) for x in found if int(x) not in seen]
-        rows = self._rows(keys)
-        keys = [key for key in keys if key in rows]
-        # Stacked once here, for the semantic scores and for the ranking's own products.
-        matrix = np.stack([rows[key][1] for key in keys]) if keys else np.zeros((0, len(vector)), np.float32)
-        semantic = (matrix @ vector).tolist()
-        lexical = scorer.scores_for(keys).tolist() if scorer is not None else [0.0] * len(keys)
+        rows = self.rows.gather(keys)
+        if not len(rows.articles):
+            return []
+        lexical = scorer.scores_for(rows.keys.tolist()) if scorer is not None else np.zeros(len(rows.keys))
         weighs_popularity = query.strategy == "default" and self.ranking.for_query(query).popularity_weight
         popular = self.popularity.scores() if weighs_popularity else {}
-        candidates = [Candidate(key, *rows[key], semantic[i], lexical[i], popular.get(rows[key][0].id, 0.0))
-                      for i, key in enumerate(keys)]
-        return rank(source, vector, candidates, query, self.ranking, matrix)
+        popularity = np.array([popular.get(a.id, 0.0) for a in rows.articles]) if popular else \
+            np.zeros(len(rows.keys))
+        candidates = Candidates(rows.articles, rows.vectors, (rows.vectors @ vector).astype(np.float64),
+                                lexical.astype(np.float64), popularity, rows.facts)
+        return rank(source, vector, candidates, query, self.ranking)
 
     def warm_rows(self, chunk: int = 5000) -> None:
-        """Parse the published rows into the candidate-row cache now (up to its cap) and normalise their titles: a
-        refresher ranks hundreds of boxes a second, each reading ~200 rows, and a cold row costs more than its
-        ranking."""
+        """Parse the published rows into the candidate-row table now (up to its cap): a refresher ranks hundreds
+        of boxes a second, each reading ~200 rows, and a cold row costs more than its ranking."""
         keys = self.store.published_keys().tolist()[:ROWS_CACHE_MAX]
         for start in range(0, len(keys), chunk):
-            for article, _ in self._rows(keys[start:start + chunk]).values():
-                normalized_title(article.title)  # cached: the ranking compares every candidate's title
-
-    def _rows(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
-        """``store.by_keys(keys)``, served from parsed rows kept since the last write where possible."""
-        cache = self._rows_cache
-        rows = {key: row for key in keys if (row := cache.get(key)) is not None}
-        missing = [key for key in keys if key not in rows]
-        if missing:
-            generation = self._generation
-            fetched = self.store.by_keys(missing)
-            rows.update(fetched)
-            with self._cache_lock:
-                if generation == self._generation:  # rows read before a write that finished meanwhile: not kept
-                    if len(cache) + len(fetched) > ROWS_CACHE_MAX:
-                        cache.clear()
-                    cache.update(fetched)
-        return rows
+            self.rows.gather(keys[start:start + chunk])
 
     def with_ranking(self, **changes: Any) -> Recommender:
         """A view of this recommender with other ``Ranking`` values (for tuning in notebooks); shares all else."""

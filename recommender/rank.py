@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -76,12 +77,59 @@ class Ranking:
 
 @dataclass(slots=True)
 class Candidate:
+    """One candidate, for callers that hand-make a few (tests, notebooks); ``Candidates.of`` turns them into
+    the columns ``rank`` works on."""
+
     key: int
     article: Article
     vector: np.ndarray
     semantic: float
     lexical: float = 0.0
     popularity: float = 0.0  # in [0, 1]; read only when popularity_weight is set
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What ranking reads of candidates' articles besides their scores, as columns (``facts_of``)."""
+
+    published_us: np.ndarray  # (n,) int64: microseconds since the epoch (0 where ``dated`` is false)
+    dated: np.ndarray  # (n,) bool: the publication time is known
+    title_ids: np.ndarray  # (n,) int64: the same normalised title (``normalized_title``), the same id
+    titles: dict[str, int]  # normalised title -> its id
+
+
+def facts_of(articles: Sequence[Article], titles: dict[str, int]) -> Facts:
+    """The facts of ``articles``; titles not in ``titles`` are added to it."""
+    n = len(articles)
+    published = [a.published_at for a in articles]
+    normalized = [normalized_title(a.title) for a in articles]
+    return Facts(np.fromiter((0 if p is None else epoch_us(p) for p in published), dtype=np.int64, count=n),
+                 np.fromiter((p is not None for p in published), dtype=bool, count=n),
+                 np.fromiter((titles.setdefault(t, len(titles)) for t in normalized), dtype=np.int64, count=n),
+                 titles)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The candidates of one list, column by column (row i: the i-th one found). Ranking works on whole columns,
+    not on an object per candidate: a box ranks about 200 of them, and the refresher hundreds of boxes a second."""
+
+    articles: list[Article]
+    vectors: np.ndarray  # (n, dim) float32, unit length
+    semantic: np.ndarray  # (n,) float64: cosine to the source
+    lexical: np.ndarray  # (n,) float64: the normalised lexical score, 0..~1
+    popularity: np.ndarray  # (n,) float64 in [0, 1]; read only when popularity_weight is set
+    facts: Facts
+
+    @classmethod
+    def of(cls, candidates: Sequence[Candidate], vectors: np.ndarray | None = None) -> Candidates:
+        """``candidates`` as columns (``vectors``: theirs stacked in order, when the caller has them)."""
+        if vectors is None:
+            vectors = np.stack([c.vector for c in candidates]) if candidates else np.zeros((0, 0), np.float32)
+        articles = [c.article for c in candidates]
+        return cls(articles, vectors, np.array([c.semantic for c in candidates], dtype=np.float64),
+                   np.array([c.lexical for c in candidates], dtype=np.float64),
+                   np.array([c.popularity for c in candidates], dtype=np.float64), facts_of(articles, {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +157,15 @@ class Recommendation:
 
 
 @dataclass(slots=True)
-class _Scored:
-    candidate: Candidate
-    relevance: float
-    title: str = ""
-    at: int = 0  # the candidate's position in the list given to ``rank``
-    recency: float = 1.0
-    penalty: float = 0.0
+class _Ranked:
+    """The candidates that passed the hard rules, best relevance first: position p is candidate ``rows[p]``."""
+
+    rows: np.ndarray
+    relevance: np.ndarray
+    recency: np.ndarray
+    title_ids: np.ndarray  # the same normalised title (``normalized_title``), the same id
+    vectors: np.ndarray
+    penalty: np.ndarray  # what MMR subtracted from each pick (0 elsewhere)
 
 
 @lru_cache(maxsize=262_144)  # a bulk refresh of every box meets each title many times
@@ -127,44 +177,69 @@ def normalized_title(title: str) -> str:
     return _NON_WORD.sub(" ", "".join(c for c in text if not unicodedata.combining(c))).strip()
 
 
+_EPOCH, _MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+
+
+@lru_cache(maxsize=262_144)  # a datetime keeps its hash: a look-up costs a fifth of the arithmetic
+def epoch_us(when: datetime) -> int:
+    """Microseconds since the epoch, exactly (a time without a zone is taken as UTC)."""
+    return ((when if when.tzinfo is not None else when.replace(tzinfo=UTC)) - _EPOCH) // _MICROSECOND
+
+
 def days_between(a: datetime | None, b: datetime | None) -> float | None:
     if a is None or b is None:
         return None
     return abs((a - b).total_seconds()) / 86400.0
 
 
+def _days_from(source: Article, candidates: Candidates) -> np.ndarray:
+    """Days between the source's publication and each candidate's (NaN where either is unknown): the same
+    float as ``days_between`` (an exact count of microseconds, divided as it divides)."""
+    if source.published_at is None:
+        return np.full(len(candidates.articles), np.nan)
+    days = np.abs(candidates.facts.published_us - epoch_us(source.published_at)) / 1e6 / 86400.0
+    days[~candidates.facts.dated] = np.nan
+    return days
+
+
+def admitted(source: Article, articles: Sequence[Article], days: np.ndarray, query: SimilarQuery,
+             ranking: Ranking) -> np.ndarray:
+    """The hard rules, one flag per candidate: never the source itself, never unpublished, never excluded, the
+    caller's filters, the language rule and the freshness window (``ranking`` already holds the query's
+    overrides; ``days``: the gap between the two publication dates, NaN where one is unknown)."""
+    exclude, source_id, n = query.exclude, source.id, len(articles)
+    ok = np.fromiter((a.id != source_id and a.id not in exclude and a.is_published for a in articles),
+                     dtype=bool, count=n)
+    if query.section is not None:
+        ok &= np.fromiter((a.section == query.section for a in articles), dtype=bool, count=n)
+    if query.language is not None:
+        ok &= np.fromiter((a.language == query.language for a in articles), dtype=bool, count=n)
+    if ranking.same_language_only and source.language:  # an article without a language is not excluded
+        ok &= np.fromiter((not a.language or a.language == source.language for a in articles), dtype=bool, count=n)
+    if ranking.window_days and source.published_at is not None:
+        ok &= days <= ranking.window_days  # an old article's box shows what was related then, not today's news
+    return ok
+
+
 def passes_filters(source: Article, candidate: Article, query: SimilarQuery, ranking: Ranking,
                    days: float | None) -> bool:
-    """The hard rules: never the source itself, never unpublished, never excluded, the caller's filters, the
-    language rule and the freshness window (``ranking`` already holds the query's overrides; ``days`` is the
-    gap between the two publication dates, None when one is unknown)."""
-    if candidate.id == source.id or candidate.id in query.exclude or not candidate.is_published:
-        return False
-    if query.section is not None and candidate.section != query.section:
-        return False
-    if query.language is not None and candidate.language != query.language:
-        return False
-    if (ranking.same_language_only and source.language and candidate.language
-            and candidate.language != source.language):  # an article without a language is not excluded
-        return False
-    if ranking.window_days and source.published_at is not None:
-        # An old article's box shows what was related then, not today's news.
-        if days is None or days > ranking.window_days:
-            return False
-    return True
+    """``admitted`` for one candidate (``days``: None when a date is unknown)."""
+    return bool(admitted(source, [candidate], np.array([np.nan if days is None else days]), query, ranking)[0])
 
 
-def recency_factor(days: float | None, ranking: Ranking) -> float:
-    """1.0 for a same-day item, falling to 1 - recency_weight as the gap of ``days`` grows (half-life decay)."""
-    if days is None or not ranking.recency_half_life_days or not ranking.recency_weight:
-        return 1.0
-    return 1.0 - ranking.recency_weight + ranking.recency_weight * 0.5 ** (days / ranking.recency_half_life_days)
+def recency_factors(days: np.ndarray, ranking: Ranking) -> np.ndarray:
+    """1.0 for a same-day item, falling to 1 - recency_weight as the gap of ``days`` grows (half-life decay);
+    1.0 where the gap is unknown (NaN)."""
+    weight, half_life = ranking.recency_weight, ranking.recency_half_life_days
+    if not half_life or not weight:
+        return np.ones(len(days))
+    return np.where(np.isnan(days), 1.0, 1.0 - weight + weight * 0.5 ** (days / half_life))
 
 
 def rank(
     source: Article,
     source_vector: np.ndarray,
-    candidates: list[Candidate],
+    candidates: Candidates | Sequence[Candidate],
     query: SimilarQuery,
     ranking: Ranking,
     vectors: np.ndarray | None = None,
@@ -172,70 +247,64 @@ def rank(
     """The list, best first. ``default`` mixes semantic and lexical relevance, weighs recency, dedupes, folds
     same-story reports into one item and diversifies with MMR. The single-signal strategies are the plain
     searches their users know (a FAISS top-k, a More-Like-This query): their own signal's top-k under the hard
-    rules only, nothing deduped or folded. ``vectors``: the candidates' vectors stacked in their order, when the
-    caller has them (else they are stacked here)."""
+    rules only, nothing deduped or folded. ``vectors``: the candidates' vectors stacked in their order, when
+    ``candidates`` is a list and the caller has them."""
+    if not isinstance(candidates, Candidates):
+        candidates = Candidates.of(candidates, vectors)
     ranking = ranking.for_query(query)
-    source_title = normalized_title(source.title)
-    scored: list[_Scored] = []
-    strategy, share, popularity = query.strategy, ranking.lexical_weight, ranking.popularity_weight
-    for at, c in enumerate(candidates):
-        article = c.article
-        days = days_between(source.published_at, article.published_at)  # once: filters and recency need it
-        if not passes_filters(source, article, query, ranking, days):
-            continue
-        if strategy == "default":
-            recency = recency_factor(days, ranking)
-            relevance = ((1 - share) * c.semantic + share * min(c.lexical, 1.0)) * recency
-            if popularity:
-                relevance = (1 - popularity) * relevance + popularity * c.popularity
-            scored.append(_Scored(c, relevance, normalized_title(article.title), at, recency))
-        else:
-            scored.append(_Scored(c, c.semantic if strategy == "embedding" else c.lexical,
-                                  normalized_title(article.title), at))
-    scored.sort(key=lambda s: -s.relevance)
+    days = _days_from(source, candidates)
+    found = np.flatnonzero(admitted(source, candidates.articles, days, query, ranking))
+    if not len(found):
+        return []
     if query.strategy != "default":
-        return [_recommendation(s, [s], query.explain) for s in scored[:query.limit]]
-
-    # Computed once, not once per pick: the candidates' vectors, their cosine to the source and which of them
-    # share a title (so that picking one blocks the others in one step).
-    if vectors is not None:
-        vectors = vectors[[s.at for s in scored]]
-    else:
-        vectors = np.stack([s.candidate.vector for s in scored]) if scored else np.zeros((0, len(source_vector)),
-                                                                                        dtype=np.float32)
-    # One product per candidate (``dot``: the same product as ``@``, at a third of its call overhead).
-    sims_source = np.array([float(s.candidate.vector.dot(source_vector)) for s in scored], dtype=np.float64)
-    same_title: dict[str, list[int]] = {}
-    for i, s in enumerate(scored):
-        same_title.setdefault(s.title, []).append(i)
-    blocked = np.zeros(len(scored), dtype=bool)
-    blocked[same_title.get(source_title, [])] = True
-    # A copy of the source is never listed; a follow-up of the source's story is welcome (below the threshold).
-    blocked |= ~(sims_source <= ranking.duplicate_threshold)
+        signal = candidates.semantic if query.strategy == "embedding" else candidates.lexical
+        top = found[np.argsort(-signal[found], kind="stable")][:query.limit]
+        plain = _Ranked(top, signal[top], np.ones(len(top)), np.zeros(0), candidates.vectors[top],
+                        np.zeros(len(top)))
+        return [_recommendation(candidates, plain, p, [p], query.explain) for p in range(len(top))]
+    ranked = _by_relevance(candidates, found, days, ranking)
+    # A copy of the source is never listed (same title, or closer than the duplicate threshold); a follow-up of
+    # the source's story is welcome (below the threshold).
+    blocked = ranked.title_ids == candidates.facts.titles.get(normalized_title(source.title), -1)
+    blocked |= ~(ranked.vectors @ source_vector <= ranking.duplicate_threshold)
     copies_of_source = blocked.copy()
     # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
     threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
         else ranking.duplicate_threshold
     if ranking.mmr_lambda == 1.0 and threshold >= 0:
-        chosen = _picks_by_relevance(scored, vectors, blocked, same_title, threshold, query.limit)
+        chosen = _picks_by_relevance(ranked, blocked, threshold, query.limit)
     else:
-        chosen = _picks_by_mmr(scored, vectors, blocked, same_title, threshold, query.limit, ranking.mmr_lambda)
-    groups = _story_groups(scored, chosen, vectors, copies_of_source, threshold)
+        chosen = _picks_by_mmr(ranked, blocked, threshold, query.limit, ranking.mmr_lambda)
+    groups = _story_groups(ranked, chosen, copies_of_source, threshold)
     if query.group_pick == "freshest":
-        chosen = [_freshest(members) for members in groups]
-    return [_recommendation(s, members, query.explain) for s, members in zip(chosen, groups, strict=True)]
+        chosen = [_freshest(candidates, ranked, members) for members in groups]
+    return [_recommendation(candidates, ranked, p, members, query.explain)
+            for p, members in zip(chosen, groups, strict=True)]
 
 
-def _picks_by_mmr(scored: list[_Scored], vectors: np.ndarray, blocked: np.ndarray, same_title: dict[str, list[int]],
-                  threshold: float, limit: int, mmr: float) -> list[_Scored]:
-    """Up to ``limit`` items by MMR: each pick the best of relevance less resemblance to the picks above, among
-    the candidates not ``blocked`` and not closer than ``threshold`` to a pick (``blocked`` is updated)."""
-    chosen: list[_Scored] = []
-    relevance = np.array([s.relevance for s in scored], dtype=np.float64)
-    pool = np.arange(len(scored))  # positions in ``scored``, best relevance first
+def _by_relevance(candidates: Candidates, found: np.ndarray, days: np.ndarray, ranking: Ranking) -> _Ranked:
+    """The ``found`` candidates scored by the default strategy's relevance, best first (ties: as found)."""
+    share, popularity = ranking.lexical_weight, ranking.popularity_weight
+    recency = recency_factors(days[found], ranking)
+    relevance = ((1 - share) * candidates.semantic[found] + share * np.minimum(candidates.lexical[found], 1.0)) \
+        * recency
+    if popularity:
+        relevance = (1 - popularity) * relevance + popularity * candidates.popularity[found]
+    order = np.argsort(-relevance, kind="stable")
+    rows = found[order]
+    return _Ranked(rows, relevance[order], recency[order], candidates.facts.title_ids[rows],
+                   candidates.vectors[rows], np.zeros(len(rows)))
+
+
+def _picks_by_mmr(ranked: _Ranked, blocked: np.ndarray, threshold: float, limit: int, mmr: float) -> list[int]:
+    """Up to ``limit`` positions by MMR: each pick the best of relevance less resemblance to the picks above,
+    among the candidates not ``blocked`` and not closer than ``threshold`` to a pick (``blocked`` is updated)."""
+    chosen: list[int] = []
+    vectors, relevance = ranked.vectors, ranked.relevance
+    pool = np.arange(len(relevance))  # positions, best relevance first
     # Each candidate's highest cosine to an item chosen so far: one product with each pick's vector, not
     # all candidates against all picks again on every pick.
-    closest = np.full(len(scored), -np.inf, dtype=np.float32)
+    closest = np.full(len(relevance), -np.inf, dtype=np.float32)
     while len(pool) and len(chosen) < limit:
         # Dedupe first: a same-title or same-story candidate (to the source or an item above) never shows.
         max_chosen = closest[pool] if len(chosen) else np.zeros(len(pool), dtype=np.float32)
@@ -244,74 +313,72 @@ def _picks_by_mmr(scored: list[_Scored], vectors: np.ndarray, blocked: np.ndarra
             break
         values = mmr * relevance[pool[keep]] - (1 - mmr) * np.maximum(0.0, max_chosen[keep].astype(np.float64))
         best = int(keep[int(np.argmax(values))])
-        winner = scored[pool[best]]
-        winner.penalty = (1 - mmr) * max(0.0, float(max_chosen[best]))
+        winner = int(pool[best])
+        ranked.penalty[winner] = (1 - mmr) * max(0.0, float(max_chosen[best]))
         chosen.append(winner)
-        blocked[same_title[winner.title]] = True
-        closest = np.maximum(closest, vectors @ winner.candidate.vector)
+        blocked[ranked.title_ids == ranked.title_ids[winner]] = True
+        closest = np.maximum(closest, vectors @ vectors[winner])
         pool = pool[keep[keep != best]]
     return chosen
 
 
-def _picks_by_relevance(scored: list[_Scored], vectors: np.ndarray, blocked: np.ndarray,
-                        same_title: dict[str, list[int]], threshold: float, limit: int) -> list[_Scored]:
+def _picks_by_relevance(ranked: _Ranked, blocked: np.ndarray, threshold: float, limit: int) -> list[int]:
     """``_picks_by_mmr`` with lambda 1, the default: its argmax is then the first candidate still eligible (they
     come best first, the penalty is 0), so each pick is found by one forward scan, with no scoring per pick."""
-    chosen: list[_Scored] = []
-    closest = np.full(len(scored), -np.inf, dtype=np.float32)
+    chosen: list[int] = []
+    vectors = ranked.vectors
+    closest = np.full(len(vectors), -np.inf, dtype=np.float32)
     start = 0
     while len(chosen) < limit:
         eligible = np.flatnonzero(~blocked[start:] & (closest[start:] <= threshold))
         if not len(eligible):
             break
         start += int(eligible[0])
-        winner = scored[start]
-        chosen.append(winner)
-        blocked[same_title[winner.title]] = True
-        closest = np.maximum(closest, vectors @ winner.candidate.vector)
+        chosen.append(start)
+        blocked[ranked.title_ids == ranked.title_ids[start]] = True
+        closest = np.maximum(closest, vectors @ vectors[start])
         start += 1
     return chosen
 
 
-def _recommendation(shown: _Scored, members: list[_Scored], explain: bool) -> Recommendation:
-    """The item for ``shown``, standing for its story's ``members`` (itself among them)."""
-    explanation = Explanation(round(shown.candidate.semantic, 6), round(float(shown.candidate.lexical), 6),
-                              round(shown.recency, 6), round(shown.penalty, 6),
-                              round(shown.candidate.popularity, 6)) if explain else None
-    return Recommendation(shown.candidate.article, round(float(shown.relevance), 6), explanation,
+def _recommendation(candidates: Candidates, ranked: _Ranked, shown: int, members: list[int],
+                    explain: bool) -> Recommendation:
+    """The item at position ``shown``, standing for its story's ``members`` (itself among them)."""
+    row = int(ranked.rows[shown])
+    explanation = Explanation(round(float(candidates.semantic[row]), 6), round(float(candidates.lexical[row]), 6),
+                              round(float(ranked.recency[shown]), 6), round(float(ranked.penalty[shown]), 6),
+                              round(float(candidates.popularity[row]), 6)) if explain else None
+    return Recommendation(candidates.articles[row], round(float(ranked.relevance[shown]), 6), explanation,
                           group_size=len(members),
-                          also=tuple(m.candidate.article for m in members if m is not shown))
+                          also=tuple(candidates.articles[int(ranked.rows[m])] for m in members if m != shown))
 
 
-def _story_groups(scored: list[_Scored], chosen: list[_Scored], vectors: np.ndarray, copies_of_source: np.ndarray,
-                  threshold: float) -> list[list[_Scored]]:
-    """For each chosen item, itself and the candidates folded into it: same normalised title, or cosine above
-    ``threshold`` (each candidate joins the best-ranked chosen item it is that close to, so the groups of a
+def _story_groups(ranked: _Ranked, chosen: list[int], copies_of_source: np.ndarray,
+                  threshold: float) -> list[list[int]]:
+    """For each chosen position, itself and the positions folded into it: same normalised title, or cosine
+    above ``threshold`` (each candidate joins the best-ranked chosen item it is that close to, so the groups of a
     list's first items do not depend on how long the list is: a stored box cut short equals a shorter list)."""
-    groups = [[s] for s in chosen]
+    groups = [[p] for p in chosen]
     if not chosen:
         return groups
-    chosen_ids = {id(s) for s in chosen}
-    by_title = {s.title: g for s, g in zip(chosen, groups, strict=True)}
-    sims = vectors @ np.stack([s.candidate.vector for s in chosen]).T
-    # Once for all candidates, not per candidate: the first (best-ranked) chosen item each is close enough to.
-    first, best = (sims > threshold).argmax(axis=1), sims.max(axis=1)
-    for i in np.flatnonzero(~copies_of_source):
-        s = scored[i]
-        if id(s) in chosen_ids:
-            continue
-        if s.title in by_title:
-            by_title[s.title].append(s)
-        elif best[i] > threshold:
-            groups[int(first[i])].append(s)
+    sims = ranked.vectors @ ranked.vectors[chosen].T
+    # Once for all candidates, not per candidate: the first (best-ranked) chosen item each is close enough to,
+    # unless one has its title (each chosen item has a title of its own: picking one blocks its namesakes).
+    same_title = ranked.title_ids[:, None] == ranked.title_ids[chosen][None, :]
+    group = np.where(same_title.any(axis=1), same_title.argmax(axis=1),
+                     np.where(sims.max(axis=1) > threshold, (sims > threshold).argmax(axis=1), -1))
+    joins = ~copies_of_source & (group >= 0)
+    joins[chosen] = False
+    for p in np.flatnonzero(joins).tolist():
+        groups[int(group[p])].append(p)
     return groups
 
 
-def _freshest(members: list[_Scored]) -> _Scored:
+def _freshest(candidates: Candidates, ranked: _Ranked, members: list[int]) -> int:
     """The latest-published member (the first, best-scored one when none or all are undated)."""
-    dated = [(m.candidate.article.published_at, n) for n, m in enumerate(members)
-             if m.candidate.article.published_at is not None]
-    return members[max(dated, key=lambda d: d[0])[1]] if dated else members[0]
+    facts = candidates.facts
+    dated = [m for m in members if facts.dated[ranked.rows[m]]]
+    return max(dated, key=lambda m: int(facts.published_us[ranked.rows[m]])) if dated else members[0]
 
 
 def with_pins(items: list[Recommendation], pins: list[tuple[int, Recommendation]], limit: int) -> list[Recommendation]:

@@ -144,7 +144,7 @@ def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(da
     assert [second.similar(a.id, q) for a in mind_articles[:20] for q in queries] == want
     assert second._embedder is None
     key = second.store.get("after-save").key
-    assert key in set(second.index.ids().tolist()) and key in second.lexical._row_of
+    assert key in set(second.index.ids().tolist()) and key in second.lexical
 
 
 def test_a_delete_alone_advances_the_sequence_and_reaches_the_checkpoint(engine):

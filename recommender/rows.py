@@ -1,0 +1,155 @@
+"""The candidate rows a process keeps parsed, column by column: articles, vectors and the facts ranking reads.
+
+A list ranks about 200 candidates and the refresher hundreds of lists a second: gathering a list's rows is one
+index per column here, not a dict look-up, a vector stack and a date conversion per candidate. Rows stay until
+a followed write drops its own (a row changes only with a write of its article), or until the table is full:
+then it starts over."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommender.article import Article
+from recommender.rank import Facts, facts_of
+
+Fetch = Callable[[list[int]], dict[int, tuple[Article, np.ndarray]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """The rows of the keys asked for that the store holds, in the order asked."""
+
+    keys: np.ndarray
+    articles: list[Article]
+    vectors: np.ndarray  # (n, dim) float32
+    facts: Facts
+
+
+@dataclass(slots=True)
+class _Columns:
+    """One table's columns. Slots are filled in order and ``slot_of`` (by key, -1 = not held) is written last, so
+    a reader holding this object sees a slot only once its row is complete; growing makes a new object."""
+
+    slot_of: np.ndarray  # int32 by key
+    articles: list[Article]
+    vectors: np.ndarray
+    published_us: np.ndarray
+    dated: np.ndarray
+    title_ids: np.ndarray
+    titles: dict[str, int]  # normalised title -> its id in ``title_ids``
+
+    @classmethod
+    def empty(cls, capacity: int, dim: int, keys: int, titles: dict[str, int]) -> _Columns:
+        return cls(np.full(keys, -1, dtype=np.int32), [], np.zeros((capacity, dim), np.float32),
+                   np.zeros(capacity, np.int64), np.zeros(capacity, bool), np.zeros(capacity, np.int64), titles)
+
+    def slots(self, keys: np.ndarray) -> np.ndarray:
+        inside = keys < len(self.slot_of)
+        return np.where(inside, self.slot_of[np.where(inside, keys, 0)], -1)
+
+    def rows(self, keys: np.ndarray, slots: np.ndarray) -> Rows:
+        return Rows(keys, [self.articles[s] for s in slots.tolist()], self.vectors[slots],
+                    Facts(self.published_us[slots], self.dated[slots], self.title_ids[slots], self.titles))
+
+    def grown(self, capacity: int, keys: int) -> _Columns:
+        used = len(self.articles)
+        out = _Columns.empty(capacity, self.vectors.shape[1], keys, self.titles)
+        out.slot_of[:len(self.slot_of)] = self.slot_of
+        out.vectors[:used], out.published_us[:used] = self.vectors[:used], self.published_us[:used]
+        out.dated[:used], out.title_ids[:used] = self.dated[:used], self.title_ids[:used]
+        out.articles.extend(self.articles)
+        return out
+
+
+class RowTable:
+    """Rows by store key, thread-safe; ``fetch`` reads rows from the store. ``drop`` the keys a write changed: a
+    fetch that started before a drop is served but not kept (it may predate the write)."""
+
+    def __init__(self, fetch: Fetch, limit: int):
+        self._fetch, self._limit = fetch, limit
+        self._lock = threading.Lock()
+        self._drops = 0  # bumped by every ``drop`` (under the lock)
+        self._columns: _Columns | None = None
+
+    def __len__(self) -> int:
+        columns = self._columns
+        return 0 if columns is None else len(columns.articles)
+
+    def gather(self, keys: Sequence[int]) -> Rows:
+        wanted = np.asarray(keys, dtype=np.int64)
+        columns = self._columns
+        slots = columns.slots(wanted) if columns is not None else np.full(len(wanted), -1)
+        if (slots < 0).any():
+            fetched = self._load(wanted[slots < 0].tolist())
+            now = self._columns
+            now_slots = now.slots(wanted) if now is not None else slots
+            found = (slots >= 0) | np.isin(wanted, np.fromiter(fetched, dtype=np.int64, count=len(fetched)))
+            if (found & (now_slots < 0)).any():  # not kept (raced a write), or the table started over
+                return self._detached(wanted, columns, fetched)
+            columns, slots = now, now_slots
+        if columns is None:
+            return self._detached(wanted, None, {})  # nothing held yet: no key asked for is in the store
+        held = slots >= 0
+        return columns.rows(wanted[held], slots[held])
+
+    def drop(self, keys: Sequence[int]) -> None:
+        with self._lock:
+            self._drops += 1
+            columns = self._columns
+            if columns is not None and len(keys):
+                dropped = np.asarray(keys, dtype=np.int64)
+                columns.slot_of[dropped[dropped < len(columns.slot_of)]] = -1
+
+    def _load(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
+        drops = self._drops
+        fetched = self._fetch(keys)
+        if fetched:
+            with self._lock:
+                if drops == self._drops:
+                    self._keep_locked(fetched)
+        return fetched
+
+    def _keep_locked(self, fetched: dict[int, tuple[Article, np.ndarray]]) -> None:
+        keys = np.fromiter(fetched, dtype=np.int64, count=len(fetched))
+        articles = [a for a, _ in fetched.values()]
+        columns = self._room_locked(len(articles), len(next(iter(fetched.values()))[1]), int(keys.max()) + 1)
+        start, end = len(columns.articles), len(columns.articles) + len(articles)
+        facts = facts_of(articles, columns.titles)
+        columns.vectors[start:end] = np.stack([v for _, v in fetched.values()])
+        columns.published_us[start:end], columns.dated[start:end] = facts.published_us, facts.dated
+        columns.title_ids[start:end] = facts.title_ids
+        columns.articles.extend(articles)
+        columns.slot_of[keys] = np.arange(start, end, dtype=np.int32)  # last: the rows are complete
+
+    def _room_locked(self, rows: int, dim: int, keys: int) -> _Columns:
+        """Columns with room for ``rows`` more rows and keys below ``keys``: these, a larger copy, or a new
+        table once the limit is reached (rows are then fetched again as lists need them)."""
+        columns = self._columns
+        if columns is None or len(columns.articles) + rows > self._limit:
+            columns = _Columns.empty(max(rows, min(self._limit, 256)), dim, keys, {})
+        elif len(columns.articles) + rows > len(columns.vectors) or keys > len(columns.slot_of):
+            capacity = max(len(columns.vectors), len(columns.articles) + rows)
+            if capacity > len(columns.vectors):  # doubling: amortised copies
+                capacity = max(capacity, min(2 * len(columns.vectors), self._limit))
+            columns = columns.grown(capacity, max(keys, 2 * len(columns.slot_of) if keys > len(columns.slot_of)
+                                                  else len(columns.slot_of)))
+        self._columns = columns
+        return columns
+
+    def _detached(self, keys: np.ndarray, columns: _Columns | None,
+                  fetched: dict[int, tuple[Article, np.ndarray]]) -> Rows:
+        """The rows of ``keys`` from ``columns`` (the table as it was) where held there, else from ``fetched``."""
+        slots = columns.slots(keys) if columns is not None else np.full(len(keys), -1)
+        pairs: list[tuple[int, tuple[Article, np.ndarray]]] = []
+        for key, slot in zip(keys.tolist(), slots.tolist(), strict=True):
+            if slot >= 0 and columns is not None:
+                pairs.append((key, (columns.articles[slot], columns.vectors[slot])))
+            elif key in fetched:
+                pairs.append((key, fetched[key]))
+        articles = [a for _, (a, _) in pairs]
+        vectors = np.stack([v for _, (_, v) in pairs]) if pairs else np.zeros((0, 0), np.float32)
+        return Rows(np.array([k for k, _ in pairs], dtype=np.int64), articles, vectors, facts_of(articles, {}))

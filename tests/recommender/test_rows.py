@@ -1,0 +1,99 @@
+"""The row table: the candidate rows a process keeps parsed, gathered column by column, dropped by writes."""
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from recommender.rank import normalized_title
+from recommender.rows import RowTable
+from recommender.settings import Settings
+from recommender.store import SQLiteStore
+
+
+@pytest.fixture
+def store(data_dir) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(Settings(data_dir=data_dir).db_path)
+    yield store
+    store.close()
+
+
+class CountingFetch:
+    """``store.by_keys``, counting the keys it was asked for; ``during`` runs inside each fetch."""
+
+    def __init__(self, store: SQLiteStore, during=None):
+        self.store, self.during, self.asked = store, during, 0
+
+    def __call__(self, keys):
+        self.asked += len(keys)
+        rows = self.store.by_keys(keys)
+        if self.during is not None:
+            self.during(keys)
+        return rows
+
+
+def keys_of(store: SQLiteStore, n: int) -> list[int]:
+    return store.published_keys().tolist()[:n]
+
+
+def test_rows_come_in_the_order_asked_with_the_stores_articles_vectors_and_facts(store):
+    keys = keys_of(store, 50)[::-1] + [10**6]  # the last is in no store
+    rows = RowTable(store.by_keys, 1000).gather(keys)
+    stored = store.by_keys(keys)
+    assert rows.keys.tolist() == keys[:-1]
+    assert [a.id for a in rows.articles] == [stored[k][0].id for k in keys[:-1]]
+    assert np.array_equal(rows.vectors, np.stack([stored[k][1] for k in keys[:-1]]))
+    published = [stored[k][0].published_at for k in keys[:-1]]
+    assert rows.facts.dated.tolist() == [p is not None for p in published]
+    titles = [normalized_title(a.title) for a in rows.articles]
+    assert [rows.facts.titles[t] for t in titles] == rows.facts.title_ids.tolist()
+
+
+def test_held_rows_are_not_read_again_and_a_dropped_row_is(store):
+    fetch = CountingFetch(store)
+    table = RowTable(fetch, 1000)
+    keys = keys_of(store, 40)
+    table.gather(keys)
+    table.gather(keys[::2])
+    assert fetch.asked == 40
+    table.drop([keys[0], keys[1]])
+    assert table.gather(keys).keys.tolist() == keys
+    assert fetch.asked == 42
+
+
+def test_rows_read_while_a_write_drops_rows_are_served_but_not_kept(store):
+    keys = keys_of(store, 10)
+    table = RowTable(store.by_keys, 1000)
+    fetch = CountingFetch(store, during=lambda asked: table.drop([asked[0]]))
+    table._fetch = fetch
+    assert table.gather(keys).keys.tolist() == keys
+    fetch.during = None
+    table.gather(keys)
+    assert fetch.asked == 20  # none of the first read was kept: it may predate the write
+
+
+def test_a_full_table_starts_over_and_still_serves_every_row(store):
+    keys = keys_of(store, 300)
+    fetch = CountingFetch(store)
+    table = RowTable(fetch, 100)
+    for start in range(0, 300, 60):
+        rows = table.gather(keys[start:start + 60])
+        assert rows.keys.tolist() == keys[start:start + 60]
+    assert len(table) <= 100
+    rows = table.gather(keys)
+    assert rows.keys.tolist() == keys
+    stored = store.by_keys(keys)
+    assert np.array_equal(rows.vectors, np.stack([stored[k][1] for k in keys]))
+
+
+def test_the_table_grows_past_its_first_allocation_and_keeps_what_it_held(store):
+    keys = keys_of(store, 400)
+    fetch = CountingFetch(store)
+    table = RowTable(fetch, 10_000)
+    for key in keys:  # one row at a time: every growth step, for rows and for keys
+        table.gather([key])
+    rows = table.gather(keys)
+    assert fetch.asked == 400 and rows.keys.tolist() == keys
+    stored = store.by_keys(keys)
+    assert [a.id for a in rows.articles] == [stored[k][0].id for k in keys]
+    assert np.array_equal(rows.vectors, np.stack([stored[k][1] for k in keys]))
