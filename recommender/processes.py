@@ -41,8 +41,11 @@ class Supervised:
         # that forked it.
         self.first()
         while not self._stop.is_set():
-            # Its own session: a terminal's Ctrl-C reaches the server, which stops its children itself.
-            self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+            # Its own process group: a terminal's Ctrl-C reaches the server, which stops its children itself.
+            # Not its own session: with the kernel's autogroups (sched_autogroup_enabled, on by default in
+            # Debian's and Ubuntu's kernels) a session shares the CPU with other sessions as one, whatever the
+            # niceness inside it, so the read workers' niceness stops yielding the CPU to this process.
+            self.proc = subprocess.Popen(self.argv, env=self.env, process_group=0)
             code = self.proc.wait()
             if not self._stop.wait(0.5):
                 log.error("the %s process exited with %s: starting it again", self.name, code)

@@ -96,6 +96,7 @@ class Facts:
     dated: np.ndarray  # (n,) bool: the publication time is known
     title_ids: np.ndarray  # (n,) int64: the same normalised title (``normalized_title``), the same id
     titles: dict[str, int]  # normalised title -> its id
+    published: np.ndarray  # (n,) bool: the article's status is published
 
 
 def facts_of(articles: Sequence[Article], titles: dict[str, int]) -> Facts:
@@ -106,7 +107,7 @@ def facts_of(articles: Sequence[Article], titles: dict[str, int]) -> Facts:
     return Facts(np.fromiter((0 if p is None else epoch_us(p) for p in published), dtype=np.int64, count=n),
                  np.fromiter((p is not None for p in published), dtype=bool, count=n),
                  np.fromiter((titles.setdefault(t, len(titles)) for t in normalized), dtype=np.int64, count=n),
-                 titles)
+                 titles, np.fromiter((a.is_published for a in articles), dtype=bool, count=n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,14 +203,20 @@ def _days_from(source: Article, candidates: Candidates) -> np.ndarray:
     return days
 
 
-def admitted(source: Article, articles: Sequence[Article], days: np.ndarray, query: SimilarQuery,
+def admitted(source: Article, articles: Sequence[Article], facts: Facts, days: np.ndarray, query: SimilarQuery,
              ranking: Ranking) -> np.ndarray:
     """The hard rules, one flag per candidate: never the source itself, never unpublished, never excluded, the
     caller's filters, the language rule and the freshness window (``ranking`` already holds the query's
     overrides; ``days``: the gap between the two publication dates, NaN where one is unknown)."""
-    exclude, source_id, n = query.exclude, source.id, len(articles)
-    ok = np.fromiter((a.id != source_id and a.id not in exclude and a.is_published for a in articles),
-                     dtype=bool, count=n)
+    n = len(articles)
+    ok = facts.published.copy()
+    ids = [a.id for a in articles]
+    at = -1
+    for _ in range(ids.count(source.id)):  # list methods: no Python loop over the candidates
+        at = ids.index(source.id, at + 1)
+        ok[at] = False
+    if query.exclude:
+        ok &= np.fromiter((i not in query.exclude for i in ids), dtype=bool, count=n)
     if query.section is not None:
         ok &= np.fromiter((a.section == query.section for a in articles), dtype=bool, count=n)
     if query.language is not None:
@@ -224,7 +231,8 @@ def admitted(source: Article, articles: Sequence[Article], days: np.ndarray, que
 def passes_filters(source: Article, candidate: Article, query: SimilarQuery, ranking: Ranking,
                    days: float | None) -> bool:
     """``admitted`` for one candidate (``days``: None when a date is unknown)."""
-    return bool(admitted(source, [candidate], np.array([np.nan if days is None else days]), query, ranking)[0])
+    return bool(admitted(source, [candidate], facts_of([candidate], {}), np.array([np.nan if days is None else days]),
+                         query, ranking)[0])
 
 
 def recency_factors(days: np.ndarray, ranking: Ranking) -> np.ndarray:
@@ -253,7 +261,7 @@ def rank(
         candidates = Candidates.of(candidates, vectors)
     ranking = ranking.for_query(query)
     days = _days_from(source, candidates)
-    found = np.flatnonzero(admitted(source, candidates.articles, days, query, ranking))
+    found = np.flatnonzero(admitted(source, candidates.articles, candidates.facts, days, query, ranking))
     if not len(found):
         return []
     if query.strategy != "default":

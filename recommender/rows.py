@@ -40,12 +40,14 @@ class _Columns:
     published_us: np.ndarray
     dated: np.ndarray
     title_ids: np.ndarray
+    published: np.ndarray
     titles: dict[str, int]  # normalised title -> its id in ``title_ids``
 
     @classmethod
     def empty(cls, capacity: int, dim: int, keys: int, titles: dict[str, int]) -> _Columns:
         return cls(np.full(keys, -1, dtype=np.int32), [], np.zeros((capacity, dim), np.float32),
-                   np.zeros(capacity, np.int64), np.zeros(capacity, bool), np.zeros(capacity, np.int64), titles)
+                   np.zeros(capacity, np.int64), np.zeros(capacity, bool), np.zeros(capacity, np.int64),
+                   np.zeros(capacity, bool), titles)
 
     def slots(self, keys: np.ndarray) -> np.ndarray:
         inside = keys < len(self.slot_of)
@@ -53,7 +55,8 @@ class _Columns:
 
     def rows(self, keys: np.ndarray, slots: np.ndarray) -> Rows:
         return Rows(keys, [self.articles[s] for s in slots.tolist()], self.vectors[slots],
-                    Facts(self.published_us[slots], self.dated[slots], self.title_ids[slots], self.titles))
+                    Facts(self.published_us[slots], self.dated[slots], self.title_ids[slots], self.titles,
+                          self.published[slots]))
 
     def grown(self, capacity: int, keys: int) -> _Columns:
         used = len(self.articles)
@@ -61,6 +64,7 @@ class _Columns:
         out.slot_of[:len(self.slot_of)] = self.slot_of
         out.vectors[:used], out.published_us[:used] = self.vectors[:used], self.published_us[:used]
         out.dated[:used], out.title_ids[:used] = self.dated[:used], self.title_ids[:used]
+        out.published[:used] = self.published[:used]
         out.articles.extend(self.articles)
         return out
 
@@ -121,7 +125,7 @@ class RowTable:
         facts = facts_of(articles, columns.titles)
         columns.vectors[start:end] = np.stack([v for _, v in fetched.values()])
         columns.published_us[start:end], columns.dated[start:end] = facts.published_us, facts.dated
-        columns.title_ids[start:end] = facts.title_ids
+        columns.title_ids[start:end], columns.published[start:end] = facts.title_ids, facts.published
         columns.articles.extend(articles)
         columns.slot_of[keys] = np.arange(start, end, dtype=np.int32)  # last: the rows are complete
 
