@@ -22,7 +22,7 @@ _TAG = re.compile(r"<[^>]{0,1000}>")
 _SPACE = re.compile(r"\s+")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly referenced by the item-JSON cache (listing)
 class Article:
     id: str
     title: str

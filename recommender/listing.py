@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -38,23 +39,23 @@ def _compact(value: dict[str, Any]) -> str:
 
 # An article's own fields read the same in every list it is in: the ~20 boxes a new article's write refreshes
 # share most of their items, and the excerpt's HTML stripping was a tenth of a box's refresh. Kept per Article
-# object (the row table hands every list the same one until the article is written again): hashing an article's
-# whole text to find it cost more than it saved.
-_FIELDS: dict[int, tuple[Article, int, str]] = {}
+# object (the row table hands every list the same one until the article is written again; hashing an article's
+# whole text to find it cost more than it saved), through a weak reference: the cache never keeps an article
+# (and its body) alive.
+_FIELDS: dict[int, tuple[weakref.ref[Article], int, str]] = {}
 _FIELDS_MAX = 16_384
 
 
 def _article_fields(a: Article, excerpt_chars: int) -> str:
     """The item's fields that depend on the article only, as the start of its JSON object (no closing brace)."""
     held = _FIELDS.get(id(a))
-    if held is not None and held[0] is a and held[1] == excerpt_chars:
+    if held is not None and held[0]() is a and held[1] == excerpt_chars:
         return held[2]
-    text = _compact({"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at),
-                     "section": a.section, "image_url": a.image_url, "image_credit": a.image_credit,
+    text = _compact({**_report(a), "section": a.section, "image_url": a.image_url, "image_credit": a.image_credit,
                      "excerpt": excerpt(a, excerpt_chars)})[:-1]
     if len(_FIELDS) >= _FIELDS_MAX:
         _FIELDS.clear()
-    _FIELDS[id(a)] = (a, excerpt_chars, text)  # holding the article keeps its id from being reused
+    _FIELDS[id(a)] = (weakref.ref(a), excerpt_chars, text)  # a dead article's id may be reused: checked above
     return text
 
 

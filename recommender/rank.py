@@ -188,14 +188,15 @@ def epoch_us(when: datetime) -> int:
 
 
 def days_between(a: datetime | None, b: datetime | None) -> float | None:
+    """Days between two times (None when one is unknown), as ``_days_from`` computes them for many."""
     if a is None or b is None:
         return None
-    return abs((a - b).total_seconds()) / 86400.0
+    return abs(epoch_us(a) - epoch_us(b)) / 1e6 / 86400.0
 
 
 def _days_from(source: Article, candidates: Candidates) -> np.ndarray:
     """Days between the source's publication and each candidate's (NaN where either is unknown): the same
-    float as ``days_between`` (an exact count of microseconds, divided as it divides)."""
+    float as ``days_between`` (an exact count of microseconds, divided alike)."""
     if source.published_at is None:
         return np.full(len(candidates.articles), np.nan)
     days = np.abs(candidates.facts.published_us - epoch_us(source.published_at)) / 1e6 / 86400.0
@@ -259,22 +260,21 @@ def rank(
     ``candidates`` is a list and the caller has them."""
     if not isinstance(candidates, Candidates):
         candidates = Candidates.of(candidates, vectors)
+    elif vectors is not None:
+        raise TypeError("vectors go with a list of Candidate; Candidates hold their own")
     ranking = ranking.for_query(query)
     days = _days_from(source, candidates)
     found = np.flatnonzero(admitted(source, candidates.articles, candidates.facts, days, query, ranking))
     if not len(found):
         return []
     if query.strategy != "default":
-        signal = candidates.semantic if query.strategy == "embedding" else candidates.lexical
-        top = found[np.argsort(-signal[found], kind="stable")][:query.limit]
-        plain = _Ranked(top, signal[top], np.ones(len(top)), np.zeros(0), candidates.vectors[top],
-                        np.zeros(len(top)))
-        return [_recommendation(candidates, plain, p, [p], query.explain) for p in range(len(top))]
+        return _plain_top(candidates, found, query)
     ranked = _by_relevance(candidates, found, days, ranking)
     # A copy of the source is never listed (same title, or closer than the duplicate threshold); a follow-up of
-    # the source's story is welcome (below the threshold).
+    # the source's story is welcome (below the threshold). In float64, as the threshold is: compared in float32
+    # (NumPy's rule for a float32 array and a Python float), 0.92 would be 0.9200000167.
     blocked = ranked.title_ids == candidates.facts.titles.get(normalized_title(source.title), -1)
-    blocked |= ~(ranked.vectors @ source_vector <= ranking.duplicate_threshold)
+    blocked |= ~((ranked.vectors @ source_vector).astype(np.float64) <= ranking.duplicate_threshold)
     copies_of_source = blocked.copy()
     # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
     threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
@@ -288,6 +288,15 @@ def rank(
         chosen = [_freshest(candidates, ranked, members) for members in groups]
     return [_recommendation(candidates, ranked, p, members, query.explain)
             for p, members in zip(chosen, groups, strict=True)]
+
+
+def _plain_top(candidates: Candidates, found: np.ndarray, query: SimilarQuery) -> list[Recommendation]:
+    """A single-signal strategy's list: the ``found`` candidates' top ``query.limit`` by that signal."""
+    signal = candidates.semantic if query.strategy == "embedding" else candidates.lexical
+    top = found[np.argsort(-signal[found], kind="stable")][:query.limit]
+    plain = _Ranked(top, signal[top], np.ones(len(top)), candidates.facts.title_ids[top], candidates.vectors[top],
+                    np.zeros(len(top)))
+    return [_recommendation(candidates, plain, p, [p], query.explain) for p in range(len(top))]
 
 
 def _by_relevance(candidates: Candidates, found: np.ndarray, days: np.ndarray, ranking: Ranking) -> _Ranked:

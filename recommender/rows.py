@@ -58,14 +58,18 @@ class _Columns:
                     Facts(self.published_us[slots], self.dated[slots], self.title_ids[slots], self.titles,
                           self.published[slots]))
 
-    def grown(self, capacity: int, keys: int) -> _Columns:
-        used = len(self.articles)
-        out = _Columns.empty(capacity, self.vectors.shape[1], keys, self.titles)
-        out.slot_of[:len(self.slot_of)] = self.slot_of
-        out.vectors[:used], out.published_us[:used] = self.vectors[:used], self.published_us[:used]
-        out.dated[:used], out.title_ids[:used] = self.dated[:used], self.title_ids[:used]
-        out.published[:used] = self.published[:used]
-        out.articles.extend(self.articles)
+    def rebuilt(self, capacity: int, keys: int) -> _Columns:
+        """A copy with room for ``capacity`` rows and keys below ``keys``, holding only the rows still held (a
+        dropped row's slot is not reused in place: its re-read takes a new one, reclaimed here)."""
+        held = np.flatnonzero(self.slot_of >= 0)
+        slots = self.slot_of[held]
+        n = len(slots)
+        out = _Columns.empty(max(capacity, n), self.vectors.shape[1], max(keys, len(self.slot_of)), self.titles)
+        out.vectors[:n], out.published_us[:n] = self.vectors[slots], self.published_us[slots]
+        out.dated[:n], out.title_ids[:n], out.published[:n] = self.dated[slots], self.title_ids[slots], \
+            self.published[slots]
+        out.articles.extend(self.articles[s] for s in slots.tolist())
+        out.slot_of[held] = np.arange(n, dtype=np.int32)
         return out
 
 
@@ -119,28 +123,36 @@ class RowTable:
 
     def _keep_locked(self, fetched: dict[int, tuple[Article, np.ndarray]]) -> None:
         keys = np.fromiter(fetched, dtype=np.int64, count=len(fetched))
-        articles = [a for a, _ in fetched.values()]
-        columns = self._room_locked(len(articles), len(next(iter(fetched.values()))[1]), int(keys.max()) + 1)
+        if self._columns is not None:  # a key another thread kept meanwhile keeps its row (no second slot)
+            keys = keys[self._columns.slots(keys) < 0]
+        if not len(keys):
+            return
+        new = {k: fetched[k] for k in keys.tolist()}
+        articles = [a for a, _ in new.values()]
+        columns = self._room_locked(len(articles), len(next(iter(new.values()))[1]), int(keys.max()) + 1)
         start, end = len(columns.articles), len(columns.articles) + len(articles)
         facts = facts_of(articles, columns.titles)
-        columns.vectors[start:end] = np.stack([v for _, v in fetched.values()])
+        columns.vectors[start:end] = np.stack([v for _, v in new.values()])
         columns.published_us[start:end], columns.dated[start:end] = facts.published_us, facts.dated
         columns.title_ids[start:end], columns.published[start:end] = facts.title_ids, facts.published
         columns.articles.extend(articles)
         columns.slot_of[keys] = np.arange(start, end, dtype=np.int32)  # last: the rows are complete
 
     def _room_locked(self, rows: int, dim: int, keys: int) -> _Columns:
-        """Columns with room for ``rows`` more rows and keys below ``keys``: these, a larger copy, or a new
-        table once the limit is reached (rows are then fetched again as lists need them)."""
+        """Columns with room for ``rows`` more rows and keys below ``keys``: these, a compacted (and if need be
+        larger) copy, or a new table when even the rows still held leave no room (they are then fetched again
+        as lists need them)."""
         columns = self._columns
-        if columns is None or len(columns.articles) + rows > self._limit:
+        if columns is not None and len(columns.articles) + rows <= len(columns.vectors) \
+                and keys <= len(columns.slot_of):
+            return columns
+        live = 0 if columns is None else int((columns.slot_of >= 0).sum())
+        if columns is None or live + rows > self._limit:
             columns = _Columns.empty(max(rows, min(self._limit, 256)), dim, keys, {})
-        elif len(columns.articles) + rows > len(columns.vectors) or keys > len(columns.slot_of):
-            capacity = max(len(columns.vectors), len(columns.articles) + rows)
-            if capacity > len(columns.vectors):  # doubling: amortised copies
-                capacity = max(capacity, min(2 * len(columns.vectors), self._limit))
-            columns = columns.grown(capacity, max(keys, 2 * len(columns.slot_of) if keys > len(columns.slot_of)
-                                                  else len(columns.slot_of)))
+        else:  # doubling (amortised copies), up to the limit
+            capacity = max(live + rows, min(2 * len(columns.vectors), self._limit))
+            slots = len(columns.slot_of)
+            columns = columns.rebuilt(capacity, max(keys, 2 * slots) if keys > slots else slots)
         self._columns = columns
         return columns
 

@@ -85,6 +85,20 @@ def test_copy_of_the_source_itself_is_dropped():
     assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), NO_MMR)) == ["a3"]
 
 
+def test_the_duplicate_threshold_is_compared_exactly():
+    """At the default threshold 0.92: float32's 0.92 (0.9200000167) is a copy, the float32 just below it is not
+    (a float32 cosine compared with the threshold in float32 would round the threshold up to the former)."""
+    def at(cosine: np.float32, axis: int) -> np.ndarray:
+        v = np.zeros(DIM, dtype=np.float32)
+        v[0], v[axis] = cosine, np.sqrt(1 - np.float32(cosine) ** 2)
+        return v  # its product with SOURCE_VEC (the first axis) is exactly ``cosine``
+
+    above = np.float32(0.92)
+    below = np.nextafter(above, np.float32(0))
+    cands = [cand(1, "Above", at(above, 2)), cand(2, "Below", at(below, 3))]
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), NO_MMR)) == ["a2"]
+
+
 def test_section_language_and_age_filters():
     cands = [cand(1, "old", along(0.8, 2), days=40), cand(2, "sport", along(0.8, 3), section="sport"),
              cand(3, "uk", along(0.8, 4), language="uk"), cand(4, "fits", along(0.5, 5), days=2)]

@@ -86,6 +86,18 @@ def test_a_full_table_starts_over_and_still_serves_every_row(store):
     assert np.array_equal(rows.vectors, np.stack([stored[k][1] for k in keys]))
 
 
+def test_rows_dropped_and_read_again_do_not_fill_the_table(store):
+    keys = keys_of(store, 80)
+    fetch = CountingFetch(store)
+    table = RowTable(fetch, 100)
+    table.gather(keys)
+    for _ in range(5):  # 150 re-reads in all: the table would start over if their old slots were not reclaimed
+        table.drop(keys[:30])
+        assert table.gather(keys).keys.tolist() == keys
+    assert fetch.asked == 80 + 5 * 30
+    assert len(table) <= 100
+
+
 def test_the_table_grows_past_its_first_allocation_and_keeps_what_it_held(store):
     keys = keys_of(store, 400)
     fetch = CountingFetch(store)
