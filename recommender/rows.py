@@ -2,8 +2,8 @@
 
 A list ranks about 200 candidates and the refresher hundreds of lists a second: gathering a list's rows is one
 index per column here, not a dict look-up, a vector stack and a date conversion per candidate. Rows stay until
-a followed write drops its own (a row changes only with a write of its article), or until the table is full:
-then it starts over."""
+a followed write drops its own (a row changes only with a write of its article); a full table is compacted, and
+starts over when even the rows it still holds fill it."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class _Columns:
                    np.zeros(capacity, bool), titles)
 
     def slots(self, keys: np.ndarray) -> np.ndarray:
-        inside = keys < len(self.slot_of)
+        inside = (keys >= 0) & (keys < len(self.slot_of))
         return np.where(inside, self.slot_of[np.where(inside, keys, 0)], -1)
 
     def rows(self, keys: np.ndarray, slots: np.ndarray) -> Rows:
