@@ -29,6 +29,10 @@ class Rows:
     facts: Facts
 
 
+# Facts' arrays, one entry per slot, by field name: what a row keeps beside its article and vector.
+_FACT_TYPES = {"published_us": np.int64, "dated": np.bool_, "title_ids": np.int64, "published": np.bool_}
+
+
 @dataclass(slots=True)
 class _Columns:
     """One table's columns. Slots are filled in order and ``slot_of`` (by key, -1 = not held) is written last, so
@@ -37,39 +41,41 @@ class _Columns:
     slot_of: np.ndarray  # int32 by key
     articles: list[Article]
     vectors: np.ndarray
-    published_us: np.ndarray
-    dated: np.ndarray
-    title_ids: np.ndarray
-    published: np.ndarray
-    titles: dict[str, int]  # normalised title -> its id in ``title_ids``
+    facts: dict[str, np.ndarray]  # ``_FACT_TYPES``' columns
+    titles: dict[str, int]  # normalised title -> its id in the ``title_ids`` column
 
     @classmethod
     def empty(cls, capacity: int, dim: int, keys: int, titles: dict[str, int]) -> _Columns:
         return cls(np.full(keys, -1, dtype=np.int32), [], np.zeros((capacity, dim), np.float32),
-                   np.zeros(capacity, np.int64), np.zeros(capacity, bool), np.zeros(capacity, np.int64),
-                   np.zeros(capacity, bool), titles)
+                   {name: np.zeros(capacity, kind) for name, kind in _FACT_TYPES.items()}, titles)
 
     def slots(self, keys: np.ndarray) -> np.ndarray:
         inside = (keys >= 0) & (keys < len(self.slot_of))
         return np.where(inside, self.slot_of[np.where(inside, keys, 0)], -1)
 
     def rows(self, keys: np.ndarray, slots: np.ndarray) -> Rows:
+        taken = {name: column[slots] for name, column in self.facts.items()}
         return Rows(keys, [self.articles[s] for s in slots.tolist()], self.vectors[slots],
-                    Facts(self.published_us[slots], self.dated[slots], self.title_ids[slots], self.titles,
-                          self.published[slots]))
+                    Facts(taken["published_us"], taken["dated"], taken["title_ids"], self.titles, taken["published"]))
+
+    def put(self, start: int, articles: list[Article], vectors: np.ndarray, facts: Facts) -> None:
+        """Rows written into the slots from ``start`` on (``slot_of`` is the caller's, and last)."""
+        end = start + len(articles)
+        self.vectors[start:end] = vectors
+        for name, column in self.facts.items():
+            column[start:end] = getattr(facts, name)
+        self.articles[start:] = articles
 
     def rebuilt(self, capacity: int, keys: int) -> _Columns:
         """A copy with room for ``capacity`` rows and keys below ``keys``, holding only the rows still held (a
         dropped row's slot is not reused in place: its re-read takes a new one, reclaimed here)."""
         held = np.flatnonzero(self.slot_of >= 0)
         slots = self.slot_of[held]
-        n = len(slots)
-        out = _Columns.empty(max(capacity, n), self.vectors.shape[1], max(keys, len(self.slot_of)), self.titles)
-        out.vectors[:n], out.published_us[:n] = self.vectors[slots], self.published_us[slots]
-        out.dated[:n], out.title_ids[:n], out.published[:n] = self.dated[slots], self.title_ids[slots], \
-            self.published[slots]
-        out.articles.extend(self.articles[s] for s in slots.tolist())
-        out.slot_of[held] = np.arange(n, dtype=np.int32)
+        out = _Columns.empty(max(capacity, len(slots)), self.vectors.shape[1], max(keys, len(self.slot_of)),
+                             self.titles)
+        kept = self.rows(held, slots)
+        out.put(0, kept.articles, kept.vectors, kept.facts)
+        out.slot_of[held] = np.arange(len(slots), dtype=np.int32)
         return out
 
 
@@ -130,13 +136,9 @@ class RowTable:
         new = {k: fetched[k] for k in keys.tolist()}
         articles = [a for a, _ in new.values()]
         columns = self._room_locked(len(articles), len(next(iter(new.values()))[1]), int(keys.max()) + 1)
-        start, end = len(columns.articles), len(columns.articles) + len(articles)
-        facts = facts_of(articles, columns.titles)
-        columns.vectors[start:end] = np.stack([v for _, v in new.values()])
-        columns.published_us[start:end], columns.dated[start:end] = facts.published_us, facts.dated
-        columns.title_ids[start:end], columns.published[start:end] = facts.title_ids, facts.published
-        columns.articles.extend(articles)
-        columns.slot_of[keys] = np.arange(start, end, dtype=np.int32)  # last: the rows are complete
+        start = len(columns.articles)
+        columns.put(start, articles, np.stack([v for _, v in new.values()]), facts_of(articles, columns.titles))
+        columns.slot_of[keys] = np.arange(start, start + len(articles), dtype=np.int32)  # last: rows complete
 
     def _room_locked(self, rows: int, dim: int, keys: int) -> _Columns:
         """Columns with room for ``rows`` more rows and keys below ``keys``: these, a compacted (and if need be
