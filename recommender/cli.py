@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from index import KINDS
-from recommender.evaluation.cli import add_evaluate_command
+from recommender.evaluation.cli import add_calibrate_command, add_evaluate_command
 from recommender.loaders import FORMATS, UsageError
 from recommender.logs import log_config
 from recommender.settings import Settings
@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate.set_defaults(run=_migrate)
 
     add_evaluate_command(sub)
+    add_calibrate_command(sub)
 
     args = parser.parse_args(argv)
     try:

@@ -171,8 +171,9 @@ class Recommender:
             self.store.set_meta("model", self._model_name)
 
     def _requeue_boxes_of_other_format(self) -> None:
-        """Boxes stored by code writing other items (before excerpts, another excerpt length) are never served."""
-        requeued = self.store.requeue_boxes_of_other_format(box_format(self.settings.excerpt_chars))
+        """Boxes stored by code writing other items (another excerpt length, other ranking values) are never
+        served."""
+        requeued = self.store.requeue_boxes_of_other_format(box_format(self.settings.excerpt_chars, self.ranking))
         if requeued:
             log.info("%d stored boxes hold items of another format: queued for a refresh", requeued)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from recommender import analysis
+
 # Elasticsearch "More Like This" defaults: the 25 most telling terms of the source, scored by BM25.
 MLT_MAX_QUERY_TERMS = 25
 BM25_K1, BM25_B = 1.2, 0.75
@@ -50,8 +52,7 @@ class LexicalIndex:
         if self._vectorizer_obj is None:
             from sklearn.feature_extraction.text import CountVectorizer
 
-            vectorizer = CountVectorizer(stop_words="english", lowercase=True, strip_accents="unicode",
-                                         token_pattern=r"(?u)\b\w\w+\b", dtype=np.float32)
+            vectorizer = CountVectorizer(analyzer=analysis.terms, dtype=np.float32)
             if self._saved_vocabulary is not None:
                 vectorizer.vocabulary_ = self._saved_vocabulary
                 vectorizer.fixed_vocabulary_ = False
@@ -95,11 +96,12 @@ class LexicalIndex:
             keys = self._keys[live]
             vocabulary = (self._saved_vocabulary if self._vectorizer_obj is None else
                           getattr(self._vectorizer_obj, "vocabulary_", None)) or {}
-        terms = np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=np.str_)
+        vocabulary_terms = np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=np.str_)
         tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr,
-                     shape=np.array(counts.shape), keys=keys, terms=terms, seq=np.array(seq))
+                     shape=np.array(counts.shape), keys=keys, terms=vocabulary_terms, seq=np.array(seq),
+                     analyzer=np.array(analysis.ANALYZER_VERSION))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -113,12 +115,16 @@ class LexicalIndex:
                 counts = sp.csr_matrix((saved["data"], saved["indices"], saved["indptr"]), shape=shape,
                                        dtype=np.float32)
                 keys, terms, seq = saved["keys"].astype(np.int64), saved["terms"], int(saved["seq"])
+                analyzer = int(saved["analyzer"]) if "analyzer" in saved.files else 1
         except FileNotFoundError:
             raise
         except Exception as exc:  # truncated or foreign file: the caller rebuilds from the store
             raise ValueError(f"lexical index {path} is unreadable: {exc}") from exc
         if len(terms) != shape[1] or len(keys) != shape[0]:
             raise ValueError(f"lexical index {path} is inconsistent (shape {shape})")
+        if analyzer != analysis.ANALYZER_VERSION:
+            raise ValueError(f"lexical index {path} was analysed by version {analyzer} of the text analysis, "
+                             f"not {analysis.ANALYZER_VERSION}")
         index = cls()
         if len(terms):
             index._saved_vocabulary = {str(t): i for i, t in enumerate(terms.tolist())}

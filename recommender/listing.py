@@ -10,18 +10,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from recommender.analysis import ANALYZER_VERSION
 from recommender.article import Article, excerpt
-from recommender.rank import Recommendation
+from recommender.rank import Ranking, Recommendation
 
 # The shape of an item's JSON. Stored boxes hold items as JSON: a box written in another shape (or with another
 # excerpt length) is queued for a refresh on start and never served until then (``Recommender``). Bump it with
 # every change of ``item_json``'s output.
-ITEM_FORMAT = 2  # 2: excerpt and image_credit; items stored as lines (store.box_text)
+ITEM_FORMAT = 3  # 2: excerpt and image_credit; items stored as lines (store.box_text); 3: reason
 
 
-def box_format(excerpt_chars: int) -> str:
-    """What a stored box's items depend on besides the ranking: the item shape and the excerpt length."""
-    return f"items-v{ITEM_FORMAT};excerpt={excerpt_chars}"
+def box_format(excerpt_chars: int, ranking: Ranking) -> str:
+    """What a stored box depends on besides its articles: the item shape, the excerpt length, the ranking's values
+    and the text analysis (a box stored under others is recomputed before it is served again)."""
+    rules = hashlib.blake2b(repr(ranking).encode(), digest_size=6).hexdigest()
+    return f"items-v{ITEM_FORMAT};excerpt={excerpt_chars};ranking={rules};analysis={ANALYZER_VERSION}"
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -65,7 +68,7 @@ def item_json(rec: Recommendation, excerpt_chars: int) -> str:
     explanation = None if e is None else {"semantic": e.semantic, "lexical": e.lexical, "recency": e.recency,
                                           "diversity_penalty": e.diversity_penalty, "popularity": e.popularity}
     listed = _compact({"score": rec.score, "group_size": rec.group_size, "pinned": rec.pinned,
-                       "also": [_report(r) for r in rec.also], "explanation": explanation})
+                       "also": [_report(r) for r in rec.also], "reason": rec.reason, "explanation": explanation})
     return _article_fields(rec.article, excerpt_chars) + "," + listed[1:]
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from recommender.article import Article
+from recommender.calibration import calibration_of
+from recommender.embed import model_name
 
 if TYPE_CHECKING:
     from recommender.settings import Settings
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 Strategy = Literal["default", "embedding", "tfidf", "bm25"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 GroupPick = Literal["best", "freshest"]  # which member of a same-story group represents it
+Fallback = Literal["section", "none"]  # what fills a box whose similar items end at the relevance floor
+# Why an item is in the list: similar to the article, or (below the relevance floor) a fallback: a fresh article
+# of the same section, or a popular one of it when the click signal is on.
+Reason = Literal["similar", "section", "popular"]
 _NON_WORD = re.compile(r"[\W_]+")
 
 
@@ -58,13 +64,20 @@ class Ranking:
     mmr_lambda: float = 1.0
     duplicate_threshold: float = 0.92
     story_threshold: float = 0.8
+    novelty: float = 0.0  # share of an item's score lost per item above it of its story (cosine > novelty_threshold)
+    novelty_threshold: float = 0.7
+    relevance_floor: float = 0.0  # below it an item is not "similar": a labelled fallback fills its place
+    fallback: Fallback = "section"
     window_days: float | None = None
     same_language_only: bool = True
     popularity_weight: float = 0.0  # share of the click-popularity signal (recommender.popularity); 0 = off
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ranking:
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+        """The settings' values; the thresholds left unset are the configured model's (``calibration``)."""
+        calibrated = calibration_of(model_name(settings.model))
+        return cls(**{f.name: getattr(calibrated, f.name) if getattr(settings, f.name) is None
+                      else getattr(settings, f.name) for f in fields(cls)})
 
     def for_query(self, query: SimilarQuery) -> Ranking:
         """This ranking with the query's per-request overrides applied."""
@@ -155,6 +168,7 @@ class Recommendation:
     group_size: int = 1  # items of the same story folded into this one (itself included)
     pinned: bool = False  # placed by an editor, not by the ranking
     also: tuple[Article, ...] = ()  # the other reports of this item's story folded into it, best first
+    reason: Reason = "similar"
 
 
 @dataclass(slots=True)
@@ -166,7 +180,8 @@ class _Ranked:
     recency: np.ndarray
     title_ids: np.ndarray  # the same normalised title (``normalized_title``), the same id
     vectors: np.ndarray
-    penalty: np.ndarray  # what MMR subtracted from each pick (0 elsewhere)
+    penalty: np.ndarray  # what MMR and novelty took from each pick's relevance (0 elsewhere)
+    kept: np.ndarray  # the share of each pick's relevance that novelty left: its score (1 elsewhere)
 
 
 @lru_cache(maxsize=262_144)  # a bulk refresh of every box meets each title many times
@@ -276,18 +291,54 @@ def rank(
     blocked = ranked.title_ids == candidates.facts.titles.get(normalized_title(source.title), -1)
     blocked |= ~((ranked.vectors @ source_vector).astype(np.float64) <= ranking.duplicate_threshold)
     copies_of_source = blocked.copy()
+    below_floor = ranked.relevance < ranking.relevance_floor
     # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
     threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
         else ranking.duplicate_threshold
-    if ranking.mmr_lambda == 1.0 and threshold >= 0:
-        chosen = _picks_by_relevance(ranked, blocked, threshold, query.limit)
+    unpicked = blocked | below_floor  # the picks add their namesakes
+    if ranking.mmr_lambda == 1.0 and not ranking.novelty and threshold >= 0:
+        chosen = _picks_by_relevance(ranked, unpicked, threshold, query.limit)
     else:
-        chosen = _picks_by_mmr(ranked, blocked, threshold, query.limit, ranking.mmr_lambda)
+        chosen = _picks_by_mmr(ranked, unpicked, threshold, query.limit, ranking)
     groups = _story_groups(ranked, chosen, copies_of_source, threshold)
     if query.group_pick == "freshest":
         chosen = [_freshest(candidates, ranked, members) for members in groups]
-    return [_recommendation(candidates, ranked, p, members, query.explain)
-            for p, members in zip(chosen, groups, strict=True)]
+    similar = [_recommendation(candidates, ranked, p, members, query.explain)
+               for p, members in zip(chosen, groups, strict=True)]
+    if len(similar) >= query.limit or ranking.fallback == "none" or source.section is None:
+        return similar
+    # Not for the fallback: copies of the source, namesakes of a pick, the picks and what they fold.
+    taken = copies_of_source | np.isin(ranked.title_ids, ranked.title_ids[chosen])
+    for members in groups:
+        taken[members] = True
+    return similar + _fallback(source, candidates, ranked, taken, query, ranking, query.limit - len(similar))
+
+
+def _fallback(source: Article, candidates: Candidates, ranked: _Ranked, taken: np.ndarray, query: SimilarQuery,
+              ranking: Ranking, room: int) -> list[Recommendation]:
+    """Up to ``room`` items of the source's section that the list did not take (none a copy of a shown item):
+    the most popular when the click signal is on, else the freshest (undated ones last, by relevance), each
+    labelled with its reason."""
+    rows = ranked.rows
+    free = np.flatnonzero(~taken & np.fromiter((candidates.articles[r].section == source.section for r in rows),
+                                                dtype=bool, count=len(rows)))
+    popular = ranking.popularity_weight > 0
+    if popular:
+        order = np.argsort(-candidates.popularity[rows[free]], kind="stable")
+    else:
+        facts = candidates.facts
+        order = np.lexsort((np.arange(len(free)), -facts.published_us[rows[free]], ~facts.dated[rows[free]]))
+    picks: list[int] = []
+    shown = np.empty((0, ranked.vectors.shape[1]), dtype=ranked.vectors.dtype)  # a fallback never repeats another
+    for p in free[order].tolist():
+        if len(picks) == room:
+            break
+        if len(shown) and float((shown @ ranked.vectors[p]).max()) > ranking.duplicate_threshold:
+            continue
+        picks.append(p)
+        shown = np.vstack([shown, ranked.vectors[p]])
+    reason: Reason = "popular" if popular else "section"
+    return [replace(_recommendation(candidates, ranked, p, [p], query.explain), reason=reason) for p in picks]
 
 
 def _plain_top(candidates: Candidates, found: np.ndarray, query: SimilarQuery) -> list[Recommendation]:
@@ -295,7 +346,7 @@ def _plain_top(candidates: Candidates, found: np.ndarray, query: SimilarQuery) -
     signal = candidates.semantic if query.strategy == "embedding" else candidates.lexical
     top = found[np.argsort(-signal[found], kind="stable")][:query.limit]
     plain = _Ranked(top, signal[top], np.ones(len(top)), candidates.facts.title_ids[top], candidates.vectors[top],
-                    np.zeros(len(top)))
+                    np.zeros(len(top)), np.ones(len(top)))
     return [_recommendation(candidates, plain, p, [p], query.explain) for p in range(len(top))]
 
 
@@ -310,31 +361,41 @@ def _by_relevance(candidates: Candidates, found: np.ndarray, days: np.ndarray, r
     order = np.argsort(-relevance, kind="stable")
     rows = found[order]
     return _Ranked(rows, relevance[order], recency[order], candidates.facts.title_ids[rows],
-                   candidates.vectors[rows], np.zeros(len(rows)))
+                   candidates.vectors[rows], np.zeros(len(rows)), np.ones(len(rows)))
 
 
-def _picks_by_mmr(ranked: _Ranked, blocked: np.ndarray, threshold: float, limit: int, mmr: float) -> list[int]:
-    """Up to ``limit`` positions by MMR: each pick the best of relevance less resemblance to the picks above,
-    among the candidates not ``blocked`` and not closer than ``threshold`` to a pick (``blocked`` is updated)."""
+def _picks_by_mmr(ranked: _Ranked, blocked: np.ndarray, threshold: float, limit: int, ranking: Ranking) -> list[int]:
+    """Up to ``limit`` positions by MMR and novelty: each pick the best of relevance less resemblance to the picks
+    above (``mmr_lambda``), times ``1 - novelty`` for each pick above of the same story (cosine over
+    ``novelty_threshold``), among the candidates not ``blocked`` and not closer than ``threshold`` to a pick
+    (``blocked`` is updated). What the two took away is each pick's ``penalty``; its ``kept`` share of the
+    relevance is what novelty left of it (so the picks' scores fall as the list goes down)."""
     chosen: list[int] = []
+    mmr, novelty = ranking.mmr_lambda, ranking.novelty
     vectors, relevance = ranked.vectors, ranked.relevance
     pool = np.arange(len(relevance))  # positions, best relevance first
-    # Each candidate's highest cosine to an item chosen so far: one product with each pick's vector, not
-    # all candidates against all picks again on every pick.
+    # Each candidate's highest cosine to an item chosen so far, and how many chosen items tell its story: one
+    # product with each pick's vector, not all candidates against all picks again on every pick.
     closest = np.full(len(relevance), -np.inf, dtype=np.float32)
+    repeats = np.zeros(len(relevance), dtype=np.int64)
     while len(pool) and len(chosen) < limit:
         # Dedupe first: a same-title or same-story candidate (to the source or an item above) never shows.
         max_chosen = closest[pool] if len(chosen) else np.zeros(len(pool), dtype=np.float32)
         keep = np.flatnonzero(~blocked[pool] & (max_chosen <= threshold))
         if not len(keep):
             break
-        values = mmr * relevance[pool[keep]] - (1 - mmr) * np.maximum(0.0, max_chosen[keep].astype(np.float64))
-        best = int(keep[int(np.argmax(values))])
-        winner = int(pool[best])
-        ranked.penalty[winner] = (1 - mmr) * max(0.0, float(max_chosen[best]))
+        resemblance = (1 - mmr) * np.maximum(0.0, max_chosen[keep].astype(np.float64))
+        kept = (1 - novelty) ** repeats[pool[keep]]
+        values = (mmr * relevance[pool[keep]] - resemblance) * kept
+        top = int(np.argmax(values))
+        best, winner = int(keep[top]), int(pool[keep[top]])
+        ranked.kept[winner] = kept[top]
+        ranked.penalty[winner] = resemblance[top] + (mmr * relevance[winner] - resemblance[top]) * (1 - kept[top])
         chosen.append(winner)
         blocked[ranked.title_ids == ranked.title_ids[winner]] = True
-        closest = np.maximum(closest, vectors @ vectors[winner])
+        similarity = vectors @ vectors[winner]
+        closest = np.maximum(closest, similarity)
+        repeats += similarity > ranking.novelty_threshold
         pool = pool[keep[keep != best]]
     return chosen
 
@@ -365,7 +426,8 @@ def _recommendation(candidates: Candidates, ranked: _Ranked, shown: int, members
     explanation = Explanation(round(float(candidates.semantic[row]), 6), round(float(candidates.lexical[row]), 6),
                               round(float(ranked.recency[shown]), 6), round(float(ranked.penalty[shown]), 6),
                               round(float(candidates.popularity[row]), 6)) if explain else None
-    return Recommendation(candidates.articles[row], round(float(ranked.relevance[shown]), 6), explanation,
+    return Recommendation(candidates.articles[row], round(float(ranked.relevance[shown] * ranked.kept[shown]), 6),
+                          explanation,
                           group_size=len(members),
                           also=tuple(candidates.articles[int(ranked.rows[m])] for m in members if m != shown))
 

@@ -54,9 +54,22 @@ class Settings(BaseSettings):
     window_days: float | None = Field(
         30.0, description="Hard window (days) around the source's publication date; None = none. An old "
         "article's box shows what was related then, not today's news.")
-    story_threshold: float = Field(
-        0.8, description="Candidates with cosine above this to an item above them report the same story: "
-        "the box shows one per story.")
+    story_threshold: float | None = Field(
+        None, description="Cosine above which a report is the same story as an item above it, told again: it is "
+        "folded under that item (its `also`), not shown. Unset = the model's calibrated value.")
+    novelty: float = Field(
+        0.0, ge=0, lt=1, description="Share of an item's score lost for each item above it that tells its story "
+        "(cosine above novelty_threshold): a follow-up is shown, not ten reports of one event.")
+    novelty_threshold: float | None = Field(
+        None, description="Cosine above which the novelty rule takes two items as one story. Unset = the model's "
+        "calibrated value.")
+    relevance_floor: float | None = Field(
+        None, description="Default score below which an item is not shown as similar (a labelled fallback takes "
+        "its place, see fallback). Unset = the model's calibrated value; 0 = no floor.")
+    fallback: Literal["section", "none"] = Field(
+        "section", description="What fills a box whose similar items end at the relevance floor: fresh articles "
+        "of the source's section among its candidates (popular ones when the click signal is on), or nothing "
+        "(a shorter box).")
     same_language_only: bool = Field(True, description="Only items in the source article's language.")
     lexical_weight: float = Field(0.5, description="Share of the lexical (BM25) score in the hybrid default.")
     # 0.5 and 1.0 (no MMR): best story-aware nDCG@10 on the tuning halves of all three labelled sets (README).

@@ -47,6 +47,10 @@ class Item(BaseModel):
     pinned: bool = Field(False, description="Placed by an editor.")
     also: list[Report] = Field(default_factory=list,
                                description="The other reports of this item's story folded into it, best first.")
+    reason: Literal["similar", "section", "popular"] = Field(
+        "similar", description="Why the item is listed: `similar` to the article, or a fallback below the "
+        "relevance floor: a fresh article of its section (`section`), a popular one when the click signal is on "
+        "(`popular`).")
     explanation: ExplanationOut | None = None
 
 

@@ -51,6 +51,9 @@ class LabelledDataset:
     qrels: Qrels
     rule: str = ""
     skipped: list[str] = field(default_factory=list)  # invalid rows, reported and left out
+    # id -> story label, for sets labelled by story (``group``); an article without one is a story of its own.
+    # Empty when the judgements name no stories (qrels.tsv, MIND): then ``same_story`` reads the grades.
+    stories: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         known = {a.id for a in self.articles}
@@ -110,10 +113,23 @@ class LabelledDataset:
 
     def head(self, n: int) -> LabelledDataset:
         """The first ``n`` articles and the judgements among them (a cheap slice for tests and notebooks)."""
-        return LabelledDataset(f"{self.name}[:{n}]", self.articles[:n], self.qrels, self.rule, list(self.skipped))
+        return LabelledDataset(f"{self.name}[:{n}]", self.articles[:n], self.qrels, self.rule, list(self.skipped),
+                               dict(self.stories))
 
     def relevant(self, query_id: str) -> dict[str, int]:
         return self.qrels.get(query_id, {})
+
+    def same_story(self, a: str, b: str) -> bool | None:
+        """Whether two articles report the same story: by their labels when the set has them, else judged
+        ``SAME_STORY`` from ``a``; None when nothing says."""
+        if self.stories:
+            return self.stories.get(a, a) == self.stories.get(b, b)
+        judged = self.qrels.get(a)
+        return None if judged is None else judged.get(b, 0) >= SAME_STORY
+
+    def story_reports(self, query_id: str) -> set[str]:
+        """The other reports of the query's story (judged ``SAME_STORY``)."""
+        return {doc for doc, grade in self.relevant(query_id).items() if grade >= SAME_STORY}
 
     def save(self, directory: Path) -> Path:
         """Write the dataset in the general format: ``articles.jsonl`` and ``qrels.tsv``."""
@@ -248,7 +264,8 @@ def load_dataset(path: Path | str, limit: int | None = None) -> LabelledDataset:
         rule = GROUP_RULE
     else:
         raise ValueError(f"{path}: no qrels.tsv and no article carries a 'group': nothing says what is relevant")
-    dataset = LabelledDataset(path.name, articles, qrels, rule, skipped)
+    stories = {} if rule != GROUP_RULE else {r["id"]: str(r["group"]) for r in raws if r.get("group") not in (None, "")}
+    dataset = LabelledDataset(path.name, articles, qrels, rule, skipped, stories)
     if skipped:
         log.warning("%s: %d invalid rows skipped, e.g. %s", path, len(skipped), skipped[0])
     return dataset

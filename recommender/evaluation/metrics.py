@@ -9,16 +9,21 @@ Conventions (the usual IR ones, as in trec_eval):
   from all judged articles; it agrees with ``sklearn.metrics.ndcg_score`` (checked in the tests).
 - reciprocal rank is 1 / rank of the first relevant item in the list, 0 when none is; MRR is its mean.
 
-Story-aware variants (``story_*``) take the list as it is shown with same-story folding: one entry per shown
-item, the item's id followed by the ids of the reports folded behind it (``Recommendation.also``). A relevant
-article folded behind the item at position i is credited at position i (each article once). Story-aware nDCG
-is normalised by the usual ideal top k and capped at 1: one item with every relevant report folded behind it
-answers a one-story query perfectly. For a list with nothing folded they equal the plain metrics.
+Novelty-aware metrics take the list as readers see it (shown items only: reports folded behind an item, its
+``also``, are not displayed) and each article's story (``stories``: id -> story label; an article without a label
+is a story of its own):
+
+- α-nDCG@k (Clarke et al., SIGIR 2008, with stories as the nuggets): an item's gain is its grade times
+  (1 - α) to the power of the number of items of its story shown above it, so a second report of a story earns
+  half (α = 0.5), a third a quarter; the ideal list is built greedily (at each position the largest gain left).
+- story repeats: shown items whose story is already shown above them.
+- fold precision and recall (``folded_by_story``, ``fold_reach``): how many folded reports are the shown item's
+  story, and how many of the query's own story's reports the box shows or folds under an item of that story.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -52,48 +57,87 @@ def ndcg_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> flo
     return dcg(max(relevant.get(doc, 0), 0) for doc in ranked[:k]) / ideal
 
 
-def _credited(groups: Sequence[Sequence[str]], relevant: Mapping[str, int], k: int) -> list[list[int]]:
-    """Per shown position (up to k), the grades of the relevant articles first reached there."""
-    seen: set[str] = set()
-    out = []
-    for group in groups[:k]:
-        gains = [relevant.get(d, 0) for d in group if d not in seen and relevant.get(d, 0) >= 1]
-        seen.update(group)
-        out.append(gains)
-    return out
+def _story(article: str, stories: Mapping[str, str]) -> str:
+    return stories.get(article, article)
 
 
-def story_recall_at_k(groups: Sequence[Sequence[str]], relevant: Mapping[str, int], k: int) -> float:
-    total = sum(1 for g in relevant.values() if g >= 1)
-    return sum(len(g) for g in _credited(groups, relevant, k)) / total if total else 0.0
+def _discounted_gains(shown: Sequence[str], relevant: Mapping[str, int], stories: Mapping[str, str],
+                      alpha: float) -> list[float]:
+    seen: dict[str, int] = {}
+    gains = []
+    for doc in shown:
+        story = _story(doc, stories)
+        gains.append(max(relevant.get(doc, 0), 0) * (1 - alpha) ** seen.get(story, 0))
+        seen[story] = seen.get(story, 0) + 1
+    return gains
 
 
-def story_ndcg_at_k(groups: Sequence[Sequence[str]], relevant: Mapping[str, int], k: int) -> float:
-    ideal = dcg(sorted((g for g in relevant.values() if g >= 1), reverse=True)[:k])
+def ideal_novelty_gains(relevant: Mapping[str, int], stories: Mapping[str, str], k: int, alpha: float) -> list[float]:
+    """The greedy ideal of α-nDCG: at each of ``k`` positions the largest discounted gain any judged article
+    still offers (each story's articles best grade first, each pick halving what its story offers next)."""
+    by_story: dict[str, list[int]] = {}
+    for doc, grade in relevant.items():
+        if grade >= 1:
+            by_story.setdefault(_story(doc, stories), []).append(grade)
+    queues = {story: sorted(grades, reverse=True) for story, grades in by_story.items()}
+    taken = dict.fromkeys(queues, 0)
+    gains: list[float] = []
+    while len(gains) < k:
+        offers = {s: q[taken[s]] * (1 - alpha) ** taken[s] for s, q in queues.items() if taken[s] < len(q)}
+        if not offers:
+            break
+        best = max(offers, key=offers.__getitem__)
+        gains.append(offers[best])
+        taken[best] += 1
+    return gains
+
+
+def alpha_ndcg_at_k(shown: Sequence[str], relevant: Mapping[str, int], stories: Mapping[str, str], k: int,
+                    alpha: float = 0.5) -> float:
+    """α-nDCG@k of the shown items (see the module's docstring); with every article a story of its own, nDCG@k."""
+    if not 0 <= alpha < 1:
+        raise ValueError("alpha must be in [0, 1)")
+    ideal = dcg(ideal_novelty_gains(relevant, stories, k, alpha))
     if ideal == 0:
         return 0.0
-    return min(1.0, dcg(sum(g) for g in _credited(groups, relevant, k)) / ideal)
+    return dcg(_discounted_gains(shown[:k], relevant, stories, alpha)) / ideal
 
 
-def story_reciprocal_rank(groups: Sequence[Sequence[str]], relevant: Mapping[str, int]) -> float:
-    for rank, gains in enumerate(_credited(groups, relevant, len(groups)), 1):
-        if gains:
-            return 1.0 / rank
-    return 0.0
+def story_repeats(shown: Sequence[str], stories: Mapping[str, str]) -> int:
+    """Shown items whose story is already shown above them."""
+    labels = [_story(doc, stories) for doc in shown]
+    return len(labels) - len(set(labels))
 
 
-def folded_same_story(groups: Sequence[Sequence[str]], judgements: Mapping[str, Mapping[str, int]],
-                      grade: int) -> tuple[int, int]:
-    """(reports folded behind items whose own judgements are known, how many of them are judged the item's
-    story, i.e. relevant to it with at least ``grade``): how right the folding is."""
+def hit_at_1(shown: Sequence[str], relevant: Mapping[str, int], grade: int) -> float:
+    """1.0 when the first shown item is judged at least ``grade`` (the query's story), else 0.0."""
+    return float(bool(shown) and relevant.get(shown[0], 0) >= grade)
+
+
+def folded_by_story(groups: Sequence[Sequence[str]], same_story: Callable[[str, str], bool | None]) -> tuple[int, int]:
+    """(reports folded behind shown items whose story is known, how many of them are that item's story):
+    ``groups`` holds each shown item's id followed by the ids folded behind it; ``same_story(item, report)`` is
+    None where the labels cannot tell."""
     folded = correct = 0
     for item, *behind in groups:
-        judged = judgements.get(item)
-        if judged is None:
-            continue
-        folded += len(behind)
-        correct += sum(1 for d in behind if judged.get(d, 0) >= grade)
+        for report in behind:
+            verdict = same_story(item, report)
+            if verdict is not None:
+                folded += 1
+                correct += verdict
     return folded, correct
+
+
+def fold_reach(groups: Sequence[Sequence[str]], story_reports: Collection[str],
+               same_story: Callable[[str, str], bool | None]) -> int:
+    """How many of ``story_reports`` (the query's story's other reports) the box shows, or folds behind an item
+    of that story (the report's own story: ``same_story(item, report)``)."""
+    reached = set()
+    for item, *behind in groups:
+        if item in story_reports:
+            reached.add(item)
+        reached.update(r for r in behind if r in story_reports and same_story(item, r))
+    return len(reached)
 
 
 def paired_bootstrap(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, resamples: int = 2000, seed: int = 0,

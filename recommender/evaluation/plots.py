@@ -11,11 +11,11 @@ from matplotlib.figure import Figure
 from recommender.evaluation.run import EvaluationResult
 from recommender.report import Report
 
-_LABELS = {"p": "precision", "r": "recall", "ndcg": "nDCG"}
+_LABELS = {"p": "precision", "r": "recall", "ndcg": "nDCG", "alpha_ndcg": "α-nDCG"}
 
 
-def plot_metric_at_k(result: EvaluationResult, families: Sequence[str] = ("p", "r", "ndcg")) -> Figure:
-    """One panel per metric family (precision, recall, nDCG), a line per strategy over the cut-offs k."""
+def plot_metric_at_k(result: EvaluationResult, families: Sequence[str] = ("alpha_ndcg", "ndcg", "p")) -> Figure:
+    """One panel per metric family (α-nDCG, nDCG, precision, ...), a line per strategy over the cut-offs k."""
     fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
     for ax, family in zip(axes[0], families, strict=True):
         for strategy in result.strategies:
@@ -64,7 +64,7 @@ def plot_per_query(result: EvaluationResult, metric: str = "ndcg@10") -> Figure:
     return fig
 
 
-def plot_differences(results: Sequence[EvaluationResult], metric: str = "s_ndcg@10") -> Figure:
+def plot_differences(results: Sequence[EvaluationResult], metric: str = "alpha_ndcg@10") -> Figure:
     """Per dataset, the default minus each baseline on ``metric`` with its 95 % paired-bootstrap interval: an
     interval clear of 0 is a real difference (filled marker), one across 0 is not (open marker)."""
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 2.8), squeeze=False, sharex=True)

@@ -201,3 +201,65 @@ def test_pins_go_to_their_positions_and_are_not_listed_twice():
     out = with_pins(items, pinned, limit=4)
     assert ids(out) == ["a3", "a1", "p", "a2"]
     assert [r.pinned for r in out] == [True, False, True, False]
+
+
+# -- the relevance floor and its fallback ---------------------------------------------------------------------
+FLOORED = replace(NO_MMR, relevance_floor=0.5)
+
+
+def test_items_below_the_relevance_floor_are_not_listed_as_similar_a_fresh_item_of_the_section_takes_their_place():
+    cands = [
+        cand(1, "Italy and France on troops", along(0.8, 2)),
+        cand(2, "Chef opens arcade bar", along(0.3, 3), days=5),
+        cand(3, "Miami weather turns", along(0.35, 4), days=1),
+        cand(4, "Football title decided", along(0.4, 5), days=0.5, section="sport"),
+    ]
+    items = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(limit=3), FLOORED)
+    assert ids(items) == ["a1", "a3", "a2"]  # the fallback: same section, freshest first; never the sport item
+    assert [r.reason for r in items] == ["similar", "section", "section"]
+
+
+def test_with_the_fallback_off_a_box_without_close_neighbours_is_shorter():
+    cands = [cand(1, "Italy and France on troops", along(0.8, 2)), cand(2, "Chef opens arcade bar", along(0.3, 3))]
+    items = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(limit=3), replace(FLOORED, fallback="none"))
+    assert ids(items) == ["a1"] and items[0].reason == "similar"
+
+
+def test_a_fallback_is_never_a_copy_of_the_source_or_of_another_fallback():
+    weather = along(0.3, 3)
+    cands = [
+        cand(1, "Italy rules out troops for Ukraine", along(0.4, 2)),  # the source's title
+        cand(2, "Miami weather turns", weather, days=1),
+        cand(3, "Miami weather turns again", tilt(weather, 6, 0.05), days=0.5),  # a copy of a2
+        cand(4, "Chef opens arcade bar", along(0.35, 5), days=2),
+    ]
+    items = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(limit=4), FLOORED)
+    assert ids(items) == ["a3", "a4"]
+
+
+def test_the_fallback_takes_the_most_popular_when_the_click_signal_is_on():
+    cands = [
+        Candidate(1, Article("a1", "Old but read", published_at=NOW - timedelta(days=9), section="world"),
+                  along(0.3, 2), 0.3, popularity=0.9),
+        Candidate(2, Article("a2", "Fresh but unread", published_at=NOW, section="world"), along(0.3, 3), 0.3,
+                  popularity=0.1),
+    ]
+    items = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(limit=2), replace(FLOORED, popularity_weight=0.2))
+    assert ids(items) == ["a1", "a2"] and {r.reason for r in items} == {"popular"}
+
+
+# -- novelty ---------------------------------------------------------------------------------------------------
+def test_novelty_shows_another_story_before_a_third_report_of_one_story():
+    story = along(0.8, 2)
+    cands = [
+        cand(1, "Troops: Italy says no", story),
+        cand(2, "Italy says no to troops, again", tilt(story, 6, 0.45)),  # cosine 0.91 to a1: the same story
+        cand(3, "Troops row: Rome firm", tilt(story, 7, 0.45)),  # 0.73 to the source, as a2
+        cand(4, "France weighs a coalition", along(0.7, 3)),
+    ]
+    unfolded = replace(NO_MMR, story_threshold=0.95)
+    plain = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(limit=4), unfolded)
+    novel = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(limit=4), replace(unfolded, novelty=0.5, novelty_threshold=0.75))
+    assert ids(plain) == ["a1", "a2", "a3", "a4"]
+    assert ids(novel) == ["a1", "a4", "a2", "a3"]  # a2 keeps half its score, a3 a quarter
+    assert [r.score for r in novel] == sorted((r.score for r in novel), reverse=True)  # scores fall down the list

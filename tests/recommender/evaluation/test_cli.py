@@ -22,8 +22,8 @@ def test_evaluate_prints_a_table_per_half_the_comparisons_and_a_summary(tmp_path
     printed = capsys.readouterr().out
     assert "mind-sample, tuning queries: 20 queries" in printed
     assert "mind-sample, reporting queries: 20 queries" in printed
-    assert "s_ndcg@3" in printed and "ndcg@10" not in printed
-    assert "default against each other strategy on s_ndcg@3" in printed
+    assert "alpha_ndcg@3" in printed and "story_hit@1" in printed and "ndcg@10" not in printed
+    assert "default against each other strategy on alpha_ndcg@3" in printed
     summary = printed.split("== summary")[1]
     assert [line.split()[:3] for line in summary.splitlines()[2:4]] == [
         ["mind-sample", "tuning", "20"], ["mind-sample", "reporting", "20"]]
@@ -31,7 +31,7 @@ def test_evaluate_prints_a_table_per_half_the_comparisons_and_a_summary(tmp_path
     assert [d["half"] for d in data] == ["tuning", "reporting"]
     for result in data:
         assert set(result["strategies"]) == {"default", "bm25"} and result["queries"] == 20
-        assert 0.0 <= result["strategies"]["default"]["s_ndcg@3"] <= 1.0
+        assert 0.0 <= result["strategies"]["default"]["alpha_ndcg@3"] <= 1.0 and result["alpha"] == 0.5
         low, high = result["comparisons"]["bm25"]["ci_low"], result["comparisons"]["bm25"]["ci_high"]
         assert low <= result["comparisons"]["bm25"]["diff"] <= high
 

@@ -81,37 +81,78 @@ def test_near_duplicate_share_counts_same_titles_and_near_identical_vectors():
     assert metrics.near_duplicate_share("x", source, [], np.zeros((0, 2)), 0.92) is None
 
 
-# The list as shown with folding: each item's id, then the reports folded behind it.
-SHOWN = [["x", "a"], ["y"], ["c", "b"]]  # "a" folded behind "x" at position 1, "b" behind "c" at 3
+# A query of story "S" with three other reports (s1 grade 2, s2, s3), a look-alike story "L" (l1, l2: grade 1,
+# the same topic) and unrelated items (x, y): each article's story by its label.
+STORIES = {"s1": "S", "s2": "S", "s3": "S", "l1": "L", "l2": "L"}
+JUDGED = {"s1": 2, "s2": 2, "s3": 2, "l1": 1, "l2": 1}
+D = [1 / math.log2(r + 1) for r in range(1, 11)]  # the discount of rank r, D[r - 1]
 
 
-def test_story_aware_metrics_equal_the_plain_ones_when_nothing_is_folded():
-    groups = [[d] for d in RANKED]
+def test_a_second_report_of_the_querys_story_earns_half_a_third_a_quarter():
+    shown = ["s1", "s2", "s3"]
+    dcg = 2 * D[0] + 1 * D[1] + 0.5 * D[2]
+    # greedy ideal: s1 (2), then s2 (1) or l1 (1), then the other (1): 2, 1, 1
+    assert metrics.ideal_novelty_gains(JUDGED, STORIES, 3, 0.5) == [2, 1, 1]
+    ideal = 2 * D[0] + 1 * D[1] + 1 * D[2]
+    assert metrics.alpha_ndcg_at_k(shown, JUDGED, STORIES, 3) == pytest.approx(dcg / ideal)
+
+
+def test_the_greedy_ideal_takes_the_largest_gain_left_at_each_position():
+    # S offers 2, 1, 0.5; L offers 1, 0.5: ideal 2, 1, 1, 0.5, 0.5, and no sixth judged article
+    assert metrics.ideal_novelty_gains(JUDGED, STORIES, 6, 0.5) == [2, 1, 1, 0.5, 0.5]
+    best = ["s1", "l1", "s2", "s3", "l2"]
+    assert metrics.alpha_ndcg_at_k(best, JUDGED, STORIES, 5) == pytest.approx(1.0)
+
+
+def test_a_look_alike_story_first_is_worse_than_the_querys_story_first():
+    assert (metrics.alpha_ndcg_at_k(["l1", "s1"], JUDGED, STORIES, 2)
+            < metrics.alpha_ndcg_at_k(["s1", "l1"], JUDGED, STORIES, 2))
+
+
+def test_folded_reports_earn_nothing_only_shown_items_count():
+    # a box showing s1 with s2 and s3 folded behind it, then unrelated items, scores as s1 alone
+    assert metrics.alpha_ndcg_at_k(["s1", "x", "y"], JUDGED, STORIES, 3) == pytest.approx(
+        2 * D[0] / (2 * D[0] + D[1] + D[2]))
+
+
+def test_with_every_article_a_story_of_its_own_alpha_ndcg_is_ndcg():
     for k in (1, 3, 5):
-        assert metrics.story_ndcg_at_k(groups, RELEVANT, k) == pytest.approx(metrics.ndcg_at_k(RANKED, RELEVANT, k))
-        assert metrics.story_recall_at_k(groups, RELEVANT, k) == pytest.approx(
-            metrics.recall_at_k(RANKED, RELEVANT, k))
-    assert metrics.story_reciprocal_rank(groups, RELEVANT) == metrics.reciprocal_rank(RANKED, RELEVANT)
+        assert metrics.alpha_ndcg_at_k(RANKED, RELEVANT, {}, k) == pytest.approx(metrics.ndcg_at_k(RANKED, RELEVANT, k))
 
 
-def test_a_relevant_report_folded_behind_an_item_is_credited_at_its_position():
-    assert metrics.ndcg_at_k(["x", "y", "c"], RELEVANT, 3) == pytest.approx(0.5 / (2 + 1 / math.log2(3) + 0.5))
-    # position 1 reaches a (2), position 3 reaches c and b (1 + 1): (2 + 2/2) / ideal (2 + 1/log2 3 + 1/2)
-    assert metrics.story_ndcg_at_k(SHOWN, RELEVANT, 3) == pytest.approx(3 / (2 + 1 / math.log2(3) + 0.5))
-    assert metrics.story_recall_at_k(SHOWN, RELEVANT, 1) == pytest.approx(1 / 3)
-    assert metrics.story_recall_at_k(SHOWN, RELEVANT, 3) == 1.0
-    assert metrics.story_reciprocal_rank(SHOWN, RELEVANT) == 1.0
+def test_alpha_zero_gives_no_credit_for_novelty():
+    assert metrics.alpha_ndcg_at_k(["s1", "s2", "s3"], {"s1": 2, "s2": 2, "s3": 2}, STORIES, 3, alpha=0.0) == 1.0
+    with pytest.raises(ValueError):
+        metrics.alpha_ndcg_at_k(["s1"], JUDGED, STORIES, 3, alpha=1.0)
 
 
-def test_story_aware_ndcg_is_capped_at_one_and_credits_an_article_once():
-    everything = [["a", "b", "c"], ["a"], ["b"]]
-    assert metrics.story_ndcg_at_k(everything, RELEVANT, 3) == 1.0
-    assert metrics.story_recall_at_k(everything, RELEVANT, 3) == 1.0
+def test_story_repeats_count_items_whose_story_is_already_shown_above():
+    assert metrics.story_repeats(["s1", "l1", "s2", "x", "l2", "y"], STORIES) == 2
+    assert metrics.story_repeats(["x", "y"], STORIES) == 0  # unlabelled articles are stories of their own
 
 
-def test_fold_precision_counts_folded_reports_judged_the_item_s_story():
-    judgements = {"x": {"a": 2}, "c": {"b": 1}}
-    assert metrics.folded_same_story(SHOWN, judgements, grade=2) == (2, 1)  # "y" has no judgements
+def test_same_story_hit_at_1_asks_the_first_item_to_be_the_querys_story():
+    assert metrics.hit_at_1(["s2", "l1"], JUDGED, grade=2) == 1.0
+    assert metrics.hit_at_1(["l1", "s2"], JUDGED, grade=2) == 0.0  # the same topic is not the same story
+    assert metrics.hit_at_1([], JUDGED, grade=2) == 0.0
+
+
+def _same_story(a: str, b: str) -> bool:
+    return STORIES.get(a, a) == STORIES.get(b, b)
+
+
+def test_fold_precision_counts_folded_reports_of_the_items_own_story():
+    groups = [["s1", "s2", "l1"], ["l2"], ["x", "y"]]  # l1 folded behind s1 and y behind x are wrong
+    assert metrics.folded_by_story(groups, _same_story) == (3, 1)
+    unknown = [["s1", "s2"], ["q", "r"]]  # nothing says whether r is q's story: not counted
+    assert metrics.folded_by_story(unknown, lambda a, b: None if a == "q" else _same_story(a, b)) == (1, 1)
+
+
+def test_fold_recall_counts_the_querys_reports_shown_or_folded_under_an_item_of_their_story():
+    reports = {"s1", "s2", "s3"}
+    assert metrics.fold_reach([["s1", "s2"], ["x"]], reports, _same_story) == 2
+    assert metrics.fold_reach([["l1", "s2"], ["s3"]], reports, _same_story) == 1  # s2 folded under another story
+    assert metrics.fold_reach([["x"]], reports, _same_story) == 0
 
 
 def test_paired_bootstrap_gives_the_mean_difference_and_a_seeded_interval():

@@ -17,6 +17,6 @@ def test_the_evaluation_notebook_runs_and_shows_the_table_and_plots(monkeypatch)
     assert not [o for o in outputs if o.output_type == "error"]
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     for row in ("default", "embedding", "tfidf", "bm25", "no story grouping", "more diversity", "ecbplus-dev",
-                "allsides-dev", "reporting", "s_ndcg@10", "ci_low", "plain-vs-default/plain", "min_detectable"):
+                "allsides-dev", "reporting", "alpha_ndcg@10", "ci_low", "plain-vs-default/plain", "min_detectable"):
         assert row in html
     assert sum(1 for o in outputs if "image/png" in o.get("data", {})) >= 5  # the experiment's report too

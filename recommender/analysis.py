@@ -1,0 +1,73 @@
+"""Text analysis for lexical scoring: tokens, stop words and word forms in English, Russian and Ukrainian.
+
+English is analysed as scikit-learn's ``CountVectorizer(stop_words="english", strip_accents="unicode")`` does
+(lower case, accents dropped, words of two or more characters, its English stop words), unstemmed. Cyrillic
+words are brought to one form per word so that "налогов" matches "налоги": Russian by the Snowball stemmer
+(PyStemmer, C), Ukrainian by simplemma's dictionary lemmatiser (Snowball has no Ukrainian; simplemma ships its
+dictionary, ~65 MB in memory once a Ukrainian text is analysed). Which of the two a text is written in is told by
+the letters only one of them has (і ї є ґ against ы э ъ ё); a text with none of them is taken as Russian.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, Literal
+
+# Stored with the lexical index: an index analysed by another version is rebuilt from the store.
+ANALYZER_VERSION = 2
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_UKRAINIAN_ONLY = re.compile(r"[іїєґІЇЄҐ]")
+_RUSSIAN_ONLY = re.compile(r"[ыэъёЫЭЪЁ]")
+
+Cyrillic = Literal["ru", "uk"]
+
+
+def cyrillic_language(text: str) -> Cyrillic:
+    """Ukrainian when the text has more letters only Ukrainian uses than letters only Russian uses, else Russian."""
+    return "uk" if len(_UKRAINIAN_ONLY.findall(text)) > len(_RUSSIAN_ONLY.findall(text)) else "ru"
+
+
+@lru_cache(maxsize=1)
+def _english() -> tuple[frozenset[str], Callable[[str], str]]:
+    """scikit-learn's English stop words and accent stripping (imported on first use: ~2 s of start-up)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, strip_accents_unicode
+
+    return frozenset(ENGLISH_STOP_WORDS), strip_accents_unicode
+
+
+@lru_cache(maxsize=1)
+def _russian_stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("russian")
+
+
+@lru_cache(maxsize=131_072)  # news vocabularies repeat: a look-up is cheaper than the lemmatiser
+def _cyrillic_form(word: str, language: Cyrillic) -> str:
+    """One form for the word's inflections (``word`` as written: the Ukrainian dictionary knows names by case)."""
+    if language == "uk":
+        import simplemma
+
+        form = simplemma.lemmatize(word, lang="uk").lower()
+    else:
+        form = _russian_stemmer().stemWord(word.lower())
+    return form.replace("ё", "е")
+
+
+def terms(text: str) -> list[str]:
+    """The text's terms in order: stop words left out, each word in its indexed form."""
+    stop, strip_accents = _english()
+    if not _CYRILLIC.search(text):  # exactly what CountVectorizer(stop_words="english", ...) counted before
+        return [w for w in _TOKEN.findall(strip_accents(text.lower())) if w not in stop]
+    language = cyrillic_language(text)
+    out = []
+    for token in _TOKEN.findall(text):
+        if _CYRILLIC.search(token):
+            out.append(_cyrillic_form(token, language))
+        elif (word := strip_accents(token.lower())) not in stop:
+            out.append(word)
+    return out

