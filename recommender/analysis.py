@@ -15,8 +15,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal
 
-# Stored with the lexical index: an index analysed by another version is rebuilt from the store.
-ANALYZER_VERSION = 2
+# Stored with the lexical index: an index analysed by another version is rebuilt from the store (3: the
+# vocabulary grows with the texts; 2: Russian and Ukrainian word forms).
+ANALYZER_VERSION = 3
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")

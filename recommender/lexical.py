@@ -22,13 +22,12 @@ REWEIGH_MIN, REWEIGH_SHARE = 1000, 0.02
 class LexicalIndex:
     """Term counts of every indexed text; TF-IDF and BM25 weights are derived lazily after changes.
 
-    The vocabulary is fitted on the corpus at build time; texts added later are counted with it (new words
-    are ignored until the next rebuild, the same trade-off an inverted index with fixed analyzers makes)."""
+    The vocabulary grows with the texts: a word first seen in an article written today (a new name: what tells
+    one story from another) gets a column of its own at once, weighed with the rows added since the last
+    weighing until the next one."""
 
     def __init__(self) -> None:
-        # scikit-learn is imported on first use (about 2 s of a start-up that needs none of it to serve boxes).
-        self._vectorizer_obj = None
-        self._saved_vocabulary: dict[str, int] | None = None  # from ``load``, until the vectorizer is made
+        self._vocabulary: dict[str, int] = {}  # term -> column; grows under the lock, read without it
         self._counts = sp.csr_matrix((0, 0), dtype=np.float32)
         # Rows added since ``_counts`` was last stacked: stacking copies every row, too much per write at 100k
         # articles (29 % of a writer's time on PUTs), so it waits for a save or a reweigh.
@@ -41,23 +40,12 @@ class LexicalIndex:
         self._derived: tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix] | None = None
         self._avg_length = 1.0  # of the rows the derived weights were computed over
         self._changed = 0  # rows added or removed since
-        # Weights of the rows added since (the same idf and average length), and the row they start at.
-        self._delta: tuple[int, sp.csc_matrix, sp.csc_matrix] | None = None
+        self._df = np.zeros(0, dtype=np.float32)  # each column's document frequency when last weighed
+        # Weights of the rows added since (the same idf and average length; the idf extended to the columns
+        # added since), the row they start at, and every column's document frequency with them.
+        self._delta: tuple[int, sp.csc_matrix, sp.csc_matrix, np.ndarray, np.ndarray] | None = None
         # Column-major copies of the derived weights: a query touches only its own terms' columns (speed).
         self._columns: tuple[sp.csc_matrix, sp.csc_matrix] | None = None
-        self._analyze = None  # the fitted vectorizer's analyzer, for counting one text without sklearn overhead
-
-    @property
-    def _vectorizer(self):
-        if self._vectorizer_obj is None:
-            from sklearn.feature_extraction.text import CountVectorizer
-
-            vectorizer = CountVectorizer(analyzer=analysis.terms, dtype=np.float32)
-            if self._saved_vocabulary is not None:
-                vectorizer.vocabulary_ = self._saved_vocabulary
-                vectorizer.fixed_vocabulary_ = False
-            self._vectorizer_obj = vectorizer
-        return self._vectorizer_obj
 
     def __len__(self) -> int:
         return self._live
@@ -75,16 +63,14 @@ class LexicalIndex:
         self._row_by_key[keys] = rows
 
     def build(self, keys: Sequence[int], texts: Sequence[str]) -> None:
-        counts = self._vectorizer.fit_transform(list(texts) or [""]) if texts else None
         with self._lock:
-            self._counts = sp.csr_matrix(counts, dtype=np.float32) if texts else sp.csr_matrix(
-                (0, max(1, len(getattr(self._vectorizer, "vocabulary_", {})))), dtype=np.float32)
+            self._vocabulary = {}
+            self._counts = self._count_locked(texts)
             self._keys = np.asarray(keys, dtype=np.int64)
             self._row_by_key, self._live = np.zeros(0, dtype=np.int64), len(self._keys)
             self._map_rows_locked(self._keys, np.arange(len(self._keys)))
             self._appended, self._rows = [], self._counts.shape[0]
             self._derived = None
-            self._analyze = self._vectorizer.build_analyzer() if self.fitted else None
 
     def save(self, path: Path, seq: int) -> None:
         """Write the live rows' counts, keys and vocabulary (``.npz``, no pickle) with the store sequence they
@@ -94,9 +80,7 @@ class LexicalIndex:
             all_counts = self._stacked_locked()
             counts = all_counts[live] if len(live) else sp.csr_matrix((0, all_counts.shape[1]), dtype=np.float32)
             keys = self._keys[live]
-            vocabulary = (self._saved_vocabulary if self._vectorizer_obj is None else
-                          getattr(self._vectorizer_obj, "vocabulary_", None)) or {}
-        vocabulary_terms = np.array(sorted(vocabulary, key=vocabulary.__getitem__), dtype=np.str_)
+            vocabulary_terms = np.array(list(self._vocabulary), dtype=np.str_)  # in column order (insertion)
         tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr,
@@ -126,32 +110,34 @@ class LexicalIndex:
             raise ValueError(f"lexical index {path} was analysed by version {analyzer} of the text analysis, "
                              f"not {analysis.ANALYZER_VERSION}")
         index = cls()
-        if len(terms):
-            index._saved_vocabulary = {str(t): i for i, t in enumerate(terms.tolist())}
+        index._vocabulary = {str(t): i for i, t in enumerate(terms.tolist())}
         index._counts, index._keys, index._rows = counts, keys, counts.shape[0]
         index._live = len(keys)
         index._map_rows_locked(keys, np.arange(len(keys)))
         return index, seq
 
-    @property
-    def fitted(self) -> bool:
-        if self._vectorizer_obj is None:
-            return self._saved_vocabulary is not None
-        return hasattr(self._vectorizer_obj, "vocabulary_")
-
-    def _count(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return sp.csr_matrix(self._vectorizer.transform(list(texts)), dtype=np.float32)
+    def _count_locked(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Term counts of ``texts``, one row each; their new terms join the vocabulary (under the lock)."""
+        vocabulary = self._vocabulary
+        indptr, indices, data = [0], [], []
+        for text in texts:
+            counts: dict[int, int] = {}
+            for term in analysis.terms(text):
+                column = vocabulary.setdefault(term, len(vocabulary))
+                counts[column] = counts.get(column, 0) + 1
+            columns = sorted(counts)
+            indices += columns
+            data += [counts[c] for c in columns]
+            indptr.append(len(indices))
+        return sp.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32),
+                              np.array(indptr, dtype=np.int64)), shape=(len(texts), len(vocabulary)))
 
     def _count_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted term columns, counts) of one text: what ``_count([text])`` holds, without sklearn's
-        per-call validation and matrix building (the request path counts one text per call)."""
-        analyze = self._analyze
-        if analyze is None:
-            analyze = self._analyze = self._vectorizer.build_analyzer()
-        vocabulary = self._vectorizer.vocabulary_
+        """(sorted term columns, counts) of a query text; terms the corpus never had are left out."""
+        vocabulary = self._vocabulary
         counts: dict[int, int] = {}
-        for token in analyze(text):
-            column = vocabulary.get(token)
+        for term in analysis.terms(text):
+            column = vocabulary.get(term)
             if column is not None:
                 counts[column] = counts.get(column, 0) + 1
         columns = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
@@ -161,11 +147,8 @@ class LexicalIndex:
         """Add or replace texts; before the first build the whole set becomes the corpus."""
         if not len(keys):
             return
-        if not self.fitted:
-            self.build(keys, texts)
-            return
-        counts = self._count(texts)
         with self._lock:
+            counts = self._count_locked(texts)
             self._remove_locked(keys)
             start = self._rows
             self._appended.append(counts)
@@ -191,9 +174,9 @@ class LexicalIndex:
         self._delta = None
 
     def _stacked_locked(self) -> sp.csr_matrix:
-        """Every row's counts in one matrix (the rows appended since the last call stacked now)."""
-        if self._appended:
-            self._counts = sp.vstack([self._counts, *self._appended], format="csr")
+        """Every row's counts in one matrix as wide as the vocabulary (the rows appended since stacked now)."""
+        if self._appended or self._counts.shape[1] != len(self._vocabulary):
+            self._counts = _stacked([self._counts, *self._appended], len(self._vocabulary))
             self._appended = []
         return self._counts
 
@@ -206,15 +189,15 @@ class LexicalIndex:
         self._row_by_key[gone[held]] = -1
         self._live -= int(held.sum())
 
-    def _snapshot(self) -> tuple[np.ndarray, tuple, tuple, np.ndarray, np.ndarray]:
-        """(idf, (TF-IDF columns, delta rows), (BM25 columns, delta rows), row keys, key rows), taken together
-        under the lock."""
+    def _snapshot(self) -> tuple[np.ndarray, np.ndarray, tuple, tuple, np.ndarray, np.ndarray]:
+        """(idf, document frequencies, (TF-IDF columns, delta rows), (BM25 columns, delta rows), row keys, key
+        rows), taken together under the lock."""
         with self._lock:
-            idf = self._derived_locked()[0]
-            start, tfidf_delta, bm25_delta = self._delta_locked()
+            self._derived_locked()
+            start, tfidf_delta, bm25_delta, idf, df = self._delta_locked()
             assert self._columns is not None  # derived together with the idf
             tfidf, bm25 = self._columns
-            return idf, (tfidf, tfidf_delta), (bm25, bm25_delta), self._keys, self._row_by_key
+            return idf, df, (tfidf, tfidf_delta), (bm25, bm25_delta), self._keys, self._row_by_key
 
     def _derived_locked(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
         if self._derived is not None:
@@ -223,7 +206,7 @@ class LexicalIndex:
         all_counts = self._stacked_locked()
         counts = sp.diags(live) @ all_counts if len(live) else all_counts
         n = max(1.0, float(live.sum()))
-        df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
+        df = self._df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
         idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's BM25 idf, always > 0
         lengths = np.asarray(counts.sum(axis=1)).ravel()
         self._avg_length = float(lengths[live > 0].mean()) if live.any() else 1.0
@@ -247,26 +230,37 @@ class LexicalIndex:
         bm25 = sp.csr_matrix((data.astype(np.float32), (bm25.row, bm25.col)), shape=counts.shape)
         return tfidf, bm25
 
-    def _delta_locked(self) -> tuple[int, sp.csc_matrix, sp.csc_matrix]:
-        """Weights of the rows added after the derived ones (few: weighed per change, not per corpus)."""
+    def _delta_locked(self) -> tuple[int, sp.csc_matrix, sp.csc_matrix, np.ndarray, np.ndarray]:
+        """Weights of the rows added after the derived ones (few: weighed per change, not per corpus), with the
+        idf extended to the terms they brought (their document frequency among themselves)."""
         if self._delta is None:
             assert self._derived is not None  # derived first, under the same lock
             idf, tfidf, _ = self._derived
-            start = tfidf.shape[0]
+            start, width = tfidf.shape[0], len(self._vocabulary)
             if len(self._appended) > 1:  # kept as one block: a write then stacks two blocks, not one per write
-                self._appended = [sp.vstack(self._appended, format="csr")]
-            tail = self._counts[start:]
-            tfidf_delta, bm25_delta = self._weigh(sp.vstack([tail, *self._appended], format="csr")
-                                                  if self._appended else tail, idf)
+                self._appended = [_stacked(self._appended, width)]
+            added = _stacked([self._counts[start:], *self._appended], width)
+            df = np.bincount(added.indices, minlength=width).astype(np.float32)
+            if width > len(idf):
+                new = df[len(idf):]
+                n = max(1.0, float(self._live))
+                idf = np.concatenate([idf, np.log1p((n - new + 0.5) / (new + 0.5)).astype(np.float32)])
+            df[:len(self._df)] += self._df
+            tfidf_delta, bm25_delta = self._weigh(added, idf)
             # Column-major too, as the derived weights (a query reads its terms' columns: half the time).
-            self._delta = (start, tfidf_delta.tocsc(), bm25_delta.tocsc())
+            self._delta = (start, tfidf_delta.tocsc(), bm25_delta.tocsc(), idf, df)
         return self._delta
 
-    def _query_terms(self, idf: np.ndarray, text: str, method: str) -> tuple[np.ndarray, np.ndarray, float]:
+    def _query_terms(self, idf: np.ndarray, df: np.ndarray, text: str,
+                     method: str) -> tuple[np.ndarray, np.ndarray, float]:
         """(term columns ascending, query weights, the text's score against itself) for ``text``."""
         if method not in ("tfidf", "bm25"):
             raise ValueError(f"unknown lexical method {method!r}")
         columns, counts = self._count_one(text)
+        # A term the vocabulary gained after this snapshot, or whose texts are all gone, scores no row.
+        known = columns < len(idf)
+        known[known] = df[columns[known]] > 0
+        columns, counts = columns[known], counts[known]
         weighted = counts * idf[columns]
         if method == "tfidf":
             # Bit for bit what sklearn's normalize does to a float32 row: float32 squares summed in sequence
@@ -295,6 +289,14 @@ class LexicalIndex:
         return _Scorer(self, text, method)
 
 
+def _stacked(blocks: Sequence[sp.csr_matrix], width: int) -> sp.csr_matrix:
+    """``blocks`` one under the other, each widened to ``width`` columns (a block counted before the vocabulary
+    grew is narrower; its new columns are empty)."""
+    widened = [b if b.shape[1] == width else sp.csr_matrix((b.data, b.indices, b.indptr), shape=(b.shape[0], width))
+               for b in blocks]
+    return sp.vstack(widened, format="csr") if len(widened) > 1 else widened[0]
+
+
 def _distinct(rows: np.ndarray) -> np.ndarray:
     """The distinct values of ``rows``, ascending (``np.unique`` without its overhead: a tenth of the time)."""
     if not len(rows):
@@ -311,18 +313,19 @@ class _Scorer:
         self._scores: np.ndarray | None = None
         if method not in ("tfidf", "bm25"):
             raise ValueError(f"unknown lexical method {method!r}")
-        if not index.fitted or not len(index):
+        if not len(index):
             return
-        idf, tfidf, bm25, self._keys, self._row_by_key = index._snapshot()
-        columns, data, self._self_score = index._query_terms(idf, text, method)
+        idf, df, tfidf, bm25, self._keys, self._row_by_key = index._snapshot()
+        columns, data, self._self_score = index._query_terms(idf, df, text, method)
         matrix, delta = tfidf if method == "tfidf" else bm25
         if not len(columns):
             self._scores, self._hits = np.zeros(matrix.shape[0] + delta.shape[0], np.float32), np.zeros(0, np.int32)
             return
         # Only the query terms' columns are read, not every row of the corpus; the rows in them are the only
         # ones that score (finding those in the dense scores cost three times as much).
-        terms = matrix[:, columns]
-        scores, hits = np.asarray(terms @ data, dtype=np.float32).ravel(), [terms.indices]
+        derived = columns < matrix.shape[1]  # the terms that came with later rows have no derived column
+        terms = matrix[:, columns[derived]]
+        scores, hits = np.asarray(terms @ data[derived], dtype=np.float32).ravel(), [terms.indices]
         if delta.shape[0]:  # rows added since the last weighing (none right after it)
             added = delta[:, columns]
             scores = np.concatenate([scores, np.asarray(added @ data, dtype=np.float32).ravel()])

@@ -44,9 +44,9 @@ class Settings(BaseSettings):
     # Ranking
     default_limit: int = 8
     candidates: int = Field(100, description="Nearest neighbours fetched from the index before ranking rules apply.")
-    duplicate_threshold: float = Field(
-        0.92, description="Two candidates with cosine above this are the same story twice over; the better one stays."
-    )
+    duplicate_threshold: float | None = Field(
+        None, description="Cosine above which an item is a copy of the source (never shown) or of an item above "
+        "it (folded under it). Unset = the model's calibrated value.")
     recency_half_life_days: float | None = Field(
         7.0, description="Recency weight halves every this many days away from the source article's date."
     )

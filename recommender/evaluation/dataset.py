@@ -15,10 +15,11 @@ A query never judges itself: self-pairs are dropped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
@@ -27,6 +28,7 @@ from typing import Any
 
 from recommender.article import Article, InvalidArticle, parse_article
 from recommender.loaders import mind_rows, raw_rows
+from recommender.rank import normalized_title
 
 log = logging.getLogger("recommender.evaluation")
 
@@ -54,6 +56,7 @@ class LabelledDataset:
     # id -> story label, for sets labelled by story (``group``); an article without one is a story of its own.
     # Empty when the judgements name no stories (qrels.tsv, MIND): then ``same_story`` reads the grades.
     stories: dict[str, str] = field(default_factory=dict)
+    _copy_keys: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         known = {a.id for a in self.articles}
@@ -121,11 +124,25 @@ class LabelledDataset:
 
     def same_story(self, a: str, b: str) -> bool | None:
         """Whether two articles report the same story: by their labels when the set has them, else judged
-        ``SAME_STORY`` from ``a``; None when nothing says."""
+        ``SAME_STORY`` from ``a``; None when nothing says. Two rows with the same title and text are one
+        article whatever their labels say (multilingual-dev holds such copies under different labels)."""
+        copies = self._copies()
+        if a in copies and copies.get(a) == copies.get(b):
+            return True
         if self.stories:
             return self.stories.get(a, a) == self.stories.get(b, b)
         judged = self.qrels.get(a)
         return None if judged is None else judged.get(b, 0) >= SAME_STORY
+
+    def _copies(self) -> dict[str, str]:
+        """id -> a digest of its normalised title and text, for the articles whose title and text another
+        article repeats."""
+        if self._copy_keys is None:
+            keys = {a.id: hashlib.blake2b(f"{normalized_title(a.title)}\x1f{a.lead}\x1f{a.body}".encode(),
+                                          digest_size=8).hexdigest() for a in self.articles}
+            repeated = {k for k, n in Counter(keys.values()).items() if n > 1}
+            self._copy_keys = {i: k for i, k in keys.items() if k in repeated}
+        return self._copy_keys
 
     def story_reports(self, query_id: str) -> set[str]:
         """The other reports of the query's story (judged ``SAME_STORY``)."""

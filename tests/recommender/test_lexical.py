@@ -94,3 +94,17 @@ def test_texts_added_one_at_a_time_score_as_when_added_together_and_after_a_save
     fresh.build(list(CORPUS), list(CORPUS.values()))  # the same vocabulary: fitted on the first corpus
     fresh.add([5, 6], [MORE[5], MORE[6]])
     assert scores_of(lexical) == pytest.approx(scores_of(fresh))
+
+
+def test_a_word_first_seen_in_a_later_text_is_searchable_at_once_and_after_a_save(lexical, tmp_path):
+    lexical.search("Ukraine", 3, "bm25")  # the corpus weighed before the new text arrives
+    lexical.add([9], ["Zelenskyy meets Tusk in Rzeszow"])  # three names the corpus never had
+    for index in (lexical, _saved_and_loaded(lexical, tmp_path)):
+        for method in ("bm25", "tfidf"):
+            _, keys = index.search("Tusk and Zelenskyy talks", 1, method)
+            assert keys.tolist() == [9], method
+
+
+def _saved_and_loaded(index: LexicalIndex, tmp_path) -> LexicalIndex:
+    index.save(tmp_path / "lexical.npz", seq=1)
+    return LexicalIndex.load(tmp_path / "lexical.npz")[0]

@@ -131,3 +131,22 @@ def test_mind_units_are_its_subcategories(mind_head):
     units = mind_head.units()
     assert units["N30028"] == units["N39199"]  # both baseball_mlb
     assert units["N34700"] != units["N30028"]
+
+
+def test_stories_come_from_the_groups_an_unlabelled_article_is_a_story_of_its_own(tmp_path):
+    rows = [{"id": "a", "title": "Quake hits Tokyo", "group": "q"}, {"id": "b", "title": "Tokyo shaken", "group": "q"},
+            {"id": "c", "title": "Markets calm", "group": "m"}, {"id": "d", "title": "Storm warning"},
+            {"id": "e", "title": "Storm warning"}]  # d and e: one article twice, unlabelled
+    (tmp_path / "articles.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    dataset = load_dataset(tmp_path)
+    assert dataset.stories == {"a": "q", "b": "q", "c": "m"}
+    assert dataset.same_story("a", "b") and not dataset.same_story("a", "c") and not dataset.same_story("c", "d")
+    assert dataset.same_story("d", "e")  # the same title and text: one article, whatever the labels say
+    assert dataset.story_reports("a") == {"b"}
+
+
+def test_without_story_labels_the_same_story_is_read_from_the_grades(mind_head):
+    assert mind_head.stories == {}
+    assert mind_head.same_story("N30028", "N39199") is True  # grade 2
+    assert mind_head.same_story("N34700", "N62791") is False  # grade 1: the same topic
+    assert mind_head.same_story("nowhere", "N62791") is None  # nothing judged
