@@ -64,6 +64,8 @@ def article_id(value: Any) -> Any:
             raise ValueError("id must not contain control characters")
         if "/" in value:
             raise ValueError("id must not contain '/' (it is used in URLs)")
+        if value in (".", ".."):  # a browser and an HTTP client resolve them as path segments
+            raise ValueError("id must not be '.' or '..' (URLs resolve them as path segments)")
     return value
 
 
