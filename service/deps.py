@@ -67,3 +67,13 @@ async def require_writer(request: Request,
 
 
 Writer = Depends(require_writer)
+
+
+async def holds_token(request: Request) -> bool:
+    """Whether the caller may write (the editor): it then also reads unpublished articles, which are not found
+    for anyone else (a takedown is unpublished at once, everywhere). Not a declared security scheme: the
+    token is optional on reads."""
+    return await writer_refusal(request) is None
+
+
+Editor = Annotated[bool, Depends(holds_token)]
