@@ -56,7 +56,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
     app.state.settings = settings
     app.state.box_template = BoxRenderer(settings.box_template)
     limiter = app.state.event_limiter = RateLimiter(settings.events_rate_per_s, settings.events_burst,
-                                                    settings.events_client_header)
+                                                    settings.events_client_header, settings.events_proxy_hops)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)

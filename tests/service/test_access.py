@@ -1,7 +1,11 @@
-"""Who may read what, against a real server with a writer's token: an unpublished article (taken down, or not
-out yet) is a 404 for everyone but the editor, on every read that shows it."""
+"""Who may read and send what, against real servers with a writer's token: an unpublished article (taken down,
+or not out yet) is a 404 for everyone but the editor, on every read that shows it; behind trusted proxies the
+events rate limit keys on the address a proxy appended, never on one the client wrote."""
 
 import pytest
+
+from tests.service.conftest import TOKEN, Server, private_copy
+from tests.service.test_events_api import SOURCE, events_of
 
 HIDDEN = {"title": "Zqxwv takedown notice", "lead": "An article its site has unpublished.", "status": "unpublished"}
 SHOWN = {"title": "Zqxwv published notice", "lead": "An article its site has published."}
@@ -45,3 +49,36 @@ def test_the_editor_still_finds_an_unpublished_article(stored):
         found = {a["id"] for a in editor.get("/articles", params={"q": "Zqxwv"}).json()}
         assert found == {"hidden-1", "hidden-2", "shown-1"}
         assert [a["id"] for a in editor.get("/articles", params={"q": "hidden-1"}).json()] == ["hidden-1"]
+
+
+@pytest.fixture(scope="module")
+def proxied(ingested_dir, tmp_path_factory):
+    """A server behind two trusted proxies that append to X-Forwarded-For, with a small events budget."""
+    srv = Server(private_copy(ingested_dir, tmp_path_factory), RECOMMENDER_API_TOKEN=TOKEN,
+                 RECOMMENDER_EVENTS_CLIENT_HEADER="x-forwarded-for", RECOMMENDER_EVENTS_PROXY_HOPS="2",
+                 RECOMMENDER_EVENTS_BURST="20", RECOMMENDER_EVENTS_MAX_BATCH="10",
+                 RECOMMENDER_EVENTS_RATE_PER_S="0.5").start()
+    yield srv
+    srv.stop()
+
+
+def test_a_client_cannot_escape_the_events_rate_by_writing_its_own_forwarded_address(proxied):
+    with proxied.client(token=None) as public:
+        batch = events_of(public.get(f"/articles/{SOURCE}/similar", params={"limit": 10}).json())
+
+        def sent(forwarded: str) -> int:
+            return public.post("/events", json=batch, headers={"X-Forwarded-For": forwarded}).status_code
+
+        # The client writes any first address it likes; the proxies append 198.51.100.7 (what the outer one saw)
+        # and 10.0.0.2 (the outer proxy, as the inner one saw it).
+        assert [sent(f"192.0.2.{n}, 198.51.100.7, 10.0.0.2") for n in range(3)] == [200, 200, 429]
+        assert sent("198.51.100.7, 10.0.0.2") == 429  # the same client, without a claim of its own
+        assert sent("192.0.2.1, 198.51.100.8, 10.0.0.2") == 200  # another reader: a bucket of its own
+
+
+def test_a_header_shorter_than_the_proxy_chain_names_its_first_address(proxied):
+    with proxied.client(token=None) as public:
+        batch = events_of(public.get(f"/articles/{SOURCE}/similar", params={"limit": 10}).json())
+        codes = [public.post("/events", json=batch, headers={"X-Forwarded-For": "203.0.113.9"}).status_code
+                 for _ in range(3)]
+        assert codes == [200, 200, 429]
