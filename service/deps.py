@@ -48,12 +48,19 @@ async def writer_refusal(connection: HTTPConnection) -> ApiError | None:
     settings: Settings = connection.app.state.settings
     if not settings.allow_writes:
         return Forbidden("this service is read-only (RECOMMENDER_ALLOW_WRITES=false)")
+    return await token_refusal(connection, "writes")
+
+
+async def token_refusal(connection: HTTPConnection, what: str) -> ApiError | None:
+    """401 when a token is set and this request does not carry it (``what`` names the calls that need it), else
+    None."""
+    settings: Settings = connection.app.state.settings
     if settings.api_token is None:
         return None
     credentials = await bearer(connection)
     token = settings.api_token.get_secret_value().encode()
     if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token):
-        return Unauthorized("writes need 'Authorization: Bearer <RECOMMENDER_API_TOKEN>'")
+        return Unauthorized(f"{what} need 'Authorization: Bearer <RECOMMENDER_API_TOKEN>'")
     return None
 
 
@@ -67,6 +74,18 @@ async def require_writer(request: Request,
 
 
 Writer = Depends(require_writer)
+
+
+async def require_token(request: Request,
+                        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    """The token, when one is set, for reads that are the site's own business (experiment reports), on a
+    read-only replica too."""
+    refusal = await token_refusal(request, "experiment reports")
+    if refusal is not None:
+        raise refusal
+
+
+Token = Depends(require_token)
 
 
 async def holds_token(request: Request) -> bool:

@@ -82,3 +82,15 @@ def test_a_header_shorter_than_the_proxy_chain_names_its_first_address(proxied):
         codes = [public.post("/events", json=batch, headers={"X-Forwarded-For": "203.0.113.9"}).status_code
                  for _ in range(3)]
         assert codes == [200, 200, 429]
+
+
+def test_an_experiment_report_needs_the_token(server):
+    variants = {"variants": [{"name": "control", "share": 0.5}, {"name": "other", "share": 0.5}], "active": False}
+    with server.client() as editor, server.client(token=None) as public:
+        assert editor.put("/experiments/access", json=variants).status_code == 200
+        for name in ("access", "no-such"):  # refused before the experiment is even looked up
+            refused = public.get(f"/experiments/{name}", params={"since": "30d"})
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+            assert "experiment reports need" in refused.json()["detail"]
+        assert editor.get("/experiments/access", params={"since": "30d"}).json()["experiment"]["name"] == "access"
+        assert "access" in [e["name"] for e in public.get("/experiments").json()]  # the list stays public
