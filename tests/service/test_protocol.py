@@ -1,5 +1,6 @@
 """Slow, idle and numerous clients against a real server: none can hold a connection without finishing a request."""
 
+import json
 import selectors
 import shutil
 import socket
@@ -144,3 +145,16 @@ def test_a_delete_without_a_body_is_still_served(strict):
         assert client.delete("/articles/no-such-id").status_code == 401
         assert client.delete("/articles/no-such-id", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
         assert client.get("/articles/no-such-id", headers={"Content-Length": "0"}).status_code == 404
+
+
+@pytest.mark.parametrize("malformed", [b"GARBAGE\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+                                       b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+                                       b"POST /similar HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"])
+def test_a_request_that_is_not_http_gets_the_json_error_body(strict, malformed):
+    with _connect(strict, malformed) as sock:
+        answer, closed = _answer(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert b"content-type: application/json" in head.lower() and closed
+    assert set(json.loads(body)) == {"detail", "errors", "article_id"}
+    assert "not valid HTTP/1.1" in json.loads(body)["detail"]
