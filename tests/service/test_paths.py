@@ -13,10 +13,11 @@ from tests.service.test_error_shape import assert_error_body
 
 BAD_IDS = ["N%FF", "N%FE", "N%ED%A0%80", "%C3"]  # not UTF-8; the UTF-8 of a lone surrogate; a cut sequence
 ARTICLE = {"title": "Ids are text", "lead": "An article sent to a path whose id is not text."}
-CALLS = [("GET", "/articles/{}", None), ("GET", "/articles/{}/similar", None),
-         ("GET", "/articles/{}/similar.html", None), ("GET", "/articles/{}/overrides", None),
-         ("PUT", "/articles/{}", ARTICLE), ("PUT", "/articles/{}/overrides", {"pins": [], "blocks": []}),
-         ("DELETE", "/articles/{}", None), ("PUT", "/blocked/{}", {"reason": "x"}), ("DELETE", "/blocked/{}", None)]
+CALLS: list[tuple[str, str, Any]] = [
+    ("GET", "/articles/{}", None), ("GET", "/articles/{}/similar", None), ("GET", "/articles/{}/similar.html", None),
+    ("GET", "/articles/{}/overrides", None), ("PUT", "/articles/{}", ARTICLE),
+    ("PUT", "/articles/{}/overrides", {"pins": [], "blocks": []}), ("DELETE", "/articles/{}", None),
+    ("PUT", "/blocked/{}", {"reason": "x"}), ("DELETE", "/blocked/{}", None)]
 
 
 class Answer:
