@@ -39,7 +39,8 @@ ArticleId = Annotated[str, Path(min_length=1, max_length=256, description="The s
                       BeforeValidator(article_id)]
 
 bearer = HTTPBearer(auto_error=False, scheme_name="writer",
-                    description="RECOMMENDER_API_TOKEN: every write (PUT/POST/DELETE of articles, overrides, blocks).")
+                    description="RECOMMENDER_API_TOKEN: every write (PUT/POST/DELETE of articles, overrides, blocks) "
+                    "and experiment reports; on reads, the editor finds unpublished articles too.")
 
 
 async def writer_refusal(connection: HTTPConnection) -> ApiError | None:
