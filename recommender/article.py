@@ -19,6 +19,9 @@ Status = Literal["published", "unpublished"]
 # C0 controls other than tab/newline/CR: NUL bytes and friends break tokenizers and logs, never carry meaning.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TAG = re.compile(r"<[^>]{0,1000}>")
+# What a page never shows as text: a script's or a style sheet's contents, up to its end tag (or to the end of the
+# text, as a browser reads an unclosed one).
+_HIDDEN = re.compile(r"<(script|style)\b[^>]{0,1000}>.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
 
 
@@ -64,6 +67,8 @@ def article_id(value: Any) -> Any:
             raise ValueError("id must not contain control characters")
         if "/" in value:
             raise ValueError("id must not contain '/' (it is used in URLs)")
+        if value in (".", ".."):  # a browser and an HTTP client resolve them as path segments
+            raise ValueError("id must not be '.' or '..' (URLs resolve them as path segments)")
     return value
 
 
@@ -183,8 +188,9 @@ def error_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def plain_text(text: str) -> str:
-    """Text with HTML tags and entities removed and white space folded."""
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+    """Text with HTML tags (with the contents of scripts and style sheets) and entities removed and white space
+    folded."""
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", _HIDDEN.sub(" ", text)))).strip()
 
 
 # A tag is at most 1002 characters (_TAG): that much plain text past the cut shields the kept part from whatever

@@ -431,15 +431,18 @@ class Recommender:
         self.close()
 
     # -- reads ----------------------------------------------------------------------------------
-    def get(self, article_id: str) -> Article:
+    def get(self, article_id: str, include_unpublished: bool = True) -> Article:
+        """The stored article; an unpublished one (taken down, or not out yet) is not found for the public
+        (``include_unpublished=False``)."""
         stored = self.store.get(article_id)
-        if stored is None:
+        if stored is None or not (include_unpublished or stored.article.is_published):
             raise ArticleNotFound(article_id)
         return stored.article
 
-    def find(self, text: str, limit: int = 20) -> list[Article]:
-        """Articles for an editor's search: the one with this id, then those whose title holds the text."""
-        return self.store.find(text, limit)
+    def find(self, text: str, limit: int = 20, include_unpublished: bool = True) -> list[Article]:
+        """Articles for an editor's search: the one with this id, then those whose title holds the text
+        (published ones only, for the public)."""
+        return self.store.find(text, limit, include_unpublished)
 
     @property
     def generation(self) -> int:
@@ -561,8 +564,9 @@ class Recommender:
         return out
 
     # -- editorial overrides --------------------------------------------------------------------
-    def box_overrides(self, article_id: str) -> BoxOverrides:
-        self.get(article_id)
+    def box_overrides(self, article_id: str, include_unpublished: bool = True) -> BoxOverrides:
+        """An article's pins and blocks; not found for the public while it is unpublished."""
+        self.get(article_id, include_unpublished)
         return self.overrides.box(article_id)
 
     def set_box_overrides(self, article_id: str, overrides: BoxOverrides) -> None:

@@ -130,8 +130,12 @@ class Settings(BaseSettings):
         "burst of events_burst.")
     events_burst: int = Field(1000, ge=1, description="Events a client may send at once before the rate applies.")
     events_client_header: str | None = Field(
-        None, description="Header naming the client for the rate limit (e.g. x-forwarded-for behind a proxy: its "
-        "first address); unset = the connection's address.")
+        None, description="Header naming the client for the rate limit behind a proxy (e.g. x-forwarded-for: the "
+        "address events_proxy_hops from its right); unset = the connection's address.")
+    events_proxy_hops: int = Field(
+        1, ge=1, le=16, description="Trusted proxies that each append an address to events_client_header: the "
+        "client is the address the outermost of them appended (the Nth from the right), never one the client "
+        "wrote itself.")
     events_flush_interval_s: float = Field(
         0.05, gt=0, le=5, description="Batches arriving within this share one transaction (group commit).")
     events_max_pending: int = Field(100_000, ge=1, description="Events waiting to be written above which POST "

@@ -587,14 +587,15 @@ class ArticleStore:
                                                    (item_key,))]
 
     # -- reads ----------------------------------------------------------------------------------
-    def find(self, text: str, limit: int) -> list[Article]:
-        """The article whose id is ``text``, then those whose title holds it (any case for ASCII), newest first."""
+    def find(self, text: str, limit: int, include_unpublished: bool = True) -> list[Article]:
+        """The article whose id is ``text``, then those whose title holds it (any case for ASCII), newest first;
+        published ones only unless ``include_unpublished``."""
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._reader.execute(
-            f"""SELECT {_COLUMNS} FROM articles WHERE id = ?1
+            f"""SELECT {_COLUMNS} FROM articles WHERE id = ?1 AND (?4 OR status = 'published')
                 UNION ALL SELECT * FROM (SELECT {_COLUMNS} FROM articles WHERE title LIKE ?2 ESCAPE '\\' AND id != ?1
-                                         ORDER BY published_at DESC, key DESC LIMIT ?3)
-                LIMIT ?3""", (text, pattern, limit))
+                                         AND (?4 OR status = 'published') ORDER BY published_at DESC, key DESC LIMIT ?3)
+                LIMIT ?3""", (text, pattern, limit, include_unpublished))
         return [_row_article(row) for row in rows]
 
     def count(self) -> int:

@@ -28,6 +28,7 @@ from service.limits import BodyLimits
 from service.lookup import StoredLists
 from service.metrics import MODEL_LOAD, process_ended
 from service.observe import AccessLog, Observed
+from service.paths import DecodedPaths
 from service.protocol import configure_protocol
 from service.ratelimit import RateLimiter
 from service.routes import ROUTERS
@@ -55,7 +56,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
     app.state.settings = settings
     app.state.box_template = BoxRenderer(settings.box_template)
     limiter = app.state.event_limiter = RateLimiter(settings.events_rate_per_s, settings.events_burst,
-                                                    settings.events_client_header)
+                                                    settings.events_client_header, settings.events_proxy_hops)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
@@ -71,6 +72,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
                        max_batch_bytes=settings.max_batch_bytes, max_preview_bytes=settings.max_preview_bytes,
                        max_events_bytes=settings.max_events_bytes,
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
+    app.add_middleware(DecodedPaths)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Reader"])

@@ -39,7 +39,8 @@ ArticleId = Annotated[str, Path(min_length=1, max_length=256, description="The s
                       BeforeValidator(article_id)]
 
 bearer = HTTPBearer(auto_error=False, scheme_name="writer",
-                    description="RECOMMENDER_API_TOKEN: every write (PUT/POST/DELETE of articles, overrides, blocks).")
+                    description="RECOMMENDER_API_TOKEN: every write (PUT/POST/DELETE of articles, overrides, blocks) "
+                    "and experiment reports; on reads, the editor finds unpublished articles too.")
 
 
 async def writer_refusal(connection: HTTPConnection) -> ApiError | None:
@@ -48,12 +49,19 @@ async def writer_refusal(connection: HTTPConnection) -> ApiError | None:
     settings: Settings = connection.app.state.settings
     if not settings.allow_writes:
         return Forbidden("this service is read-only (RECOMMENDER_ALLOW_WRITES=false)")
+    return await token_refusal(connection, "writes")
+
+
+async def token_refusal(connection: HTTPConnection, what: str) -> ApiError | None:
+    """401 when a token is set and this request does not carry it (``what`` names the calls that need it), else
+    None."""
+    settings: Settings = connection.app.state.settings
     if settings.api_token is None:
         return None
     credentials = await bearer(connection)
     token = settings.api_token.get_secret_value().encode()
     if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token):
-        return Unauthorized("writes need 'Authorization: Bearer <RECOMMENDER_API_TOKEN>'")
+        return Unauthorized(f"{what} need 'Authorization: Bearer <RECOMMENDER_API_TOKEN>'")
     return None
 
 
@@ -67,3 +75,25 @@ async def require_writer(request: Request,
 
 
 Writer = Depends(require_writer)
+
+
+async def require_token(request: Request,
+                        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    """The token, when one is set, for reads that are the site's own business (experiment reports), on a
+    read-only replica too."""
+    refusal = await token_refusal(request, "experiment reports")
+    if refusal is not None:
+        raise refusal
+
+
+Token = Depends(require_token)
+
+
+async def holds_token(request: Request) -> bool:
+    """Whether the caller may write (the editor): it then also reads unpublished articles, which are not found
+    for anyone else (a takedown is unpublished at once, everywhere). Not a declared security scheme: the
+    token is optional on reads."""
+    return await writer_refusal(request) is None
+
+
+Editor = Annotated[bool, Depends(holds_token)]

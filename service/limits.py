@@ -1,5 +1,6 @@
-"""Request-body rules enforced before routing: the writer's token (401/403) before a byte of the body is read,
-JSON only (415), size caps (413) and a deadline for the whole body (408)."""
+"""Request-body rules enforced before routing, for every method: the writer's token (401/403) before a byte of
+the body is read, no body at all where a method takes none (413), JSON only (415), size caps (413) and a
+deadline for the whole body (408)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ApiError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from service.forward import READS
 
 PUBLIC_POSTS = ("/similar", "/events")  # POST calls anyone may make; every other POST/PUT/PATCH is a write
+BODY_METHODS = ("POST", "PUT", "PATCH")  # the only methods whose body is read; any other method's is refused
 
 
 class BodyLimits:
@@ -40,7 +43,14 @@ class BodyLimits:
         return self.max_article_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in BODY_METHODS:
+            refusal = await self._bodiless_refusal(scope)
+            if refusal is not None:  # closed after the answer: not a byte of any body sent is read
+                await refusal.send(send, close=True)
+                return
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -72,6 +82,18 @@ class BodyLimits:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _bodiless_refusal(self, scope: Scope) -> ApiError | None:
+        """Why a request of a method that takes no body is refused from its headers alone: a write (DELETE, or
+        any method but a read) without the writer's token, or a body of any size, announced or chunked."""
+        if scope["method"] not in READS:
+            refusal = await self.refuse_writer(HTTPConnection(scope))
+            if refusal is not None:
+                return refusal
+        for name, value in scope["headers"]:
+            if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+                return PayloadTooLarge(f"{scope['method']} takes no body here: send it without one")
+        return None
 
     async def _read(self, receive: Receive, send: Send, limit: int) -> bytes | None:
         """The whole body, or None after answering 413 / 408 (or when the client left)."""

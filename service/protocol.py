@@ -1,6 +1,7 @@
 """The HTTP/1.1 protocol the server runs: uvicorn's httptools protocol, with a deadline and a size cap for a
 request's line and headers, which uvicorn lacks (a client sending headers slowly, or none at all, held its
-connection for good). Bodies have their deadline in ``service.limits``; idle keep-alive connections, uvicorn's."""
+connection for good), and its 400 for a request it cannot parse in the one error body (uvicorn wrote plain
+text). Bodies have their deadline in ``service.limits``; idle keep-alive connections, uvicorn's."""
 
 from __future__ import annotations
 
@@ -70,6 +71,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._refused:
             super().on_message_complete()
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes httptools cannot parse as a request (``msg`` is uvicorn's own), as JSON."""
+        self._refuse(ApiError(f"{msg.rstrip('.')}: the request line or a header is not valid HTTP/1.1 (a "
+                              "non-ASCII byte in the URL, a header line without ':', a bad Content-Length...)",
+                              status=400))
+
     def _arm(self) -> None:
         if self._header_deadline is None:
             self._header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
@@ -89,7 +96,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         body = error.body()
-        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[error.status_code]
+        reason = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[error.status_code]
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                              b"connection: close\r\n\r\n%s" % (error.status_code, reason, len(body), body))
         self.transport.close()

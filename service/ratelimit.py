@@ -15,19 +15,25 @@ MAX_CLIENTS = 100_000
 class RateLimiter:
     """``rate`` tokens a second per client, up to ``burst`` saved; a request costs one token per event."""
 
-    def __init__(self, rate: float, burst: int, client_header: str | None = None):
+    def __init__(self, rate: float, burst: int, client_header: str | None = None, proxy_hops: int = 1):
         self.rate = rate
         self.burst = burst
         self.client_header = client_header.lower() if client_header else None
+        self.proxy_hops = proxy_hops
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
         self._lock = threading.Lock()
 
     def client(self, connection: HTTPConnection) -> str:
-        """Who is asking: the first address of the configured header (behind a proxy), else the connection's."""
+        """Who is asking: behind ``proxy_hops`` trusted proxies, each appending the address it was connected from
+        to the configured header, the address the outermost one appended (the ``proxy_hops``-th from the right,
+        as uvicorn's proxy-headers logic picks it); anything left of it the client wrote, and is never trusted.
+        Without the header (or with it empty), the connection's address."""
         if self.client_header:
-            named = connection.headers.get(self.client_header, "").split(",")[0].strip()
+            # Every occurrence of the header, in order: a proxy may add its own line rather than append.
+            named = [address.strip() for value in connection.headers.getlist(self.client_header)
+                     for address in value.split(",") if address.strip()]
             if named:
-                return named
+                return named[-min(self.proxy_hops, len(named))]
         return connection.client.host if connection.client else ""
 
     def retry_after(self, client: str, cost: int) -> float | None:

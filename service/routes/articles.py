@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query
 
 from recommender.article import ArticleInput, parse_article
 from recommender.engine import ArticleNotFound, UpsertResult
-from service.deps import ArticleId, Engine, Writer
+from service.deps import ArticleId, Editor, Engine, Writer
 from service.errors import Unprocessable, error_responses
 from service.metrics import DELETED, count_upserts
 from service.schemas import ArticleHit, UpsertOut
@@ -19,16 +19,18 @@ WRITE_ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422, 503)
 
 
 @router.get("/articles", response_model=list[ArticleHit], responses=error_responses(422))
-def find_articles(engine: Engine,
+def find_articles(engine: Engine, editor: Editor,
                   q: Annotated[str, Query(min_length=1, max_length=200, description="An id, or words of a title.")],
                   limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[ArticleHit]:
-    """Find articles: the one with id ``q``, then those whose title holds ``q``, newest first."""
-    return [ArticleHit.model_validate(a, from_attributes=True) for a in engine.find(q, limit)]
+    """Find articles: the one with id ``q``, then those whose title holds ``q``, newest first (unpublished ones
+    for the editor only)."""
+    return [ArticleHit.model_validate(a, from_attributes=True) for a in engine.find(q, limit, editor)]
 
 
 @router.get("/articles/{article_id}", responses=error_responses(404, 422))
-def get_article(article_id: ArticleId, engine: Engine) -> ArticleInput:
-    return ArticleInput.model_validate(engine.get(article_id), from_attributes=True)
+def get_article(article_id: ArticleId, engine: Engine, editor: Editor) -> ArticleInput:
+    """The article as stored; an unpublished one is a 404 but for the editor."""
+    return ArticleInput.model_validate(engine.get(article_id, editor), from_attributes=True)
 
 
 @router.put("/articles/{article_id}", response_model=UpsertOut, dependencies=[Writer], responses=WRITE_ERRORS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from recommender.overrides import BoxOverrides, Pin
-from service.deps import ArticleId, Engine, Writer
+from service.deps import ArticleId, Editor, Engine, Writer
 from service.errors import NotFound, error_responses
 from service.schemas import BlockIn, BoxOverridesIO, PinIn
 
@@ -13,8 +13,9 @@ router = APIRouter(tags=["editorial"])
 
 
 @router.get("/articles/{article_id}/overrides", response_model=BoxOverridesIO, responses=error_responses(404, 422))
-def get_overrides(article_id: ArticleId, engine: Engine) -> BoxOverridesIO:
-    box = engine.box_overrides(article_id)
+def get_overrides(article_id: ArticleId, engine: Engine, editor: Editor) -> BoxOverridesIO:
+    """An article box's pins and blocks; those of an unpublished article are a 404 but for the editor."""
+    box = engine.box_overrides(article_id, editor)
     return BoxOverridesIO(pins=[PinIn(id=p.item_id, position=p.position) for p in box.pins],
                           blocks=sorted(box.blocks))
 

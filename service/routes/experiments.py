@@ -1,4 +1,4 @@
-"""Experiments: define one (token), list them, and read one's report."""
+"""Experiments: define one (token), list them, and read one's report (token)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from recommender.experiments import NAME, ExperimentSpec
 from recommender.report import experiment_report, parse_since
 from recommender.store import now_ms
-from service.deps import Engine, Writer
+from service.deps import Engine, Token, Writer
 from service.errors import NotFound, Unprocessable, error_responses
 from service.schemas import ExperimentIn, ExperimentOut, ReportOut, utc_time
 
@@ -33,12 +33,14 @@ def list_experiments(engine: Engine) -> list[ExperimentOut]:
     return [ExperimentOut.of(e) for e in engine.all_experiments()]
 
 
-@router.get("/experiments/{name}", response_model=ReportOut, responses=error_responses(404, 422))
+@router.get("/experiments/{name}", response_model=ReportOut, dependencies=[Token],
+            responses=error_responses(401, 404, 422))
 async def get_experiment(name: Name, engine: Engine, since: Annotated[str | None, Query(
         max_length=40, description="7d, 12h or an ISO 8601 date or time; default: the experiment's start.")] = None,
                          ) -> ReportOut:
     """The experiment and its report: impressions, clicks, CTR (and by position) per variant, each variant
-    against the control with a 95 % interval and the test used."""
+    against the control with a 95 % interval and the test used. It reads every event since `since`: the token,
+    when one is set."""
     experiment = engine.experiment(name)
     if experiment is None:
         raise NotFound(f"no experiment named {name!r}")

@@ -121,7 +121,8 @@ def test_a_hostile_body_is_cut_before_its_markup_is_stripped(monkeypatch):
 
 @hypothesis.settings(max_examples=300, deadline=None, database=None, derandomize=True)
 @hypothesis.given(body=st.lists(st.sampled_from(["<p>", "</p>", "<a href='x'>", "<", ">", "&amp;", "&#1234;", "&lt;",
-                                                 " ", "\n", "word", "x" * 40]), max_size=400).map("".join),
+                                                 " ", "\n", "word", "x" * 40, "<script>", "</script>", "<STYLE a=1>",
+                                                 "</style >"]), max_size=400).map("".join),
                   chars=st.integers(0, 300))
 def test_the_cut_body_reads_as_the_whole_one_would(body, chars):
     assert leading_plain_text(body, chars) == plain_text(body)[:chars]
@@ -133,6 +134,14 @@ def test_the_excerpt_is_the_lead_as_plain_text_cut_at_a_word_boundary():
     assert excerpt(article, 200) == "Rome has outlined the limits of its involvement & stated that Italy will not deploy."
     assert excerpt(article, 30) == "Rome has outlined the limits…"
     assert len(excerpt(article, 30)) <= 30
+
+
+def test_scripts_and_style_sheets_never_show_in_the_excerpt():
+    lead = ("<script>var leaked = 1;</script><STYLE type='text/css'>p { color: red }</style >Rome has outlined "
+            "the <b>limits</b><script src='x.js'></script> of its involvement.<script>if (a < b) unclosed")
+    article = parse_article({"id": "a", "title": "T", "lead": lead})
+    assert excerpt(article, 200) == "Rome has outlined the limits of its involvement."
+    assert plain_text("<p>a</p><style>b</style>c") == "a c"
 
 
 def test_the_excerpt_falls_back_to_the_body_and_cuts_a_word_longer_than_the_room():

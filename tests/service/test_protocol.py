@@ -1,5 +1,6 @@
 """Slow, idle and numerous clients against a real server: none can hold a connection without finishing a request."""
 
+import json
 import selectors
 import shutil
 import socket
@@ -99,3 +100,61 @@ def test_too_many_connections_get_503_until_the_slow_ones_are_cut(strict):
 def test_oversized_headers_are_431(strict):
     with _connect(strict, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n") as sock:
         assert sock.recv(65536).startswith(b"HTTP/1.1 431")
+
+
+def _answer(sock: socket.socket, within: float = 10) -> tuple[bytes, bool]:
+    """What the server answered on ``sock`` and whether it closed the connection, within ``within`` seconds."""
+    sock.settimeout(within)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except TimeoutError:
+        return received, False
+    return received, True
+
+
+def _request(method: str, path: str, *headers: str, body: bytes = b"") -> bytes:
+    return "\r\n".join([f"{method} {path} HTTP/1.1", "Host: x", *headers, "", ""]).encode() + body
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PROPFIND"])
+def test_a_write_of_any_method_without_the_token_is_refused_before_its_gigabyte_body(strict, method):
+    with _connect(strict, _request(method, "/articles/N1", "Content-Length: 1000000000", body=b"x" * 1000)) as sock:
+        answer, closed = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"application/json" in answer and b'"detail"' in answer
+    assert closed
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "DELETE", "PROPFIND"])
+@pytest.mark.parametrize("framing", ["Content-Length: 1000000000", "Transfer-Encoding: chunked"])
+def test_a_body_on_a_method_that_takes_none_is_refused_from_the_headers(strict, method, framing):
+    start = time.monotonic()
+    with _connect(strict, _request(method, "/articles/N1", f"Authorization: Bearer {TOKEN}", framing,
+                                   body=b"1\r\nx\r\n" if "chunked" in framing else b"x")) as sock:
+        answer, closed = _answer(sock)  # the rest of the body never comes: only the headers can be judged
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert closed and time.monotonic() - start < 5
+    if method != "HEAD":
+        assert b'"detail"' in answer and b"takes no body" in answer
+
+
+def test_a_delete_without_a_body_is_still_served(strict):
+    with httpx.Client(base_url=strict.url, timeout=30) as client:
+        assert client.delete("/articles/no-such-id").status_code == 401
+        assert client.delete("/articles/no-such-id", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+        assert client.get("/articles/no-such-id", headers={"Content-Length": "0"}).status_code == 404
+
+
+@pytest.mark.parametrize("malformed", [b"GARBAGE\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+                                       b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+                                       b"POST /similar HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"])
+def test_a_request_that_is_not_http_gets_the_json_error_body(strict, malformed):
+    with _connect(strict, malformed) as sock:
+        answer, closed = _answer(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert b"content-type: application/json" in head.lower() and closed
+    assert set(json.loads(body)) == {"detail", "errors", "article_id"}
+    assert "not valid HTTP/1.1" in json.loads(body)["detail"]
