@@ -90,11 +90,11 @@ class PurgeSender:
         self.client = client or httpx.Client(timeout=settings.purge_timeout_s)
         self.headers = {name: value.get_secret_value() for name, value in settings.purge_headers.items()}
 
-    def send_due(self) -> int:
-        """Send every purge due now, one request a batch; returns how many were sent. A batch that fails stays
-        queued for its retry; the rest go on."""
+    def send_due(self, now: int | None = None) -> int:
+        """Send every purge due by ``now`` (epoch ms; default now), one request a batch; returns how many were
+        sent. A batch that fails stays queued for its retry; the rest go on."""
         done = 0
-        now = now_ms()
+        now = now_ms() if now is None else now
         while rows := self.queue.due(self.settings.purge_batch, now):
             if self._send(sorted({purge_key(article_id) for article_id, _, _ in rows})):
                 self.queue.sent(rows)

@@ -584,7 +584,8 @@ class ArticleStore:
 
     def refresh_lag(self) -> int:
         """Writes since the oldest queued box was first queued, that one included; 0 when nothing is queued."""
-        row = self._reader.execute("SELECT (SELECT value FROM meta WHERE name='seq') - min(since) + 1 "
+        # meta's value is TEXT: PostgreSQL subtracts only once it is cast (SQLite casts by itself).
+        row = self._reader.execute("SELECT CAST((SELECT value FROM meta WHERE name='seq') AS BIGINT) - min(since) + 1 "
                                    "FROM refresh_queue").fetchone()
         return int(row[0] or 0)
 
