@@ -124,14 +124,15 @@ class HttpCaching:
     def _cacheable(self, scope: Scope, start: Message, body: bytes, is_list: bool) -> tuple[Message, bytes]:
         """The 200's start message and body with the caching headers, compressed, or the 304 instead."""
         # The route's Vary (the list's URL answers JSON or HTML by Accept), and the content coding.
-        vary = [part.strip() for name, value in start["headers"] if name.lower() == b"vary"
-                for part in value.split(b",")]
+        vary = {part.strip().lower(): part.strip() for name, value in start["headers"] if name.lower() == b"vary"
+                for part in value.split(b",")}
+        vary.setdefault(b"accept-encoding", b"Accept-Encoding")
         headers = _without(start["headers"], (b"content-length", b"vary", b"etag"))
         json_list = is_list and any(n == b"content-type" and v.startswith(b"application/json") for n, v in headers)
         tag = _entity_tag(body, json_list)
         gzipped = len(body) >= self.min_bytes and accepts_gzip(scope)
         etag = f'"{tag}-gzip"'.encode() if gzipped else f'"{tag}"'.encode()
-        headers += [(b"etag", etag), (b"vary", b", ".join([*vary, b"Accept-Encoding"]))]
+        headers += [(b"etag", etag), (b"vary", b", ".join(vary.values()))]
         if is_list:
             headers = [*_without(headers, (b"cache-control",)), (b"cache-control", self.cache_control)]
             if self.key_header is not None:
