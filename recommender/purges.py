@@ -22,6 +22,9 @@ from recommender.store import SideStore, now_ms, set_meta
 log = logging.getLogger("recommender.purges")
 KEY_PREFIX = "sn-"
 RETRY_FIRST_S = 1.0
+# With PostgreSQL, another replica may answer the old list until it follows the write (README "Running on several
+# machines": within 1 s): a purge sent sooner could let the cache fetch the old list again from it.
+REPLICAS_DELAY_S = 1.0
 
 
 def purge_key(article_id: str) -> str:
@@ -89,13 +92,16 @@ class PurgeSender:
         self.url = settings.purge_url
         self.client = client or httpx.Client(timeout=settings.purge_timeout_s)
         self.headers = {name: value.get_secret_value() for name, value in settings.purge_headers.items()}
+        delay = settings.purge_delay_s if settings.purge_delay_s is not None else \
+            REPLICAS_DELAY_S if settings.database_url is not None else 0.0
+        self.delay_ms = int(delay * 1000)
 
     def send_due(self, now: int | None = None) -> int:
-        """Send every purge due by ``now`` (epoch ms; default now), one request a batch; returns how many were
-        sent. A batch that fails stays queued for its retry; the rest go on."""
+        """Send every purge due by ``now`` (epoch ms; default now) less the delay, one request a batch; returns
+        how many were sent. A batch that fails stays queued for its retry; the rest go on."""
         done = 0
         now = now_ms() if now is None else now
-        while rows := self.queue.due(self.settings.purge_batch, now):
+        while rows := self.queue.due(self.settings.purge_batch, now - self.delay_ms):
             if self._send(sorted({purge_key(article_id) for article_id, _, _ in rows})):
                 self.queue.sent(rows)
                 done += len(rows)

@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     purge_batch: int = Field(30, ge=1, description="Keys per purge request (Cloudflare takes 30 tags a call, Fastly "
                              "256 keys).")
     purge_timeout_s: float = Field(5.0, gt=0, description="A purge request that has not answered by then failed.")
+    purge_delay_s: float | None = Field(
+        None, ge=0, description="How long after its write a purge is sent; None = 0 with SQLite, 1 s with "
+        "PostgreSQL (another replica may serve the old list until it follows the write, within the 1 s takedown "
+        "bound: a cache fetching from it at once would keep the old list).")
     purge_retry_max_s: float = Field(300.0, gt=0, description="A failed purge is retried after 1 s, 2 s, 4 s, ... "
                                      "up to this (it stays queued, across restarts, until the endpoint takes it).")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")

@@ -81,7 +81,7 @@ CREATE INDEX IF NOT EXISTS refresh_queue_since ON refresh_queue(since);
 -- Articles whose cached lists a CDN must drop (recommender.purges), written in the transaction of the write that
 -- changed or removed them (a crash loses none); only while purges are on (RECOMMENDER_PURGE_URL).
 -- seq: the latest write that queued it (a purge sent for an older one leaves it queued); attempts and due
--- (epoch ms): the retries' backoff.
+-- (epoch ms): when it may be sent (the write's time, then the retries' backoff).
 CREATE TABLE IF NOT EXISTS purge_queue (
     article_id TEXT PRIMARY KEY,
     seq        INTEGER NOT NULL,
@@ -252,10 +252,11 @@ def enqueue_boxes(conn: Connection, keys: Iterable[int], seq: int) -> None:
 
 def enqueue_purges(conn: Connection, article_ids: Iterable[str], seq: int) -> None:
     """Queue purges of the cached lists that show ``article_ids`` (or are their boxes), inside the caller's
-    transaction (the write that changed them); a purge already waiting is sent again at once."""
-    conn.executemany("INSERT INTO purge_queue (article_id, seq, attempts, due) VALUES (?, ?, 0, 0) "
-                     "ON CONFLICT(article_id) DO UPDATE SET seq=excluded.seq, attempts=0, due=0",
-                     [(article_id, seq) for article_id in article_ids])
+    transaction (the write that changed them), due now; a purge already waiting is due again now, retries reset."""
+    due = now_ms()
+    conn.executemany("INSERT INTO purge_queue (article_id, seq, attempts, due) VALUES (?, ?, 0, ?) "
+                     "ON CONFLICT(article_id) DO UPDATE SET seq=excluded.seq, attempts=0, due=excluded.due",
+                     [(article_id, seq, due) for article_id in article_ids])
 
 
 def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> None:

@@ -66,9 +66,9 @@ def endpoint() -> Iterator[PurgeEndpoint]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def purging(request, data_dir, embedder, endpoint) -> Iterator[Recommender]:
-    """The engine with purges on (RECOMMENDER_PURGE_URL at the endpoint, PURGE with the keys in a header), on
-    each backend."""
-    options = {"purge_url": endpoint.url, "purge_method": "PURGE"}
+    """The engine with purges on (RECOMMENDER_PURGE_URL at the endpoint, PURGE with the keys in a header, sent
+    without delay), on each backend."""
+    options = {"purge_url": endpoint.url, "purge_method": "PURGE", "purge_delay_s": 0}
     settings = make_settings(data_dir, **options) if request.param == "sqlite" else \
         on_postgres(data_dir, request.getfixturevalue("database_url"), **options)
     with Recommender(settings, embedder=embedder) as engine:
@@ -178,3 +178,20 @@ def test_the_refresher_sends_purges_by_itself(data_dir, embedder, endpoint):
             assert endpoint.keys() == {purge_key(THIRD)}
         finally:
             refresher.stop()
+
+
+def test_purges_wait_the_delay_after_their_write_one_second_by_default_with_postgresql(engine, endpoint):
+    settings = replace_settings(engine, purge_url=endpoint.url, purge_delay_s=0.5)
+    engine.store.purges = True
+    engine.delete(THIRD)
+    sender = PurgeSender(PurgeQueue(engine.store), settings)
+    written = now_ms()
+    assert sender.send_due(written) == 0 and endpoint.requests == []
+    assert sender.send_due(written + 500) == 1 and endpoint.keys() == {purge_key(THIRD)}
+    assert PurgeSender(sender.queue, replace_settings(engine, purge_url=endpoint.url)).delay_ms == 0
+    on_postgres_settings = replace_settings(engine, purge_url=endpoint.url, database_url="postgresql://u@127.0.0.1/d")
+    assert PurgeSender(sender.queue, on_postgres_settings).delay_ms == 1000
+
+
+def replace_settings(engine: Recommender, **changes):
+    return engine.settings.model_copy(update=changes)
