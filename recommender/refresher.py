@@ -40,7 +40,8 @@ def refresh_queued(engine: Recommender, progress: bool = False) -> int:
 class Refresher:
     """A daemon thread that brings this process's indexes to the store's latest write every poll, and (unless
     ``boxes`` is false: a read worker, whose writer process refreshes) refreshes queued boxes whenever this
-    process holds the refresher lock."""
+    process holds the refresher lock; with RECOMMENDER_PURGE_URL, a second thread sends the queued CDN purges
+    while it does (``recommender.purges``)."""
 
     def __init__(self, engine: Recommender, boxes: bool = True):
         self.engine = engine

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from recommender.processes import terminate
 from tests.pgcluster import free_port
 
 VCL = Path(__file__).resolve().parents[1] / "docs" / "cdn" / "varnish.vcl"
@@ -58,13 +59,8 @@ class Varnish:
         raise RuntimeError(f"varnishd not listening in {timeout}s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Varnish:
