@@ -184,6 +184,14 @@ class Settings(BaseSettings):
                              f"({self.events_max_batch}): a full batch would always be refused; raise the burst")
         return self
 
+    @field_validator("purge_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"RECOMMENDER_PURGE_URL must be an http:// or https:// URL (got {value!r}); unset it "
+                             "to send no purges")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:

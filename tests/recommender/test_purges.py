@@ -195,3 +195,8 @@ def test_purges_wait_the_delay_after_their_write_one_second_by_default_with_post
 
 def replace_settings(engine: Recommender, **changes):
     return engine.settings.model_copy(update=changes)
+
+
+def test_a_purge_url_that_is_not_http_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
+        make_settings(tmp_path, purge_url="varnish.internal:6081")
