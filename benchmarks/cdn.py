@@ -10,14 +10,13 @@ stored, starts `recommender serve` (one worker) purging through a throwaway Varn
    page views spread uniformly over the articles and by a Zipf law (--zipf: a few stories take most views, as
    on a news site), and Zipf with --takedowns DELETEs of shown items during the views (each one purges the
    lists that show the item); counted by the service itself (`recommender_lists_total`), a fresh cache each;
-2. bytes of a list on the wire, identity and gzip, from the service: the JSON list (default limit), the HTML box,
-   and the script.
+2. bytes of a list on the wire, identity, gzip and brotli, from the service: the JSON list (default limit), the
+   HTML box, and the script.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import re
 import shutil
@@ -79,25 +78,21 @@ def run_views(base: str, origin: str, views: list[str], takedowns: int, token_he
 
 
 def wire_bytes(origin: str, ids: list[str]) -> None:
-    sizes: dict[str, list[tuple[int, int]]] = {"JSON list": [], "HTML box": []}
+    """Mean bytes of the JSON list, the HTML box and the script: identity, gzip and brotli, from the service."""
+    sizes: dict[str, list[tuple[int, ...]]] = {"JSON list": [], "HTML box": [], "script": []}
+    paths = [("JSON list", f"/articles/{article_id}/similar") for article_id in ids] + \
+        [("HTML box", f"/articles/{article_id}/similar.html") for article_id in ids] + [("script", "/similar-news.js")]
     with httpx.Client(base_url=origin, timeout=60) as client:
-        for article_id in ids:
-            for name, path in (("JSON list", f"/articles/{article_id}/similar"),
-                               ("HTML box", f"/articles/{article_id}/similar.html")):
-                plain = client.get(path, headers={"Accept-Encoding": "identity"})
-                zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
-                assert zipped.headers.get("content-encoding") == "gzip" and zipped.content == plain.content, path
-                sizes[name].append((len(plain.content), int(zipped.headers["content-length"])))
-        script = client.get("/similar-news.js", headers={"Accept-Encoding": "identity"}).content
-        sizes["script"] = [(len(script), len(gzip.compress(script, 6, mtime=0)))]
-        zipped_script = client.get("/similar-news.js", headers={"Accept-Encoding": "gzip"})
-        assert int(zipped_script.headers["content-length"]) == sizes["script"][0][1]
+        for name, path in paths:
+            sent = [client.get(path, headers={"Accept-Encoding": coding}) for coding in ("identity", "gzip", "br")]
+            assert [r.headers.get("content-encoding") for r in sent] == [None, "gzip", "br"], path
+            assert len({r.content for r in sent}) == 1, path  # httpx decoded them: the same list
+            sizes[name].append(tuple(int(r.headers["content-length"]) for r in sent))
     print(f"\nbytes on the wire (means over {len(ids)} articles' default lists; the script once):")
-    print("| response | identity B | gzip B | gzip / identity |\n|---|---|---|---|")
-    for name, pairs in sizes.items():
-        plain_mean = statistics.mean(p for p, _ in pairs)
-        zipped_mean = statistics.mean(z for _, z in pairs)
-        print(f"| {name} | {plain_mean:,.0f} | {zipped_mean:,.0f} | {zipped_mean / plain_mean:.2f} |")
+    print("| response | identity | gzip | brotli |\n|---|---|---|---|")
+    for name, rows in sizes.items():
+        plain, gz, br = (statistics.mean(row[i] for row in rows) for i in range(3))
+        print(f"| {name} | {plain:,.0f} | {gz:,.0f} ({gz / plain:.2f}) | {br:,.0f} ({br / plain:.2f}) |")
 
 
 def main() -> int:

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     list_stale_if_error_s: int = Field(86_400, ge=0, description="Cache-Control stale-if-error of a list: a "
                                        "cache answers an expired list while the service fails or is down.")
     compress_min_bytes: int = Field(1024, ge=0, description="Lists and the script at least this long are "
-                                    "gzip-compressed for clients that accept it (Accept-Encoding).")
+                                    "compressed (brotli or gzip) for clients that accept it (Accept-Encoding).")
     surrogate_key_header: Literal["Surrogate-Key", "Cache-Tag", "none"] = Field(
         "Surrogate-Key", description="The header naming the articles a list holds, for purges: Surrogate-Key "
         "(Fastly, Varnish xkey; space-separated), Cache-Tag (Cloudflare; comma-separated), none.")

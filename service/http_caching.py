@@ -1,6 +1,7 @@
 """HTTP caching of the lists and the box's static files, as browsers and CDNs expect it (README "Behind a CDN"):
-``Cache-Control``, a strong ``ETag`` and ``304`` on ``If-None-Match``, ``HEAD``, gzip above a size, ``Vary``,
-``Timing-Allow-Origin`` for the site's origins, and the surrogate keys a CDN purges the lists of an article by."""
+``Cache-Control``, a strong ``ETag`` and ``304`` on ``If-None-Match``, ``HEAD``, brotli or gzip above a size,
+``Vary``, ``Timing-Allow-Origin`` for the site's origins, and the surrogate keys a CDN purges an article's lists
+by."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 
+import brotli
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.purges import list_keys
@@ -37,8 +39,9 @@ def list_cache_control(settings: Settings) -> bytes:
             f"{settings.list_stale_while_revalidate_s}, stale-if-error={settings.list_stale_if_error_s}").encode()
 
 
-def accepts_gzip(scope: Scope) -> bool:
-    """Whether the request's Accept-Encoding admits gzip (named, or ``*``, with a q above 0)."""
+def content_coding(scope: Scope) -> str | None:
+    """The coding to answer in by the request's Accept-Encoding: ``br`` or ``gzip`` (named, or ``*``, with a q
+    above 0; br when it is asked for at least as much as gzip), else None (identity)."""
     for name, value in scope["headers"]:
         if name == b"accept-encoding":
             codings = {}
@@ -49,8 +52,19 @@ def accepts_gzip(scope: Scope) -> bool:
                     codings[coding.strip()] = float(q)
                 except ValueError:
                     codings[coding.strip()] = 0.0
-            return codings.get("gzip", codings.get("x-gzip", codings.get("*", 0.0))) > 0
-    return False
+            anything = codings.get("*", 0.0)
+            br, gz = codings.get("br", anything), codings.get("gzip", codings.get("x-gzip", anything))
+            return "br" if br > 0 and br >= gz else "gzip" if gz > 0 else None
+    return None
+
+
+def compressed(body: bytes, coding: str, static: bool) -> bytes:
+    """``body`` in ``coding``, the same bytes every time (a strong ETag per coding): gzip at level 6 with mtime 0;
+    brotli at quality 5 for a list (0.6 ms for 5 KB; made once per list) and 11 for a static file (23 ms, once
+    per start; 10 % smaller)."""
+    if coding == "br":
+        return bytes(brotli.compress(body, quality=11 if static else 5))
+    return gzip.compress(body, compresslevel=6, mtime=0)
 
 
 def etag_matches(scope: Scope, etag: bytes) -> bool:
@@ -73,8 +87,8 @@ def _entity_tag(body: bytes, json_list: bool) -> str:
 class HttpCaching:
     """ASGI middleware for the lists (``GET``/``HEAD /articles/{id}/similar`` and ``.../similar.html``) and the
     box's static files. ``HEAD`` is answered as ``GET`` without the body. A 200 gets its caching headers (a list:
-    ``Cache-Control`` from the settings and its surrogate keys; a static file keeps the route's), gzip when the
-    client accepts it and the body is ``compress_min_bytes`` or longer, and a ``304`` when ``If-None-Match``
+    ``Cache-Control`` from the settings and its surrogate keys; a static file keeps the route's), brotli or gzip
+    when the client accepts it and the body is ``compress_min_bytes`` or longer, and a ``304`` when ``If-None-Match``
     names its ETag; any other status of a list gets ``Cache-Control: no-store`` (a 404 may be created soon)."""
 
     def __init__(self, app: ASGIApp, settings: Settings):
@@ -85,7 +99,7 @@ class HttpCaching:
         self.key_header = None if settings.surrogate_key_header == "none" else settings.surrogate_key_header
         self.key_separator = ", " if self.key_header == "Cache-Tag" else " "
         self.min_bytes = settings.compress_min_bytes
-        # Per ETag: the gzipped body and the key header (a list's bytes follow from its ETag).
+        # Per ETag: the compressed bodies and the key header (a list's bytes follow from its ETag).
         self.derived = ResponseCache(max(256, settings.cache_size))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -130,8 +144,8 @@ class HttpCaching:
         headers = _without(start["headers"], (b"content-length", b"vary", b"etag"))
         json_list = is_list and any(n == b"content-type" and v.startswith(b"application/json") for n, v in headers)
         tag = _entity_tag(body, json_list)
-        gzipped = len(body) >= self.min_bytes and accepts_gzip(scope)
-        etag = f'"{tag}-gzip"'.encode() if gzipped else f'"{tag}"'.encode()
+        coding = content_coding(scope) if len(body) >= self.min_bytes else None
+        etag = f'"{tag}-{coding}"'.encode() if coding else f'"{tag}"'.encode()
         headers += [(b"etag", etag), (b"vary", b", ".join(vary.values()))]
         if is_list:
             headers = [*_without(headers, (b"cache-control",)), (b"cache-control", self.cache_control)]
@@ -141,17 +155,17 @@ class HttpCaching:
             headers.append((b"timing-allow-origin", self.timing))
         if etag_matches(scope, etag):
             return {**start, "status": 304, "headers": [h for h in headers if h[0] in _NOT_MODIFIED_KEEPS]}, b""
-        if gzipped:
-            body = self._gzipped(tag, body)
-            headers.append((b"content-encoding", b"gzip"))
+        if coding:
+            body = self._compressed(tag, body, coding, not is_list)
+            headers.append((b"content-encoding", coding.encode()))
         headers.append((b"content-length", str(len(body)).encode()))
         return {**start, "headers": headers}, body
 
-    def _gzipped(self, tag: str, body: bytes) -> bytes:
-        held = self.derived.get(("gzip", tag), 0)
+    def _compressed(self, tag: str, body: bytes, coding: str, static: bool) -> bytes:
+        held = self.derived.get((coding, tag), 0)
         if held is None:
-            held = gzip.compress(body, compresslevel=6, mtime=0)  # mtime 0: the same bytes every time (strong ETag)
-            self.derived.put(("gzip", tag), 0, held)
+            held = compressed(body, coding, static)
+            self.derived.put((coding, tag), 0, held)
         return held
 
     def _keys(self, scope: Scope, tag: str, body: bytes | None) -> bytes:

@@ -96,7 +96,7 @@ def test_head_answers_the_headers_of_get_without_a_body(client):
 def test_gzip_when_accepted_and_long_enough_with_its_own_etag(client):
     plain = client.get(f"/articles/{SOURCE}/similar", headers=IDENTITY)
     assert len(plain.content) >= 1024
-    zipped = client.get(f"/articles/{SOURCE}/similar", headers={"Accept-Encoding": "gzip"})
+    zipped = client.get(f"/articles/{SOURCE}/similar", headers={"Accept-Encoding": "gzip, br;q=0.5"})
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.content == plain.content  # httpx decoded it
     assert int(zipped.headers["content-length"]) == len(gzip.compress(plain.content, 6, mtime=0))
@@ -104,10 +104,22 @@ def test_gzip_when_accepted_and_long_enough_with_its_own_etag(client):
     assert zipped.headers["etag"] == plain.headers["etag"][:-1] + '-gzip"'
     assert client.get(f"/articles/{SOURCE}/similar", headers={
         "Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]}).status_code == 304
-    refused = client.get(f"/articles/{SOURCE}/similar", headers={"Accept-Encoding": "gzip;q=0, br"})
+    refused = client.get(f"/articles/{SOURCE}/similar", headers={"Accept-Encoding": "gzip;q=0, deflate"})
     assert "content-encoding" not in refused.headers
     short = client.get(f"/articles/{SOURCE}/similar", params={"limit": 1}, headers={"Accept-Encoding": "gzip"})
     assert len(short.content) < 1024 and "content-encoding" not in short.headers
+
+
+@pytest.mark.parametrize("path", [f"/articles/{SOURCE}/similar", "/similar-news.js"])
+def test_brotli_when_asked_for_at_least_as_much_as_gzip(client, path):
+    plain = client.get(path, headers=IDENTITY)
+    for accepted in ("br", "gzip, deflate, br, zstd", "*"):
+        r = client.get(path, headers={"Accept-Encoding": accepted})
+        assert r.headers["content-encoding"] == "br" and r.content == plain.content  # httpx decoded it
+        assert int(r.headers["content-length"]) < int(client.get(path, headers={"Accept-Encoding": "gzip"})
+                                                      .headers["content-length"])
+        assert r.headers["etag"] == plain.headers["etag"][:-1] + '-br"'
+    assert client.get(path, headers={"Accept-Encoding": "br", "If-None-Match": r.headers["etag"]}).status_code == 304
 
 
 def test_the_html_box_is_cached_and_keyed_like_the_json_list(client):
