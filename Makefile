@@ -7,6 +7,9 @@ ARTICLES ?= ../shared/data/mind-sample
 BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 # PostgreSQL's server (initdb, pg_ctl) for the store's tests on a real server (Debian's package, any version).
 POSTGRES := $(or $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb)),/usr/lib/postgresql/bin/initdb)
+# Varnish and its xkey vmod for the tests behind a real cache (Debian's varnish and varnish-modules).
+XKEY := $(or $(firstword $(wildcard /usr/lib/*/varnish/vmods/libvmod_xkey.so)),/usr/lib/varnish/vmods/libvmod_xkey.so)
+VARNISH := /usr/sbin/varnishd $(XKEY)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -26,6 +29,9 @@ $(BROWSER):
 $(POSTGRES):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 
+$(VARNISH):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish varnish-modules
+
 install: $(BIN)/.installed
 
 ingest: install
@@ -41,7 +47,7 @@ types: install
 	$(BIN)/mypy
 
 # Lint and types first: they take seconds and keep the code from rotting; then the suite.
-test: lint types $(BROWSER) $(POSTGRES)
+test: lint types $(BROWSER) $(POSTGRES) $(VARNISH)
 	$(BIN)/pytest -q
 
 clean:

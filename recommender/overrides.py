@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from recommender.store import Connection, SideStore, enqueue_boxes, enqueue_holders, next_seq, set_meta
+from recommender.store import Connection, SideStore, enqueue_boxes, enqueue_holders, enqueue_purges, next_seq, set_meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +40,18 @@ class OverrideStore(SideStore):
             out.setdefault(r[0], set()).add(r[1])
         return {k: frozenset(v) for k, v in out.items()}
 
-    def _changed(self, conn: Connection, seq: int) -> None:
-        """Mark the overrides changed at ``seq`` (followers reload them), inside the write's transaction."""
+    def _changed(self, conn: Connection, seq: int, article_ids: Sequence[str]) -> None:
+        """Mark the overrides changed at ``seq`` (followers reload them), and queue purges of the lists of
+        ``article_ids`` when purges are on, inside the write's transaction."""
         set_meta(conn, "overrides_seq", str(seq))
+        if self._store.purges:
+            enqueue_purges(conn, article_ids, seq)
 
     def set_box(self, article_id: str, overrides: BoxOverrides) -> None:
         """Replace an article's pins and blocks in one transaction, which also queues its box for a refresh."""
         with self._store.write_lock, self._store.transaction() as conn:
             seq = next_seq(conn)
-            self._changed(conn, seq)
+            self._changed(conn, seq, [article_id])
             conn.execute("DELETE FROM box_overrides WHERE article_id = ?", (article_id,))
             conn.executemany(
                 "INSERT INTO box_overrides (article_id, item_id, position) VALUES (?, ?, ?)",
@@ -66,7 +69,7 @@ class OverrideStore(SideStore):
         """Block an item; the same transaction queues the boxes that hold it."""
         with self._store.write_lock, self._store.transaction() as conn:
             seq = next_seq(conn)
-            self._changed(conn, seq)
+            self._changed(conn, seq, [item_id])
             conn.execute("INSERT INTO blocked_everywhere (item_id, reason) VALUES (?, ?) "
                          "ON CONFLICT(item_id) DO UPDATE SET reason=excluded.reason", (item_id, reason))
             enqueue_holders(conn, [r[0] for r in conn.execute("SELECT key FROM articles WHERE id = ?", (item_id,))],
@@ -78,6 +81,10 @@ class OverrideStore(SideStore):
             found = conn.execute("DELETE FROM blocked_everywhere WHERE item_id = ?", (item_id,)).rowcount > 0
             if found:
                 seq = next_seq(conn)
-                self._changed(conn, seq)
+                # The boxes it may enter again: their lists at the edge go too (the item's own key is in none).
+                entering = [r[0] for r in conn.execute(
+                    f"SELECT id FROM articles WHERE key IN ({','.join('?' * len(boxes))})", list(boxes))] \
+                    if boxes and self._store.purges else []
+                self._changed(conn, seq, [item_id, *entering])
                 enqueue_boxes(conn, boxes, seq)
             return found

@@ -73,6 +73,13 @@ CREATE INDEX IF NOT EXISTS box_members_box ON box_members(box_key);
 CREATE TABLE IF NOT EXISTS refresh_queue (key BIGINT PRIMARY KEY, seq BIGINT NOT NULL, since BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS refresh_queue_since ON refresh_queue(since);
 CREATE INDEX IF NOT EXISTS refresh_queue_seq ON refresh_queue(seq);
+CREATE TABLE IF NOT EXISTS purge_queue (
+    article_id TEXT COLLATE "C" PRIMARY KEY,
+    seq        BIGINT NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    due        BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS purge_queue_due ON purge_queue(due);
 CREATE TABLE IF NOT EXISTS box_overrides (
     article_id TEXT COLLATE "C" NOT NULL,
     item_id    TEXT COLLATE "C" NOT NULL,
@@ -113,8 +120,8 @@ CREATE TABLE IF NOT EXISTS experiments (
 );
 """
 # The tables in the order a copy must fill them (recommender.migrate).
-TABLES = ("meta", "articles", "tombstones", "boxes", "box_members", "refresh_queue", "box_overrides",
-          "blocked_everywhere", "events", "events_daily", "experiments")
+TABLES = ("meta", "articles", "tombstones", "boxes", "box_members", "refresh_queue", "purge_queue",
+          "box_overrides", "blocked_everywhere", "events", "events_daily", "experiments")
 
 
 class Row:

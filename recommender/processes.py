@@ -52,13 +52,20 @@ class Supervised:
 
     def stop(self) -> None:
         self._stop.set()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.proc is not None:
+            terminate(self.proc)
         self._thread.join(timeout=60)
+
+
+def terminate(proc: subprocess.Popen[bytes], wait_s: float = 30) -> None:
+    """SIGTERM a child and wait for it; SIGKILL it if it has not exited within ``wait_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def die_with_parent(parent: int) -> None:

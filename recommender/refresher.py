@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from recommender.engine import Recommender
 from recommender.locks import refresher_lock
+from recommender.purges import PurgeQueue, PurgeSender
 from recommender.store import StoreUnavailable
 
 log = logging.getLogger("recommender.refresher")
@@ -39,23 +40,33 @@ def refresh_queued(engine: Recommender, progress: bool = False) -> int:
 class Refresher:
     """A daemon thread that brings this process's indexes to the store's latest write every poll, and (unless
     ``boxes`` is false: a read worker, whose writer process refreshes) refreshes queued boxes whenever this
-    process holds the refresher lock."""
+    process holds the refresher lock; with RECOMMENDER_PURGE_URL, a second thread sends the queued CDN purges
+    while it does (``recommender.purges``)."""
 
     def __init__(self, engine: Recommender, boxes: bool = True):
         self.engine = engine
         self.boxes = boxes
         self.lock = refresher_lock(engine.settings)
         self._store_down = False
+        self._holding = False  # this process holds the refresher lock: it refreshes, and sends the purges
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
+        # Purges (RECOMMENDER_PURGE_URL) go from a thread of their own: a slow purge endpoint never holds up a
+        # box refresh.
+        self._purges = threading.Thread(target=self._send_purges, name="purges", daemon=True) \
+            if boxes and engine.settings.purge_url is not None else None
 
     def start(self) -> Refresher:
         self._thread.start()
+        if self._purges is not None:
+            self._purges.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        if self._purges is not None:
+            self._purges.join()
         self.lock.release()
 
     def _run(self) -> None:
@@ -64,6 +75,7 @@ class Refresher:
             if not self._followed() or not self.boxes or not self.lock.try_exclusive():
                 self._stop.wait(poll)  # the store is down, or another process refreshes (take over if it dies)
                 continue
+            self._holding = True
             try:
                 keys = self.engine.store.queued(self.engine.settings.refresh_batch)
                 if keys:
@@ -74,6 +86,21 @@ class Refresher:
             except Exception:
                 log.exception("box refresh failed")
             self._stop.wait(poll)
+
+    def _send_purges(self) -> None:
+        """Send the queued purges every poll while this process holds the refresher lock (one sender)."""
+        sender = PurgeSender(PurgeQueue(self.engine.store), self.engine.settings)
+        poll = self.engine.settings.refresh_poll_s
+        while not self._stop.wait(poll):
+            if not self._holding or self._store_down:
+                continue
+            try:
+                sender.send_due()
+            except StoreUnavailable as exc:  # still queued; sent once the store is back
+                self._store_lost(exc)
+            except Exception:
+                log.exception("sending purges failed")
+        sender.close()
 
     def _followed(self) -> bool:
         """Follow the store (every process does, here, off the request path); False while it is unreachable."""

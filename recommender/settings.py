@@ -119,6 +119,45 @@ class Settings(BaseSettings):
         None, description="A Jinja2 template file for the HTML box (GET /articles/{id}/similar.html); None = the "
         "service's own (service/templates/similar-news.html).")
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
+
+    # Behind a CDN (README "Behind a CDN"): HTTP caching of the lists and the script, purges on change
+    list_max_age_s: int = Field(60, ge=0, description="Cache-Control max-age of a list (browsers and shared "
+                                "caches): how long a list may be shown without asking the service.")
+    list_shared_max_age_s: int | None = Field(
+        None, ge=0, description="Cache-Control s-maxage of a list: a CDN's own lifetime, longer than the browsers' "
+        "when purges are on (a CDN can be purged, a browser cannot); None = max-age.")
+    list_stale_while_revalidate_s: int = Field(
+        30, ge=0, description="Cache-Control stale-while-revalidate of a list: a cache answers an expired list at "
+        "once while it fetches the new one.")
+    list_stale_if_error_s: int = Field(86_400, ge=0, description="Cache-Control stale-if-error of a list: a "
+                                       "cache answers an expired list while the service fails or is down.")
+    compress_min_bytes: int = Field(1024, ge=0, description="Lists and the script at least this long are "
+                                    "compressed (brotli or gzip) for clients that accept it (Accept-Encoding).")
+    surrogate_key_header: Literal["Surrogate-Key", "Cache-Tag", "none"] = Field(
+        "Surrogate-Key", description="The header naming the articles a list holds, for purges: Surrogate-Key "
+        "(Fastly, Varnish xkey; space-separated), Cache-Tag (Cloudflare; comma-separated), none.")
+    purge_url: str | None = Field(
+        None, description="Where a purge of the keys of changed articles is sent (e.g. a Fastly or Cloudflare "
+        "purge API, a Varnish); unset = no purges (nothing is queued).")
+    purge_method: Literal["PURGE", "POST"] = Field("POST", description="The HTTP method of a purge request.")
+    purge_keys_in: Literal["header", "json"] = Field(
+        "header", description="Where a purge request carries its keys: in purge_keys_header (space-separated), or "
+        "in a JSON body {purge_json_field: [keys]}.")
+    purge_keys_header: str = Field("Surrogate-Key", description="The header of a purge request's keys.")
+    purge_json_field: str = Field("tags", description="The JSON body's field of a purge request's keys "
+                                  "(Cloudflare: tags).")
+    purge_headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description='JSON: headers sent with every purge, e.g. {"Fastly-Key": "..."} or '
+        '{"Authorization": "Bearer ..."}.')
+    purge_batch: int = Field(30, ge=1, description="Keys per purge request (Cloudflare takes 30 tags a call, Fastly "
+                             "256 keys).")
+    purge_timeout_s: float = Field(5.0, gt=0, description="A purge request that has not answered by then failed.")
+    purge_delay_s: float | None = Field(
+        None, ge=0, description="How long after its write a purge is sent; None = 0 with SQLite, 1 s with "
+        "PostgreSQL (another replica may serve the old list until it follows the write, within the 1 s takedown "
+        "bound: a cache fetching from it at once would keep the old list).")
+    purge_retry_max_s: float = Field(300.0, gt=0, description="A failed purge is retried after 1 s, 2 s, 4 s, ... "
+                                     "up to this (it stays queued, across restarts, until the endpoint takes it).")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
 
     # Events and experiments (README "Events and experiments")
@@ -164,6 +203,14 @@ class Settings(BaseSettings):
             raise ValueError(f"RECOMMENDER_EVENTS_BURST ({self.events_burst}) is below RECOMMENDER_EVENTS_MAX_BATCH "
                              f"({self.events_max_batch}): a full batch would always be refused; raise the burst")
         return self
+
+    @field_validator("purge_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"RECOMMENDER_PURGE_URL must be an http:// or https:// URL (got {value!r}); unset it "
+                             "to send no purges")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -78,6 +78,17 @@ CREATE TABLE IF NOT EXISTS refresh_queue (
     since INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS refresh_queue_since ON refresh_queue(since);
+-- Articles whose cached lists a CDN must drop (recommender.purges), written in the transaction of the write that
+-- changed or removed them (a crash loses none); only while purges are on (RECOMMENDER_PURGE_URL).
+-- seq: the latest write that queued it (a purge sent for an older one leaves it queued); attempts and due
+-- (epoch ms): when it may be sent (the write's time, then the retries' backoff).
+CREATE TABLE IF NOT EXISTS purge_queue (
+    article_id TEXT PRIMARY KEY,
+    seq        INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    due        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS purge_queue_due ON purge_queue(due);
 -- Editorial overrides (recommender.overrides): here because box writes check blocks in their transaction.
 CREATE TABLE IF NOT EXISTS box_overrides (
     article_id TEXT NOT NULL,             -- whose box
@@ -239,6 +250,15 @@ def enqueue_boxes(conn: Connection, keys: Iterable[int], seq: int) -> None:
         [(int(k), seq, seq) for k in keys])
 
 
+def enqueue_purges(conn: Connection, article_ids: Iterable[str], seq: int) -> None:
+    """Queue purges of the cached lists that show ``article_ids`` (or are their boxes), inside the caller's
+    transaction (the write that changed them), due now; a purge already waiting is due again now, retries reset."""
+    due = now_ms()
+    conn.executemany("INSERT INTO purge_queue (article_id, seq, attempts, due) VALUES (?, ?, 0, ?) "
+                     "ON CONFLICT(article_id) DO UPDATE SET seq=excluded.seq, attempts=0, due=excluded.due",
+                     [(article_id, seq, due) for article_id in article_ids])
+
+
 def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> None:
     """Queue the boxes that hold any of ``item_keys``."""
     keys = [int(k) for k in item_keys]
@@ -369,6 +389,8 @@ class ArticleStore:
 
     def __init__(self) -> None:
         self._local = threading.local()
+        # Whether writes queue purges for a CDN (open_store: RECOMMENDER_PURGE_URL is set).
+        self.purges = False
         self._write_lock = threading.Lock()
         self._writer = self._connect()
         self._create_schema(self._writer)
@@ -468,6 +490,8 @@ class ArticleStore:
                 )
                 keys.append(cur.fetchone()[0])
             enqueue_holders(conn, keys, seq)
+            if self.purges:
+                enqueue_purges(conn, [article.id for article, _, _ in rows], seq)
             own = [k for k, (article, _, _) in zip(keys, rows, strict=True) if article.is_published]
             gone = [k for k, (article, _, _) in zip(keys, rows, strict=True) if not article.is_published]
             enqueue_boxes(conn, [*own, *stale_boxes], seq)
@@ -486,6 +510,8 @@ class ArticleStore:
             conn.execute("INSERT INTO tombstones (key, id, seq) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
                          "id=excluded.id, seq=excluded.seq", (key, article_id, seq))
             enqueue_holders(conn, [key], seq)
+            if self.purges:
+                enqueue_purges(conn, [article_id], seq)
             self._drop_boxes(conn, [key])
             return key
 
@@ -559,7 +585,8 @@ class ArticleStore:
 
     def refresh_lag(self) -> int:
         """Writes since the oldest queued box was first queued, that one included; 0 when nothing is queued."""
-        row = self._reader.execute("SELECT (SELECT value FROM meta WHERE name='seq') - min(since) + 1 "
+        # meta's value is TEXT: PostgreSQL subtracts only once it is cast (SQLite casts by itself).
+        row = self._reader.execute("SELECT CAST((SELECT value FROM meta WHERE name='seq') AS BIGINT) - min(since) + 1 "
                                    "FROM refresh_queue").fetchone()
         return int(row[0] or 0)
 
@@ -684,5 +711,8 @@ def open_store(settings: Settings) -> ArticleStore:
     if settings.database_url is not None:
         from recommender.postgres import PostgresStore  # psycopg is imported only when it is used
 
-        return PostgresStore(settings.database_url.get_secret_value(), settings.box_cache)
-    return SQLiteStore(settings.db_path)
+        store: ArticleStore = PostgresStore(settings.database_url.get_secret_value(), settings.box_cache)
+    else:
+        store = SQLiteStore(settings.db_path)
+    store.purges = settings.purge_url is not None
+    return store

@@ -23,6 +23,7 @@ from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
 from service.forward import ForwardWrites
 from service.html import BoxRenderer, HtmlBoxes
+from service.http_caching import HttpCaching
 from service.intake import EventIntake
 from service.limits import BodyLimits
 from service.lookup import StoredLists
@@ -73,6 +74,9 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
                        max_events_bytes=settings.max_events_bytes,
                        body_timeout_s=settings.body_timeout_s, refuse_writer=writer_refusal)
     app.add_middleware(DecodedPaths)
+    # Outside every layer that answers a list (HEAD reaches them as GET) and inside CORS (which adds its headers
+    # to a 304 too).
+    app.add_middleware(HttpCaching, settings=settings)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Reader"])

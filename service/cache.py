@@ -42,7 +42,7 @@ async def send_json(send: Send, body: bytes) -> None:
     """A 200 JSON response of ready bytes, straight to the ASGI server."""
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"vary", b"accept")]})  # the same URL answers HTML to Accept: text/html
+                            (b"vary", b"Accept")]})  # the same URL answers HTML to Accept: text/html
     await send({"type": "http.response.body", "body": body})
 
 

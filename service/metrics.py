@@ -11,13 +11,14 @@ import os
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from starlette.types import Scope
 
 from recommender.engine import Recommender, UpsertResult
 from recommender.processes import MULTIPROC_ENV
+from recommender.purges import PurgeQueue
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # From the stored-box path (~0.1 ms) to a cold model load.
@@ -39,12 +40,12 @@ MODEL_LOAD = Gauge("recommender_model_load_seconds", "How long a process took to
 
 
 class StoreCollector(Collector):
-    """What the store says at scrape time: the refresh queue, how far behind it is, the articles."""
+    """What the store says at scrape time: the refresh queue, how far behind it is, the articles, the purges."""
 
     def __init__(self, engine: Recommender):
         self.engine = engine
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         store = self.engine.store
         yield GaugeMetricFamily("recommender_refresh_queue_length", "Stored boxes queued for a refresh (not "
                                 "served from the store until refreshed).", store.queue_length())
@@ -55,6 +56,14 @@ class StoreCollector(Collector):
                                 store.count())
         yield GaugeMetricFamily("recommender_articles_indexed", "Articles in the vector index of the process "
                                 "answering the scrape (published ones).", len(self.engine.index))
+        purges = PurgeQueue(store)
+        sent, failed = purges.counts()
+        yield GaugeMetricFamily("recommender_purges_pending", "Articles whose purge (RECOMMENDER_PURGE_URL) is "
+                                "queued, not yet taken by the purge endpoint.", purges.pending())
+        yield CounterMetricFamily("recommender_purges_sent", "Article purges the purge endpoint took (a request "
+                                  "holds up to RECOMMENDER_PURGE_BATCH).", sent)
+        yield CounterMetricFamily("recommender_purges_failed", "Purge requests that failed (error or no answer); "
+                                  "their purges stay queued and are retried with backoff.", failed)
 
 
 def exposition(engine: Recommender) -> bytes:

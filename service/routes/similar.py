@@ -14,6 +14,7 @@ from recommender.rank import GroupPick, SimilarQuery, Strategy
 from service.deps import AppSettings, ArticleId, BoxTemplate, Engine
 from service.errors import Unprocessable, error_responses
 from service.html import VARY
+from service.http_caching import hold_list
 from service.lookup import VARIANT
 from service.metrics import count_list
 from service.schemas import PreviewRequest, SimilarList
@@ -93,6 +94,7 @@ async def similar_html(request: Request, article_id: ArticleId, engine: Engine, 
     """The box as an HTML fragment for the site to embed (template: RECOMMENDER_BOX_TEMPLATE), same query."""
     body, source = await run_in_threadpool(engine.list_body, article_id, query)
     count_list(request.scope, source)
+    hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
     return HTMLResponse(template.render(json.loads(body)), headers=VARY)
 
 
