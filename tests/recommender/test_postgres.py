@@ -35,7 +35,8 @@ def test_keys_are_never_reused_after_a_migration(data_dir, database_url, embedde
         highest, last = max(engine.store.articles())
         engine.delete(last.id)  # the highest key is gone from articles, not from the keys ever given
     with Recommender(on_postgres(data_dir, database_url), embedder=embedder) as engine:
-        [key] = engine.store.upsert([(Article("new-one", "A new article"), "h", np.ones(384, dtype=np.float32))])
+        [key] = engine.store.upsert([(Article("new-one", "A new article"), "h",
+                                      np.ones(embedder.dim, dtype=np.float32))])
         assert key > highest
 
 
