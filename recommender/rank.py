@@ -66,7 +66,7 @@ class Ranking:
     story_threshold: float = 0.8
     novelty: float = 0.0  # share of an item's score lost per item above it of its story (cosine > novelty_threshold)
     novelty_threshold: float = 0.7
-    relevance_floor: float = 0.0  # below it an item is not "similar": a labelled fallback fills its place
+    relevance_floor: float = 0.0  # a cosine below it is not "similar": a labelled fallback fills the item's place
     fallback: Fallback = "section"
     window_days: float | None = None
     same_language_only: bool = True
@@ -291,7 +291,12 @@ def rank(
     blocked = ranked.title_ids == candidates.facts.titles.get(normalized_title(source.title), -1)
     blocked |= ~((ranked.vectors @ source_vector).astype(np.float64) <= ranking.duplicate_threshold)
     copies_of_source = blocked.copy()
-    below_floor = ranked.relevance < ranking.relevance_floor
+    # On the cosine, not the score: the lexical half's scale depends on the language (no word forms for German or
+    # Turkish), so a floor on the score cut true same-story reports in some languages and not in others. Applied
+    # where a fallback takes the places it frees, or where the site asked for a shorter box: an article without a
+    # section keeps its nearest items rather than show fewer.
+    floor = ranking.relevance_floor if ranking.fallback == "none" or source.section is not None else 0.0
+    below_floor = candidates.semantic[ranked.rows] < floor
     # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
     threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
         else ranking.duplicate_threshold

@@ -67,8 +67,8 @@ class Settings(BaseSettings):
         None, description="Cosine above which the novelty rule takes two items as one story. Unset = the model's "
         "calibrated value.")
     relevance_floor: float | None = Field(
-        None, description="Default score below which an item is not shown as similar (a labelled fallback takes "
-        "its place, see fallback). Unset = the model's calibrated value; 0 = no floor.")
+        None, description="Cosine to the source below which an item is not shown as similar (a labelled fallback "
+        "takes its place, see fallback). Unset = the model's calibrated value; 0 = no floor.")
     fallback: Literal["section", "none"] = Field(
         "section", description="What fills a box whose similar items end at the relevance floor: fresh articles "
         "of the source's section among its candidates (popular ones when the click signal is on), or nothing "

@@ -2,8 +2,8 @@
 
 - **Story threshold** (folding): over the pairs of items in each query's plain cosine top 20 whose stories the
   labels tell, the lowest cosine above which pairs are the same story with at least ``FOLD_PRECISION``.
-- **Relevance floor**: over the items of the default's lists (floor off), the lowest score above which items are
-  the same topic or better (grade >= 1) with at least ``FLOOR_PRECISION``.
+- **Relevance floor**: over the items of the default's lists (floor off), the lowest cosine to the source above
+  which items are the same topic or better (grade >= 1) with at least ``FLOOR_PRECISION``.
 
 Both use the tuning halves only (``--half``), so the reporting halves stay unseen.
 """
@@ -65,14 +65,15 @@ def story_pairs(evaluator: Evaluator, queries: Sequence[str]) -> tuple[np.ndarra
 
 
 def default_scores(evaluator: Evaluator, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(score, grade >= 1) of every item of the default's lists with the floor off."""
+    """(cosine to the source, grade >= 1) of every item of the default's lists with the floor off."""
     assert evaluator.engine is not None
     engine = evaluator.engine.with_ranking(relevance_floor=0.0)
     scores: list[float] = []
     right: list[bool] = []
     for qid in queries:
         relevant = evaluator.dataset.relevant(qid)
-        for item in engine.similar(qid, SimilarQuery(limit=10)):
-            scores.append(item.score)
+        for item in engine.similar(qid, SimilarQuery(limit=10, explain=True)):
+            assert item.explanation is not None
+            scores.append(item.explanation.semantic)
             right.append(relevant.get(item.id, 0) >= 1)
     return np.array(scores), np.array(right, dtype=bool)

@@ -263,3 +263,10 @@ def test_novelty_shows_another_story_before_a_third_report_of_one_story():
     assert ids(plain) == ["a1", "a2", "a3", "a4"]
     assert ids(novel) == ["a1", "a4", "a2", "a3"]  # a2 keeps half its score, a3 a quarter
     assert [r.score for r in novel] == sorted((r.score for r in novel), reverse=True)  # scores fall down the list
+
+
+def test_an_article_without_a_section_keeps_its_nearest_items_when_nothing_could_take_their_place():
+    source = replace(SOURCE, section=None)
+    cands = [cand(1, "Italy and France on troops", along(0.8, 2)), cand(2, "Chef opens arcade bar", along(0.3, 3))]
+    assert ids(rank(source, SOURCE_VEC, cands, SimilarQuery(limit=3), FLOORED)) == ["a1", "a2"]
+    assert ids(rank(source, SOURCE_VEC, cands, SimilarQuery(limit=3), replace(FLOORED, fallback="none"))) == ["a1"]
