@@ -264,6 +264,18 @@ def test_only_http_urls_and_site_paths_are_links(api, url):
     assert api.put("/articles/link-2", json=ok).status_code == 200
 
 
+@pytest.mark.parametrize("url", ['https://news.example/a"onmouseover="alert(1)', "https://news.example/<script>",
+                                 "/news/a>b"])
+def test_links_with_quotes_or_angle_brackets_are_422_and_nothing_is_stored(api, url):
+    path = f"/articles/link-q{len(url)}"
+    for field in ("url", "image_url"):
+        response = api.put(path, json={"title": "t", field: url})
+        _assert_json_4xx(response, 422, field)
+        assert "%22" in response.json()["detail"]
+    assert api.get(path).status_code == 404
+    assert api.put(path, json={"title": "t", "url": "https://news.example/a%22%3C%3E"}).status_code == 200
+
+
 def test_no_redirect_trusts_the_host_header(api):
     for path in (f"/articles/{SOURCE}/similar/", "/articles/", "/healthz/", "/docs/"):
         r = api.get(path, headers={"Host": "evil.example"})
