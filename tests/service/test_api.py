@@ -276,6 +276,20 @@ def test_links_with_quotes_or_angle_brackets_are_422_and_nothing_is_stored(api, 
     assert api.put(path, json={"title": "t", "url": "https://news.example/a%22%3C%3E"}).status_code == 200
 
 
+def test_a_put_that_adds_only_a_photo_a_credit_and_a_date_is_unchanged_text_but_stores_them(api):
+    source = api.get(f"/articles/{SOURCE}/similar").json()["items"][0]["id"]
+    article = api.get(f"/articles/{source}").json()
+    extra = {"image_url": "https://img.example/p.jpg", "image_credit": "Reuters",
+             "published_at": "2019-11-02T08:00:00Z"}
+    assert api.put(f"/articles/{source}", json={**article, **extra}).json() == {
+        "created": 0, "updated": 0, "unchanged": 1, "embedded": 0}  # same text: not embedded again
+    stored = api.get(f"/articles/{source}").json()
+    assert {k: stored[k] for k in extra} == {**extra, "published_at": stored["published_at"]}
+    assert stored["published_at"].startswith("2019-11-02T08:00:00")
+    item = next(i for i in api.get(f"/articles/{SOURCE}/similar").json()["items"] if i["id"] == source)
+    assert (item["image_url"], item["image_credit"]) == (extra["image_url"], extra["image_credit"])
+
+
 def test_no_redirect_trusts_the_host_header(api):
     for path in (f"/articles/{SOURCE}/similar/", "/articles/", "/healthz/", "/docs/"):
         r = api.get(path, headers={"Host": "evil.example"})
