@@ -167,6 +167,20 @@ def test_editorial_overrides_over_http(api, anon):
     assert api.put(f"/articles/{SOURCE}/overrides", json={"pins": [{"id": "x", "position": 0}]}).status_code == 422
 
 
+def test_a_new_pin_of_an_article_that_does_not_exist_is_refused_and_a_kept_one_is_not(api):
+    url = "/articles/N16278/overrides"
+    refused = api.put(url, json={"pins": [{"id": "N16278x", "position": 1}], "blocks": []})
+    _assert_json_4xx(refused, 422, "N16278x")
+    assert refused.json()["errors"][0]["loc"] == ["body", "pins", 0, "id"]
+    assert api.get(url).json() == {"pins": [], "blocks": []}  # nothing changed
+    api.put("/articles/pin-gone", json={"title": "Marathon runners pinned then taken down"})
+    assert api.put(url, json={"pins": [{"id": "pin-gone", "position": 2}], "blocks": []}).status_code == 200
+    assert api.delete("/articles/pin-gone").status_code == 204
+    kept = {"pins": [{"id": "pin-gone", "position": 2}], "blocks": [SOURCE]}
+    assert api.put(url, json=kept).status_code == 200  # the box's other changes can still be saved
+    api.put(url, json={"pins": [], "blocks": []})
+
+
 def test_block_everywhere_over_http(api):
     top = api.get(f"/articles/{SOURCE}/similar").json()["items"][0]["id"]
     assert api.put(f"/blocked/{top}", json={"reason": "legal"}).status_code == 204
