@@ -21,6 +21,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from service.html import long_date
@@ -103,11 +104,11 @@ def box_ids(browser: WebDriver, url: str) -> list[str]:
     return [li.get_attribute("data-id") for li in box.find_elements(By.CSS_SELECTOR, "li")]
 
 
-def shot(browser: WebDriver, name: str) -> None:
-    """The whole page, from its top."""
+def shot(browser: WebDriver, name: str, width: int = 1280) -> None:
+    """The whole page, from its top, ``width`` pixels wide."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     height = browser.execute_script("window.scrollTo(0, 0); return document.documentElement.scrollHeight")
-    browser.set_window_size(1280, min(max(height, 600), 2400))
+    browser.set_window_size(width, min(max(height, 600), 2400))
     assert browser.save_screenshot(str(ARTIFACTS / name))
     browser.set_window_size(1280, 1024)
 
@@ -162,7 +163,11 @@ def test_the_editor_needs_the_token_to_pin_then_the_public_box_shows_the_pin_on_
     assert [r.get_attribute("data-id") for r in rows] == before  # the box readers get, with explanations
     assert all(c.text for c in rows[0].find_elements(By.CSS_SELECTOR, "td.num")[:4])
     click(row_of(browser, item), "Pin")
-    WebDriverWait(browser, 30).until(lambda b: "401" in b.find_element(By.ID, "status").text)
+    # Said in plain words, beside the button that was clicked (and in the status line, which stays in view).
+    WebDriverWait(browser, 30).until(lambda b: row_of(b, item).find_elements(By.CSS_SELECTOR, ".message"))
+    message = row_of(browser, item).find_element(By.CSS_SELECTOR, ".message").text
+    assert message.startswith("Changes need the write token") and "“Write token”" in message
+    assert browser.find_element(By.ID, "status").text == message
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     position = row_of(browser, item).find_element(By.CSS_SELECTOR, "input")
     position.clear()
@@ -183,7 +188,15 @@ def test_the_editor_blocks_an_item_here_and_everywhere_and_takes_the_blocks_back
     open_box_in_editor(browser, server, MARATHON)
     click(row_of(browser, before[1]), "Block here")
     WebDriverWait(browser, 30).until(lambda b: not b.find_elements(By.CSS_SELECTOR, f'tr[data-id="{before[1]}"]'))
+    click(row_of(browser, before[2]), "Block everywhere")  # asks first: "no" blocks nothing
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())
+    assert "every box" in browser.switch_to.alert.text
+    browser.switch_to.alert.dismiss()
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "status").text == "Nothing blocked.")
+    assert before[2] not in httpx.get(f"{server.url}/blocked").json()
     click(row_of(browser, before[2]), "Block everywhere")
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())
+    browser.switch_to.alert.accept()
     WebDriverWait(browser, 30).until(lambda b: not b.find_elements(By.CSS_SELECTOR, f'tr[data-id="{before[2]}"]'))
     assert before[2] in httpx.get(f"{server.url}/blocked").json()
     shown = box_ids(browser, page)
@@ -200,6 +213,19 @@ def test_the_editor_blocks_an_item_here_and_everywhere_and_takes_the_blocks_back
         # The page re-renders its list while the wait reads the buttons' text: a button read then is stale.
         WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(gone(label))
     assert box_ids(browser, page) == before
+
+
+def test_pinning_an_article_that_does_not_exist_is_refused_beside_the_form_and_the_page_fits_a_phone(
+        server, browser):
+    browser.set_window_size(390, 844)
+    open_box_in_editor(browser, server, MARATHON)
+    browser.find_element(By.ID, "pin-id").send_keys("N16278-no-such")
+    browser.find_element(By.CSS_SELECTOR, "#pin-form button").click()
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#pin-form .message.error"))
+    assert "no article 'N16278-no-such'" in browser.find_element(By.CSS_SELECTOR, "#pin-form .message").text
+    assert httpx.get(f"{server.url}/articles/{MARATHON}/overrides").json()["pins"] == []
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    shot(browser, "editor-phone.png", width=390)
 
 
 def test_a_draft_preview_shows_the_box_it_would_get(server, browser):
@@ -395,7 +421,7 @@ def test_the_box_is_styled_under_a_strict_style_policy_and_compact_on_a_phone(se
     assert looks["placeholders"] == len(items) - 4 and looks["beside"]
     browser.set_window_size(390, 844)
     phone = browser.execute_script(STYLED, browser.find_element(By.CSS_SELECTOR, "similar-news"))
-    shot(browser, "embedded-box-phone.png")
+    shot(browser, "embedded-box-phone.png", width=390)
     assert phone["beside"] and phone["height"] < 1400  # 8 items, photo beside text
     # A server-side include: the fragment in the page, the stylesheet linked from the service.
     fragment = httpx.get(f"{server.url}/articles/{SOURCE}/similar.html").text
