@@ -83,11 +83,13 @@
   }
 
   // The box for a list as the API returns it ({article_id, items}); empty when there are no items.
-  function renderBox(list, {lang = "en", timeZone = "UTC", headingId = `similar-news-heading-${++boxes}`} = {}) {
+  // The heading may be named (the editor's draft preview: two boxes on a page are two landmarks, each needs
+  // a name of its own).
+  function renderBox(list, {lang = "en", timeZone = "UTC", headingId = `similar-news-heading-${++boxes}`, heading} = {}) {
     if (!list.items.length) return document.createDocumentFragment();
     const words = wordsFor(lang);
     return el("aside", {"class": "similar-news", "aria-labelledby": headingId},
-              el("h2", {id: headingId, "class": "similar-news__heading"}, words.heading),
+              el("h2", {id: headingId, "class": "similar-news__heading"}, heading || words.heading),
               el("ul", {"class": "similar-news__items"}, ...list.items.map((item) => renderItem(item, words, timeZone))));
   }
 
