@@ -13,6 +13,10 @@ VARNISH := /usr/sbin/varnishd $(XKEY)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
+# axe-core, which the browser tests run in the page to check accessibility (npm; a test tool, never served).
+AXE := build/axe/node_modules/axe-core/axe.min.js
+export AXE_CORE := $(CURDIR)/$(AXE)
+
 .PHONY: serve test install ingest lint types clean
 
 $(BIN)/.installed: pyproject.toml
@@ -32,6 +36,10 @@ $(POSTGRES):
 $(VARNISH):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq varnish varnish-modules
 
+$(AXE):
+	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
+	npm install --silent --no-audit --no-fund --prefix build/axe axe-core@4.14.1
+
 install: $(BIN)/.installed
 
 ingest: install
@@ -47,7 +55,7 @@ types: install
 	$(BIN)/mypy
 
 # Lint and types first: they take seconds and keep the code from rotting; then the suite.
-test: lint types $(BROWSER) $(POSTGRES) $(VARNISH)
+test: lint types $(BROWSER) $(POSTGRES) $(VARNISH) $(AXE)
 	$(BIN)/pytest -q
 
 clean:

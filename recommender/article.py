@@ -86,6 +86,8 @@ def web_url(value: str | None) -> str | None:
         return value
     if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
         raise ValueError("must not contain white space or control characters (encode them, e.g. %20)")
+    if any(c in '"<>' for c in value):  # never needed in a URL, and what breaks out of an HTML attribute
+        raise ValueError('must not contain ", < or > (encode them: %22, %3C, %3E)')
     if value.startswith("/") and not value.startswith(("//", "/\\")):
         return value
     parts = urlsplit(value)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recommender.experiments import ExperimentSpec
+
+# The languages the box's words are shipped in (service/html.py BOX_STRINGS).
+BoxLocale = Literal["en", "uk", "ru"]
 
 
 class Settings(BaseSettings):
@@ -28,7 +33,9 @@ class Settings(BaseSettings):
     allow_writes: bool = Field(True, description="False serves read-only (no PUT/POST/DELETE of articles).")
     host: str = "127.0.0.1"
     port: int = 8000
-    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a browser.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser: a JSON list, or origins "
+        "separated by commas.")
 
     # Embedding
     body_chars: int = Field(1000, description="How much of the body (characters) goes into the embedded text.")
@@ -118,6 +125,10 @@ class Settings(BaseSettings):
     box_template: Path | None = Field(
         None, description="A Jinja2 template file for the HTML box (GET /articles/{id}/similar.html); None = the "
         "service's own (service/templates/similar-news.html).")
+    box_locale: BoxLocale = Field(
+        "en", description="Language of the HTML box's heading, credit and dates when the request names none "
+        "(?locale=); the script follows the page's lang instead.")
+    box_time_zone: str = Field("UTC", description="IANA time zone of the dates in the HTML box, e.g. Europe/Kyiv.")
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
 
     # Behind a CDN (README "Behind a CDN"): HTTP caching of the lists and the script, purges on change
@@ -210,6 +221,37 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"RECOMMENDER_PURGE_URL must be an http:// or https:// URL (got {value!r}); unset it "
                              "to send no purges")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("RECOMMENDER_CORS_ORIGINS is not a JSON list: write [\"https://site.example\"] "
+                                 "or https://site.example,https://m.site.example") from None
+        return [origin.strip() for origin in value.split(",") if origin.strip()]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and (not origin.startswith(("http://", "https://")) or origin.count("/") != 2):
+                raise ValueError(f"{origin!r} is not an origin: scheme and host (and port), no path, e.g. "
+                                 "https://site.example")
+        return value
+
+    @field_validator("box_time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone: e.g. Europe/Kyiv or UTC") from None
         return value
 
     @field_validator("database_url")

@@ -55,7 +55,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
-    app.state.box_template = BoxRenderer(settings.box_template)
+    app.state.box_template = BoxRenderer(settings.box_template, settings.box_locale, settings.box_time_zone)
     limiter = app.state.event_limiter = RateLimiter(settings.events_rate_per_s, settings.events_burst,
                                                     settings.events_client_header, settings.events_proxy_hops)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))

@@ -3,10 +3,12 @@ text/html`` on the list's URL sent to it."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,31 +23,66 @@ class TemplateMissing(RuntimeError):
     pass
 
 
-def long_date(value: str | None) -> str:
-    """``2019-10-28T10:00:00Z`` as "28 October 2019" (the box shows the day, not the time)."""
+# The box's words per language, for the template and (put into similar-news.js when served) the script:
+# heading, credit prefix, the locale of the script's Intl.DateTimeFormat, and the server's long date as
+# that format writes it (day, month in the genitive, year).
+BOX_STRINGS: dict[str, dict[str, Any]] = {
+    "en": {"heading": "Similar news", "photo": "Photo:", "date_locale": "en-GB", "date": "{day} {month} {year}",
+           "months": ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+                      "October", "November", "December"]},
+    "uk": {"heading": "Схожі новини", "photo": "Фото:", "date_locale": "uk", "date": "{day} {month} {year} р.",
+           "months": ["січня", "лютого", "березня", "квітня", "травня", "червня", "липня", "серпня", "вересня",
+                      "жовтня", "листопада", "грудня"]},
+    "ru": {"heading": "Похожие новости", "photo": "Фото:", "date_locale": "ru", "date": "{day} {month} {year} г.",
+           "months": ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября",
+                      "октября", "ноября", "декабря"]},
+}
+
+
+def long_date(value: str | None, locale: str = "en", time_zone: str = "UTC") -> str:
+    """``2019-10-28T10:00:00Z`` as "28 October 2019" (the box shows the day, not the time), or "28 жовтня
+    2019 р." in Ukrainian; the day as it is in ``time_zone``."""
     if not value:
         return ""
-    day = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return f"{day.day} {day:%B %Y}"
+    day = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(ZoneInfo(time_zone))
+    words = BOX_STRINGS[locale]
+    return str(words["date"]).format(day=day.day, month=words["months"][day.month - 1], year=day.year)
+
+
+@jinja2.pass_context
+def _long_date(context: jinja2.runtime.Context, value: str | None) -> str:
+    return long_date(value, context.get("locale", "en"), context.get("time_zone", "UTC"))
+
+
+def script_source(script: str, css: str) -> bytes:
+    """similar-news.js as served: with the stylesheet and the box's words put in (one copy of each)."""
+    words = {lang: {k: v for k, v in w.items() if k in ("heading", "photo", "date_locale")}
+             for lang, w in BOX_STRINGS.items()}
+    script = re.sub(r'/\*similar-news\.css\*/""', lambda _: json.dumps(css), script)
+    script = re.sub(r"/\*strings\*/\{.*?\}\};", lambda _: json.dumps(words, ensure_ascii=False) + ";", script)
+    return script.encode()
 
 
 class BoxRenderer:
     """The HTML box from a list's JSON, by a Jinja2 template with autoescaping on: a title holding ``<script>``
-    shows as text. The template gets ``article_id`` and ``items`` (the JSON list's items) and a ``long_date``
-    filter."""
+    shows as text. The template gets ``article_id``, ``list_id``, ``items`` (the JSON list's items), the
+    ``locale``'s words as ``text`` and a ``long_date`` filter (in that locale and ``time_zone``)."""
 
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, locale: str = "en", time_zone: str = "UTC"):
+        self.locale, self.time_zone = locale, time_zone
         path = Path(path or DEFAULT_TEMPLATE)
         if not path.is_file():
             raise TemplateMissing(f"RECOMMENDER_BOX_TEMPLATE: no template file at {path}: give the path of a "
                                   "Jinja2 file, or unset it for the service's own")
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(path.parent), autoescape=True,
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        env.filters["long_date"] = long_date
+        env.filters["long_date"] = _long_date
         self.template = env.get_template(path.name)
 
-    def render(self, box: dict[str, Any]) -> str:
-        return self.template.render(article_id=box["article_id"], items=box["items"])
+    def render(self, box: dict[str, Any], locale: str | None = None) -> str:
+        locale = locale or self.locale
+        return self.template.render(article_id=box["article_id"], list_id=box.get("list_id", ""), items=box["items"],
+                                    locale=locale, time_zone=self.time_zone, text=BOX_STRINGS[locale])
 
 
 def prefers_html(scope: Scope) -> bool:

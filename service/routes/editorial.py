@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from recommender.overrides import BoxOverrides, Pin
 from service.deps import ArticleId, Editor, Engine, Writer
-from service.errors import NotFound, error_responses
+from service.errors import NotFound, Unprocessable, error_responses
 from service.schemas import BlockIn, BoxOverridesIO, PinIn
 
 router = APIRouter(tags=["editorial"])
@@ -23,6 +23,17 @@ def get_overrides(article_id: ArticleId, engine: Engine, editor: Editor) -> BoxO
 @router.put("/articles/{article_id}/overrides", response_model=BoxOverridesIO, dependencies=[Writer],
             responses=error_responses(400, 401, 403, 404, 408, 413, 415, 422))
 def put_overrides(article_id: ArticleId, body: BoxOverridesIO, engine: Engine) -> BoxOverridesIO:
+    """Replace the box's pins and blocks. A new pin must name a stored article (a pin kept from before may
+    name one since taken down: it shows nothing, and the editor can still save the box's other changes)."""
+    kept = {p.item_id for p in engine.box_overrides(article_id).pins}
+    new = {p.id for p in body.pins} - kept
+    stored = engine.store.stored(new) if new else {}
+    unknown = [(n, p.id) for n, p in enumerate(body.pins) if p.id in new and p.id not in stored]
+    if unknown:
+        raise Unprocessable(
+            "no article " + ", ".join(repr(i) for _, i in unknown) + ": pin an article that exists (find it by "
+            "its title or id first)", [{"type": "value_error", "loc": ["body", "pins", n, "id"],
+                                        "msg": "no such article"} for n, _ in unknown])
     engine.set_box_overrides(article_id, BoxOverrides(
         pins=tuple(Pin(p.id, p.position) for p in body.pins), blocks=frozenset(body.blocks)))
     return body

@@ -1,5 +1,5 @@
-"""What the app serves to browsers: the editor's page and the script of the ``<similar-news>`` element (files
-of ``service/static``, read once; no build step)."""
+"""What the app serves to browsers: the editor's page, the script of the ``<similar-news>`` element and its
+stylesheet (files of ``service/static``, read once; no build step)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from service.html import script_source
+
 router = APIRouter(tags=["pages"])
 STATIC = Path(__file__).resolve().parents[1] / "static"
 EDITOR = (STATIC / "editor.html").read_bytes()
-SCRIPT = (STATIC / "similar-news.js").read_bytes()
+STYLESHEET = (STATIC / "similar-news.css").read_text()
+SCRIPT = script_source((STATIC / "similar-news.js").read_text(), STYLESHEET)
 # Sites load the script on every page: let browsers keep it a while, and check it again after.
 SCRIPT_HEADERS = {"Cache-Control": "public, max-age=300"}
 
@@ -29,3 +32,11 @@ def similar_news_script() -> Response:
     """``<script src=".../similar-news.js">`` then ``<similar-news article-id="...">``: the box, rendered in
     the browser from the JSON list."""
     return Response(SCRIPT, media_type="text/javascript", headers=SCRIPT_HEADERS)
+
+
+@router.get("/similar-news.css", response_class=Response,
+            responses={200: {"content": {"text/css": {}}, "description": "the stylesheet"}})
+def similar_news_stylesheet() -> Response:
+    """The box's default looks, for a page that links them (the server's HTML box; the script adopts them
+    itself): zero-specificity rules, fonts and colours left to the site."""
+    return Response(STYLESHEET, media_type="text/css", headers=SCRIPT_HEADERS)

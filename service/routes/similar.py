@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT
 from recommender.rank import GroupPick, SimilarQuery, Strategy
+from recommender.settings import BoxLocale
 from service.deps import AppSettings, ArticleId, BoxTemplate, Engine
 from service.errors import Unprocessable, error_responses
 from service.html import VARY
@@ -67,6 +68,8 @@ def similar_query(
 
 
 ListQuery = Annotated[SimilarQuery, Depends(similar_query)]
+Locale = Annotated[BoxLocale | None, Query(description=(
+    "Language of the box's heading, photo credit and dates; unset = RECOMMENDER_BOX_LOCALE."))]
 Reader = Annotated[str | None, Query(max_length=256, description=(
     "The site's id for the visitor (or the x-reader header): the running experiment's variant is chosen by it; "
     "without one, by the client's address and user agent."))]
@@ -90,12 +93,13 @@ async def similar(request: Request, article_id: ArticleId, engine: Engine, query
             responses={**error_responses(404, 422), 200: {"content": {"text/html": {}},
                                                           "description": "the box as an HTML fragment"}})
 async def similar_html(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery,
-                       template: BoxTemplate) -> HTMLResponse:
-    """The box as an HTML fragment for the site to embed (template: RECOMMENDER_BOX_TEMPLATE), same query."""
+                       template: BoxTemplate, locale: Locale = None) -> HTMLResponse:
+    """The box as an HTML fragment for the site to embed (template: RECOMMENDER_BOX_TEMPLATE), same query;
+    ``locale`` chooses the words and dates (default RECOMMENDER_BOX_LOCALE)."""
     body, source = await run_in_threadpool(engine.list_body, article_id, query)
     count_list(request.scope, source)
     hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
-    return HTMLResponse(template.render(json.loads(body)), headers=VARY)
+    return HTMLResponse(template.render(json.loads(body), locale), headers=VARY)
 
 
 @router.post("/similar", response_model=SimilarList, responses=error_responses(400, 408, 413, 415, 422))

@@ -168,6 +168,20 @@ def test_editorial_overrides_over_http(api, anon):
     assert api.put(f"/articles/{SOURCE}/overrides", json={"pins": [{"id": "x", "position": 0}]}).status_code == 422
 
 
+def test_a_new_pin_of_an_article_that_does_not_exist_is_refused_and_a_kept_one_is_not(api):
+    url = "/articles/N16278/overrides"
+    refused = api.put(url, json={"pins": [{"id": "N16278x", "position": 1}], "blocks": []})
+    _assert_json_4xx(refused, 422, "N16278x")
+    assert refused.json()["errors"][0]["loc"] == ["body", "pins", 0, "id"]
+    assert api.get(url).json() == {"pins": [], "blocks": []}  # nothing changed
+    api.put("/articles/pin-gone", json={"title": "Marathon runners pinned then taken down"})
+    assert api.put(url, json={"pins": [{"id": "pin-gone", "position": 2}], "blocks": []}).status_code == 200
+    assert api.delete("/articles/pin-gone").status_code == 204
+    kept = {"pins": [{"id": "pin-gone", "position": 2}], "blocks": [SOURCE]}
+    assert api.put(url, json=kept).status_code == 200  # the box's other changes can still be saved
+    api.put(url, json={"pins": [], "blocks": []})
+
+
 def test_block_everywhere_over_http(api):
     top = api.get(f"/articles/{SOURCE}/similar").json()["items"][0]["id"]
     assert api.put(f"/blocked/{top}", json={"reason": "legal"}).status_code == 204
@@ -263,6 +277,32 @@ def test_only_http_urls_and_site_paths_are_links(api, url):
     assert api.get("/articles/link-1").status_code == 404
     ok = {"title": "t", "url": "https://news.example/a?b=1#c", "image_url": "/img/1.jpg"}
     assert api.put("/articles/link-2", json=ok).status_code == 200
+
+
+@pytest.mark.parametrize("url", ['https://news.example/a"onmouseover="alert(1)', "https://news.example/<script>",
+                                 "/news/a>b"])
+def test_links_with_quotes_or_angle_brackets_are_422_and_nothing_is_stored(api, url):
+    path = f"/articles/link-q{len(url)}"
+    for field in ("url", "image_url"):
+        response = api.put(path, json={"title": "t", field: url})
+        _assert_json_4xx(response, 422, field)
+        assert "%22" in response.json()["detail"]
+    assert api.get(path).status_code == 404
+    assert api.put(path, json={"title": "t", "url": "https://news.example/a%22%3C%3E"}).status_code == 200
+
+
+def test_a_put_that_adds_only_a_photo_a_credit_and_a_date_is_unchanged_text_but_stores_them(api):
+    source = api.get(f"/articles/{SOURCE}/similar").json()["items"][0]["id"]
+    article = api.get(f"/articles/{source}").json()
+    extra = {"image_url": "https://img.example/p.jpg", "image_credit": "Reuters",
+             "published_at": "2019-11-02T08:00:00Z"}
+    assert api.put(f"/articles/{source}", json={**article, **extra}).json() == {
+        "created": 0, "updated": 0, "unchanged": 1, "embedded": 0}  # same text: not embedded again
+    stored = api.get(f"/articles/{source}").json()
+    assert {k: stored[k] for k in extra} == {**extra, "published_at": stored["published_at"]}
+    assert stored["published_at"].startswith("2019-11-02T08:00:00")
+    item = next(i for i in api.get(f"/articles/{SOURCE}/similar").json()["items"] if i["id"] == source)
+    assert (item["image_url"], item["image_credit"]) == (extra["image_url"], extra["image_credit"])
 
 
 def test_no_redirect_trusts_the_host_header(api):

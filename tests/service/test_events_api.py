@@ -175,3 +175,13 @@ def test_acknowledged_events_survive_a_sigkill_of_the_server(ingested_dir, tmp_p
         server.kill()
     with sqlite3.connect(server.data_dir / "articles.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM events").fetchone()[0] == sum(acked) == 40 * len(batch)
+
+
+def test_events_sent_as_a_beacon_as_text_plain_are_taken_and_other_writes_are_still_json_only(api):
+    body = api.get(f"/articles/{SOURCE}/similar").json()
+    beacon = json.dumps(events_of(body, clicked=1)).encode()
+    r = api.post("/events", content=beacon, headers={"Content-Type": "text/plain;charset=UTF-8"})
+    assert r.status_code == 200 and r.json() == {"stored": len(body["items"]) + 1}
+    assert api.post("/events", content=b"not json", headers={"Content-Type": "text/plain"}).status_code == 422
+    r = api.post("/articles", content=b"[]", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415

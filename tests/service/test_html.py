@@ -1,6 +1,7 @@
 """The box as an HTML fragment: GET /articles/{id}/similar.html, or the list's URL with Accept: text/html;
 rendered by a replaceable Jinja2 template, escaped, accessible."""
 
+import json
 from html.parser import HTMLParser
 
 import pytest
@@ -8,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from recommender.engine import Recommender
 from service.app import create_app
-from service.html import TemplateMissing
+from service.html import BoxRenderer, TemplateMissing
 from tests.conftest import make_settings
 
 SOURCE = "N34700"
@@ -109,3 +110,50 @@ def test_the_site_can_replace_the_template(data_dir, embedder, tmp_path):
     assert text.startswith("<ol><li>") and text.count("<li>") == len(items)
     with pytest.raises(TemplateMissing, match="RECOMMENDER_BOX_TEMPLATE"):
         create_app(make_settings(data_dir, box_template=tmp_path / "missing.html"))
+
+
+def test_the_html_box_speaks_the_locale_asked_for_with_dates_in_the_time_zone_set(data_dir, api):
+    api.put("/articles/html-uk", json={"title": "Marine Corps Marathon runners in the rain", "section": "sports",
+                                       "image_url": "https://img.example/uk.jpg", "image_credit": "Reuters",
+                                       "url": "https://news.example/uk", "published_at": "2019-10-28T22:30:00Z"})
+    url = f"/articles/{MARATHON}/similar.html"
+    uk = api.get(url, params={"limit": 20, "locale": "uk"}).text
+    assert "Схожі новини" in uk and "Фото: Reuters" in uk and "28 жовтня 2019 р." in uk
+    ru = api.get(url, params={"limit": 20, "locale": "ru"}).text
+    assert "Похожие новости" in ru and "28 октября 2019 г." in ru
+    assert "Similar news" in api.get(url, params={"limit": 20}).text
+    refused = api.get(url, params={"locale": "de"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["loc"] == ["query", "locale"]
+    box = api.get(f"/articles/{MARATHON}/similar", params={"limit": 20}).json()
+    kyiv = BoxRenderer(None, "uk", "Europe/Kyiv").render(box)  # as RECOMMENDER_BOX_LOCALE/_TIME_ZONE make it
+    assert "Схожі новини" in kyiv and "29 жовтня 2019 р." in kyiv  # 22:30 UTC is past midnight in Kyiv
+    with pytest.raises(ValueError, match="IANA time zone"):
+        make_settings(data_dir, box_time_zone="Europe/Atlantis")
+
+
+def test_photos_link_to_the_article_with_their_size_and_items_without_one_get_a_placeholder(api):
+    api.put("/articles/html-photo-2", json={"title": "Marine Corps Marathon runners in the rain again",
+                                            "image_url": "https://img.example/run2.jpg", "section": "sports",
+                                            "url": "https://news.example/run2"})
+    box = Fragment(api.get(f"/articles/{MARATHON}/similar.html", params={"limit": 20}).text)
+    photo = next(img for img in box.all("img") if img["src"] == "https://img.example/run2.jpg")
+    assert (photo["width"], photo["height"]) == ("160", "90")
+    links = [a for a in box.all("a") if a.get("class") == "similar-news__photo"]
+    assert {"href": "https://news.example/run2", "class": "similar-news__photo", "tabindex": "-1",
+            "aria-hidden": "true"} in links
+    placeholders = [s for s in box.all("span") if s.get("class") == "similar-news__placeholder"]
+    assert len(placeholders) == len(box.all("li")) - len(box.all("img")) > 0
+
+
+def test_two_boxes_on_a_page_have_headings_of_their_own(api):
+    ids = [Fragment(api.get(f"/articles/{a}/similar.html").text).all("h2")[0]["id"] for a in (SOURCE, MARATHON)]
+    assert ids[0] != ids[1] and all(i.startswith("similar-news-") for i in ids)
+
+
+def test_the_stylesheet_is_served_and_the_script_carries_it_and_injects_no_style_element(api):
+    css = api.get("/similar-news.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert ":where(.similar-news__items)" in css.text and "font:" not in css.text and "font-family" not in css.text
+    script = api.get("/similar-news.js").text
+    assert json.dumps(css.text) in script and "createElement(\"style\")" not in script
+    assert "Схожі новини" in script and "Похожие новости" in script

@@ -7,6 +7,7 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
+from recommender.settings import Settings
 from service.app import OpenWritesRefused, create_app
 from tests.conftest import make_settings
 
@@ -44,3 +45,21 @@ def test_a_blank_token_is_a_configuration_error(tmp_path, token):
     serve = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--host", "0.0.0.0", "--port",
                             str(free_port())], env=env, capture_output=True, text=True, timeout=60)
     assert serve.returncode == 2 and "RECOMMENDER_API_TOKEN" in serve.stderr  # refused to start
+
+
+def test_cors_origins_are_a_json_list_or_a_comma_separated_list_and_anything_else_stops_serve_in_one_line(
+        tmp_path, monkeypatch):
+    from tests.service.conftest import free_port
+
+    for value in ('["https://news.example", "http://127.0.0.1:8080"]', "https://news.example, http://127.0.0.1:8080"):
+        monkeypatch.setenv("RECOMMENDER_CORS_ORIGINS", value)
+        assert Settings().cors_origins == ["https://news.example", "http://127.0.0.1:8080"]
+    monkeypatch.setenv("RECOMMENDER_CORS_ORIGINS", "http://news.example")
+    assert Settings().cors_origins == ["http://news.example"]
+    for bad in ('["https://news.example"', "https://news.example/page", "news.example"):
+        env = {**os.environ, "RECOMMENDER_CORS_ORIGINS": bad, "RECOMMENDER_DATA_DIR": str(tmp_path)}
+        serve = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--port", str(free_port())],
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert serve.returncode == 2 and serve.stdout == "", serve.stderr
+        (line,) = serve.stderr.splitlines()  # one line that says what to write, no traceback
+        assert line.startswith("error: RECOMMENDER_CORS_ORIGINS: ") and "https://site.example" in line
