@@ -26,6 +26,9 @@ from recommender.article import Article
 if TYPE_CHECKING:
     from recommender.settings import Settings
 
+# Values per ``IN (...)`` (``in_chunks``): under every database's limit on a statement's variables.
+IN_CHUNK = 500
+
 # SQLite's schema (PostgreSQL's: recommender.postgres.SCHEMA; keep the two in step).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -239,12 +242,20 @@ def enqueue_boxes(conn: Connection, keys: Iterable[int], seq: int) -> None:
         [(int(k), seq, seq) for k in keys])
 
 
+def in_chunks(values: Iterable[Any]) -> Iterator[tuple[list[Any], str]]:
+    """The distinct ``values`` in runs of at most ``IN_CHUNK``, each with its ``?,?,...`` placeholders: every query
+    with a caller-sized ``IN (...)`` reads or writes through this, so no batch runs into the database's limit on
+    variables in one statement (999 in SQLite before 3.32, 32,766 since, lower where a build sets it; 65,535 in
+    PostgreSQL)."""
+    distinct = list(dict.fromkeys(values))
+    for start in range(0, len(distinct), IN_CHUNK):
+        chunk = distinct[start:start + IN_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> None:
     """Queue the boxes that hold any of ``item_keys``."""
-    keys = [int(k) for k in item_keys]
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(int(k) for k in item_keys):
         conn.execute(
             f"""INSERT INTO refresh_queue (key, seq, since)
                 SELECT DISTINCT box_key, ?, ? FROM box_members WHERE item_key IN ({marks})
@@ -253,11 +264,8 @@ def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> Non
 
 def _still_shown(conn: Connection, keys: Iterable[int]) -> set[int]:
     """Those of ``keys`` that are stored, published and not blocked everywhere (one read per 500 keys)."""
-    keys = list(keys)
     out: set[int] = set()
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(keys):
         out.update(r[0] for r in conn.execute(f"""SELECT key FROM articles WHERE key IN ({marks})
                                                  AND status = 'published'
                                                  AND id NOT IN (SELECT item_id FROM blocked_everywhere)""", chunk))
@@ -267,9 +275,7 @@ def _still_shown(conn: Connection, keys: Iterable[int]) -> set[int]:
 def _published(conn: Connection, keys: Sequence[int]) -> set[int]:
     """Those of ``keys`` that are stored and published (one read per 500 keys)."""
     out: set[int] = set()
-    for start in range(0, len(keys), 500):
-        chunk = list(keys[start:start + 500])
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(keys):
         out.update(r[0] for r in conn.execute(
             f"SELECT key FROM articles WHERE key IN ({marks}) AND status = 'published'", chunk))
     return out
@@ -278,9 +284,7 @@ def _published(conn: Connection, keys: Sequence[int]) -> set[int]:
 def _members(conn: Connection, box_keys: Sequence[int]) -> set[tuple[int, int]]:
     """The (item key, box key) member rows of ``box_keys`` (one read per 500 boxes)."""
     out: set[tuple[int, int]] = set()
-    for start in range(0, len(box_keys), 500):
-        chunk = list(box_keys[start:start + 500])
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(box_keys):
         out.update((r[0], r[1]) for r in conn.execute(
             f"SELECT item_key, box_key FROM box_members WHERE box_key IN ({marks})", chunk))
     return out
@@ -421,9 +425,7 @@ class ArticleStore:
     def keys_of(self, article_ids: Sequence[str]) -> dict[str, int]:
         """The keys of those ``article_ids`` that are stored (one read per 500 ids)."""
         out: dict[str, int] = {}
-        for start in range(0, len(article_ids), 500):
-            chunk = list(article_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(article_ids):
             out.update(self._reader.execute(f"SELECT id, key FROM articles WHERE id IN ({marks})", chunk))
         return out
 
@@ -574,10 +576,7 @@ class ArticleStore:
     def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
         """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""
         out: dict[int, float | None] = {}
-        keys = [int(k) for k in keys]
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(int(k) for k in keys):
             out.update(self._reader.execute(f"SELECT key, floor FROM boxes WHERE key IN ({marks})", chunk).fetchall())
         return out
 
@@ -608,11 +607,8 @@ class ArticleStore:
 
     def stored(self, article_ids: Iterable[str]) -> dict[str, StoredArticle]:
         """Those of ``article_ids`` that are stored, as stored (one read per 500 ids)."""
-        ids = list(article_ids)
         out: dict[str, StoredArticle] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(article_ids):
             for row in self._reader.execute(
                     f"SELECT {_COLUMNS}, content_hash, vector FROM articles WHERE id IN ({marks})", chunk):
                 out[row["id"]] = _stored_article(row)
@@ -623,21 +619,19 @@ class ArticleStore:
 
     def by_keys(self, keys: Sequence[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """Articles and their vectors for FAISS keys (those still in the store)."""
-        if not keys:
-            return {}
-        marks = ",".join("?" * len(keys))
-        rows = self._reader.execute(
-            f"SELECT {_COLUMNS}, vector FROM articles WHERE key IN ({marks})", [int(k) for k in keys]
-        )
-        return {row["key"]: (_row_article(row), _vector(row["vector"])) for row in rows}
+        out: dict[int, tuple[Article, np.ndarray]] = {}
+        for chunk, marks in in_chunks(int(k) for k in keys):
+            for row in self._reader.execute(f"SELECT {_COLUMNS}, vector FROM articles WHERE key IN ({marks})", chunk):
+                out[row["key"]] = (_row_article(row), _vector(row["vector"]))
+        return out
 
     def vectors_by_keys(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
         """Only the vectors of FAISS keys: what exact re-scoring of index candidates reads (no row parsing)."""
-        if not keys:
-            return {}
-        marks = ",".join("?" * len(keys))
-        rows = self._reader.execute(f"SELECT key, vector FROM articles WHERE key IN ({marks})", [int(k) for k in keys])
-        return {row[0]: _vector(row[1]) for row in rows}
+        out: dict[int, np.ndarray] = {}
+        for chunk, marks in in_chunks(int(k) for k in keys):
+            out.update((row[0], _vector(row[1])) for row in
+                       self._reader.execute(f"SELECT key, vector FROM articles WHERE key IN ({marks})", chunk))
+        return out
 
     def changes_since(self, seq: int) -> Iterator[Change]:
         """Articles written and deleted after ``seq`` (their latest state), in key order."""
