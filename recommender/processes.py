@@ -1,10 +1,12 @@
 """The helper processes of ``recommender serve`` (the writer, the refresher): started beside the read workers,
-started again when one dies, stopped with the server, never left running when the server dies."""
+started again when one dies, stopped with the server, never left running when the server dies (nor are the read
+workers: ``die_with_spawner``)."""
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
@@ -67,6 +69,15 @@ def die_with_parent(parent: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the call above
         os._exit(1)
+
+
+def die_with_spawner() -> None:
+    """``die_with_parent`` for a process that ``multiprocessing`` spawned (uvicorn's read workers): a SIGKILLed
+    server leaves no worker holding its port and answering from a store no writer updates. Nothing for a process
+    that was not spawned so (``recommender serve --workers 1`` serves from the server's own process)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
 
 
 @contextmanager

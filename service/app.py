@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from recommender.engine import Recommender
+from recommender.processes import die_with_spawner
 from recommender.refresher import Refresher
 from recommender.settings import Settings
 from service.cache import CachedLists
@@ -140,6 +141,7 @@ def refuse_open_writes(settings: Settings) -> None:
 
 def app_from_env() -> FastAPI:
     """The app for the settings in the environment (``uvicorn --factory``: each worker process builds its own)."""
+    die_with_spawner()
     settings = Settings()
     configure_protocol(settings)
     return create_app(settings)

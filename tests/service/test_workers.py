@@ -258,3 +258,31 @@ def test_sigkill_of_the_writer_and_the_refresher_mid_refresh_they_restart_and_fi
         assert after["writer"] != before["writer"] and after["refresher"] != before["refresher"]
     finally:
         server.stop()
+
+
+def test_a_sigkill_of_the_server_takes_every_process_with_it_and_a_new_server_takes_the_port(data_dir):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2").start()
+    before: dict[str, list[int]] = {}
+    try:
+        wait_until(lambda: all(processes(server)[role] for role in ("writer", "refresher")), timeout=60)
+        before = processes(server)
+        assert len(before["worker"]) == 2, before
+        server.kill()
+        wait_until(lambda: not any(alive(pid) for pid in children(before)), timeout=10)
+        server.start()  # the same port: no orphaned worker holds it
+        with server.client() as client:
+            assert client.get(f"/articles/{SOURCE}/similar").status_code == 200
+    finally:
+        server.stop()
+        end_orphans(before)
+
+
+def children(roles: dict[str, list[int]]) -> list[int]:
+    return [pid for pids in roles.values() for pid in pids]
+
+
+def end_orphans(roles: dict[str, list[int]]) -> None:
+    """SIGKILL what a failed test left of a server's processes (they would hold its port and data dir)."""
+    for pid in children(roles):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
