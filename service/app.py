@@ -63,7 +63,7 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
     app.add_middleware(HtmlBoxes)
     if settings.writer_socket is not None:  # a read worker of `recommender serve`: the writer process writes
         app.add_middleware(ForwardWrites, socket=settings.writer_socket,
-                           followed=lambda: app.state.recommender.follow())
+                           followed=lambda: app.state.recommender.follow(), answer_s=settings.writer_timeout_s)
     # Outside ForwardWrites: every process takes events itself (an append, no model), each client rate-limited
     # by its own address, which a relay to the writer would hide.
     app.add_middleware(EventIntake, engine=lambda: getattr(app.state, "recommender", None), settings=settings,

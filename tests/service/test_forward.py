@@ -3,6 +3,8 @@
 route the writer takes is idempotent."""
 
 import asyncio
+import http.client
+import json
 from pathlib import Path
 
 import httpx
@@ -10,6 +12,7 @@ import httpx
 from recommender.settings import Settings
 from service.app import create_app
 from service.forward import READS, WRITER_DEATHS_PER_WRITE, ForwardWrites
+from tests.service.conftest import TOKEN, Server
 
 # The writer's routes. Each is idempotent: sending one twice leaves what sending it once leaves. A route that
 # is not must not go through ForwardWrites, which sends a write again after the writer's death.
@@ -67,3 +70,27 @@ def test_every_route_the_writer_takes_is_idempotent(tmp_path):
     writes = {(method.upper(), path) for path, operations in app.openapi()["paths"].items()
               for method in operations if method.upper() not in READS}
     assert writes - NOT_RELAYED == IDEMPOTENT_WRITES
+
+
+def test_the_writer_gets_the_path_exactly_as_the_client_sent_it_dot_segments_included(data_dir, fresh_rows):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2").start()
+    try:
+        victim = {**fresh_rows[0], "id": "VICTIM"}
+        with server.client() as client:
+            client.timeout = httpx.Timeout(180)  # the writer starts, then loads the model
+            assert client.put("/articles/VICTIM", json=victim).status_code == 200
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        for method, path, body in (("DELETE", "/blocked/x/../../articles/VICTIM", None),
+                                   ("PUT", "/articles/NEW/../VICTIM", json.dumps({**victim, "title": "Overwritten"})),
+                                   ("DELETE", "/articles/./VICTIM", None)):
+            conn.request(method, path, body=body, headers=headers)  # http.client sends the path as it is
+            response = conn.getresponse()
+            answer = response.read()
+            assert response.status in (404, 405), (method, path, response.status, answer)
+            assert "detail" in json.loads(answer)
+        with server.client() as client:
+            r = client.get("/articles/VICTIM")
+            assert r.status_code == 200 and r.json()["title"] == victim["title"], r.text
+    finally:
+        server.stop()
