@@ -19,14 +19,19 @@ from contextlib import contextmanager
 log = logging.getLogger("recommender")
 PR_SET_PDEATHSIG = 1
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# How often a supervised process with a health check is checked.
+HEALTH_CHECK_EVERY_S = 2.0
 
 
 class Supervised:
     """Runs ``argv`` (plus this process's pid, for ``die_with_parent``) from a thread that starts it again
-    whenever it exits before ``stop()``; ``first`` is waited for before the first start."""
+    whenever it exits before ``stop()``, or kills it first when ``healthy`` (checked every
+    ``HEALTH_CHECK_EVERY_S``) says it is hung; ``first`` is waited for before the first start."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], first: Callable[[], None] = lambda: None):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], first: Callable[[], None] = lambda: None,
+                 healthy: Callable[[], bool] | None = None):
         self.name = name
+        self.healthy = healthy
         self.argv = [*argv, str(os.getpid())]
         self.env = env
         self.first = first
@@ -48,9 +53,20 @@ class Supervised:
             # Debian's and Ubuntu's kernels) a session shares the CPU with other sessions as one, whatever the
             # niceness inside it, so the read workers' niceness stops yielding the CPU to this process.
             self.proc = subprocess.Popen(self.argv, env=self.env, process_group=0)
-            code = self.proc.wait()
+            code = self._watch(self.proc)
             if not self._stop.wait(0.5):
                 log.error("the %s process exited with %s: starting it again", self.name, code)
+
+    def _watch(self, proc: subprocess.Popen[bytes]) -> int:
+        """``proc``'s exit code; one that fails its health check (``healthy``) is killed (and started again)."""
+        while True:
+            try:
+                return proc.wait(HEALTH_CHECK_EVERY_S if self.healthy is not None else None)
+            except subprocess.TimeoutExpired:
+                if self.healthy is not None and not self._stop.is_set() and not self.healthy():
+                    log.error("the %s process (pid %d) did not answer its health check: killing it", self.name,
+                              proc.pid)
+                    proc.kill()
 
     def stop(self) -> None:
         self._stop.set()

@@ -190,7 +190,8 @@ def test_a_batch_whose_neighbour_keys_outnumber_sqlites_variable_limit_is_stored
     monkeypatch.setattr(recommender.store, "connect", limited)
     batch = list(read_articles(MIND_SAMPLE))[SLICE:SLICE + 40]
     with Recommender(make_settings(data_dir), embedder=embedder) as engine:
-        assert engine.store._reader.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) == 999
+        reader = engine.store._reader
+        assert isinstance(reader, sqlite3.Connection) and reader.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) == 999
         result = engine.upsert_all(batch)
         assert (result.created, result.embedded) == (40, 40)
         assert all(engine.get(a.id) is not None for a in batch)

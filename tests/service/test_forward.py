@@ -65,6 +65,23 @@ def test_a_write_that_the_writer_dies_on_every_time_gets_a_503_that_says_to_send
     assert len(seen) == WRITER_DEATHS_PER_WRITE  # not sent a fourth time
 
 
+async def put_to_a_writer_that_never_answers(socket: Path, answer_s: float) -> httpx.Response:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(60)  # takes the request, never answers: a stopped or deadlocked writer
+
+    server = await asyncio.start_unix_server(serve, path=str(socket))
+    worker = ForwardWrites(never_relayed, socket=socket, followed=lambda: None, wait_s=10, answer_s=answer_s)
+    async with server, httpx.AsyncClient(transport=httpx.ASGITransport(app=worker), base_url="http://w") as client:
+        return await asyncio.wait_for(client.put("/articles/a1", json={"title": "t"}), 30)
+
+
+def test_a_write_the_writer_does_not_answer_in_time_gets_a_503_that_says_it_may_still_be_applied(tmp_path):
+    response = asyncio.run(put_to_a_writer_that_never_answers(tmp_path / "w.sock", answer_s=0.5))
+    assert response.status_code == 503 and "retry-after" in response.headers
+    assert "may still apply" in response.json()["detail"]
+
+
 def test_every_route_the_writer_takes_is_idempotent(tmp_path):
     app = create_app(Settings(data_dir=tmp_path, writer_socket=tmp_path / "w.sock"))
     writes = {(method.upper(), path) for path, operations in app.openapi()["paths"].items()

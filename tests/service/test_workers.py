@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from index import load_index
 from tests.service.conftest import TOKEN, Server
 
@@ -286,3 +288,29 @@ def end_orphans(roles: dict[str, list[int]]) -> None:
     for pid in children(roles):
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stopped_writer_makes_readyz_a_503_and_is_killed_and_replaced(data_dir, fresh_rows):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2",
+                    RECOMMENDER_WRITER_HEALTH_TIMEOUT_S="2").start()
+    stopped = 0
+    try:
+        wait_until(lambda: bool(processes(server)["writer"]), timeout=60)
+        with server.client() as client:
+            wait_until(lambda: client.get("/readyz").status_code == 200, timeout=120)
+            stopped = processes(server)["writer"][0]
+            os.kill(stopped, signal.SIGSTOP)
+            # Not ready while writes cannot be taken (reads still are), then the writer is replaced.
+            wait_until(lambda: client.get("/readyz").json()["status"] == "writes unavailable", timeout=30)
+            assert client.get(f"/articles/{SOURCE}/similar").status_code == 200
+            wait_until(lambda: not alive(stopped), timeout=60)
+            client.timeout = httpx.Timeout(180)
+            article = {**fresh_rows[0], "id": f"h-{fresh_rows[0]['id']}"}
+            r = client.put(f"/articles/{article['id']}", json=article)  # taken by the new writer
+            assert r.status_code == 200, r.text
+            assert client.get("/readyz").status_code == 200
+            assert processes(server)["writer"] != [stopped]
+    finally:
+        if stopped and alive(stopped):
+            os.kill(stopped, signal.SIGCONT)
+        server.stop()
