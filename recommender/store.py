@@ -9,6 +9,7 @@ the data dir, WAL) is the default; ``recommender.postgres.PostgresStore`` serves
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -191,6 +192,27 @@ def box_items(text: str) -> list[tuple[int, str, str, list[int]]]:
 
 class StoreUnavailable(RuntimeError):
     """The database cannot be reached (down, restarting, network): nothing was written; retry later."""
+
+
+# SQLite's primary result codes (an extended code's low byte) and PostgreSQL's SQLSTATEs for a storage that
+# refuses writes for now, each with what is wrong.
+_SQLITE_REFUSALS = {sqlite3.SQLITE_FULL: "the disk is full (or the server's file size limit is reached)",
+                    sqlite3.SQLITE_IOERR: "a disk I/O error (a full disk, or a failing one)",
+                    sqlite3.SQLITE_BUSY: "the database is locked by another process"}
+_POSTGRES_REFUSALS = {"53100": "the database server's disk is full", "55P03": "the database is locked"}
+_OS_REFUSALS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                errno.EFBIG: "the server's file size limit is reached"}
+
+
+def storage_refusal(exc: BaseException) -> str | None:
+    """What is wrong, when ``exc`` is the storage refusing a write for now (a full disk, the file size limit,
+    an I/O error, the database locked by another process): the transaction was rolled back, and the same write
+    may succeed later. None for any other error."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return _SQLITE_REFUSALS.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
+    if isinstance(exc, OSError):
+        return _OS_REFUSALS.get(exc.errno or 0)
+    return _POSTGRES_REFUSALS.get(getattr(exc, "sqlstate", None) or "")
 
 
 class Cursor(Protocol):
