@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # Limits
     max_article_bytes: int = 1_000_000
     max_batch_bytes: int = 50_000_000
+    max_previews: int = Field(4, ge=1, description="Previews (POST /similar) embedded at once by the process that "
+                              "writes; one more is a 503 with Retry-After, so that previews never delay writes.")
     max_preview_bytes: int = Field(200_000, description="Body cap of POST /similar (public); only the start of "
                                    "the text is embedded anyway.")
 

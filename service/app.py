@@ -29,6 +29,7 @@ from service.limits import BodyLimits
 from service.lookup import StoredLists
 from service.metrics import MODEL_LOAD, process_ended
 from service.observe import AccessLog, Observed
+from service.previews import PreviewCap
 from service.protocol import configure_protocol
 from service.ratelimit import RateLimiter
 from service.routes import ROUTERS
@@ -61,7 +62,9 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
     app.add_middleware(HtmlBoxes)
-    if settings.writer_socket is not None:  # a read worker of `recommender serve`: the writer process writes
+    if settings.writer_socket is None:  # this process embeds previews itself
+        app.add_middleware(PreviewCap, cap=settings.max_previews)
+    else:  # a read worker of `recommender serve`: the writer process writes (and caps previews)
         app.add_middleware(ForwardWrites, socket=settings.writer_socket,
                            followed=lambda: app.state.recommender.follow(), answer_s=settings.writer_timeout_s)
     # Outside ForwardWrites: every process takes events itself (an append, no model), each client rate-limited

@@ -5,6 +5,9 @@ route the writer takes is idempotent."""
 import asyncio
 import http.client
 import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -13,6 +16,8 @@ from recommender.settings import Settings
 from service.app import create_app
 from service.forward import READS, WRITER_DEATHS_PER_WRITE, ForwardWrites
 from tests.service.conftest import TOKEN, Server
+
+SOURCE = "N34700"
 
 # The writer's routes. Each is idempotent: sending one twice leaves what sending it once leaves. A route that
 # is not must not go through ForwardWrites, which sends a write again after the writer's death.
@@ -109,5 +114,32 @@ def test_the_writer_gets_the_path_exactly_as_the_client_sent_it_dot_segments_inc
         with server.client() as client:
             r = client.get("/articles/VICTIM")
             assert r.status_code == 200 and r.json()["title"] == victim["title"], r.text
+    finally:
+        server.stop()
+
+
+def test_previews_over_the_cap_are_503s_and_a_takedown_goes_through_while_previews_are_in_flight(data_dir):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2",
+                    RECOMMENDER_MAX_PREVIEWS="2").start()
+    text = "The runner crossed the line in the rain after a long race through the city streets. " * 20
+    try:
+        with server.client() as client:
+            client.timeout = httpx.Timeout(180)
+            assert client.post("/similar", json={"title": "A race", "text": text}).status_code == 200  # model loaded
+
+            def preview(_: int) -> httpx.Response:
+                return client.post("/similar", json={"title": "A race", "text": text})
+
+            with ThreadPoolExecutor(16) as pool:
+                answers = pool.map(preview, range(48))
+                time.sleep(0.5)
+                takedown = client.delete(f"/articles/{SOURCE}")
+                answers = list(answers)
+            assert takedown.status_code in (200, 204), takedown.text
+            statuses = Counter(r.status_code for r in answers)
+            assert set(statuses) == {200, 503} and statuses[200] >= 2, statuses
+            refused = next(r for r in answers if r.status_code == 503)
+            assert refused.headers["retry-after"] and "RECOMMENDER_MAX_PREVIEWS" in refused.json()["detail"]
+            assert client.get(f"/articles/{SOURCE}").status_code == 404
     finally:
         server.stop()
