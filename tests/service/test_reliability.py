@@ -18,6 +18,7 @@ from recommender.engine import Recommender
 from recommender.loaders import raw_rows
 from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 from tests.service.conftest import TOKEN, Server
+from tests.service.killrounds import kill_rounds
 
 KILL_ROUNDS = 3
 CHUNK = 64  # articles per ingest transaction in the CLI test: small, so kills land between many chunks
@@ -255,3 +256,17 @@ def test_a_full_disk_and_a_locked_database_are_503s_that_say_so_and_writes_resum
             assert client.put(f"/articles/{row['id']}", json=row).status_code == 200
     finally:
         server.stop()
+
+
+def test_kill_rounds_of_any_process_under_load_lose_nothing_and_leave_a_working_server_on_the_port(
+        data_dir, fresh_rows, capsys):
+    # benchmarks/kill.py runs 20 such rounds.
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2",
+                    RECOMMENDER_EVENTS_RATE_PER_S="10000", RECOMMENDER_EVENTS_FLUSH_INTERVAL_S="0.05").start()
+    try:
+        tally = kill_rounds(server, TOKEN, fresh_rows, victims=("server", "writer", "worker"))
+    finally:
+        server.kill()
+    with capsys.disabled():
+        print(f"\nkill rounds: {tally.line()}")
+    assert tally.writes and tally.events and tally.reads["ok"]
