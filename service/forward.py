@@ -1,7 +1,6 @@
 """Writes leave the read workers: every request but a read goes to the writer process over its Unix socket, and
-its answer (status, headers, body) goes back to the client unchanged, and the writer gets the request line's
-target exactly as the client sent it, so errors and acknowledgements are the
-writer's own. A read worker's event loop only relays bytes: embedding, applying a write and refreshing boxes
+its answer (status, headers, body) goes back to the client unchanged, so errors and acknowledgements are the
+writer's own; the writer gets the request target exactly as the client sent it. A read worker's event loop only relays bytes: embedding, applying a write and refreshing boxes
 never hold its GIL."""
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ NOT_RELAYED = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b
 # How long a write waits for a writer that is starting (or restarting after a crash) before a 503.
 WRITER_WAIT_S = 60.0
 # How long a relayed request waits for the writer's answer before a 503 (RECOMMENDER_WRITER_TIMEOUT_S).
-WRITER_ANSWER_S = 120.0
+WRITER_ANSWER_S = 300.0
 # Every route the writer takes is idempotent: PUTs, DELETEs, POST /articles (a batch of upserts) and POST
 # /similar (a read); tests/service/test_forward.py holds the list. So a write cut off by the writer's death is
 # sent to its successor, up to this many times (a write that itself kills the writer must not kill it forever).
@@ -92,7 +91,10 @@ class ForwardWrites:
         if self._pool is None:  # made on the worker's own event loop, at its first write
             # A connection per write (a local connect costs microseconds): a failure to connect then always
             # means the write was not sent (safe to retry), never a kept connection of a writer that died since.
-            self._pool = httpcore.AsyncConnectionPool(uds=str(self.socket), max_keepalive_connections=0)
+            # No cap on connections here: a takedown never waits in this pool behind previews (the writer caps
+            # those itself, RECOMMENDER_MAX_PREVIEWS).
+            self._pool = httpcore.AsyncConnectionPool(uds=str(self.socket), max_connections=None,
+                                                      max_keepalive_connections=0)
         # The target exactly as the client sent it: httpx would resolve "." and ".." segments first, and
         # "DELETE /blocked/x/../../articles/A" would reach the writer as "DELETE /articles/A".
         target = scope.get("raw_path") or scope["path"].encode()
