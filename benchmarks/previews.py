@@ -19,23 +19,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hostile import wait_ready  # noqa: E402  (benchmarks/hostile.py, beside this script)
+
 TOKEN = "bench-token"
 PROSE = "The runner crossed the line in the rain after a long race through the city streets. " * 20
-
-
-def wait_ready(url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server not ready")
 
 
 async def previews(client: httpx.AsyncClient, stop: asyncio.Event, answers: Counter[int]) -> None:

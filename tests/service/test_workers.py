@@ -16,6 +16,8 @@ import httpx
 
 from index import load_index
 from tests.service.conftest import TOKEN, Server
+from tests.service.killrounds import alive
+from tests.service.killrounds import roles as processes
 
 SOURCE = "N34700"
 
@@ -36,27 +38,6 @@ def listed(client, article_id: str, **params) -> list[str]:
     r = client.get(f"/articles/{article_id}/similar", params=params)
     assert r.status_code == 200, r.text
     return [i["id"] for i in r.json()["items"]]
-
-
-def processes(server: Server) -> dict[str, list[int]]:
-    """The server's child processes by role: "worker", "writer", "refresher"."""
-    roles: dict[str, list[int]] = {"worker": [], "writer": [], "refresher": []}
-    for pid in subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split():
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except FileNotFoundError:
-            continue
-        for role, mark in (("worker", "spawn_main"), ("writer", "service.writer"), ("refresher", "recommender.refresher")):
-            if mark in command:
-                roles[role].append(int(pid))
-    return roles
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def connection_to(server: Server, worker: int, tries: int = 200) -> http.client.HTTPConnection:
