@@ -23,6 +23,7 @@ import httpx
 from tests.service.conftest import Server
 
 ROLES = ("server", "worker", "writer", "refresher")
+READ = "N34700"  # an article of the ingested MIND slice: its list is what the readers ask for
 MARKS = {"worker": "spawn_main", "writer": "service.writer", "refresher": "recommender.refresher"}
 
 
@@ -39,11 +40,17 @@ class Tally:
                 f"lost, no orphan process; reads {dict(self.reads)}")
 
 
+def children(server: Server) -> list[int]:
+    """Every child process of the server (its multiprocessing resource tracker included)."""
+    assert server.proc is not None
+    return [int(pid) for pid in
+            subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()]
+
+
 def roles(server: Server) -> dict[str, list[int]]:
     """The server's child processes by role."""
     out: dict[str, list[int]] = {role: [] for role in MARKS}
-    assert server.proc is not None
-    for pid in subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split():
+    for pid in children(server):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except FileNotFoundError:
@@ -103,7 +110,7 @@ class Load:
         with self.client() as client:
             while not self.stop.is_set():
                 try:
-                    r = client.get(f"/articles/{self.rows[0]['id']}/similar")
+                    r = client.get(f"/articles/{READ}/similar")
                     self.tally.reads["ok" if r.status_code == 200 else str(r.status_code)] += 1
                 except httpx.TransportError:
                     self.tally.reads["connection lost (kill)"] += 1
@@ -139,14 +146,14 @@ class Load:
 
 
 def kill_one(server: Server, role: str, rng: random.Random) -> list[int]:
-    """SIGKILL one process of ``role``; the server's processes as they were before it."""
-    before = roles(server)
+    """SIGKILL one process of ``role``; the server's child processes as they were before it."""
+    before = children(server)
     assert server.proc is not None
-    victim = server.proc.pid if role == "server" else rng.choice(before[role])
+    victim = server.proc.pid if role == "server" else rng.choice(roles(server)[role])
     os.kill(victim, signal.SIGKILL)
     if role == "server":
         server.proc.wait()
-    return [pid for pids in before.values() for pid in pids]
+    return before
 
 
 def lost(data_dir: Path, tally: Tally) -> tuple[list[str], list[str]]:
@@ -177,7 +184,7 @@ def kill_rounds(server: Server, token: str, rows: list[dict], victims: Sequence[
             time.sleep(rng.uniform(0.5, 1.5))  # load on the recovered server
         articles, events = lost(server.data_dir, tally)
         assert not articles and not events, f"round {round_no} ({role}): lost {articles[:5]} {events[:5]}"
-    seen.update(pid for pids in roles(server).values() for pid in pids)
+    seen.update(children(server))
     server.stop()
     wait_until(lambda: no_orphans(list(seen)), 30, "no process of the server left after its stop")
     return tally
