@@ -76,7 +76,7 @@ def main() -> None:
                              str(args.port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{args.port}"
     try:
-        wait_ready(url)
+        wait_ready(url, timeout=300)
         latencies, answers = asyncio.run(flood(url, args.previews, args.takedowns))
     finally:
         proc.terminate()
