@@ -192,7 +192,7 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     # N read workers, one writer, one refresher, all following one store (README, "Processes").
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
                       RECOMMENDER_WRITER_SOCKET=str(socket))
-    helpers = _start_helpers(host, port, socket)
+    helpers = _start_helpers(host, port, socket, settings.writer_health_timeout_s)
     # uvicorn re-raises the SIGTERM it shut down on once it restored the previous handler: this one, so that the
     # helpers below are stopped cleanly (not killed with this process).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -209,24 +209,33 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _start_helpers(host: str, port: int, socket: Path) -> list[Supervised]:
+def _start_helpers(host: str, port: int, socket: Path, health_timeout_s: float) -> list[Supervised]:
     """The writer and the refresher, supervised; they start once a worker answers (on 2 cores, four processes
     loading the index at once doubled the start), from threads started before this one is niced (a read
-    worker's lifespan), so they are not."""
+    worker's lifespan), so they are not. A writer that takes its connections but does not answer its health
+    check within ``health_timeout_s`` (stopped, hung) is killed and started again."""
     from recommender.processes import Supervised
+    from service.writer import writer_state
 
     def ready() -> None:
         _wait_ready(host, port)
 
+    def writer_healthy() -> bool:
+        return writer_state(socket, health_timeout_s) != "hung"
+
     return [Supervised("writer", [sys.executable, "-m", "service.writer", str(socket)], dict(os.environ),
-                       ready).start(),
+                       ready, writer_healthy).start(),
             Supervised("refresher", [sys.executable, "-m", "recommender.refresher"], dict(os.environ),
                        ready).start()]
 
 
 def _wait_ready(host: str, port: int, timeout_s: float = 60.0) -> None:
-    """Until a read worker answers /readyz (or ``timeout_s`` passed: start the helpers anyway)."""
+    """Until a read worker has loaded: its /readyz is a 200, or a 503 only for want of the writer (or
+    ``timeout_s`` passed: start the helpers anyway)."""
     import http.client
+    import json
+
+    from service.writer import WRITES_UNAVAILABLE
 
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     deadline = time.monotonic() + timeout_s
@@ -234,9 +243,10 @@ def _wait_ready(host: str, port: int, timeout_s: float = 60.0) -> None:
         conn = http.client.HTTPConnection(host, port, timeout=1)
         try:
             conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
+            response = conn.getresponse()
+            if response.status == 200 or json.loads(response.read()).get("status") == WRITES_UNAVAILABLE:
                 return
-        except OSError:
+        except (OSError, ValueError):
             pass
         finally:
             conn.close()

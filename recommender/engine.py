@@ -315,7 +315,8 @@ class Recommender:
         whose box is not full or has a lowest score it could beat (its best possible score: full lexical
         match, no recency loss, MMR's largest penalty)."""
         scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
-        rows = self.rows.gather([k for k in found.ravel().tolist() if k >= 0])
+        # Each neighbour once: a batch of thousands of new articles shares most of its neighbours.
+        rows = self.rows.gather(np.unique(found[found >= 0]).tolist())
         boxes = dict(zip(rows.keys.tolist(), rows.articles, strict=True))
         floors = self.store.floors(list(boxes))
         w, mmr, pw = self.ranking.lexical_weight, self.ranking.mmr_lambda, self.ranking.popularity_weight

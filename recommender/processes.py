@@ -1,10 +1,12 @@
 """The helper processes of ``recommender serve`` (the writer, the refresher): started beside the read workers,
-started again when one dies, stopped with the server, never left running when the server dies."""
+started again when one dies, stopped with the server, never left running when the server dies (nor are the read
+workers: ``die_with_spawner``)."""
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
@@ -17,14 +19,19 @@ from contextlib import contextmanager
 log = logging.getLogger("recommender")
 PR_SET_PDEATHSIG = 1
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# How often a supervised process with a health check is checked.
+HEALTH_CHECK_EVERY_S = 2.0
 
 
 class Supervised:
     """Runs ``argv`` (plus this process's pid, for ``die_with_parent``) from a thread that starts it again
-    whenever it exits before ``stop()``; ``first`` is waited for before the first start."""
+    whenever it exits before ``stop()``, or kills it first when ``healthy`` (checked every
+    ``HEALTH_CHECK_EVERY_S``) says it is hung; ``first`` is waited for before the first start."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], first: Callable[[], None] = lambda: None):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], first: Callable[[], None] = lambda: None,
+                 healthy: Callable[[], bool] | None = None):
         self.name = name
+        self.healthy = healthy
         self.argv = [*argv, str(os.getpid())]
         self.env = env
         self.first = first
@@ -46,9 +53,20 @@ class Supervised:
             # Debian's and Ubuntu's kernels) a session shares the CPU with other sessions as one, whatever the
             # niceness inside it, so the read workers' niceness stops yielding the CPU to this process.
             self.proc = subprocess.Popen(self.argv, env=self.env, process_group=0)
-            code = self.proc.wait()
+            code = self._watch(self.proc)
             if not self._stop.wait(0.5):
                 log.error("the %s process exited with %s: starting it again", self.name, code)
+
+    def _watch(self, proc: subprocess.Popen[bytes]) -> int:
+        """``proc``'s exit code; one that fails its health check (``healthy``) is killed (and started again)."""
+        while True:
+            try:
+                return proc.wait(HEALTH_CHECK_EVERY_S if self.healthy is not None else None)
+            except subprocess.TimeoutExpired:
+                if self.healthy is not None and not self._stop.is_set() and not self.healthy():
+                    log.error("the %s process (pid %d) did not answer its health check: killing it", self.name,
+                              proc.pid)
+                    proc.kill()
 
     def stop(self) -> None:
         self._stop.set()
@@ -74,6 +92,15 @@ def die_with_parent(parent: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the call above
         os._exit(1)
+
+
+def die_with_spawner() -> None:
+    """``die_with_parent`` for a process that ``multiprocessing`` spawned (uvicorn's read workers): a SIGKILLed
+    server leaves no worker holding its port and answering from a store no writer updates. Nothing for a process
+    that was not spawned so (``recommender serve --workers 1`` serves from the server's own process)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
 
 
 @contextmanager

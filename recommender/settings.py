@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     writer_socket: Path | None = Field(
         None, description="Set by `recommender serve` in its read workers: the Unix socket of the writer process, "
         "which takes every write (and POST /similar); None = this process does everything itself.")
+    writer_timeout_s: float = Field(
+        300.0, gt=0, description="A read worker answers 503 to a write or preview that the writer process has not "
+        "answered within this (it may still apply it: writes are idempotent, send it again); room for the largest "
+        "batch's embedding.")
+    writer_health_timeout_s: float = Field(
+        10.0, gt=0, description="`recommender serve` kills and restarts a writer process that takes longer than "
+        "this to answer its health check (hung or stopped); read workers' /readyz is a 503 meanwhile.")
     reader_nice: int = Field(
         5, ge=0, le=19, description="Niceness added to each read worker (os.nice), so that the writer process "
         "keeps the CPU it needs to apply writes and refresh boxes while reads saturate the cores.")
@@ -110,6 +117,8 @@ class Settings(BaseSettings):
     # Limits
     max_article_bytes: int = 1_000_000
     max_batch_bytes: int = 50_000_000
+    max_previews: int = Field(4, ge=1, description="Previews (POST /similar) embedded at once by the process that "
+                              "writes; one more is a 503 with Retry-After, so that previews never delay writes.")
     max_preview_bytes: int = Field(200_000, description="Body cap of POST /similar (public); only the start of "
                                    "the text is embedded anyway.")
 

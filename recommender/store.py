@@ -9,6 +9,7 @@ the data dir, WAL) is the default; ``recommender.postgres.PostgresStore`` serves
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -25,6 +26,9 @@ from recommender.article import Article
 
 if TYPE_CHECKING:
     from recommender.settings import Settings
+
+# Values per ``IN (...)`` (``in_chunks``): under every database's limit on a statement's variables.
+IN_CHUNK = 500
 
 # SQLite's schema (PostgreSQL's: recommender.postgres.SCHEMA; keep the two in step).
 SCHEMA = """
@@ -201,6 +205,27 @@ class StoreUnavailable(RuntimeError):
     """The database cannot be reached (down, restarting, network): nothing was written; retry later."""
 
 
+# SQLite's primary result codes (an extended code's low byte) and PostgreSQL's SQLSTATEs for a storage that
+# refuses writes for now, each with what is wrong.
+_SQLITE_REFUSALS = {sqlite3.SQLITE_FULL: "the disk is full (or the server's file size limit is reached)",
+                    sqlite3.SQLITE_IOERR: "a disk I/O error (a full disk, or a failing one)",
+                    sqlite3.SQLITE_BUSY: "the database is locked by another process"}
+_POSTGRES_REFUSALS = {"53100": "the database server's disk is full", "55P03": "the database is locked"}
+_OS_REFUSALS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                errno.EFBIG: "the server's file size limit is reached"}
+
+
+def storage_refusal(exc: BaseException) -> str | None:
+    """What is wrong, when ``exc`` is the storage refusing a write for now (a full disk, the file size limit,
+    an I/O error, the database locked by another process): the transaction was rolled back, and the same write
+    may succeed later. None for any other error."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return _SQLITE_REFUSALS.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF)
+    if isinstance(exc, OSError):
+        return _OS_REFUSALS.get(exc.errno or 0)
+    return _POSTGRES_REFUSALS.get(getattr(exc, "sqlstate", None) or "")
+
+
 class Cursor(Protocol):
     rowcount: int
 
@@ -259,12 +284,20 @@ def enqueue_purges(conn: Connection, article_ids: Iterable[str], seq: int) -> No
                      [(article_id, seq, due) for article_id in article_ids])
 
 
+def in_chunks(values: Iterable[Any]) -> Iterator[tuple[list[Any], str]]:
+    """The distinct ``values`` in runs of at most ``IN_CHUNK``, each with its ``?,?,...`` placeholders: every query
+    with a caller-sized ``IN (...)`` reads or writes through this, so no batch runs into the database's limit on
+    variables in one statement (999 in SQLite before 3.32, 32,766 since, lower where a build sets it; 65,535 in
+    PostgreSQL)."""
+    distinct = list(dict.fromkeys(values))
+    for start in range(0, len(distinct), IN_CHUNK):
+        chunk = distinct[start:start + IN_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> None:
     """Queue the boxes that hold any of ``item_keys``."""
-    keys = [int(k) for k in item_keys]
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(int(k) for k in item_keys):
         conn.execute(
             f"""INSERT INTO refresh_queue (key, seq, since)
                 SELECT DISTINCT box_key, ?, ? FROM box_members WHERE item_key IN ({marks})
@@ -273,11 +306,8 @@ def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> Non
 
 def _still_shown(conn: Connection, keys: Iterable[int]) -> set[int]:
     """Those of ``keys`` that are stored, published and not blocked everywhere (one read per 500 keys)."""
-    keys = list(keys)
     out: set[int] = set()
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(keys):
         out.update(r[0] for r in conn.execute(f"""SELECT key FROM articles WHERE key IN ({marks})
                                                  AND status = 'published'
                                                  AND id NOT IN (SELECT item_id FROM blocked_everywhere)""", chunk))
@@ -287,9 +317,7 @@ def _still_shown(conn: Connection, keys: Iterable[int]) -> set[int]:
 def _published(conn: Connection, keys: Sequence[int]) -> set[int]:
     """Those of ``keys`` that are stored and published (one read per 500 keys)."""
     out: set[int] = set()
-    for start in range(0, len(keys), 500):
-        chunk = list(keys[start:start + 500])
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(keys):
         out.update(r[0] for r in conn.execute(
             f"SELECT key FROM articles WHERE key IN ({marks}) AND status = 'published'", chunk))
     return out
@@ -298,9 +326,7 @@ def _published(conn: Connection, keys: Sequence[int]) -> set[int]:
 def _members(conn: Connection, box_keys: Sequence[int]) -> set[tuple[int, int]]:
     """The (item key, box key) member rows of ``box_keys`` (one read per 500 boxes)."""
     out: set[tuple[int, int]] = set()
-    for start in range(0, len(box_keys), 500):
-        chunk = list(box_keys[start:start + 500])
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(box_keys):
         out.update((r[0], r[1]) for r in conn.execute(
             f"SELECT item_key, box_key FROM box_members WHERE box_key IN ({marks})", chunk))
     return out
@@ -443,9 +469,7 @@ class ArticleStore:
     def keys_of(self, article_ids: Sequence[str]) -> dict[str, int]:
         """The keys of those ``article_ids`` that are stored (one read per 500 ids)."""
         out: dict[str, int] = {}
-        for start in range(0, len(article_ids), 500):
-            chunk = list(article_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(article_ids):
             out.update(self._reader.execute(f"SELECT id, key FROM articles WHERE id IN ({marks})", chunk))
         return out
 
@@ -601,10 +625,7 @@ class ArticleStore:
     def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
         """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""
         out: dict[int, float | None] = {}
-        keys = [int(k) for k in keys]
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(int(k) for k in keys):
             out.update(self._reader.execute(f"SELECT key, floor FROM boxes WHERE key IN ({marks})", chunk).fetchall())
         return out
 
@@ -636,11 +657,8 @@ class ArticleStore:
 
     def stored(self, article_ids: Iterable[str]) -> dict[str, StoredArticle]:
         """Those of ``article_ids`` that are stored, as stored (one read per 500 ids)."""
-        ids = list(article_ids)
         out: dict[str, StoredArticle] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(article_ids):
             for row in self._reader.execute(
                     f"SELECT {_COLUMNS}, content_hash, vector FROM articles WHERE id IN ({marks})", chunk):
                 out[row["id"]] = _stored_article(row)
@@ -651,21 +669,19 @@ class ArticleStore:
 
     def by_keys(self, keys: Sequence[int]) -> dict[int, tuple[Article, np.ndarray]]:
         """Articles and their vectors for FAISS keys (those still in the store)."""
-        if not keys:
-            return {}
-        marks = ",".join("?" * len(keys))
-        rows = self._reader.execute(
-            f"SELECT {_COLUMNS}, vector FROM articles WHERE key IN ({marks})", [int(k) for k in keys]
-        )
-        return {row["key"]: (_row_article(row), _vector(row["vector"])) for row in rows}
+        out: dict[int, tuple[Article, np.ndarray]] = {}
+        for chunk, marks in in_chunks(int(k) for k in keys):
+            for row in self._reader.execute(f"SELECT {_COLUMNS}, vector FROM articles WHERE key IN ({marks})", chunk):
+                out[row["key"]] = (_row_article(row), _vector(row["vector"]))
+        return out
 
     def vectors_by_keys(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
         """Only the vectors of FAISS keys: what exact re-scoring of index candidates reads (no row parsing)."""
-        if not keys:
-            return {}
-        marks = ",".join("?" * len(keys))
-        rows = self._reader.execute(f"SELECT key, vector FROM articles WHERE key IN ({marks})", [int(k) for k in keys])
-        return {row[0]: _vector(row[1]) for row in rows}
+        out: dict[int, np.ndarray] = {}
+        for chunk, marks in in_chunks(int(k) for k in keys):
+            out.update((row[0], _vector(row[1])) for row in
+                       self._reader.execute(f"SELECT key, vector FROM articles WHERE key IN ({marks})", chunk))
+        return out
 
     def changes_since(self, seq: int) -> Iterator[Change]:
         """Articles written and deleted after ``seq`` (their latest state), in key order."""

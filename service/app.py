@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from recommender.engine import Recommender
+from recommender.processes import die_with_spawner
 from recommender.refresher import Refresher
 from recommender.settings import Settings
 from service.cache import CachedLists
@@ -30,6 +31,7 @@ from service.lookup import StoredLists
 from service.metrics import MODEL_LOAD, process_ended
 from service.observe import AccessLog, Observed
 from service.paths import DecodedPaths
+from service.previews import PreviewCap
 from service.protocol import configure_protocol
 from service.ratelimit import RateLimiter
 from service.routes import ROUTERS
@@ -62,9 +64,11 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
     app.add_middleware(StoredLists, engine=lambda: getattr(app.state, "recommender", None),
                        limit=settings.default_limit)
     app.add_middleware(HtmlBoxes)
-    if settings.writer_socket is not None:  # a read worker of `recommender serve`: the writer process writes
+    if settings.writer_socket is None:  # this process embeds previews itself
+        app.add_middleware(PreviewCap, cap=settings.max_previews)
+    else:  # a read worker of `recommender serve`: the writer process writes (and caps previews)
         app.add_middleware(ForwardWrites, socket=settings.writer_socket,
-                           followed=lambda: app.state.recommender.follow())
+                           followed=lambda: app.state.recommender.follow(), answer_s=settings.writer_timeout_s)
     # Outside ForwardWrites: every process takes events itself (an append, no model), each client rate-limited
     # by its own address, which a relay to the writer would hide.
     app.add_middleware(EventIntake, engine=lambda: getattr(app.state, "recommender", None), settings=settings,
@@ -146,6 +150,7 @@ def refuse_open_writes(settings: Settings) -> None:
 
 def app_from_env() -> FastAPI:
     """The app for the settings in the environment (``uvicorn --factory``: each worker process builds its own)."""
+    die_with_spawner()
     settings = Settings()
     configure_protocol(settings)
     return create_app(settings)

@@ -16,10 +16,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.article import InvalidArticle, error_details
 from recommender.engine import ArticleNotFound
-from recommender.store import StoreUnavailable
+from recommender.store import StoreUnavailable, storage_refusal
 from service.schemas import ErrorBody
 
 log = logging.getLogger("recommender.service")
+# Retry-After of a write the storage refused (disk full, database locked): seconds, not the moment a restart takes.
+STORAGE_RETRY_AFTER_S = 10
 
 
 class ApiError(Exception):
@@ -164,8 +166,22 @@ class JsonErrors:
 
         try:
             await self.app(scope, receive, tracked)
-        except Exception:
-            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+        except Exception as exc:
+            refused = storage_error(exc)
+            if refused is None:
+                log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            else:
+                log.error("%s %s: %s", scope.get("method"), scope.get("path"), refused.detail)
             if started:  # half a response went out: nothing sound can follow it on this connection
                 raise
-            await ApiError("internal error: the request was not completed (see the server log)", status=500).send(send)
+            await (refused or ApiError("internal error: the request was not completed (see the server log)",
+                                       status=500)).send(send)
+
+
+def storage_error(exc: Exception) -> ServiceUnavailable | None:
+    """The 503 for a write the storage refused for now (``recommender.store.storage_refusal``), else None."""
+    why = storage_refusal(exc)
+    if why is None:
+        return None
+    return ServiceUnavailable(f"not stored: {why}; nothing of this request was written: retry later",
+                              headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)})

@@ -1,13 +1,15 @@
 """The engine end to end in-process: ingest, lists, updates, takedowns, repair after restarts."""
 
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 
 from recommender.engine import Recommender
+from recommender.loaders import read_articles
 from recommender.rank import SimilarQuery
-from tests.conftest import make_settings
+from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 
 SOURCE = "N34700"  # "New Florida Majority celebrates grand opening of Fort Lauderdale office"
 
@@ -172,3 +174,25 @@ def test_a_change_outside_the_text_is_written_without_re_embedding(engine, mind_
     result = engine.upsert([moved])
     assert (result.unchanged, result.embedded) == (1, 0)
     assert engine.store.seq == seq + 1 and engine.get(moved.id).published_at == moved.published_at
+
+
+def test_a_batch_whose_neighbour_keys_outnumber_sqlites_variable_limit_is_stored(data_dir, embedder, monkeypatch):
+    # 999 variables per statement: SQLite's limit before 3.32 (and a build's own choice since). 40 new articles
+    # have 1,200 neighbour keys, most of them shared: one `IN (...)` of them all failed the whole batch.
+    import recommender.store
+
+    def limited(path):
+        conn = connect(path)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        return conn
+
+    connect = recommender.store.connect
+    monkeypatch.setattr(recommender.store, "connect", limited)
+    batch = list(read_articles(MIND_SAMPLE))[SLICE:SLICE + 40]
+    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+        reader = engine.store._reader
+        assert isinstance(reader, sqlite3.Connection) and reader.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) == 999
+        result = engine.upsert_all(batch)
+        assert (result.created, result.embedded) == (40, 40)
+        assert all(engine.get(a.id) is not None for a in batch)
+        assert len(engine.store.by_keys([engine.store.get(batch[0].id).key] * 2000)) == 1

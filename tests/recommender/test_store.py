@@ -93,6 +93,16 @@ def test_vectors_by_keys_reads_the_vectors_of_known_keys_only(store):
     assert store.vectors_by_keys([]) == {}
 
 
+def test_reads_by_more_keys_than_a_statement_may_hold_answer_each_key_once(store):
+    # 70,000 keys: over SQLite's 32,766 variables per statement and PostgreSQL's 65,535.
+    keys = store.upsert([(Article(f"a{i}", f"title {i}"), "h", vec(i)) for i in range(3)])
+    many = [*keys * 20_000, *range(10_000, 20_000)]
+    assert set(store.vectors_by_keys(many)) == set(keys)
+    assert set(store.by_keys(many)) == set(keys)
+    assert set(store.floors(many)) == set()
+    assert store.keys_of([f"a{i}" for i in range(70_000)]) == {f"a{i}": keys[i] for i in range(3)}
+
+
 def test_delete_advances_the_sequence_and_leaves_a_tombstone_followers_see(store):
     [key] = store.upsert([(Article("a", "one"), "h", vec(0))])
     seq = store.seq

@@ -3,7 +3,9 @@ reads during writes never fail and never show an article after its DELETE return
 
 import json
 import random
+import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from recommender.engine import Recommender
 from recommender.loaders import raw_rows
 from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 from tests.service.conftest import TOKEN, Server
+from tests.service.killrounds import kill_rounds
 
 KILL_ROUNDS = 3
 CHUNK = 64  # articles per ingest transaction in the CLI test: small, so kills land between many chunks
@@ -214,3 +217,56 @@ def _post_ignoring_the_kill(server: Server, batch: list[dict]) -> None:
         server.client().post("/articles", json=batch)
     except httpx.TransportError:
         pass
+
+
+def writer_of(server: Server) -> int:
+    for pid in subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split():
+        if b"service.writer" in open(f"/proc/{pid}/cmdline", "rb").read():
+            return int(pid)
+    raise AssertionError("no writer process")
+
+
+def test_a_full_disk_and_a_locked_database_are_503s_that_say_so_and_writes_resume_after(data_dir, fresh_rows):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN).start()
+    try:
+        with server.client() as client:
+            client.timeout = httpx.Timeout(180)
+            rows = iter({**row, "id": f"s-{row['id']}"} for row in fresh_rows)
+            row = next(rows)
+            assert client.put(f"/articles/{row['id']}", json=row).status_code == 200  # the writer is up
+            writer = writer_of(server)
+            unlimited = resource.prlimit(writer, resource.RLIMIT_FSIZE)
+            resource.prlimit(writer, resource.RLIMIT_FSIZE, (1, unlimited[1]))  # no file may grow past 1 byte
+            try:
+                row = next(rows)
+                r = client.put(f"/articles/{row['id']}", json=row)
+            finally:
+                resource.prlimit(writer, resource.RLIMIT_FSIZE, unlimited)
+            assert r.status_code == 503 and r.headers["retry-after"], r.text
+            assert "file size limit" in r.json()["detail"] or "disk" in r.json()["detail"], r.text
+            assert client.get(f"/articles/{row['id']}").status_code == 404  # nothing of it stored
+            assert client.put(f"/articles/{row['id']}", json=row).status_code == 200  # space again: stored
+            with sqlite3.connect(data_dir / "articles.sqlite3", isolation_level=None) as lock:
+                lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the 30 s timeout
+                row = next(rows)
+                r = client.put(f"/articles/{row['id']}", json=row)
+                lock.execute("ROLLBACK")
+            assert r.status_code == 503 and r.headers["retry-after"], r.text
+            assert "locked by another process" in r.json()["detail"], r.text
+            assert client.put(f"/articles/{row['id']}", json=row).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_kill_rounds_of_any_process_under_load_lose_nothing_and_leave_a_working_server_on_the_port(
+        data_dir, fresh_rows, capsys):
+    # benchmarks/kill.py runs 20 such rounds.
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2",
+                    RECOMMENDER_EVENTS_RATE_PER_S="10000", RECOMMENDER_EVENTS_FLUSH_INTERVAL_S="0.05").start()
+    try:
+        tally = kill_rounds(server, TOKEN, fresh_rows, victims=("server", "writer", "worker"))
+    finally:
+        server.kill()
+    with capsys.disabled():
+        print(f"\nkill rounds: {tally.line()}")
+    assert tally.writes and tally.events and tally.reads["ok"]

@@ -12,8 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from index import load_index
 from tests.service.conftest import TOKEN, Server
+from tests.service.killrounds import alive
+from tests.service.killrounds import roles as processes
 
 SOURCE = "N34700"
 
@@ -34,27 +38,6 @@ def listed(client, article_id: str, **params) -> list[str]:
     r = client.get(f"/articles/{article_id}/similar", params=params)
     assert r.status_code == 200, r.text
     return [i["id"] for i in r.json()["items"]]
-
-
-def processes(server: Server) -> dict[str, list[int]]:
-    """The server's child processes by role: "worker", "writer", "refresher"."""
-    roles: dict[str, list[int]] = {"worker": [], "writer": [], "refresher": []}
-    for pid in subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split():
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except FileNotFoundError:
-            continue
-        for role, mark in (("worker", "spawn_main"), ("writer", "service.writer"), ("refresher", "recommender.refresher")):
-            if mark in command:
-                roles[role].append(int(pid))
-    return roles
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def connection_to(server: Server, worker: int, tries: int = 200) -> http.client.HTTPConnection:
@@ -257,4 +240,58 @@ def test_sigkill_of_the_writer_and_the_refresher_mid_refresh_they_restart_and_fi
         after = processes(server)
         assert after["writer"] != before["writer"] and after["refresher"] != before["refresher"]
     finally:
+        server.stop()
+
+
+def test_a_sigkill_of_the_server_takes_every_process_with_it_and_a_new_server_takes_the_port(data_dir):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2").start()
+    before: dict[str, list[int]] = {}
+    try:
+        wait_until(lambda: all(processes(server)[role] for role in ("writer", "refresher")), timeout=60)
+        before = processes(server)
+        assert len(before["worker"]) == 2, before
+        server.kill()
+        wait_until(lambda: not any(alive(pid) for pid in children(before)), timeout=10)
+        server.start()  # the same port: no orphaned worker holds it
+        with server.client() as client:
+            assert client.get(f"/articles/{SOURCE}/similar").status_code == 200
+    finally:
+        server.stop()
+        end_orphans(before)
+
+
+def children(roles: dict[str, list[int]]) -> list[int]:
+    return [pid for pids in roles.values() for pid in pids]
+
+
+def end_orphans(roles: dict[str, list[int]]) -> None:
+    """SIGKILL what a failed test left of a server's processes (they would hold its port and data dir)."""
+    for pid in children(roles):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stopped_writer_makes_readyz_a_503_and_is_killed_and_replaced(data_dir, fresh_rows):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2",
+                    RECOMMENDER_WRITER_HEALTH_TIMEOUT_S="2").start()
+    stopped = 0
+    try:
+        wait_until(lambda: bool(processes(server)["writer"]), timeout=60)
+        with server.client() as client:
+            wait_until(lambda: client.get("/readyz").status_code == 200, timeout=120)
+            stopped = processes(server)["writer"][0]
+            os.kill(stopped, signal.SIGSTOP)
+            # Not ready while writes cannot be taken (reads still are), then the writer is replaced.
+            wait_until(lambda: client.get("/readyz").json()["status"] == "writes unavailable", timeout=30)
+            assert client.get(f"/articles/{SOURCE}/similar").status_code == 200
+            wait_until(lambda: not alive(stopped), timeout=60)
+            client.timeout = httpx.Timeout(180)
+            article = {**fresh_rows[0], "id": f"h-{fresh_rows[0]['id']}"}
+            r = client.put(f"/articles/{article['id']}", json=article)  # taken by the new writer
+            assert r.status_code == 200, r.text
+            assert client.get("/readyz").status_code == 200
+            assert processes(server)["writer"] != [stopped]
+    finally:
+        if stopped and alive(stopped):
+            os.kill(stopped, signal.SIGCONT)
         server.stop()
