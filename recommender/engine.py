@@ -309,12 +309,14 @@ class Recommender:
         return UpsertResult(created=created, updated=len(todo) - created,
                             unchanged=len(articles) - len(todo), embedded=len(todo))
 
-    def _boxes_it_may_enter(self, entering: Sequence[tuple[Article, np.ndarray]]) -> list[int]:
+    def _boxes_it_may_enter(self, entering: Sequence[tuple[Article, np.ndarray]],
+                            neighbours: int | None = None) -> list[int]:
         """Keys of the boxes that articles (with their vectors) may now enter: among each one's nearest
-        ``refresh_neighbours`` articles, those whose box's hard rules admit it (language, freshness window) and
-        whose box is not full or has a lowest score it could beat (its best possible score: full lexical
-        match, no recency loss, MMR's largest penalty)."""
-        scores, found = self.index.search(np.stack([v for _, v in entering]), self.settings.refresh_neighbours)
+        ``neighbours`` (default ``refresh_neighbours``) articles, those whose box's hard rules admit it (language,
+        freshness window) and whose box is not full or has a lowest score it could beat (its best possible score:
+        full lexical match, no recency loss, MMR's largest penalty)."""
+        scores, found = self.index.search(np.stack([v for _, v in entering]),
+                                          neighbours or self.settings.refresh_neighbours)
         # Each neighbour once: a batch of thousands of new articles shares most of its neighbours.
         rows = self.rows.gather(np.unique(found[found >= 0]).tolist())
         boxes = dict(zip(rows.keys.tolist(), rows.articles, strict=True))
@@ -590,7 +592,9 @@ class Recommender:
         """Let an item back into the boxes; the boxes it may enter again are queued with the unblock."""
         with self._write_lock:
             stored = self.store.get(item_id)
-            entering = self._boxes_it_may_enter([(stored.article, stored.vector)]) \
+            # As wide as a box's own candidates: an unblocked item may return as a box's section fallback, below
+            # its nearest neighbours (rare enough to search widely; a new article's write searches the nearest).
+            entering = self._boxes_it_may_enter([(stored.article, stored.vector)], self._candidate_count(0)) \
                 if stored is not None and stored.article.is_published else []
             found = self.overrides.unblock_everywhere(item_id, entering)
             self.follow()

@@ -295,7 +295,8 @@ def rank(
     # Turkish), so a floor on the score cut true same-story reports in some languages and not in others. Applied
     # where a fallback takes the places it frees, or where the site asked for a shorter box: an article without a
     # section keeps its nearest items rather than show fewer.
-    floor = ranking.relevance_floor if ranking.fallback == "none" or source.section is not None else 0.0
+    section = query.section or source.section  # what a fallback is drawn from
+    floor = ranking.relevance_floor if ranking.fallback == "none" or section is not None else 0.0
     below_floor = candidates.semantic[ranked.rows] < floor
     # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
     threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
@@ -310,22 +311,22 @@ def rank(
         chosen = [_freshest(candidates, ranked, members) for members in groups]
     similar = [_recommendation(candidates, ranked, p, members, query.explain)
                for p, members in zip(chosen, groups, strict=True)]
-    if len(similar) >= query.limit or ranking.fallback == "none" or source.section is None:
+    if len(similar) >= query.limit or ranking.fallback == "none" or section is None:
         return similar
     # Not for the fallback: copies of the source, namesakes of a pick, the picks and what they fold.
     taken = copies_of_source | np.isin(ranked.title_ids, ranked.title_ids[chosen])
     for members in groups:
         taken[members] = True
-    return similar + _fallback(source, candidates, ranked, taken, query, ranking, query.limit - len(similar))
+    return similar + _fallback(section, candidates, ranked, taken, query, ranking, query.limit - len(similar))
 
 
-def _fallback(source: Article, candidates: Candidates, ranked: _Ranked, taken: np.ndarray, query: SimilarQuery,
+def _fallback(section: str, candidates: Candidates, ranked: _Ranked, taken: np.ndarray, query: SimilarQuery,
               ranking: Ranking, room: int) -> list[Recommendation]:
-    """Up to ``room`` items of the source's section that the list did not take (none a copy of a shown item):
+    """Up to ``room`` items of ``section`` that the list did not take (none a copy of a shown item):
     the most popular when the click signal is on, else the freshest (undated ones last, by relevance), each
     labelled with its reason."""
     rows = ranked.rows
-    free = np.flatnonzero(~taken & np.fromiter((candidates.articles[r].section == source.section for r in rows),
+    free = np.flatnonzero(~taken & np.fromiter((candidates.articles[r].section == section for r in rows),
                                                 dtype=bool, count=len(rows)))
     popular = ranking.popularity_weight > 0
     if popular:

@@ -214,7 +214,10 @@
       this.dataset.state = "loading";
       const timer = setTimeout(() => this.late(controller), this.timeout());
       try {
-        const response = await fetch(url, {headers: {Accept: "application/json"}, signal: controller.signal});
+        // "no-cache": the browser asks again each view (a 304 from the CDN when nothing changed), so a takedown the
+        // CDN was purged of leaves this page at once, not when the browser's copy expires (a browser is never purged).
+        const response = await fetch(url, {headers: {Accept: "application/json"}, cache: "no-cache",
+                                           signal: controller.signal});
         if (!response.ok) throw new Error(`${response.status} ${(await response.json()).detail}`);
         const list = await response.json();
         if (controller.signal.aborted) return;
