@@ -182,15 +182,15 @@ def intra_list_diversity(vectors: np.ndarray) -> float | None:
 
 
 def near_duplicate_share(source_title: str, source_vector: np.ndarray, titles: Sequence[str],
-                         vectors: np.ndarray, threshold: float, include_source: bool = True) -> float | None:
-    """Share of a list's items that repeat the source (unless ``include_source`` is off) or an item above them:
+                         vectors: np.ndarray, threshold: float) -> float | None:
+    """Share of a list's items that repeat the source or an item above them:
     same normalised title, or cosine above ``threshold``. None for an empty list."""
     n = len(titles)
     if n == 0:
         return None
     vectors = np.asarray(vectors, dtype=np.float64)
-    seen = [normalized_title(source_title)] if include_source else []
-    above = [np.asarray(source_vector, dtype=np.float64)] if include_source else []
+    seen = [normalized_title(source_title)]
+    above = [np.asarray(source_vector, dtype=np.float64)]
     duplicates = 0
     for title, vector in zip(titles, vectors, strict=True):
         norm = normalized_title(title)
