@@ -65,11 +65,6 @@ def metric_names(ks: Sequence[int]) -> list[str]:
                                        "diversity", "dup_share", "ms_per_query"]
 
 
-def headline(ks: Sequence[int]) -> str:
-    """The metric that decides (α-nDCG at the largest cut-off)."""
-    return f"alpha_ndcg@{max(ks)}"
-
-
 # The newsroom controls as changes to the shipped default: (Ranking changes, per-request query options).
 CONTROLS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "default": ({}, {}),
