@@ -192,7 +192,7 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     # N read workers, one writer, one refresher, all following one store (README, "Processes").
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
                       RECOMMENDER_WRITER_SOCKET=str(socket))
-    helpers = _start_helpers(host, port, socket, settings.writer_health_timeout_s)
+    helpers = _start_helpers(host, port, socket, settings)
     # uvicorn re-raises the SIGTERM it shut down on once it restored the previous handler: this one, so that the
     # helpers below are stopped cleanly (not killed with this process).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -209,19 +209,21 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _start_helpers(host: str, port: int, socket: Path, health_timeout_s: float) -> list[Supervised]:
+def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> list[Supervised]:
     """The writer and the refresher, supervised; they start once a worker answers (on 2 cores, four processes
     loading the index at once doubled the start), from threads started before this one is niced (a read
     worker's lifespan), so they are not. A writer that takes its connections but does not answer its health
-    check within ``health_timeout_s`` (stopped, hung) is killed and started again."""
+    check within ``writer_health_timeout_s`` (stopped, hung), or does not listen ``writer_start_timeout_s`` after
+    its start, is killed and started again."""
     from recommender.processes import Supervised
     from service.writer import writer_state
 
     def ready() -> None:
         _wait_ready(host, port)
 
-    def writer_healthy() -> bool:
-        return writer_state(socket, health_timeout_s) != "hung"
+    def writer_healthy(age_s: float) -> bool:
+        state = writer_state(socket, settings.writer_health_timeout_s)
+        return state == "answers" or (state == "absent" and age_s < settings.writer_start_timeout_s)
 
     return [Supervised("writer", [sys.executable, "-m", "service.writer", str(socket)], dict(os.environ),
                        ready, writer_healthy).start(),

@@ -452,11 +452,13 @@ class Recommender:
         """Bumped by every write that can change a list; equal generations mean equal lists."""
         return self._generation
 
-    def similar(self, article_id: str, query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
-        """The "Similar news" list for an indexed article, ranked now."""
+    def similar(self, article_id: str, query: SimilarQuery = DEFAULT_QUERY,
+                include_unpublished: bool = True) -> list[Recommendation]:
+        """The "Similar news" list for an indexed article, ranked now; that of an unpublished one (taken down, or
+        not out yet) is not found for the public (``include_unpublished=False``)."""
         self.follow()
         stored = self.store.get(article_id)
-        if stored is None:
+        if stored is None or not (include_unpublished or stored.article.is_published):
             raise ArticleNotFound(article_id)
         return self._list(stored.article, stored.vector, self.overrides.box(article_id), query)
 
@@ -474,18 +476,20 @@ class Recommender:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
         return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items], variant)
 
-    def list_body(self, article_id: str, query: SimilarQuery,
-                  variant: str = DEFAULT_VARIANT) -> tuple[bytes, str]:
+    def list_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT,
+                  include_unpublished: bool = True) -> tuple[bytes, str]:
         """A list's response body and where it came from: a default query's stored box (``"stored"``) when
         there is a fresh one, else ranked now (``"ranked"``); the same bytes either way. If the database goes
-        away while a default list is ranked (PostgreSQL), its stored box as this process last read it."""
+        away while a default list is ranked (PostgreSQL), its stored box as this process last read it. An
+        unpublished article has no stored box; its list is not found for the public (as in ``similar``)."""
         default = query == replace(DEFAULT_QUERY, limit=query.limit)
         if default:
             body = self.stored_list_json(article_id, query.limit, variant)
             if body is not None:
                 return body, "stored"
         try:
-            return self.list_json(article_id, self.similar(article_id, query), variant), "ranked"
+            items = self.similar(article_id, query, include_unpublished)
+            return self.list_json(article_id, items, variant), "ranked"
         except StoreUnavailable:
             body = self.stored_list_json(article_id, query.limit, variant, unranked=True) if default else None
             if body is None:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -25,11 +26,12 @@ HEALTH_CHECK_EVERY_S = 2.0
 
 class Supervised:
     """Runs ``argv`` (plus this process's pid, for ``die_with_parent``) from a thread that starts it again
-    whenever it exits before ``stop()``, or kills it first when ``healthy`` (checked every
-    ``HEALTH_CHECK_EVERY_S``) says it is hung; ``first`` is waited for before the first start."""
+    whenever it exits before ``stop()``, or kills it first when ``healthy`` (called every ``HEALTH_CHECK_EVERY_S``
+    with the seconds since the process started) says it is hung; ``first`` is waited for before the first
+    start."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], first: Callable[[], None] = lambda: None,
-                 healthy: Callable[[], bool] | None = None):
+                 healthy: Callable[[float], bool] | None = None):
         self.name = name
         self.healthy = healthy
         self.argv = [*argv, str(os.getpid())]
@@ -59,11 +61,13 @@ class Supervised:
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> int:
         """``proc``'s exit code; one that fails its health check (``healthy``) is killed (and started again)."""
+        started = time.monotonic()
         while True:
             try:
                 return proc.wait(HEALTH_CHECK_EVERY_S if self.healthy is not None else None)
             except subprocess.TimeoutExpired:
-                if self.healthy is not None and not self._stop.is_set() and not self.healthy():
+                if self.healthy is not None and not self._stop.is_set() \
+                        and not self.healthy(time.monotonic() - started):
                     log.error("the %s process (pid %d) did not answer its health check: killing it", self.name,
                               proc.pid)
                     proc.kill()

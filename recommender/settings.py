@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     writer_health_timeout_s: float = Field(
         10.0, gt=0, description="`recommender serve` kills and restarts a writer process that takes longer than "
         "this to answer its health check (hung or stopped); read workers' /readyz is a 503 meanwhile.")
+    writer_start_timeout_s: float = Field(
+        300.0, gt=0, description="`recommender serve` kills and restarts a writer process that has not started "
+        "listening this long after it was started (hung or stopped while it loads the model and the index).")
     reader_nice: int = Field(
         5, ge=0, le=19, description="Niceness added to each read worker (os.nice), so that the writer process "
         "keeps the CPU it needs to apply writes and refresh boxes while reads saturate the cores.")

@@ -38,6 +38,11 @@ class ResponseCache:
                 self._entries.popitem(last=False)
 
 
+def authorized(scope: Scope) -> bool:
+    """Whether the request carries credentials (the editor's token): its lists are the editor's own."""
+    return any(name == b"authorization" for name, _ in scope["headers"])
+
+
 async def send_json(send: Send, body: bytes) -> None:
     """A 200 JSON response of ready bytes, straight to the ASGI server."""
     await send({"type": "http.response.start", "status": 200,
@@ -58,7 +63,9 @@ class CachedLists:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         generation = self.generation() if scope["type"] == "http" else None
-        if generation is None or scope["method"] != "GET" or not scope["path"].endswith("/similar"):
+        # A request with credentials (the editor's) may be shown an unpublished article's list: never kept.
+        if generation is None or scope["method"] != "GET" or not scope["path"].endswith("/similar") \
+                or authorized(scope):
             await self.app(scope, receive, send)
             return
         # The variant is part of the key: two variants with the same options (an A/A test) list the same items

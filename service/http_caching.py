@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.purges import list_keys
 from recommender.settings import Settings
-from service.cache import ResponseCache
+from service.cache import ResponseCache, authorized
 
 _LIST = re.compile(r"/articles/[^/]{1,256}/similar(\.html)?")
 STATIC = ("/similar-news.js", "/similar-news.css")
@@ -147,7 +147,11 @@ class HttpCaching:
         coding = content_coding(scope) if len(body) >= self.min_bytes else None
         etag = f'"{tag}-{coding}"'.encode() if coding else f'"{tag}"'.encode()
         headers += [(b"etag", etag), (b"vary", b", ".join(vary.values()))]
-        if is_list:
+        if is_list and authorized(scope):
+            # The editor's lists may show unpublished articles: for the editor's browser only, never a CDN's
+            # (a shared cache stores a response to an authorized request when it says "public").
+            headers = [*_without(headers, (b"cache-control",)), (b"cache-control", b"private, no-store")]
+        elif is_list:
             headers = [*_without(headers, (b"cache-control",)), (b"cache-control", self.cache_control)]
             if self.key_header is not None:
                 headers.append((self.key_header.lower().encode(), self._keys(scope, tag, body if json_list else None)))

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT
 from recommender.rank import GroupPick, SimilarQuery, Strategy
 from recommender.settings import BoxLocale
-from service.deps import AppSettings, ArticleId, BoxTemplate, Engine
+from service.deps import AppSettings, ArticleId, BoxTemplate, Editor, Engine
 from service.errors import Unprocessable, error_responses
 from service.html import VARY
 from service.http_caching import hold_list
@@ -77,14 +77,15 @@ Reader = Annotated[str | None, Query(max_length=256, description=(
 
 @router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
             dependencies=[Depends(refuse_renamed)])
-async def similar(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery,
+async def similar(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery, editor: Editor,
                   reader: Reader = None) -> Response:
-    """The list as JSON (``Accept: text/html`` gets the HTML box instead: ``similar.html``)."""
+    """The list as JSON (``Accept: text/html`` gets the HTML box instead: ``similar.html``); that of an
+    unpublished article is a 404 but for the editor."""
     # Default lists with a stored box never get here (service.lookup.StoredLists), nor repeated requests
     # (service.cache.CachedLists, from the bytes of this response). StoredLists gave the request its variant
     # (the reader's) and put that variant's options in the query.
     variant = request.scope.get(VARIANT, DEFAULT_VARIANT)
-    body, source = await run_in_threadpool(engine.list_body, article_id, query, variant)
+    body, source = await run_in_threadpool(engine.list_body, article_id, query, variant, editor)
     count_list(request.scope, source)
     return Response(body, media_type="application/json", headers=VARY)
 
@@ -93,10 +94,11 @@ async def similar(request: Request, article_id: ArticleId, engine: Engine, query
             responses={**error_responses(404, 422), 200: {"content": {"text/html": {}},
                                                           "description": "the box as an HTML fragment"}})
 async def similar_html(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery,
-                       template: BoxTemplate, locale: Locale = None) -> HTMLResponse:
+                       template: BoxTemplate, editor: Editor, locale: Locale = None) -> HTMLResponse:
     """The box as an HTML fragment for the site to embed (template: RECOMMENDER_BOX_TEMPLATE), same query;
-    ``locale`` chooses the words and dates (default RECOMMENDER_BOX_LOCALE)."""
-    body, source = await run_in_threadpool(engine.list_body, article_id, query)
+    ``locale`` chooses the words and dates (default RECOMMENDER_BOX_LOCALE); an unpublished article's is a 404 but for
+    the editor."""
+    body, source = await run_in_threadpool(engine.list_body, article_id, query, DEFAULT_VARIANT, editor)
     count_list(request.scope, source)
     hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
     return HTMLResponse(template.render(json.loads(body), locale), headers=VARY)

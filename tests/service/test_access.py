@@ -27,13 +27,23 @@ def stored(server):
 @pytest.mark.parametrize("article_id", ["hidden-1", "hidden-2"])
 def test_an_unpublished_article_is_a_404_for_the_public(stored, article_id):
     with stored.client(token=None) as public:
-        for path in (f"/articles/{article_id}", f"/articles/{article_id}/overrides"):
+        for path in (f"/articles/{article_id}", f"/articles/{article_id}/overrides",
+                     f"/articles/{article_id}/similar", f"/articles/{article_id}/similar?limit=3&explain=true",
+                     f"/articles/{article_id}/similar.html"):
             answer = public.get(path)
             assert answer.status_code == 404, (path, answer.text)
             assert answer.json()["detail"] and "takedown" not in answer.text
         assert public.get("/articles", params={"q": article_id}).json() == []
         with stored.client(token="wrong-token") as wrong:
             assert wrong.get(f"/articles/{article_id}").status_code == 404
+            assert wrong.get(f"/articles/{article_id}/similar").status_code == 404
+
+
+def test_the_editors_view_of_an_unpublished_list_is_never_served_to_the_public(stored):
+    with stored.client() as editor, stored.client(token=None) as public:
+        for _ in range(2):  # the editor's list first, then the public asks the same URL: still a 404
+            assert editor.get("/articles/hidden-2/similar", params={"limit": 4}).status_code == 200
+            assert public.get("/articles/hidden-2/similar", params={"limit": 4}).status_code == 404
 
 
 def test_a_search_by_title_lists_only_published_articles_for_the_public(stored):
@@ -45,6 +55,10 @@ def test_a_search_by_title_lists_only_published_articles_for_the_public(stored):
 def test_the_editor_still_finds_an_unpublished_article(stored):
     with stored.client() as editor:
         assert editor.get("/articles/hidden-1").json()["status"] == "unpublished"
+        listed = editor.get("/articles/hidden-2/similar", params={"limit": 3})
+        assert listed.json()["items"][0]["id"] == "shown-1"
+        assert listed.headers["cache-control"] == "private, no-store"  # never kept by a CDN
+        assert editor.get("/articles/hidden-1/similar.html").status_code == 200
         assert editor.get("/articles/hidden-2/overrides").json()["pins"] == [{"id": "shown-1", "position": 1}]
         found = {a["id"] for a in editor.get("/articles", params={"q": "Zqxwv"}).json()}
         assert found == {"hidden-1", "hidden-2", "shown-1"}

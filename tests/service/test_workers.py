@@ -300,3 +300,26 @@ def test_a_stopped_writer_makes_readyz_a_503_and_is_killed_and_replaced(data_dir
         if stopped and alive(stopped):
             os.kill(stopped, signal.SIGCONT)
         server.stop()
+
+
+def test_a_writer_stopped_before_it_listens_is_killed_and_replaced(data_dir, fresh_rows):
+    server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_WORKERS="2",
+                    RECOMMENDER_WRITER_START_TIMEOUT_S="20").start()
+    stopped = 0
+    try:
+        # Stopped at once: it is still importing, long before its socket listens (no health check to fail).
+        wait_until(lambda: bool(processes(server)["writer"]), timeout=60)
+        stopped = processes(server)["writer"][0]
+        os.kill(stopped, signal.SIGSTOP)
+        wait_until(lambda: not alive(stopped), timeout=90)
+        with server.client() as client:
+            client.timeout = httpx.Timeout(180)
+            wait_until(lambda: client.get("/readyz").status_code == 200, timeout=180)
+            article = {**fresh_rows[1], "id": f"s-{fresh_rows[1]['id']}"}
+            r = client.put(f"/articles/{article['id']}", json=article)  # taken by the new writer
+            assert r.status_code == 200, r.text
+            assert processes(server)["writer"] != [stopped]
+    finally:
+        if stopped and alive(stopped):
+            os.kill(stopped, signal.SIGCONT)
+        server.stop()
