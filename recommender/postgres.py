@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from recommender import fulltext
 from recommender.store import ArticleStore, Connection, StoredBox, StoreUnavailable, Transaction
 
 # Advisory lock keys (pg_advisory_lock(NAMESPACE, n)): "reco" in ASCII, then what is locked.
@@ -225,6 +226,11 @@ class PostgresStore(ArticleStore):
 
     BEGIN = ("BEGIN", f"SELECT pg_advisory_xact_lock({NAMESPACE}, {WRITE_LOCK})")
     RELAXED_COMMITS = None  # left durable: a reconnect would drop a session setting
+    MATCHES = fulltext.POSTGRES_MATCHES
+
+    @staticmethod
+    def _match_query(words: list[str]) -> str:
+        return fulltext.postgres_query(words)
 
     def __init__(self, url: str, box_cache: int = 50_000):
         self.url = url
@@ -245,6 +251,7 @@ class PostgresStore(ArticleStore):
             try:
                 conn.execute(f"SELECT pg_advisory_xact_lock({NAMESPACE}, {SCHEMA_LOCK})")
                 conn.execute(SCHEMA)
+                conn.execute(fulltext.POSTGRES_SCHEMA)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
+from recommender import fulltext
 from recommender.article import Article
+from recommender.fulltext import query_words
 
 if TYPE_CHECKING:
     from recommender.settings import Settings
@@ -636,15 +638,29 @@ class ArticleStore:
 
     # -- reads ----------------------------------------------------------------------------------
     def find(self, text: str, limit: int, include_unpublished: bool = True) -> list[Article]:
-        """The article whose id is ``text``, then those whose title holds it (any case for ASCII), newest first;
-        published ones only unless ``include_unpublished``."""
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        """The article whose id is ``text``, then those with every word of it in their id, title, lead or URL
+        (``recommender.fulltext``; a query of no word: those whose title holds it), the one whose id it is in
+        another case first, then newest first; published ones only unless ``include_unpublished``."""
+        words = query_words(text)
+        if words:
+            matches, argument = self.MATCHES, self._match_query(words)
+        else:
+            matches = "title LIKE ? ESCAPE '\\'"
+            argument = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        shown = "(? OR status = 'published')"
         rows = self._reader.execute(
-            f"""SELECT {_COLUMNS} FROM articles WHERE id = ?1 AND (?4 OR status = 'published')
-                UNION ALL SELECT * FROM (SELECT {_COLUMNS} FROM articles WHERE title LIKE ?2 ESCAPE '\\' AND id != ?1
-                                         AND (?4 OR status = 'published') ORDER BY published_at DESC, key DESC LIMIT ?3)
-                LIMIT ?3""", (text, pattern, limit, include_unpublished))
+            f"""SELECT {_COLUMNS} FROM articles WHERE id = ? AND {shown}
+                UNION ALL SELECT * FROM (SELECT {_COLUMNS} FROM articles WHERE {matches} AND id != ? AND {shown}
+                                         ORDER BY lower(id) = lower(?) DESC, published_at DESC, key DESC
+                                         LIMIT ?) AS found
+                LIMIT ?""", (text, include_unpublished, argument, text, include_unpublished, text, limit, limit))
         return [_row_article(row) for row in rows]
+
+    MATCHES: ClassVar[str] = fulltext.SQLITE_MATCHES  # the backend's full-text condition, one parameter
+
+    @staticmethod
+    def _match_query(words: list[str]) -> str:
+        return fulltext.sqlite_query(words)
 
     def count(self) -> int:
         return self._reader.execute("SELECT count(*) FROM articles").fetchone()[0]
@@ -720,6 +736,7 @@ class SQLiteStore(ArticleStore):
         assert isinstance(conn, sqlite3.Connection)
         conn.executescript(SCHEMA)
         _add_missing_columns(conn)
+        fulltext.create_sqlite_index(conn)
 
 
 def open_store(settings: Settings) -> ArticleStore:

@@ -161,3 +161,47 @@ def test_boxes_of_another_format_are_queued_once(store):
     assert store.requeue_boxes_of_other_format("items-v2") == 1
     assert store.box("a").pending
     assert store.requeue_boxes_of_other_format("items-v2") == 0  # the format is recorded with the queueing
+
+
+def test_find_matches_every_word_anywhere_in_id_title_lead_or_url_in_any_case(store):
+    from datetime import datetime
+
+    def article(id_: str, title: str, lead: str = "", url: str | None = None, day: int = 1, **kw) -> Article:
+        return Article(id_, title, lead, "", url, datetime(2024, 1, day, tzinfo=UTC), **kw)
+
+    store.upsert([(a, "h", vec(i)) for i, a in enumerate([
+        article("Kyiv-1", "Київ відкрив нові станції метро", "Мерія назвала дату запуску", day=1),
+        article("Rome-2", "Rome mayor opens the new metro line", "The line runs under the Colosseum",
+                "https://news.example.com/2024/rome-metro-line", day=2),
+        article("Rome-3", "A new stadium for Rome", "Opens next year", day=3),
+        article("Draft-4", "Rome metro strike called off", status="unpublished", day=4)])])
+
+    def found(text: str, include_unpublished: bool = True) -> list[str]:
+        return [a.id for a in store.find(text, 10, include_unpublished)]
+
+    assert found("mayor metro") == ["Rome-2"]  # two words of the title, not side by side
+    assert found("Colosseum") == ["Rome-2"]  # a word of the lead
+    assert found("https://news.example.com/2024/rome-metro-line") == ["Rome-2"]  # the URL
+    assert found("rome-2") == ["Rome-2"]  # the id, another case
+    assert found("Rome-3") == ["Rome-3"]  # the id exactly comes first, then any other match
+    assert found("rome metro") == ["Draft-4", "Rome-2"]  # newest first
+    assert found("rome metro", include_unpublished=False) == ["Rome-2"]
+    assert found("станції київ") == ["Kyiv-1"]  # Cyrillic, in any order
+    assert found("stad") == ["Rome-3"]  # each word as a prefix
+    assert found("rome paris") == []  # every word must match
+
+    store.upsert([(article("Rome-3", "A new stadium for Milan"), "h", vec(3))])
+    store.delete("Rome-2")
+    # The index follows every write.
+    assert found("colosseum") == [] and found("rome metro") == ["Draft-4"] and found("milan stadium") == ["Rome-3"]
+
+
+def test_a_store_made_before_its_search_index_gains_one_holding_its_articles(tmp_path):
+    path = tmp_path / "a.sqlite3"
+    SQLiteStore(path).upsert([(Article("old-1", "Harbour bridge reopens"), "h", vec(0))])
+    with sqlite3.connect(path) as conn:  # as an older version left it
+        conn.executescript("DROP TRIGGER articles_words_insert; DROP TRIGGER articles_words_delete; "
+                           "DROP TRIGGER articles_words_update; DROP TABLE articles_words;")
+    store = SQLiteStore(path)
+    assert [a.id for a in store.find("bridge harbour", 5)] == ["old-1"]
+    store.close()
