@@ -24,7 +24,7 @@ from recommender.experiments import Experiment, ExperimentSpec, ExperimentStore,
 from recommender.lexical import LexicalIndex
 from recommender.listing import DEFAULT_VARIANT, box_format, item_json, list_json
 from recommender.locks import FileLock
-from recommender.overrides import BoxOverrides, OverrideStore
+from recommender.overrides import Attribution, BoxOverrides, OverrideChange, OverrideStore
 from recommender.popularity import Popularity
 from recommender.rank import (
     STRATEGIES,
@@ -576,23 +576,25 @@ class Recommender:
         self.get(article_id, include_unpublished)
         return self.overrides.box(article_id)
 
-    def set_box_overrides(self, article_id: str, overrides: BoxOverrides) -> None:
-        """Replace the pins and blocks of an article's box; takes effect on the next request."""
+    def set_box_overrides(self, article_id: str, overrides: BoxOverrides, editor: str = "",
+                          reason: str = "") -> None:
+        """Replace the pins and blocks of an article's box; takes effect on the next request. What changed is
+        logged with ``editor`` (a name) and ``reason`` (``override_history``)."""
         self.get(article_id)
         with self._write_lock:
-            self.overrides.set_box(article_id, overrides)
+            self.overrides.set_box(article_id, overrides, Attribution(editor, reason))
             self.follow()
 
     def blocked_everywhere(self) -> dict[str, str]:
         return self.overrides.blocked_everywhere()
 
-    def block_everywhere(self, item_id: str, reason: str = "") -> None:
+    def block_everywhere(self, item_id: str, reason: str = "", editor: str = "") -> None:
         """Keep an article out of every box (e.g. for legal reasons), whether or not it is indexed yet."""
         with self._write_lock:
-            self.overrides.block_everywhere(item_id, reason)
+            self.overrides.block_everywhere(item_id, Attribution(editor, reason))
             self.follow()
 
-    def unblock_everywhere(self, item_id: str) -> bool:
+    def unblock_everywhere(self, item_id: str, editor: str = "", reason: str = "") -> bool:
         """Let an item back into the boxes; the boxes it may enter again are queued with the unblock."""
         with self._write_lock:
             stored = self.store.get(item_id)
@@ -600,9 +602,17 @@ class Recommender:
             # its nearest neighbours (rare enough to search widely; a new article's write searches the nearest).
             entering = self._boxes_it_may_enter([(stored.article, stored.vector)], self._candidate_count(0)) \
                 if stored is not None and stored.article.is_published else []
-            found = self.overrides.unblock_everywhere(item_id, entering)
+            found = self.overrides.unblock_everywhere(item_id, entering, Attribution(editor, reason))
             self.follow()
             return found
+
+    def override_history(self, article_id: str | None, limit: int = 100,
+                         include_unpublished: bool = True) -> list[OverrideChange]:
+        """Who changed an article's pins and blocks, when and why, newest first (None: the blocks from every
+        box); an unpublished article's is not found for the public."""
+        if article_id is not None:
+            self.get(article_id, include_unpublished)
+        return self.overrides.history(article_id, limit)
 
     # -- experiments ----------------------------------------------------------------------------
     @property

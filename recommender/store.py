@@ -106,6 +106,19 @@ CREATE TABLE IF NOT EXISTS blocked_everywhere (
     item_id TEXT PRIMARY KEY,
     reason  TEXT NOT NULL DEFAULT ''
 );
+-- Every change of a pin or block: who (the name the editor gave), when, why; written in the change's
+-- transaction, never updated. box '' = every box (blocked everywhere).
+CREATE TABLE IF NOT EXISTS override_log (
+    seq      INTEGER NOT NULL,            -- the change's store sequence number
+    at       INTEGER NOT NULL,            -- epoch milliseconds
+    box      TEXT NOT NULL,               -- whose box; '' = every box
+    item_id  TEXT NOT NULL,
+    action   TEXT NOT NULL,               -- pin, unpin, block, unblock
+    position INTEGER,                     -- a pin's slot
+    editor   TEXT NOT NULL DEFAULT '',
+    reason   TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (box, seq, item_id)
+);
 -- == Events and experiments (recommender.events, recommender.experiments; README "Events and experiments") ==
 -- Plain SQL (INTEGER epoch milliseconds, TEXT, no SQLite-only types): a PostgreSQL backend ports it as it is.
 -- What readers saw and clicked, as the site reported it; never read by the list's rules except through the

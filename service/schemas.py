@@ -126,8 +126,31 @@ class BoxOverridesIO(BaseModel):
         return self
 
 
+EditorName = Field("", max_length=200, description="Who makes the change (the name the editor gave), for the log.")
+
+
+class BoxOverridesPut(BoxOverridesIO):
+    """The box's new pins and blocks, and who changes them and why (kept in its history, not in the box)."""
+
+    editor: Text = EditorName
+    reason: Text = Field("", max_length=2000)
+
+
 class BlockIn(BaseModel):
     reason: Text = Field("", max_length=2000)
+    editor: Text = EditorName
+
+
+class OverrideChangeOut(BaseModel):
+    """One change of a pin or block: when, what, by whom, why."""
+
+    at: datetime
+    box: str | None = Field(description="Whose box; null = every box (blocked everywhere).")
+    item_id: str
+    action: Literal["pin", "unpin", "block", "unblock"]
+    position: int | None = Field(description="A pin's slot, 1 = top.")
+    editor: str
+    reason: str
 
 
 class EventIn(BaseModel):

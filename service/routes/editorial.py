@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from recommender.overrides import BoxOverrides, Pin
-from service.deps import ArticleId, Editor, Engine, Writer
+from fastapi import APIRouter, Query
+
+from recommender.overrides import BoxOverrides, OverrideChange, Pin
+from service.deps import ArticleId, Editor, Engine, Token, Writer
 from service.errors import NotFound, Unprocessable, error_responses
-from service.schemas import BlockIn, BoxOverridesIO, PinIn
+from service.schemas import BlockIn, BoxOverridesIO, BoxOverridesPut, OverrideChangeOut, PinIn
+
+HistoryLimit = Annotated[int, Query(ge=1, le=1000, description="The latest changes, newest first.")]
 
 router = APIRouter(tags=["editorial"])
 
@@ -22,7 +26,7 @@ def get_overrides(article_id: ArticleId, engine: Engine, editor: Editor) -> BoxO
 
 @router.put("/articles/{article_id}/overrides", response_model=BoxOverridesIO, dependencies=[Writer],
             responses=error_responses(400, 401, 403, 404, 408, 413, 415, 422))
-def put_overrides(article_id: ArticleId, body: BoxOverridesIO, engine: Engine) -> BoxOverridesIO:
+def put_overrides(article_id: ArticleId, body: BoxOverridesPut, engine: Engine) -> BoxOverridesIO:
     """Replace the box's pins and blocks. A new pin must name a stored article (a pin kept from before may
     name one since taken down: it shows nothing, and the editor can still save the box's other changes)."""
     kept = {p.item_id for p in engine.box_overrides(article_id).pins}
@@ -35,8 +39,22 @@ def put_overrides(article_id: ArticleId, body: BoxOverridesIO, engine: Engine) -
             "its title or id first)", [{"type": "value_error", "loc": ["body", "pins", n, "id"],
                                         "msg": "no such article"} for n, _ in unknown])
     engine.set_box_overrides(article_id, BoxOverrides(
-        pins=tuple(Pin(p.id, p.position) for p in body.pins), blocks=frozenset(body.blocks)))
+        pins=tuple(Pin(p.id, p.position) for p in body.pins), blocks=frozenset(body.blocks)),
+        body.editor, body.reason)
     return body
+
+
+def history_out(changes: list[OverrideChange]) -> list[OverrideChangeOut]:
+    return [OverrideChangeOut.model_validate(c, from_attributes=True) for c in changes]
+
+
+@router.get("/articles/{article_id}/overrides/history", response_model=list[OverrideChangeOut],
+            dependencies=[Token], responses=error_responses(401, 403, 404, 422))
+def get_overrides_history(article_id: ArticleId, engine: Engine, editor: Editor,
+                          limit: HistoryLimit = 100) -> list[OverrideChangeOut]:
+    """Who pinned, unpinned, blocked or unblocked what in an article's box, when and why, newest first (the
+    token, when one is set: it names editors)."""
+    return history_out(engine.override_history(article_id, limit, editor))
 
 
 @router.get("/blocked")
@@ -48,11 +66,20 @@ def get_blocked(engine: Engine) -> dict[str, str]:
 @router.put("/blocked/{item_id}", status_code=204, dependencies=[Writer],
             responses=error_responses(400, 401, 403, 408, 413, 415, 422))
 def put_blocked(item_id: ArticleId, body: BlockIn, engine: Engine) -> None:
-    engine.block_everywhere(item_id, body.reason)
+    engine.block_everywhere(item_id, body.reason, body.editor)
+
+
+@router.get("/blocked/history", response_model=list[OverrideChangeOut], dependencies=[Token],
+            responses=error_responses(401, 403, 422))
+def get_blocked_history(engine: Engine, limit: HistoryLimit = 100) -> list[OverrideChangeOut]:
+    """Who blocked or unblocked what from every box, when and why, newest first (the token, when one is set)."""
+    return history_out(engine.override_history(None, limit))
 
 
 @router.delete("/blocked/{item_id}", status_code=204, dependencies=[Writer],
                responses=error_responses(401, 403, 404, 422))
-def delete_blocked(item_id: ArticleId, engine: Engine) -> None:
-    if not engine.unblock_everywhere(item_id):
+def delete_blocked(item_id: ArticleId, engine: Engine,
+                   by: Annotated[str, Query(alias="editor", max_length=200, description="Who unblocks it.")] = "",
+                   reason: Annotated[str, Query(max_length=2000)] = "") -> None:
+    if not engine.unblock_everywhere(item_id, by, reason):
         raise NotFound(f"{item_id!r} is not blocked")

@@ -70,3 +70,25 @@ def test_overrides_survive_a_restart(data_dir, embedder):
 def test_overrides_of_an_unknown_article_are_refused(engine):
     with pytest.raises(ArticleNotFound):
         engine.set_box_overrides("nope", BoxOverrides())
+
+
+def test_every_change_of_a_box_is_logged_with_who_when_and_why(engine):
+    engine.set_box_overrides(SOURCE, BoxOverrides(pins=(Pin("N16278", 1),), blocks=frozenset({"N35354"})),
+                             "Olena", "follow-up of the lead story")
+    engine.set_box_overrides(SOURCE, BoxOverrides(pins=(Pin("N16278", 2),)), "Ivan", "")
+    changes = [(c.action, c.item_id, c.position, c.editor, c.reason) for c in engine.override_history(SOURCE)]
+    assert changes == [("pin", "N16278", 2, "Ivan", ""), ("unblock", "N35354", None, "Ivan", ""),
+                       ("pin", "N16278", 1, "Olena", "follow-up of the lead story"),
+                       ("block", "N35354", None, "Olena", "follow-up of the lead story")]
+    newest = engine.override_history(SOURCE, limit=1)
+    assert len(newest) == 1 and newest[0].at.tzinfo is not None and newest[0].box == SOURCE
+    assert engine.override_history("N16278") == []  # another box's history is its own
+
+
+def test_blocks_from_every_box_are_logged_apart_from_any_box(engine):
+    engine.block_everywhere("N55189", "court order", "Olena")
+    assert engine.unblock_everywhere("N55189", "Ivan", "order lifted")
+    assert not engine.unblock_everywhere("N55189", "Ivan")  # nothing to unblock: nothing logged
+    changes = [(c.box, c.action, c.editor, c.reason) for c in engine.override_history(None)]
+    assert changes == [(None, "unblock", "Ivan", "order lifted"), (None, "block", "Olena", "court order")]
+    assert engine.override_history(SOURCE) == []

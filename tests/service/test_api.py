@@ -341,3 +341,20 @@ def test_folded_reports_of_a_story_are_listed_under_its_item(api):
     finally:
         for article_id in reports:
             api.delete(f"/articles/{article_id}")
+
+
+def test_who_changed_a_box_and_a_block_when_and_why_is_kept_and_listed_for_the_editor(api, anon):
+    body = {"pins": [{"id": "N16278", "position": 3}], "blocks": [], "editor": "Olena", "reason": "a follow-up"}
+    assert api.put(f"/articles/{SOURCE}/overrides", json=body).status_code == 200
+    assert api.get(f"/articles/{SOURCE}/overrides").json() == {"pins": body["pins"], "blocks": []}
+    [change] = api.get(f"/articles/{SOURCE}/overrides/history", params={"limit": 1}).json()
+    assert {k: change[k] for k in ("box", "item_id", "action", "position", "editor", "reason")} == {
+        "box": SOURCE, "item_id": "N16278", "action": "pin", "position": 3, "editor": "Olena", "reason": "a follow-up"}
+    assert change["at"].endswith("Z") or change["at"].endswith("+00:00")
+    assert api.put("/blocked/N35354", json={"reason": "legal", "editor": "Ivan"}).status_code == 204
+    assert api.delete("/blocked/N35354", params={"editor": "Ivan", "reason": "cleared"}).status_code == 204
+    assert [(c["action"], c["editor"], c["reason"]) for c in api.get("/blocked/history").json()[:2]] == [
+        ("unblock", "Ivan", "cleared"), ("block", "Ivan", "legal")]
+    assert anon.get(f"/articles/{SOURCE}/overrides/history").status_code == 401  # it names editors
+    assert api.get("/articles/nope/overrides/history").status_code == 404
+    api.put(f"/articles/{SOURCE}/overrides", json={"pins": [], "blocks": []})
