@@ -186,8 +186,18 @@ def test_the_editor_blocks_an_item_here_and_everywhere_and_takes_the_blocks_back
     page = site.page(MARATHON, server.url)
     before = box_ids(browser, page)
     open_box_in_editor(browser, server, MARATHON)
+    name = browser.find_element(By.ID, "editor-name")
+    name.clear()
+    name.send_keys("Olena Editor\t")  # typed once: kept in this browser, sent with every change
+    browser.find_element(By.ID, "reason").send_keys("duplicate of the lead story")
     click(row_of(browser, before[1]), "Block here")
     WebDriverWait(browser, 30).until(lambda b: not b.find_elements(By.CSS_SELECTOR, f'tr[data-id="{before[1]}"]'))
+    # Who, when and why, beside the block and in the box's history (kept in the store).
+    who = wait(browser, "#overrides li .who")[0].text
+    assert "Olena Editor" in who and "duplicate of the lead story" in who
+    history = browser.find_elements(By.CSS_SELECTOR, "#history li")
+    assert len(history) == 1 and before[1] in history[0].get_attribute("textContent")
+    assert browser.execute_script("return localStorage.getItem('recommender-editor')") == "Olena Editor"
     click(row_of(browser, before[2]), "Block everywhere")  # asks first: "no" blocks nothing
     WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())
     assert "every box" in browser.switch_to.alert.text
