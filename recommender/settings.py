@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     box_locale: BoxLocale = Field(
         "en", description="Language of the HTML box's heading, credit and dates when the request names none "
         "(?locale=); the script follows the page's lang instead.")
+    box_timeout_ms: int = Field(
+        1500, ge=100, le=60_000, description="How long the <similar-news> element waits for its list before it "
+        "collapses (if still out of view), unless its timeout attribute says otherwise; served in the script.")
     box_time_zone: str = Field("UTC", description="IANA time zone of the dates in the HTML box, e.g. Europe/Kyiv.")
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
 

@@ -54,11 +54,13 @@ def _long_date(context: jinja2.runtime.Context, value: str | None) -> str:
     return long_date(value, context.get("locale", "en"), context.get("time_zone", "UTC"))
 
 
-def script_source(script: str, css: str) -> bytes:
-    """similar-news.js as served: with the stylesheet and the box's words put in (one copy of each)."""
+def script_source(script: str, css: str, timeout_ms: int) -> bytes:
+    """similar-news.js as served: with the stylesheet and the box's words put in (one copy of each), and the
+    element's default timeout (RECOMMENDER_BOX_TIMEOUT_MS)."""
     words = {lang: {k: v for k, v in w.items() if k in ("heading", "photo", "date_locale")}
              for lang, w in BOX_STRINGS.items()}
     script = re.sub(r'/\*similar-news\.css\*/""', lambda _: json.dumps(css), script)
+    script = re.sub(r"/\*timeout\*/[0-9]+", str(timeout_ms), script)
     script = re.sub(r"/\*strings\*/\{.*?\}\};", lambda _: json.dumps(words, ensure_ascii=False) + ";", script)
     return script.encode()
 

@@ -3,18 +3,20 @@ stylesheet (files of ``service/static``, read once; no build step)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from service.deps import AppSettings
 from service.html import script_source
 
 router = APIRouter(tags=["pages"])
 STATIC = Path(__file__).resolve().parents[1] / "static"
 EDITOR = (STATIC / "editor.html").read_bytes()
 STYLESHEET = (STATIC / "similar-news.css").read_text()
-SCRIPT = script_source((STATIC / "similar-news.js").read_text(), STYLESHEET)
+SCRIPT = (STATIC / "similar-news.js").read_text()
 # Sites load the script on every page: let browsers keep it a while, and check it again after.
 SCRIPT_HEADERS = {"Cache-Control": "public, max-age=300"}
 
@@ -28,10 +30,15 @@ def editor() -> HTMLResponse:
 
 @router.get("/similar-news.js", response_class=Response,
             responses={200: {"content": {"text/javascript": {}}, "description": "the script"}})
-def similar_news_script() -> Response:
+def similar_news_script(settings: AppSettings) -> Response:
     """``<script src=".../similar-news.js">`` then ``<similar-news article-id="...">``: the box, rendered in
     the browser from the JSON list."""
-    return Response(SCRIPT, media_type="text/javascript", headers=SCRIPT_HEADERS)
+    return Response(served_script(settings.box_timeout_ms), media_type="text/javascript", headers=SCRIPT_HEADERS)
+
+
+@functools.lru_cache(maxsize=4)
+def served_script(timeout_ms: int) -> bytes:
+    return script_source(SCRIPT, STYLESHEET, timeout_ms)
 
 
 @router.get("/similar-news.css", response_class=Response,

@@ -15,7 +15,7 @@
   const CSS = /*similar-news.css*/"";
   const STRINGS = /*strings*/{"en": {"heading": "Similar news", "photo": "Photo:", "date_locale": "en-GB"}};
   const NEAR = "600px 0px";  // start fetching this far ahead of the viewport
-  const DEFAULT_LIMIT = 8, DEFAULT_TIMEOUT_MS = 1500, IMPRESSION_MS = 1000, FLUSH_MS = 1000;
+  const DEFAULT_LIMIT = 8, DEFAULT_TIMEOUT_MS = /*timeout*/1500, IMPRESSION_MS = 1000, FLUSH_MS = 1000;
   let boxes = 0;  // numbers each box's heading id: two boxes on a page never share one
 
   // Styles without an inline <style> (blocked by a Content-Security-Policy without 'unsafe-inline'): a

@@ -38,3 +38,14 @@ def test_the_search_takes_its_wildcards_literally_and_needs_a_query(api):
     assert api.get("/articles", params={"q": "_"}).json() == []
     missing = api.get("/articles")
     assert missing.status_code == 422 and missing.json()["errors"][0]["loc"] == ["query", "q"]
+
+
+def test_the_scripts_default_timeout_is_the_servers_setting(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from tests.conftest import make_settings
+
+    with TestClient(create_app(make_settings(tmp_path, box_timeout_ms=4000))) as client:
+        script = client.get("/similar-news.js").text
+    assert "DEFAULT_TIMEOUT_MS = 4000," in script and "/*timeout*/" not in script
