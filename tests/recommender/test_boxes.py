@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from recommender.listing import list_id, list_json
+from recommender.overrides import BoxOverrides, Pin
 from recommender.rank import SimilarQuery
 from recommender.refresher import refresh_queued
 from recommender.store import box_text
@@ -170,3 +171,15 @@ def test_every_item_carries_its_excerpt_and_image_credit(engine, mind_articles):
     by_id = {a.id: a for a in mind_articles}
     for item in json.loads(on_demand(engine, SOURCE))["items"]:
         assert item["excerpt"] == excerpt(by_id[item["id"]], engine.settings.excerpt_chars) != ""
+
+
+def test_the_editors_explained_table_lists_what_readers_get_with_a_pin_and_blocks_here_and_everywhere(engine):
+    for source in ("N34700", "N16278", "N1256"):
+        base = [r.id for r in engine.similar(source)]
+        engine.set_box_overrides(source, BoxOverrides(pins=(Pin(base[-1], 1),), blocks=frozenset({base[2]})))
+        engine.block_everywhere(base[4], "legal")
+        refresh_queued(engine)
+        readers = ids_in(engine.stored_list_json(source, 8))
+        explained = [r.id for r in engine.similar(source, SimilarQuery(limit=8, explain=True))]
+        assert readers == explained and len(readers) == 8, source
+        assert readers[0] == base[-1] and base[2] not in readers and base[4] not in readers
