@@ -12,12 +12,14 @@ XKEY := $(or $(firstword $(wildcard /usr/lib/*/varnish/vmods/libvmod_xkey.so)),/
 VARNISH := /usr/sbin/varnishd $(XKEY)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# mkdocs-material's banner about a future MkDocs 2 (printed on every build): not ours to act on.
+export NO_MKDOCS_2_WARNING := 1
 
 # axe-core, which the browser tests run in the page to check accessibility (npm; a test tool, never served).
 AXE := build/axe/node_modules/axe-core/axe.min.js
 export AXE_CORE := $(CURDIR)/$(AXE)
 
-.PHONY: serve test install ingest lint types clean
+.PHONY: serve test install ingest lint types docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,9 +56,13 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-# Lint and types first: they take seconds and keep the code from rotting; then the suite.
-test: lint types $(BROWSER) $(POSTGRES) $(VARNISH) $(AXE)
+# Lint, types and the docs first: they take seconds and keep the code and its docs from rotting; then the suite.
+test: lint types docs $(BROWSER) $(POSTGRES) $(VARNISH) $(AXE)
 	$(BIN)/pytest -q
+
+# The docs site (mkdocs.yml): --strict fails on a broken link, anchor or page. Built offline (no fonts fetched).
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 clean:
 	rm -rf $(VENV) data

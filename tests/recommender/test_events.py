@@ -23,7 +23,7 @@ def test_concurrent_batches_share_commits_and_every_acknowledged_event_is_stored
 
     def client(n: int) -> None:
         for _ in range(5):
-            done.append(log.submit([event(position=n % 8 + 1)] * 10).result(timeout=10))
+            done.append(log.submit([event(position=n % 8 + 1)] * 10).result(timeout=60))
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     for t in threads:
@@ -44,7 +44,7 @@ def test_a_full_log_refuses_at_once_rather_than_growing(store):
     first = log.submit([event()] * 10)
     with pytest.raises(EventsBacklogged, match="waiting"):
         log.submit([event()] * 10)
-    assert first.result(timeout=10) == 10
+    assert first.result(timeout=60) == 10
     log.close()
     with pytest.raises(EventsBacklogged, match="shutting down"):
         log.submit([event()])

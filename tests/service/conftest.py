@@ -29,6 +29,13 @@ from service.app import create_app
 from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 
 TOKEN = "test-token-0123456789"
+# How long a test's client waits for an answer: long enough for the slowest thing a server may do first on two
+# busy cores (start its writer, load the model, embed a 64-article batch, rank a first list on demand), so that a
+# test waits for the server's answer, never for its speed. A test that must end by a time bounds its own wait.
+CLIENT_TIMEOUT_S = 300.0
+CLIENT_TIMEOUT = httpx.Timeout(CLIENT_TIMEOUT_S, connect=30.0)
+# How long a server (or a cache) may take to become ready: an overall bound on waiting for readiness.
+READY_TIMEOUT_S = 300.0
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
@@ -50,7 +57,7 @@ class Server:
         self.log = data_dir.parent / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120) -> Server:
+    def start(self, timeout: float = READY_TIMEOUT_S) -> Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "recommender.cli", "serve", "--port", str(self.port)],
             env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
@@ -60,7 +67,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/readyz", timeout=10).status_code == 200:  # ready, not fast
                     return self
             except httpx.TransportError:
                 pass
@@ -77,13 +84,13 @@ class Server:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.kill()
 
     def client(self, token: str | None = TOKEN) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=CLIENT_TIMEOUT)
 
 
 def private_copy(ingested_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

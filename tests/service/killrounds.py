@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import Server
+from tests.service.conftest import CLIENT_TIMEOUT, READY_TIMEOUT_S, Server
 
 ROLES = ("server", "worker", "writer", "refresher")
 READ = "N34700"  # an article of the ingested MIND slice: its list is what the readers ask for
@@ -80,7 +80,7 @@ def complete(server: Server) -> bool:
     if not (len(found["worker"]) == 2 and found["writer"] and found["refresher"]):
         return False
     try:
-        return httpx.get(server.url + "/readyz", timeout=5).status_code == 200
+        return httpx.get(server.url + "/readyz", timeout=10).status_code == 200  # ready, not fast
     except httpx.TransportError:
         return False
 
@@ -104,7 +104,8 @@ class Load:
             thread.join(120)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
+        return httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {self.token}"},
+                            timeout=CLIENT_TIMEOUT)
 
     def read(self) -> None:
         with self.client() as client:
@@ -170,23 +171,23 @@ def kill_rounds(server: Server, token: str, rows: list[dict], victims: Sequence[
     rng, tally = random.Random(seed), Tally()
     seen: set[int] = set()
     for round_no, role in enumerate(victims):
-        wait_until(lambda: complete(server), 240, f"a complete, ready server before round {round_no}")
+        wait_until(lambda: complete(server), READY_TIMEOUT_S, f"a complete, ready server before round {round_no}")
         with Load(server, token, rows[round_no * 40:(round_no + 1) * 40], tally, round_no):
-            wait_until(grown(tally.writes), 240, "a write acknowledged under load")
+            wait_until(grown(tally.writes), READY_TIMEOUT_S, "a write acknowledged under load")
             time.sleep(rng.uniform(0, 1.0))
             before = kill_one(server, role, rng)
             seen.update(before)
             tally.kills[role] += 1
             if role == "server":
-                wait_until(lambda pids=before: no_orphans(pids), 15, "every process to end with the server")
-                server.start(timeout=240)  # the same port
-            wait_until(lambda: complete(server), 240, f"the server to recover from the kill of its {role}")
+                wait_until(lambda pids=before: no_orphans(pids), 60, "every process to end with the server")
+                server.start()  # the same port
+            wait_until(lambda: complete(server), READY_TIMEOUT_S, f"the server to recover from the kill of its {role}")
             time.sleep(rng.uniform(0.5, 1.5))  # load on the recovered server
         articles, events = lost(server.data_dir, tally)
         assert not articles and not events, f"round {round_no} ({role}): lost {articles[:5]} {events[:5]}"
     seen.update(children(server))
     server.stop()
-    wait_until(lambda: no_orphans(list(seen)), 30, "no process of the server left after its stop")
+    wait_until(lambda: no_orphans(list(seen)), 60, "no process of the server left after its stop")
     return tally
 
 

@@ -7,6 +7,8 @@ import socket
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.service.conftest import CLIENT_TIMEOUT_S
+
 SOURCE = "N34700"
 
 
@@ -29,7 +31,7 @@ def test_a_list_a_write_and_a_takedown_over_http(server):
 
 def test_writes_without_the_token_are_refused_before_the_body_is_read(server):
     declared = 40_000_000  # under the batch cap: only the token check can answer before the body
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=CLIENT_TIMEOUT_S) as sock:
         sock.sendall(b"POST /articles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n[" % declared + b" " * 1000)
         answer = b""

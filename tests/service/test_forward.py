@@ -15,7 +15,7 @@ import httpx
 from recommender.settings import Settings
 from service.app import create_app
 from service.forward import READS, WRITER_DEATHS_PER_WRITE, ForwardWrites
-from tests.service.conftest import TOKEN, Server
+from tests.service.conftest import CLIENT_TIMEOUT_S, TOKEN, Server
 
 SOURCE = "N34700"
 
@@ -99,9 +99,8 @@ def test_the_writer_gets_the_path_exactly_as_the_client_sent_it_dot_segments_inc
     try:
         victim = {**fresh_rows[0], "id": "VICTIM"}
         with server.client() as client:
-            client.timeout = httpx.Timeout(180)  # the writer starts, then loads the model
             assert client.put("/articles/VICTIM", json=victim).status_code == 200
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=CLIENT_TIMEOUT_S)
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
         for method, path, body in (("DELETE", "/blocked/x/../../articles/VICTIM", None),
                                    ("PUT", "/articles/NEW/../VICTIM", json.dumps({**victim, "title": "Overwritten"})),
@@ -124,7 +123,6 @@ def test_previews_over_the_cap_are_503s_and_a_takedown_goes_through_while_previe
     text = "The runner crossed the line in the rain after a long race through the city streets. " * 20
     try:
         with server.client() as client:
-            client.timeout = httpx.Timeout(180)
             assert client.post("/similar", json={"title": "A race", "text": text}).status_code == 200  # model loaded
 
             def preview(_: int) -> httpx.Response:

@@ -3,7 +3,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import TOKEN, Server
+from tests.service.conftest import CLIENT_TIMEOUT, TOKEN, Server
 
 SOURCE = "N34700"
 SIMILAR = "/articles/{article_id}/similar"
@@ -95,13 +95,14 @@ def test_several_workers_are_summed_and_the_json_log_never_holds_the_token(data_
     try:
         ids = [f"probe-{n}" for n in range(40)]
         for request_id in ids:  # a new connection each: the kernel spreads them over the workers
-            response = httpx.get(f"{server.url}/articles/{SOURCE}/similar", headers={"X-Request-ID": request_id})
+            response = httpx.get(f"{server.url}/articles/{SOURCE}/similar", headers={"X-Request-ID": request_id},
+                                 timeout=CLIENT_TIMEOUT)
             assert response.status_code == 200 and response.headers["x-request-id"] == request_id
         with server.client() as writer:
             assert writer.put("/articles/log-1", json={"title": "Logged marathon"}).status_code == 200
         with server.client(token="wrong-token-987654321") as intruder:
             assert intruder.put("/articles/log-2", json={"title": "Refused"}).status_code == 401
-        scrapes = [scrape(httpx.Client(base_url=server.url)) for _ in range(6)]
+        scrapes = [scrape(httpx.Client(base_url=server.url, timeout=CLIENT_TIMEOUT)) for _ in range(6)]
         totals = [value(samples, "recommender_http_requests_total", route=SIMILAR, method="GET", status="200")
                   for samples in scrapes]
         assert set(totals) == {40.0}  # whichever worker answered the scrape

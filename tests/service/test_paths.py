@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.service.conftest import TOKEN
+from tests.service.conftest import CLIENT_TIMEOUT_S, TOKEN
 from tests.service.test_error_shape import assert_error_body
 
 BAD_IDS = ["N%FF", "N%FE", "N%ED%A0%80", "%C3"]  # not UTF-8; the UTF-8 of a lone surrogate; a cut sequence
@@ -34,7 +34,7 @@ class Answer:
 
 def raw(server, method: str, path: str, body: Any = None) -> Answer:
     """The answer to ``path`` sent exactly as written (httpx would resolve '.' and '..' segments first)."""
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=CLIENT_TIMEOUT_S)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     if body is not None:
         headers["Content-Type"] = "application/json"

@@ -9,9 +9,11 @@ import time
 import httpx
 import pytest
 
-from tests.service.conftest import TOKEN, Server
+from tests.service.conftest import CLIENT_TIMEOUT, CLIENT_TIMEOUT_S, TOKEN, Server
 
 HEADER_TIMEOUT_S = 1.0
+# The server's timers fire late on busy cores: a cut connection is one closed within this (a bound, not a speed).
+SLACK_S = 30.0
 MAX_CONNECTIONS = 40
 
 
@@ -27,7 +29,7 @@ def strict(ingested_dir, tmp_path_factory):
 
 
 def _connect(server: Server, first: bytes = b"") -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=CLIENT_TIMEOUT_S)
     if first:
         sock.sendall(first)
     return sock
@@ -76,7 +78,7 @@ def test_slow_and_idle_clients_are_cut(strict, capsys):
         "idle after a request": [_connect(strict, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") for _ in range(8)],
     }
     try:
-        closed = _closed_by_server(socks, socks["headers a byte at a time"], within=HEADER_TIMEOUT_S + 4)
+        closed = _closed_by_server(socks, socks["headers a byte at a time"], within=HEADER_TIMEOUT_S + SLACK_S)
     finally:
         for group in socks.values():
             for sock in group:
@@ -89,9 +91,12 @@ def test_slow_and_idle_clients_are_cut(strict, capsys):
 def test_too_many_connections_get_503_until_the_slow_ones_are_cut(strict):
     idle = [_connect(strict) for _ in range(MAX_CONNECTIONS + 5)]
     try:
-        assert httpx.get(strict.url + "/healthz", timeout=5).status_code == 503
-        time.sleep(HEADER_TIMEOUT_S + 1)
-        assert httpx.get(strict.url + "/healthz", timeout=5).status_code == 200
+        assert httpx.get(strict.url + "/healthz", timeout=CLIENT_TIMEOUT).status_code == 503
+        deadline = time.monotonic() + HEADER_TIMEOUT_S + SLACK_S  # the idle ones are cut after the header timeout
+        while (status := httpx.get(strict.url + "/healthz", timeout=CLIENT_TIMEOUT).status_code) == 503:
+            assert time.monotonic() < deadline, "the idle connections were never cut"
+            time.sleep(0.2)
+        assert status == 200
     finally:
         for sock in idle:
             sock.close()
@@ -102,7 +107,7 @@ def test_oversized_headers_are_431(strict):
         assert sock.recv(65536).startswith(b"HTTP/1.1 431")
 
 
-def _answer(sock: socket.socket, within: float = 10) -> tuple[bytes, bool]:
+def _answer(sock: socket.socket, within: float = CLIENT_TIMEOUT_S) -> tuple[bytes, bool]:
     """What the server answered on ``sock`` and whether it closed the connection, within ``within`` seconds."""
     sock.settimeout(within)
     received = b""
@@ -130,18 +135,17 @@ def test_a_write_of_any_method_without_the_token_is_refused_before_its_gigabyte_
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "DELETE", "PROPFIND"])
 @pytest.mark.parametrize("framing", ["Content-Length: 1000000000", "Transfer-Encoding: chunked"])
 def test_a_body_on_a_method_that_takes_none_is_refused_from_the_headers(strict, method, framing):
-    start = time.monotonic()
     with _connect(strict, _request(method, "/articles/N1", f"Authorization: Bearer {TOKEN}", framing,
                                    body=b"1\r\nx\r\n" if "chunked" in framing else b"x")) as sock:
         answer, closed = _answer(sock)  # the rest of the body never comes: only the headers can be judged
-    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert closed and time.monotonic() - start < 5
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]  # a server waiting for the body would answer 408
+    assert closed
     if method != "HEAD":
         assert b'"detail"' in answer and b"takes no body" in answer
 
 
 def test_a_delete_without_a_body_is_still_served(strict):
-    with httpx.Client(base_url=strict.url, timeout=30) as client:
+    with httpx.Client(base_url=strict.url, timeout=CLIENT_TIMEOUT) as client:
         assert client.delete("/articles/no-such-id").status_code == 401
         assert client.delete("/articles/no-such-id", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
         assert client.get("/articles/no-such-id", headers={"Content-Length": "0"}).status_code == 404

@@ -17,7 +17,7 @@ import pytest
 from recommender.engine import Recommender
 from recommender.loaders import raw_rows
 from tests.conftest import MIND_SAMPLE, SLICE, make_settings
-from tests.service.conftest import TOKEN, Server
+from tests.service.conftest import READY_TIMEOUT_S, TOKEN, Server
 from tests.service.killrounds import kill_rounds
 
 KILL_ROUNDS = 3
@@ -67,7 +67,7 @@ def test_sigkill_during_http_writes_loses_no_acknowledged_article(data_dir, embe
             writer = threading.Thread(target=write)
             writer.start()
             # Kill at a random point after at least one more write was acknowledged (else the round proves nothing).
-            before, deadline = len(acknowledged), time.monotonic() + 120
+            before, deadline = len(acknowledged), time.monotonic() + READY_TIMEOUT_S
             while len(acknowledged) == before and writer.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(rng.uniform(0, 1.5))
@@ -101,7 +101,7 @@ def test_sigkill_during_cli_ingest_leaves_whole_chunks_only(tmp_path, embedder, 
         proc = subprocess.Popen([sys.executable, "-m", "recommender.cli", "ingest", str(source)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Kill at a random point once the first chunk is in (before that there is nothing to lose).
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while stored_count(data_dir) == 0 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(rng.uniform(0, 5))
@@ -113,7 +113,7 @@ def test_sigkill_during_cli_ingest_leaves_whole_chunks_only(tmp_path, embedder, 
         assert counts[-1] % CHUNK == 0 or counts[-1] == len(rows), f"half a chunk is visible: {counts[-1]}"
     # Re-running the ingest after a crash completes it.
     done = subprocess.run([sys.executable, "-m", "recommender.cli", "ingest", str(source)], env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     engine = assert_consistent(data_dir, embedder)
     assert engine.store.count() == len(rows)
@@ -191,12 +191,15 @@ def test_an_http_batch_is_one_transaction_all_or_nothing(data_dir, fresh_rows, c
     server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN, RECOMMENDER_INGEST_CHUNK="8").start()
     try:
         batch = [{**a, "id": f"whole-{a['id']}"} for a in fresh_rows[:64]]
-        writer = threading.Thread(target=lambda: server.client().post("/articles", json=batch))
+        answers: list[int] = []  # the writer loads the model, then embeds the batch: as long as that takes
+        writer = threading.Thread(target=lambda: answers.append(_post(server, batch)))
         writer.start()
         seen = set()
         while writer.is_alive():
             seen.add(stored("whole-"))
+            time.sleep(0.005)  # leave the cores to the server: a half-written batch would stay visible far longer
         seen.add(stored("whole-"))
+        assert answers == [200], f"the batch was not acknowledged: {answers}"
         assert seen <= {0, len(batch)} and len(batch) in seen, f"counts seen while the batch was written: {seen}"
 
         batch = [{**a, "id": f"killed-{a['id']}"} for a in fresh_rows[64:192]]
@@ -212,9 +215,14 @@ def test_an_http_batch_is_one_transaction_all_or_nothing(data_dir, fresh_rows, c
         print(f"\nbatch of {len(batch)} killed mid-write: {stored('killed-')} stored (all or nothing)")
 
 
+def _post(server: Server, batch: list[dict]) -> int:
+    with server.client() as client:
+        return client.post("/articles", json=batch).status_code
+
+
 def _post_ignoring_the_kill(server: Server, batch: list[dict]) -> None:
     try:
-        server.client().post("/articles", json=batch)
+        _post(server, batch)
     except httpx.TransportError:
         pass
 
@@ -229,8 +237,7 @@ def writer_of(server: Server) -> int:
 def test_a_full_disk_and_a_locked_database_are_503s_that_say_so_and_writes_resume_after(data_dir, fresh_rows):
     server = Server(data_dir, RECOMMENDER_API_TOKEN=TOKEN).start()
     try:
-        with server.client() as client:
-            client.timeout = httpx.Timeout(180)
+        with server.client() as client:  # the lock test's PUT waits out the store's 30 s busy timeout
             rows = iter({**row, "id": f"s-{row['id']}"} for row in fresh_rows)
             row = next(rows)
             assert client.put(f"/articles/{row['id']}", json=row).status_code == 200  # the writer is up

@@ -6,7 +6,7 @@ import hypothesis
 import schemathesis
 from schemathesis.checks import not_a_server_error
 
-from tests.service.conftest import TOKEN
+from tests.service.conftest import CLIENT_TIMEOUT_S, TOKEN
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -22,7 +22,7 @@ def exercise(operation: Any) -> int:
         nonlocal calls
         # Authorised, so writes reach validation and the engine rather than stopping at the 401.
         case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=[not_a_server_error],
-                               timeout=60)
+                               timeout=CLIENT_TIMEOUT_S)
         calls += 1
 
     call()

@@ -43,7 +43,7 @@ def test_a_blank_token_is_a_configuration_error(tmp_path, token):
         make_settings(tmp_path, api_token=token)
     env = {**os.environ, "RECOMMENDER_API_TOKEN": token, "RECOMMENDER_DATA_DIR": str(tmp_path)}
     serve = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--host", "0.0.0.0", "--port",
-                            str(free_port())], env=env, capture_output=True, text=True, timeout=60)
+                            str(free_port())], env=env, capture_output=True, text=True, timeout=300)
     assert serve.returncode == 2 and "RECOMMENDER_API_TOKEN" in serve.stderr  # refused to start
 
 
@@ -59,7 +59,7 @@ def test_cors_origins_are_a_json_list_or_a_comma_separated_list_and_anything_els
     for bad in ('["https://news.example"', "https://news.example/page", "news.example"):
         env = {**os.environ, "RECOMMENDER_CORS_ORIGINS": bad, "RECOMMENDER_DATA_DIR": str(tmp_path)}
         serve = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--port", str(free_port())],
-                               env=env, capture_output=True, text=True, timeout=60)
+                               env=env, capture_output=True, text=True, timeout=300)
         assert serve.returncode == 2 and serve.stdout == "", serve.stderr
         (line,) = serve.stderr.splitlines()  # one line that says what to write, no traceback
         assert line.startswith("error: RECOMMENDER_CORS_ORIGINS: ") and "https://site.example" in line

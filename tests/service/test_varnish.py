@@ -1,4 +1,4 @@
-"""Behind a real cache: Debian's Varnish with the xkey vmod (``docs/cdn/varnish.vcl``, as the README shows it) in
+"""Behind a real cache: Debian's Varnish with the xkey vmod (``docs/cdn/varnish.vcl``, as docs/cdn.md shows it) in
 front of a real ``recommender serve`` that purges through it. Repeat views are answered by Varnish (the service
 answers the list once), and after a takedown (DELETE, unpublish, block everywhere) the next views through Varnish
 stop showing the article within ``BOUND_S``, while what the takedown does not touch stays cached."""
@@ -11,13 +11,14 @@ import httpx
 import pytest
 
 from tests.pgcluster import free_port
-from tests.service.conftest import TOKEN, Server, private_copy
+from tests.service.conftest import CLIENT_TIMEOUT, TOKEN, Server, private_copy
 from tests.varnish import Varnish
 
 SOURCE = "N34700"
-# The README's bound ("Behind a CDN"): measured 0.1-0.3 s from the write's answer to the first view without the
-# article (the refresher's purge poll, the PURGE, Varnish's next fetch); much more for busy cores.
-BOUND_S = 5.0
+# The docs' bound (docs/cdn.md, "The bound") is 1 s, measured 0.1-0.3 s from the write's answer to the first view
+# without the article (the refresher's purge poll, the PURGE, Varnish's next fetch). The test checks that the purge
+# (not the hour-long expiry) takes the article out, with the slack of a loaded machine: a bound, not a speed.
+BOUND_S = 30.0
 _LISTS = re.compile(r"^recommender_lists_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 
 
@@ -31,7 +32,7 @@ def behind(ingested_dir, tmp_path_factory) -> Iterator[tuple[Server, Varnish]]:
                     RECOMMENDER_LIST_MAX_AGE_S="3600").start()
     # A read worker's first list ranked on demand (what Varnish fetches after a purge: the box is queued)
     # takes seconds while its caches fill; the bound is for a worker that has served.
-    httpx.get(f"{server.url}/articles/N35354/similar", params={"limit": 30}, timeout=120)
+    httpx.get(f"{server.url}/articles/N35354/similar", params={"limit": 30}, timeout=CLIENT_TIMEOUT)
     try:
         with Varnish(server.port, cache_port) as cache:
             yield server, cache
@@ -41,11 +42,11 @@ def behind(ingested_dir, tmp_path_factory) -> Iterator[tuple[Server, Varnish]]:
 
 def lists_answered(server: Server) -> float:
     """Lists the service answered, from any source (its metrics, summed over its processes)."""
-    return sum(float(v) for v in _LISTS.findall(httpx.get(server.url + "/metrics", timeout=60).text))
+    return sum(float(v) for v in _LISTS.findall(httpx.get(server.url + "/metrics", timeout=CLIENT_TIMEOUT).text))
 
 
 def shown(cache: Varnish, path: str) -> tuple[list[str], str]:
-    r = httpx.get(cache.url + path, timeout=60)
+    r = httpx.get(cache.url + path, timeout=CLIENT_TIMEOUT)
     assert r.status_code == 200
     return [i["id"] for i in r.json()["items"]], r.headers["x-cache"]
 
@@ -54,25 +55,27 @@ def test_repeat_views_are_answered_by_the_cache_the_service_answers_once(behind)
     server, cache = behind
     path = "/articles/N16278/similar"
     before = lists_answered(server)
-    views = [httpx.get(cache.url + path, timeout=60) for _ in range(20)]
+    views = [httpx.get(cache.url + path, timeout=CLIENT_TIMEOUT) for _ in range(20)]
     assert [v.headers["x-cache"] for v in views] == ["MISS"] + ["HIT"] * 19
     assert len({v.content for v in views}) == 1 and views[0].headers["etag"]
     assert int(views[-1].headers["age"]) >= 0 and "xkey" not in views[-1].headers
     assert lists_answered(server) - before == 1
-    revalidated = httpx.get(cache.url + path, headers={"If-None-Match": views[0].headers["etag"]}, timeout=60)
+    revalidated = httpx.get(cache.url + path, headers={"If-None-Match": views[0].headers["etag"]},
+                            timeout=CLIENT_TIMEOUT)
     assert revalidated.status_code == 304 and lists_answered(server) - before == 1
     plain = {"Accept-Encoding": "identity"}
-    head = httpx.head(server.url + path, headers=plain, timeout=60)  # uvicorn itself: no body, GET's length
+    head = httpx.head(server.url + path, headers=plain, timeout=CLIENT_TIMEOUT)  # uvicorn itself: no body
     assert head.status_code == 200 and head.content == b""
-    assert head.headers["content-length"] == str(len(httpx.get(server.url + path, headers=plain, timeout=60).content))
+    got = httpx.get(server.url + path, headers=plain, timeout=CLIENT_TIMEOUT)
+    assert head.headers["content-length"] == str(len(got.content))  # GET's length
 
 
 def test_a_takedown_leaves_the_cached_lists_within_the_bound(behind):
     server, cache = behind
     path = f"/articles/{SOURCE}/similar"
-    httpx.get(cache.url + "/similar-news.js", timeout=60)  # cached, and no takedown names it
+    httpx.get(cache.url + "/similar-news.js", timeout=CLIENT_TIMEOUT)  # cached, and no takedown names it
     # Generous: the writer's first write loads the model (seconds, more on busy cores).
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=180) as api:
+    with server.client() as api:
         takedowns = {
             "delete": lambda item: api.delete(f"/articles/{item}"),
             "unpublish": lambda item: api.put(f"/articles/{item}", json={**api.get(f"/articles/{item}").json(),
@@ -89,4 +92,4 @@ def test_a_takedown_leaves_the_cached_lists_within_the_bound(behind):
                 time.sleep(0.02)
             print(f"{name}: gone from the cached list {time.monotonic() - written:.3f} s after the write")
             assert now[1] == "MISS"
-    assert httpx.get(cache.url + "/similar-news.js", timeout=60).headers["x-cache"] == "HIT"
+    assert httpx.get(cache.url + "/similar-news.js", timeout=CLIENT_TIMEOUT).headers["x-cache"] == "HIT"
