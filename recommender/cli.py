@@ -175,7 +175,7 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     from service.app import OpenWritesRefused, create_app
     from service.html import TemplateMissing
     from service.protocol import server_options
-    from service.writer import socket_path
+    from service.writer_socket import socket_path
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -215,7 +215,7 @@ def _start_helpers(host: str, port: int, socket: Path, health_timeout_s: float) 
     worker's lifespan), so they are not. A writer that takes its connections but does not answer its health
     check within ``health_timeout_s`` (stopped, hung) is killed and started again."""
     from recommender.processes import Supervised
-    from service.writer import writer_state
+    from service.writer_socket import writer_state
 
     def ready() -> None:
         _wait_ready(host, port)
@@ -235,7 +235,7 @@ def _wait_ready(host: str, port: int, timeout_s: float = 60.0) -> None:
     import http.client
     import json
 
-    from service.writer import WRITES_UNAVAILABLE
+    from service.writer_socket import WRITES_UNAVAILABLE
 
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     deadline = time.monotonic() + timeout_s

@@ -20,14 +20,13 @@ from index import VectorIndex, index_kind_for, load_index
 from recommender.article import Article, content_hash, embedding_text
 from recommender.embed import TextEmbedder, load_embedder, model_name
 from recommender.events import EventLog, EventStore
-from recommender.experiments import Experiment, ExperimentSpec, ExperimentStore, named, running
+from recommender.experiments import Experiment, ExperimentStore, named, running
 from recommender.lexical import LexicalIndex
 from recommender.listing import DEFAULT_VARIANT, box_format, item_json, list_json
 from recommender.locks import FileLock
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.popularity import Popularity
 from recommender.rank import (
-    STRATEGIES,
     Candidates,
     Ranking,
     Recommendation,
@@ -39,6 +38,7 @@ from recommender.rank import (
 )
 from recommender.rows import RowTable
 from recommender.settings import Settings
+from recommender.specs import STRATEGIES, ExperimentSpec
 from recommender.store import Change, StoredArticle, StoreUnavailable, open_store
 
 log = logging.getLogger("recommender")

@@ -8,20 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from recommender.article import Article
 from recommender.calibration import calibration_of
 from recommender.embed import model_name
+from recommender.specs import GroupPick, Strategy
 
 if TYPE_CHECKING:
     from recommender.settings import Settings
 
-Strategy = Literal["default", "embedding", "tfidf", "bm25"]
-STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
-GroupPick = Literal["best", "freshest"]  # which member of a same-story group represents it
 Fallback = Literal["section", "none"]  # what fills a box whose similar items end at the relevance floor
 # Why an item is in the list: similar to the article, or (below the relevance floor) a fallback: a fresh article
 # of the same section, or a popular one of it when the click signal is on.
