@@ -120,7 +120,8 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.events import EventStore
     from recommender.experiments import ExperimentStore, named, running
     from recommender.report import experiment_report, format_report, parse_since
-    from recommender.store import now_ms, open_store
+    from recommender.store import open_store
+    from recommender.store.sql import now_ms
 
     if settings.database_url is None and not settings.db_path.exists():
         raise SystemExit(f"error: no store at {settings.db_path} (RECOMMENDER_DATA_DIR)")

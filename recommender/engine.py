@@ -39,7 +39,9 @@ from recommender.rank import (
 from recommender.rows import RowTable
 from recommender.settings import Settings
 from recommender.specs import STRATEGIES, ExperimentSpec
-from recommender.store import Change, StoredArticle, StoreUnavailable, open_store
+from recommender.store import open_store
+from recommender.store.articles import Change, StoredArticle
+from recommender.store.sql import StoreUnavailable
 
 log = logging.getLogger("recommender")
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from recommender.listing import CUSTOM_VARIANT, DEFAULT_VARIANT
 from recommender.specs import ExperimentSpec
-from recommender.store import SideStore, next_seq, now_ms, set_meta
+from recommender.store.side import SideStore
+from recommender.store.sql import next_seq, now_ms, set_meta
 
 # What a list's `variant` (and an event's) may be: an experiment's `name/variant`, or one outside experiments.
 VARIANT_LABEL = r"^([a-z0-9][a-z0-9_-]{0,39}/[a-z0-9][a-z0-9_-]{0,39}|default|custom|preview)$"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from recommender.store import Connection, SideStore, enqueue_boxes, enqueue_holders, enqueue_purges, next_seq, set_meta
+from recommender.store.boxes import enqueue_boxes, enqueue_holders, enqueue_purges
+from recommender.store.side import SideStore
+from recommender.store.sql import Connection, next_seq, set_meta
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from recommender.engine import Recommender
 from recommender.locks import refresher_lock
 from recommender.purges import PurgeQueue, PurgeSender
-from recommender.store import StoreUnavailable
+from recommender.store.sql import StoreUnavailable
 
 log = logging.getLogger("recommender.refresher")
 

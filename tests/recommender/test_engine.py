@@ -179,15 +179,15 @@ def test_a_change_outside_the_text_is_written_without_re_embedding(engine, mind_
 def test_a_batch_whose_neighbour_keys_outnumber_sqlites_variable_limit_is_stored(data_dir, embedder, monkeypatch):
     # 999 variables per statement: SQLite's limit before 3.32 (and a build's own choice since). 40 new articles
     # have 1,200 neighbour keys, most of them shared: one `IN (...)` of them all failed the whole batch.
-    import recommender.store
+    import recommender.store.sqlite
 
     def limited(path):
         conn = connect(path)
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
         return conn
 
-    connect = recommender.store.connect
-    monkeypatch.setattr(recommender.store, "connect", limited)
+    connect = recommender.store.sqlite.connect
+    monkeypatch.setattr(recommender.store.sqlite, "connect", limited)
     batch = list(read_articles(MIND_SAMPLE))[SLICE:SLICE + 40]
     with Recommender(make_settings(data_dir), embedder=embedder) as engine:
         reader = engine.store._reader

@@ -11,8 +11,8 @@ import pytest
 from recommender.article import Article
 from recommender.engine import Recommender
 from recommender.migrate import migrate
-from recommender.postgres import TABLES, AdvisoryLock, PostgresStore
-from recommender.store import SQLiteStore
+from recommender.store.postgres import TABLES, AdvisoryLock, PostgresStore
+from recommender.store.sqlite import SQLiteStore
 from tests.conftest import make_settings, on_postgres
 
 SOURCE = "N34700"

@@ -8,7 +8,7 @@ import pytest
 from recommender.rank import normalized_title
 from recommender.rows import RowTable
 from recommender.settings import Settings
-from recommender.store import SQLiteStore
+from recommender.store.sqlite import SQLiteStore
 
 
 @pytest.fixture
