@@ -14,8 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recommender.article import InvalidArticle, error_details
-from recommender.engine import ArticleNotFound
+from recommender.article import ArticleNotFound, InvalidArticle, error_details
 from recommender.store.sql import StoreUnavailable, storage_refusal
 from service.schemas import ErrorBody
 

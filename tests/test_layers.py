@@ -138,3 +138,22 @@ def test_the_store_package_imports_its_modules_not_itself():
     graph = import_graph()
     inside = {m: t for m, t in graph.items() if m.startswith("recommender.store.")}
     assert inside and all("recommender.store" not in targets for targets in inside.values())
+
+
+def _below(graph: dict[str, set[str]], module: str) -> set[str]:
+    """Every module ``module`` imports, directly or not."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_the_box_refresh_and_the_engines_collaborators_sit_below_the_engine():
+    graph = import_graph()
+    for collaborator in ("following", "lists", "writing", "boxes", "editorial", "experimenting"):
+        below = _below(graph, f"recommender.{collaborator}")
+        assert "recommender.engine" not in below and "recommender.refresher" not in below, collaborator
+    assert "recommender.specs" in _below(graph, "recommender.settings")

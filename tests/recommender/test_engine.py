@@ -142,9 +142,9 @@ def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(da
     want = [first.similar(a.id, q) for a in mind_articles[:20] for q in queries]
     first.store.close()  # "dies" without a checkpoint
     second = Recommender(make_settings(data_dir))  # no embedder given: it must not be loaded to serve
-    assert second._embedder is None and (data_dir / "lexical.npz").exists()
+    assert not second.model.loaded and (data_dir / "lexical.npz").exists()
     assert [second.similar(a.id, q) for a in mind_articles[:20] for q in queries] == want
-    assert second._embedder is None
+    assert not second.model.loaded
     key = second.store.get("after-save").key
     assert key in set(second.index.ids().tolist()) and key in second.lexical
 
