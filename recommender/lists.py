@@ -9,12 +9,13 @@ from dataclasses import replace
 import numpy as np
 
 from recommender.article import Article, ArticleNotFound
+from recommender.candidates import Candidates
 from recommender.embed import ModelOnDemand
 from recommender.following import Following
 from recommender.listing import DEFAULT_VARIANT, item_json, list_json
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.popularity import Popularity
-from recommender.rank import Candidates, Ranking, Recommendation, SimilarQuery, rank, with_pins
+from recommender.rank import Ranking, Recommendation, SimilarQuery, rank, with_pins
 from recommender.specs import STRATEGIES
 
 DEFAULT_QUERY = SimilarQuery()
