@@ -1,16 +1,9 @@
 """The recommender: store + embedder + FAISS index + lexical index, kept consistent, answering "similar" queries.
 
-This is the one implementation of the list: the HTTP service, the CLI and evaluation notebooks all call it. It is a
-facade over collaborators, each named for its job and testable alone:
-
-================  ==================================================================================================
-``following``     the indexes, published keys, rows, blocks and running experiment kept at the applied sequence
-``lists``         lists ranked now (``recommender.rank``), and reading an article
-``writing``       upserts and deletes, and the boxes they queue
-``boxes``         computing the queued boxes (the refresher), serving a default list from its stored box
-``editorial``     pins and blocks
-``experimenting`` the experiments defined over the API or in settings
-================  =================================================================================================="""
+The one implementation of the list (the service, the CLI and the notebooks call it): a facade over collaborators,
+each named for its job: ``following`` (what the process keeps at the applied sequence), ``lists`` (ranked now),
+``writing`` (upserts, deletes, the boxes they queue), ``boxes`` (the refresh, stored lists), ``editorial`` (pins,
+blocks) and ``experimenting``."""
 
 from __future__ import annotations
 
