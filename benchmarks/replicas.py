@@ -189,7 +189,7 @@ def main() -> int:
 
     from recommender.loaders import raw_rows
     from recommender.migrate import migrate
-    from recommender.store import SQLiteStore
+    from recommender.store.sqlite import SQLiteStore
     from tests.pgcluster import PostgresCluster
 
     store = SQLiteStore(data_dir / "articles.sqlite3")

@@ -131,7 +131,7 @@ def store_path(args: argparse.Namespace, base: np.ndarray, origin: np.ndarray) -
     from tqdm.auto import tqdm
 
     from recommender.settings import Settings
-    from recommender.store import SQLiteStore
+    from recommender.store.sqlite import SQLiteStore
 
     path = args.cache / f"{args.data}-{args.n}.sqlite3"
     if path.exists():
@@ -174,7 +174,7 @@ def probe(index_path: str, store_file: str, queries_path: str) -> None:
     import faiss
 
     from index import load_index
-    from recommender.store import SQLiteStore
+    from recommender.store.sqlite import SQLiteStore
 
     faiss.omp_set_num_threads(1)
     queries = np.load(queries_path)
@@ -213,7 +213,7 @@ def built_index(args: argparse.Namespace, kind: str, store_file: Path, results: 
 
     from recommender.reindex import rebuilt_index
     from recommender.settings import Settings
-    from recommender.store import SQLiteStore
+    from recommender.store.sqlite import SQLiteStore
 
     path = args.cache / f"{args.data}-{args.n}-{kind}.faiss"
     if path.exists() and kind in results and not args.rebuild:

@@ -97,7 +97,7 @@ def _build_articles(path: Path, n: int, seed: int) -> None:
     engine.close()
     print(f"embedded {len(real)} MIND articles in {time.perf_counter() - t0:.1f}s")
 
-    from recommender.store import SQLiteStore
+    from recommender.store.sqlite import SQLiteStore
 
     t1 = time.perf_counter()
     store = SQLiteStore(settings.db_path)

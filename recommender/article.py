@@ -171,6 +171,15 @@ class InvalidArticle(ValueError):
         self.errors = error_details(error.errors())
 
 
+class ArticleNotFound(KeyError):
+    def __init__(self, article_id: str):
+        super().__init__(article_id)
+        self.article_id = article_id
+
+    def __str__(self) -> str:
+        return f"no article with id {self.article_id!r}"
+
+
 def _encodable(text: str) -> bool:
     try:
         text.encode("utf-8")

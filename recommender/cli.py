@@ -120,7 +120,8 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.events import EventStore
     from recommender.experiments import ExperimentStore, named, running
     from recommender.report import experiment_report, format_report, parse_since
-    from recommender.store import now_ms, open_store
+    from recommender.store import open_store
+    from recommender.store.sql import now_ms
 
     if settings.database_url is None and not settings.db_path.exists():
         raise SystemExit(f"error: no store at {settings.db_path} (RECOMMENDER_DATA_DIR)")
@@ -175,7 +176,7 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     from service.app import OpenWritesRefused, create_app
     from service.html import TemplateMissing
     from service.protocol import server_options
-    from service.writer import socket_path
+    from service.writer_socket import socket_path
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -216,7 +217,7 @@ def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> li
     check within ``writer_health_timeout_s`` (stopped, hung), or does not listen ``writer_start_timeout_s`` after
     its start, is killed and started again."""
     from recommender.processes import Supervised
-    from service.writer import writer_state
+    from service.writer_socket import writer_state
 
     def ready() -> None:
         _wait_ready(host, port)
@@ -237,7 +238,7 @@ def _wait_ready(host: str, port: int, timeout_s: float = 60.0) -> None:
     import http.client
     import json
 
-    from service.writer import WRITES_UNAVAILABLE
+    from service.writer_socket import WRITES_UNAVAILABLE
 
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     deadline = time.monotonic() + timeout_s

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -146,3 +148,32 @@ def load_embedder(model: str, batch_size: int = 32, device: str | None = None,
                                     "--device cpu, or a sentence-transformers model (RECOMMENDER_MODEL) for a GPU")
         return UniversalSentenceEncoder(batch_size, threads)
     return Embedder(model, batch_size, device, threads)
+
+
+class ModelOnDemand:
+    """The configured embedder, loaded on first use (serving stored boxes and ranking stored articles need no
+    model), once however many threads ask at once; or the one given."""
+
+    def __init__(self, model: str, batch_size: int, device: str | None, threads: int | None,
+                 given: TextEmbedder | None = None):
+        self._args = (model, batch_size, device, threads)
+        self._embedder = given
+        self._lock = threading.Lock()
+        self.name = given.name if given is not None else model_name(model)
+        self.load_seconds: float | None = None
+        # Told how long the model took to load, once it has (the service's metrics).
+        self.on_load: Callable[[float], None] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._embedder is not None
+
+    def get(self) -> TextEmbedder:
+        with self._lock:
+            if self._embedder is None:
+                started = time.perf_counter()
+                self._embedder = load_embedder(*self._args)
+                self.load_seconds = time.perf_counter() - started
+                if self.on_load is not None:
+                    self.on_load(self.load_seconds)
+        return self._embedder

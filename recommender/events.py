@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from recommender.store import SideStore, now_ms
+from recommender.store.side import SideStore
+from recommender.store.sql import now_ms
 
 log = logging.getLogger("recommender.events")
 

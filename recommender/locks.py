@@ -26,7 +26,7 @@ def refresher_lock(settings: Settings) -> RoleLock:
     """The refresher's lock: an advisory lock in the PostgreSQL database every replica shares, else a file lock
     in the data dir (every process on one SQLite file runs on this machine)."""
     if settings.database_url is not None:
-        from recommender.postgres import AdvisoryLock
+        from recommender.store.postgres import AdvisoryLock
 
         return AdvisoryLock(settings.database_url.get_secret_value())
     return FileLock(settings.data_dir / "refresher.lock")

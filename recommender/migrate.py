@@ -6,8 +6,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from recommender.postgres import TABLES, PostgresStore
-from recommender.store import SQLiteStore
+from recommender.store.postgres import TABLES, PostgresStore
+from recommender.store.sqlite import SQLiteStore
 
 COPY_BATCH = 1000
 

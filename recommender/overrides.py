@@ -7,16 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from recommender.store import (
-    Connection,
-    SideStore,
-    enqueue_boxes,
-    enqueue_holders,
-    enqueue_purges,
-    next_seq,
-    now_ms,
-    set_meta,
-)
+from recommender.store.boxes import enqueue_boxes, enqueue_holders, enqueue_purges
+from recommender.store.side import SideStore
+from recommender.store.sql import Connection, next_seq, now_ms, set_meta
 
 Action = Literal["pin", "unpin", "block", "unblock"]
 EVERY_BOX = ""  # the audit log's box of a block from every box
@@ -42,6 +35,9 @@ class Attribution:
 
     editor: str = ""
     reason: str = ""
+
+
+ANONYMOUS = Attribution()  # a change made without a name or a reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +108,7 @@ class OverrideStore(SideStore):
         return [OverrideChange(datetime.fromtimestamp(r[0] / 1000, UTC), box, r[1], r[2], r[3], r[4], r[5])
                 for r in rows]
 
-    def set_box(self, article_id: str, overrides: BoxOverrides, by: Attribution = Attribution()) -> None:
+    def set_box(self, article_id: str, overrides: BoxOverrides, by: Attribution = ANONYMOUS) -> None:
         """Replace an article's pins and blocks in one transaction, which also queues its box for a refresh and
         logs what changed, by whom and why."""
         with self._store.write_lock, self._store.transaction() as conn:
@@ -132,7 +128,7 @@ class OverrideStore(SideStore):
         rows = self._store.read("SELECT item_id, reason FROM blocked_everywhere ORDER BY item_id")
         return {r["item_id"]: r["reason"] for r in rows}
 
-    def block_everywhere(self, item_id: str, by: Attribution = Attribution()) -> None:
+    def block_everywhere(self, item_id: str, by: Attribution = ANONYMOUS) -> None:
         """Block an item (``by.reason`` is the reason shown); the same transaction queues the boxes that hold it
         and logs the block."""
         reason = by.reason
@@ -145,7 +141,7 @@ class OverrideStore(SideStore):
             enqueue_holders(conn, [r[0] for r in conn.execute("SELECT key FROM articles WHERE id = ?", (item_id,))],
                             seq)
 
-    def unblock_everywhere(self, item_id: str, boxes: Sequence[int] = (), by: Attribution = Attribution()) -> bool:
+    def unblock_everywhere(self, item_id: str, boxes: Sequence[int] = (), by: Attribution = ANONYMOUS) -> bool:
         """Unblock an item; the same transaction queues ``boxes`` (those it may enter again) and logs it."""
         with self._store.write_lock, self._store.transaction() as conn:
             found = conn.execute("DELETE FROM blocked_everywhere WHERE item_id = ?", (item_id,)).rowcount > 0

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from recommender.events import DAY_MS, EventStore
-from recommender.store import now_ms
+from recommender.store.sql import now_ms
 
 # How often the scores are read again from the events (lists ranked meanwhile use the last scores).
 REFRESH_S = 60.0

@@ -3,7 +3,7 @@ that hands them to the purge endpoint (README "Behind a CDN").
 
 Each list response names, in a surrogate-key header, the key of its own article and of every article it shows.
 A write that changes or removes an article (upsert, unpublish, delete, pins and blocks, block everywhere) queues
-the article's id in ``purge_queue`` inside its own transaction (``recommender.store.enqueue_purges``), so an
+the article's id in ``purge_queue`` inside its own transaction (``recommender.store.boxes.enqueue_purges``), so an
 acknowledged write never loses its purge, even if the process dies before sending it. One process sends them
 (the one holding the refresher lock), in batches, and a failed batch is retried with a doubling delay."""
 
@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 
 from recommender.settings import Settings
-from recommender.store import SideStore, now_ms, set_meta
+from recommender.store.side import SideStore
+from recommender.store.sql import now_ms, set_meta
 
 log = logging.getLogger("recommender.purges")
 KEY_PREFIX = "sn-"

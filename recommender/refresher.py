@@ -20,18 +20,19 @@ from tqdm.auto import tqdm
 from recommender.engine import Recommender
 from recommender.locks import refresher_lock
 from recommender.purges import PurgeQueue, PurgeSender
-from recommender.store import StoreUnavailable
+from recommender.store.sql import StoreUnavailable
 
 log = logging.getLogger("recommender.refresher")
 
 
 def refresh_queued(engine: Recommender, progress: bool = False) -> int:
     """Recompute every queued box now, in batches (the caller holds the lock); returns how many were stored."""
-    batch = engine.settings.refresh_batch
-    bar = tqdm(total=engine.store.queue_length(), unit="box", desc="boxes", disable=not progress)
+    boxes = engine.boxes
+    batch = boxes.settings.refresh_batch
+    bar = tqdm(total=boxes.store.queue_length(), unit="box", desc="boxes", disable=not progress)
     done = 0
-    while keys := engine.store.queued(batch):
-        done += engine.refresh_boxes(keys)
+    while keys := boxes.store.queued(batch):
+        done += boxes.refresh(keys)
         bar.update(len(keys))
     bar.close()
     return done
@@ -41,10 +42,14 @@ class Refresher:
     """A daemon thread that brings this process's indexes to the store's latest write every poll, and (unless
     ``boxes`` is false: a read worker, whose writer process refreshes) refreshes queued boxes whenever this
     process holds the refresher lock; with RECOMMENDER_PURGE_URL, a second thread sends the queued CDN purges
-    while it does (``recommender.purges``)."""
+    while it does (``recommender.purges``). Of the engine it keeps the collaborators it works with: its path goes
+    down from here (boxes, following, store), never back through the engine."""
 
     def __init__(self, engine: Recommender, boxes: bool = True):
-        self.engine = engine
+        self.settings = engine.settings
+        self.store = engine.store
+        self.following = engine.following
+        self.box_refresh = engine.boxes
         self.boxes = boxes
         self.lock = refresher_lock(engine.settings)
         self._store_down = False
@@ -70,16 +75,16 @@ class Refresher:
         self.lock.release()
 
     def _run(self) -> None:
-        poll = self.engine.settings.refresh_poll_s
+        poll = self.settings.refresh_poll_s
         while not self._stop.is_set():
             if not self._followed() or not self.boxes or not self.lock.try_exclusive():
                 self._stop.wait(poll)  # the store is down, or another process refreshes (take over if it dies)
                 continue
             self._holding = True
             try:
-                keys = self.engine.store.queued(self.engine.settings.refresh_batch)
+                keys = self.store.queued(self.settings.refresh_batch)
                 if keys:
-                    self.engine.refresh_boxes(keys)
+                    self.box_refresh.refresh(keys)
                     continue
             except StoreUnavailable as exc:  # the entries stay queued; the next round retries them
                 self._store_lost(exc)
@@ -89,8 +94,8 @@ class Refresher:
 
     def _send_purges(self) -> None:
         """Send the queued purges every poll while this process holds the refresher lock (one sender)."""
-        sender = PurgeSender(PurgeQueue(self.engine.store), self.engine.settings)
-        poll = self.engine.settings.refresh_poll_s
+        sender = PurgeSender(PurgeQueue(self.store), self.settings)
+        poll = self.settings.refresh_poll_s
         while not self._stop.wait(poll):
             if not self._holding or self._store_down:
                 continue
@@ -105,7 +110,7 @@ class Refresher:
     def _followed(self) -> bool:
         """Follow the store (every process does, here, off the request path); False while it is unreachable."""
         try:
-            self.engine.follow()
+            self.following.follow()
         except StoreUnavailable as exc:
             self._store_lost(exc)
             return False

@@ -8,7 +8,8 @@ from tqdm.auto import tqdm
 from index import IndexMeta, VectorIndex, index_kind_for
 from recommender.locks import FileLock
 from recommender.settings import Settings
-from recommender.store import ArticleStore, open_store
+from recommender.store import open_store
+from recommender.store.articles import ArticleStore
 
 # Vectors per add: the first batch trains the quantised kinds (hnswsq, ivfpq), so it should be a large sample.
 REINDEX_CHUNK = 100_000

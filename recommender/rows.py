@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender.article import Article
-from recommender.rank import Facts, facts_of
+from recommender.candidates import Facts, facts_of
 
 Fetch = Callable[[list[int]], dict[int, tuple[Article, np.ndarray]]]
 

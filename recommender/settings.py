@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from recommender.experiments import ExperimentSpec
+from recommender.specs import ExperimentSpec
 
 # The languages the box's words are shipped in (service/html.py BOX_STRINGS).
 BoxLocale = Literal["en", "uk", "ru"]

@@ -14,9 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recommender.article import InvalidArticle, error_details
-from recommender.engine import ArticleNotFound
-from recommender.store import StoreUnavailable, storage_refusal
+from recommender.article import ArticleNotFound, InvalidArticle, error_details
+from recommender.store.sql import StoreUnavailable, storage_refusal
 from service.schemas import ErrorBody
 
 log = logging.getLogger("recommender.service")
@@ -179,7 +178,7 @@ class JsonErrors:
 
 
 def storage_error(exc: Exception) -> ServiceUnavailable | None:
-    """The 503 for a write the storage refused for now (``recommender.store.storage_refusal``), else None."""
+    """The 503 for a write the storage refused for now (``recommender.store.sql.storage_refusal``), else None."""
     why = storage_refusal(exc)
     if why is None:
         return None

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpcore
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from recommender.store import StoreUnavailable
+from recommender.store.sql import StoreUnavailable
 from service.errors import ServiceUnavailable
 from service.observe import REQUEST_ID
 

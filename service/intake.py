@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from recommender.engine import Recommender
 from recommender.events import EventsBacklogged, event_errors
 from recommender.settings import Settings
-from recommender.store import now_ms
+from recommender.store.sql import now_ms
 from service.cache import send_json
 from service.errors import ApiError, PayloadTooLarge, ServiceUnavailable, TooManyRequests, Unprocessable, api_error
 from service.ratelimit import RateLimiter

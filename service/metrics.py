@@ -16,9 +16,10 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from starlette.types import Scope
 
-from recommender.engine import Recommender, UpsertResult
+from recommender.engine import Recommender
 from recommender.processes import MULTIPROC_ENV
 from recommender.purges import PurgeQueue
+from recommender.writing import UpsertResult
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # From the stored-box path (~0.1 ms) to a cold model load.

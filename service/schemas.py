@@ -9,8 +9,9 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from recommender.article import ArticleId, Text, Title
 from recommender.events import Event
-from recommender.experiments import VARIANT_LABEL, Experiment, VariantSpec, check_split
+from recommender.experiments import VARIANT_LABEL, Experiment
 from recommender.report import Comparison, VariantStats
+from recommender.specs import VariantSpec, check_split
 
 
 class ExplanationOut(BaseModel):

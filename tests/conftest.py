@@ -13,10 +13,11 @@ from recommender.embed import TextEmbedder, load_embedder
 from recommender.engine import Recommender
 from recommender.loaders import read_articles
 from recommender.migrate import migrate
-from recommender.postgres import PostgresStore
 from recommender.refresher import refresh_queued
 from recommender.settings import Settings
-from recommender.store import ArticleStore, SQLiteStore
+from recommender.store.articles import ArticleStore
+from recommender.store.postgres import PostgresStore
+from recommender.store.sqlite import SQLiteStore
 from tests.pgcluster import PostgresCluster
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recommender.rank import STRATEGIES
 from recommender.settings import Settings
+from recommender.specs import STRATEGIES
 
 if TYPE_CHECKING:
     import numpy as np

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from recommender.article import Article, InvalidArticle, parse_article
+from recommender.candidates import normalized_title
 from recommender.loaders import mind_rows, raw_rows
-from recommender.rank import normalized_title
 
 log = logging.getLogger("recommender.evaluation")
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from recommender.rank import normalized_title
+from recommender.candidates import normalized_title
 
 
 def _hits(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> int:

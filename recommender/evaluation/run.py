@@ -40,8 +40,9 @@ from recommender.embed import TextEmbedder, load_embedder
 from recommender.engine import Recommender
 from recommender.evaluation import metrics
 from recommender.evaluation.dataset import SAME_STORY, LabelledDataset
-from recommender.rank import STRATEGIES, Ranking, Recommendation, SimilarQuery, Strategy
+from recommender.rank import Ranking, Recommendation, SimilarQuery
 from recommender.settings import Settings
+from recommender.specs import STRATEGIES, Strategy
 
 DEFAULT_KS = (1, 5, 10)
 # Fixed, not the engine's duplicate_threshold: the yardstick must not move when the engine is tuned.

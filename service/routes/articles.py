@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from recommender.article import ArticleInput, parse_article
-from recommender.engine import ArticleNotFound, UpsertResult
+from recommender.article import ArticleInput, ArticleNotFound, parse_article
+from recommender.writing import UpsertResult
 from service.deps import ArticleId, Editor, Engine, Writer
 from service.errors import Unprocessable, error_responses
 from service.metrics import DELETED, count_upserts

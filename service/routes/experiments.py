@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from recommender.experiments import NAME, ExperimentSpec
 from recommender.report import experiment_report, parse_since
-from recommender.store import now_ms
+from recommender.specs import NAME, ExperimentSpec
+from recommender.store.sql import now_ms
 from service.deps import Engine, Token, Writer
 from service.errors import NotFound, Unprocessable, error_responses
 from service.schemas import ExperimentIn, ExperimentOut, ReportOut, utc_time

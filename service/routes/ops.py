@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from service.deps import Engine
 from service.metrics import CONTENT_TYPE, exposition
-from service.writer import READY_PROBE_S, WRITES_UNAVAILABLE, writer_state
+from service.writer_socket import READY_PROBE_S, WRITES_UNAVAILABLE, writer_state
 
 router = APIRouter(tags=["ops"])
 

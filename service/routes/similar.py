@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT
-from recommender.rank import GroupPick, SimilarQuery, Strategy
+from recommender.rank import SimilarQuery
 from recommender.settings import BoxLocale
+from recommender.specs import GroupPick, Strategy
 from service.deps import AppSettings, ArticleId, BoxTemplate, Editor, Engine
 from service.errors import Unprocessable, error_responses
 from service.html import VARY

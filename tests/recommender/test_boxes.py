@@ -10,7 +10,7 @@ from recommender.listing import list_id, list_json
 from recommender.overrides import BoxOverrides, Pin
 from recommender.rank import SimilarQuery
 from recommender.refresher import refresh_queued
-from recommender.store import box_text
+from recommender.store.boxes import box_text
 
 SOURCE = "N34700"
 MARATHON = "N16278"

@@ -142,9 +142,9 @@ def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(da
     want = [first.similar(a.id, q) for a in mind_articles[:20] for q in queries]
     first.store.close()  # "dies" without a checkpoint
     second = Recommender(make_settings(data_dir))  # no embedder given: it must not be loaded to serve
-    assert second._embedder is None and (data_dir / "lexical.npz").exists()
+    assert not second.model.loaded and (data_dir / "lexical.npz").exists()
     assert [second.similar(a.id, q) for a in mind_articles[:20] for q in queries] == want
-    assert second._embedder is None
+    assert not second.model.loaded
     key = second.store.get("after-save").key
     assert key in set(second.index.ids().tolist()) and key in second.lexical
 
@@ -179,15 +179,15 @@ def test_a_change_outside_the_text_is_written_without_re_embedding(engine, mind_
 def test_a_batch_whose_neighbour_keys_outnumber_sqlites_variable_limit_is_stored(data_dir, embedder, monkeypatch):
     # 999 variables per statement: SQLite's limit before 3.32 (and a build's own choice since). 40 new articles
     # have 1,200 neighbour keys, most of them shared: one `IN (...)` of them all failed the whole batch.
-    import recommender.store
+    import recommender.store.sqlite
 
     def limited(path):
         conn = connect(path)
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
         return conn
 
-    connect = recommender.store.connect
-    monkeypatch.setattr(recommender.store, "connect", limited)
+    connect = recommender.store.sqlite.connect
+    monkeypatch.setattr(recommender.store.sqlite, "connect", limited)
     batch = list(read_articles(MIND_SAMPLE))[SLICE:SLICE + 40]
     with Recommender(make_settings(data_dir), embedder=embedder) as engine:
         reader = engine.store._reader

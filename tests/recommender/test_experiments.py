@@ -5,7 +5,8 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from recommender.experiments import Experiment, ExperimentSpec, ExperimentStore, named, running
+from recommender.experiments import Experiment, ExperimentStore, named, running
+from recommender.specs import ExperimentSpec
 
 SPEC = ExperimentSpec.model_validate({"name": "mmr", "variants": [
     {"name": "control", "share": 0.7}, {"name": "diverse", "share": 0.3, "options": {"mmr_lambda": 0.7}}]})

@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from recommender.engine import ArticleNotFound, Recommender
+from recommender.article import ArticleNotFound
+from recommender.engine import Recommender
 from recommender.overrides import BoxOverrides, Pin
 from tests.conftest import make_settings
 

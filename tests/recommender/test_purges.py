@@ -15,7 +15,7 @@ from recommender.engine import Recommender
 from recommender.overrides import BoxOverrides, Pin
 from recommender.purges import PurgeQueue, PurgeSender, purge_key
 from recommender.refresher import Refresher
-from recommender.store import now_ms
+from recommender.store.sql import now_ms
 from service.metrics import exposition
 from tests.conftest import make_settings, on_postgres
 from tests.service.conftest import free_port

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from recommender.article import Article
-from recommender.rank import Candidate, Ranking, Recommendation, SimilarQuery, normalized_title, rank, with_pins
+from recommender.candidates import Candidate, normalized_title
+from recommender.rank import Ranking, Recommendation, SimilarQuery, rank, with_pins
 
 NOW = datetime(2025, 1, 10, 12, tzinfo=UTC)
 SOURCE = Article("src", "Italy rules out troops for Ukraine", published_at=NOW, section="world", language="en")

@@ -5,10 +5,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from recommender.rank import normalized_title
+from recommender.candidates import normalized_title
 from recommender.rows import RowTable
 from recommender.settings import Settings
-from recommender.store import SQLiteStore
+from recommender.store.sqlite import SQLiteStore
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from recommender.article import Article
-from recommender.store import SQLiteStore
+from recommender.store.sqlite import SQLiteStore
 
 
 def vec(i: int) -> np.ndarray:

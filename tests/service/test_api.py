@@ -70,13 +70,14 @@ def test_writes_need_the_token(app, anon):
     assert anon.get(f"/articles/{SOURCE}").status_code == 200
 
 
-def test_the_openapi_document_declares_the_bearer_scheme_on_writes_and_experiment_reports_only(api):
+def test_the_openapi_document_declares_the_bearer_scheme_on_writes_reports_and_editors_histories_only(api):
     spec = api.get("/openapi.json").json()
     scheme = spec["components"]["securitySchemes"]["writer"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    private_reads = ("/experiments/{name}", "/articles/{article_id}/overrides/history", "/blocked/history")
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
-            public = (method == "get" and path != "/experiments/{name}") or \
+            public = (method == "get" and path not in private_reads) or \
                 (method, path) in (("post", "/similar"), ("post", "/events"))
             assert ("security" in operation) != public, (method, path)
 
@@ -319,12 +320,12 @@ def test_preview_body_is_capped_and_a_hostile_text_is_cut_first(api):
 
 
 def test_folded_reports_of_a_story_are_listed_under_its_item(api):
-    # The same wire report twice, its headline edited: the story told again, folded (a follow-up with news of its
-    # own is shown as an item, see the novelty rule).
+    # The same wire report twice, its headline's style edited by a second desk: a near-copy, folded (a report with
+    # words of its own, even ", mayor says", is a follow-up shown as an item: see the novelty rule).
     lead = "The worst tide in fifty years flooded Venice on Tuesday night, submerging St Mark's Square."
     reports = {
         "e2e-r1": ("Storm floods Venice: St Mark's Square under water", lead),
-        "e2e-r2": ("Storm floods Venice: St Mark's Square under water, mayor says", lead),
+        "e2e-r2": ("Storm floods Venice: St. Mark's Square under water", lead),
     }
     for article_id, (title, lead) in reports.items():
         assert api.put(f"/articles/{article_id}", json={"title": title, "lead": lead}).status_code == 200

@@ -9,7 +9,7 @@ import pytest
 
 from recommender.events import EventStore
 from recommender.rank import SimilarQuery
-from recommender.store import SQLiteStore
+from recommender.store.sqlite import SQLiteStore
 from service.app import create_app
 from tests.conftest import make_settings
 from tests.service.conftest import TOKEN, private_copy

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from recommender.migrate import migrate
-from recommender.postgres import NAMESPACE, REFRESHER_LOCK
+from recommender.store.postgres import NAMESPACE, REFRESHER_LOCK
 from tests.pgcluster import PostgresCluster
 from tests.service.conftest import TOKEN, Server
 from tests.service.test_workers import listed, processes, wait_until

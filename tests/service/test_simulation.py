@@ -14,10 +14,11 @@ import pytest
 
 from recommender.engine import Recommender
 from recommender.events import Counts
-from recommender.experiments import Experiment, ExperimentSpec
+from recommender.experiments import Experiment
 from recommender.loaders import read_articles
 from recommender.refresher import refresh_queued
 from recommender.report import ALPHA, build_report
+from recommender.specs import ExperimentSpec
 from tests.conftest import SHARED, make_settings
 from tests.service.conftest import TOKEN, Server
 

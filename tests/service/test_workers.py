@@ -311,8 +311,7 @@ def test_a_writer_stopped_before_it_listens_is_killed_and_replaced(data_dir, fre
         os.kill(stopped, signal.SIGSTOP)
         wait_until(lambda: not alive(stopped), timeout=90)
         with server.client() as client:
-            client.timeout = httpx.Timeout(180)
-            wait_until(lambda: client.get("/readyz").status_code == 200, timeout=180)
+            wait_until(lambda: client.get("/readyz").status_code == 200)
             article = {**fresh_rows[1], "id": f"s-{fresh_rows[1]['id']}"}
             r = client.put(f"/articles/{article['id']}", json=article)  # taken by the new writer
             assert r.status_code == 200, r.text

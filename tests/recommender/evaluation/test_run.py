@@ -7,7 +7,7 @@ import pytest
 
 from recommender.evaluation.dataset import load_dataset
 from recommender.evaluation.run import Evaluator, metric_names, select_queries
-from recommender.rank import STRATEGIES
+from recommender.specs import STRATEGIES
 from tests.conftest import MIND_SAMPLE, SLICE
 
 QUERIES = 30

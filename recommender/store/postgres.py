@@ -1,7 +1,7 @@
 """The PostgreSQL backend (``RECOMMENDER_DATABASE_URL=postgresql://...``): one database shared by any number of
 replicas on any number of machines.
 
-It runs the queries of ``recommender.store.ArticleStore`` as they are (``?`` becomes ``%s``); what differs from
+It runs the queries of ``recommender.store.articles.ArticleStore`` as they are (``?`` becomes ``%s``); what differs from
 SQLite is here: the schema (``SCHEMA``), how a write transaction begins (a transaction-level advisory lock, so
 writes from every replica are serialised as SQLite serialises them: the write sequence then grows in commit
 order and a follower never skips a write), connections that reconnect by themselves, stored boxes kept in
@@ -21,7 +21,9 @@ from typing import Any
 import psycopg
 
 from recommender import fulltext
-from recommender.store import ArticleStore, Connection, StoredBox, StoreUnavailable, Transaction
+from recommender.store.articles import ArticleStore
+from recommender.store.boxes import StoredBox
+from recommender.store.sql import Connection, StoreUnavailable, Transaction
 
 # Advisory lock keys (pg_advisory_lock(NAMESPACE, n)): "reco" in ASCII, then what is locked.
 NAMESPACE = 0x7265636F
@@ -31,7 +33,7 @@ _MISSING = object()
 # (a request must not hang on a database that is down).
 RETRY_AFTER_S = 0.5
 
-# The PostgreSQL schema (SQLite's: recommender.store.SCHEMA; keep the two in step). Same tables and columns;
+# The PostgreSQL schema (SQLite's: recommender.store.sqlite.SCHEMA; keep the two in step). Same tables and columns;
 # BYTEA for the vectors, an identity for the never-reused keys, "C" collation so ids sort as in SQLite.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (

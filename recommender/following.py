@@ -1,0 +1,228 @@
+"""Following the store: what a process keeps in memory (the FAISS and lexical indexes, the published keys, the
+parsed candidate rows, the blocks and the running experiment) kept at the store's applied sequence, whoever wrote
+it (this process, another worker, a CLI ingest); opening the indexes and repairing them from the store; saving
+them at checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+import numpy as np
+
+from index import VectorIndex, index_kind_for, load_index
+from recommender.article import Article, embedding_text
+from recommender.embed import ModelOnDemand
+from recommender.experiments import Experiment, ExperimentStore, running
+from recommender.lexical import LexicalIndex
+from recommender.locks import FileLock
+from recommender.overrides import OverrideStore
+from recommender.rows import RowTable
+from recommender.settings import Settings
+from recommender.store.articles import ArticleStore, Change
+from recommender.store.sql import StoreUnavailable
+
+log = logging.getLogger("recommender")
+
+# Candidate rows kept parsed (about 1-2 KB each, so at most a few hundred MB); a write drops only its own.
+ROWS_CACHE_MAX = 200_000
+
+
+class Following:
+    """Thread-safe; ``open`` reads the indexes (or builds them from the store), ``follow`` keeps them current."""
+
+    def __init__(self, settings: Settings, store: ArticleStore, overrides: OverrideStore,
+                 experiments: ExperimentStore, model: ModelOnDemand):
+        self.settings = settings
+        self.store = store
+        self.overrides = overrides
+        self.experiments = experiments
+        self.model = model
+        # Held while the indexes move to a newer store sequence (whoever wrote it: this process or another).
+        self._follow_lock = threading.RLock()
+        # Bumped by every change followed; the service's list cache (service.cache) keys on it.
+        self.generation = 0
+        self._cache_lock = threading.Lock()  # guards generation
+        # Candidate rows by key, parsed once for many lists; a followed write drops its own.
+        self.rows = RowTable(store.by_keys, ROWS_CACHE_MAX)
+        self._saved_seq = self._lexical_saved_seq = 0
+        self.applied_seq = 0  # the store sequence the in-memory indexes reflect (never ahead of them)
+        self._overrides_seq = -1
+        self.blocked_everywhere: set[str] = set()
+        self.box_blocks: dict[str, frozenset[str]] = {}
+        self._experiments_seq = -1
+        self.experiment: Experiment | None = None
+        # Several processes save and load the index files: one at a time (an HNSW graph's hidden slots in the
+        # meta file only make sense with the index file written by the same process).
+        self._index_files = FileLock(settings.data_dir / "index.lock")
+
+    def open(self, index_kind: str | None) -> None:
+        self.index = self._open_index(index_kind)
+        self.lexical = self._open_lexical()
+        self.published = set(self.store.published_keys().tolist())
+        self._load_overrides()
+        self._load_experiment()
+        self.follow()  # writes committed while the indexes were read
+
+    def text(self, article: Article) -> str:
+        return embedding_text(article, self.settings.body_chars)
+
+    # -- opening and repair -------------------------------------------------------------------
+    def _open_index(self, kind: str | None) -> VectorIndex:
+        path, name = self.settings.index_path, self.model.name
+        index, seq = None, 0
+        try:
+            with self._index_files.held(shared=True):
+                index, meta = load_index(path)
+            if meta.model != name or meta.dim != self._dim():
+                log.warning("index %s was built for %s (dim %d): rebuilding for %s", path, meta.model, meta.dim, name)
+                index = None
+            else:
+                seq = meta.seq
+        except FileNotFoundError:
+            log.info("no index at %s yet: building it from the store", path)
+        except ValueError as exc:
+            log.warning("%s: rebuilding the index from the store", exc)
+        if index is None:
+            # Default: the kind for the corpus size (index.index_kind_for); a loaded index keeps its kind.
+            kind = kind or index_kind_for(len(self.store.published_keys()))
+            index = VectorIndex(self._dim(), kind, name)
+        self._repair(index, seq)
+        return index
+
+    def _dim(self) -> int:
+        """The vectors' dimension: the stored vectors' (no model load), or the model's for an empty store."""
+        if not self.model.loaded:
+            stored = self.store.by_keys(self.store.published_keys()[:1].tolist())
+            if stored:
+                return len(next(iter(stored.values()))[1])
+        return self.model.get().dim
+
+    def _repair(self, index: VectorIndex, seq: int) -> None:
+        """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
+        store_seq = self.store.seq
+        published: list[Change] = []
+        gone: list[Change] = []
+        for change in self.store.changes_since(seq):
+            (published if change.published else gone).append(change)
+        if published:
+            index.add(np.array([c.key for c in published]), np.stack([c.live_vector for c in published]))
+        index.remove(np.array([c.key for c in gone], dtype=np.int64))
+        stale = np.setdiff1d(index.ids(), self.store.published_keys())
+        index.remove(stale)
+        if published or gone or len(stale) or seq != store_seq:
+            log.info("index repaired: %d added or updated, %d dropped", len(published), len(gone) + len(stale))
+            with self._index_files.held():
+                index.save(self.settings.index_path, store_seq)
+        self._saved_seq = self.applied_seq = store_seq
+
+    def _open_lexical(self) -> LexicalIndex:
+        """The saved lexical index brought up to the store (as the FAISS index is), else one built from it."""
+        path = self.settings.lexical_path
+        try:
+            lexical, seq = LexicalIndex.load(path)
+        except (FileNotFoundError, ValueError) as exc:
+            log.info("%s: building the lexical index from the store", exc)
+            seq = self.store.seq  # before the corpus is read: later writes are applied again below
+            lexical = LexicalIndex()
+            keys, texts = [], []
+            for key, article in self.store.articles():
+                if article.is_published:
+                    keys.append(key)
+                    texts.append(self.text(article))
+            lexical.build(keys, texts)
+            self._lexical_saved_seq = -1  # saved at the next checkpoint
+        else:
+            self._lexical_saved_seq = seq
+        live: list[Change] = []
+        dead: list[Change] = []
+        for change in self.store.changes_since(seq):
+            (live if change.published else dead).append(change)
+        lexical.add([c.key for c in live], [self.text(c.live_article) for c in live])
+        lexical.remove([c.key for c in dead])
+        return lexical
+
+    # -- following ------------------------------------------------------------------------------
+    def current_generation(self) -> int | None:
+        """The generation, if this process has applied every write in the store (one point read), else None.
+        While the store is unreachable nothing can be written, so what this process applied is the latest."""
+        try:
+            head = self.store.seq
+        except StoreUnavailable:
+            return self.generation
+        return self.generation if head == self.applied_seq else None
+
+    def follow(self) -> bool:
+        """Bring the indexes and editorial state to the store's latest sequence, whoever wrote it; one point read
+        when nothing moved. True when something did."""
+        if self.store.seq == self.applied_seq:
+            return False
+        with self._follow_lock:
+            head = self.store.seq  # read first: every change up to it is in what changes_since reads next
+            if head == self.applied_seq:
+                return False
+            changes = list(self.store.changes_since(self.applied_seq))
+            self._apply(changes)
+            if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
+                self._load_overrides()
+            if self.experiments.version() != self._experiments_seq:
+                self._load_experiment()
+            self.store.followed(self.applied_seq, head)
+            # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
+            # cache) rather than the new sequence with the old generation (lists cached before the change).
+            self._invalidate([c.key for c in changes])
+            self.applied_seq = head
+            return True
+
+    def _apply(self, changes: Iterable[Change]) -> None:
+        live: list[Change] = []
+        dead: list[int] = []
+        for change in changes:
+            (live.append(change) if change.published else dead.append(change.key))
+        if live:
+            keys = [c.key for c in live]
+            self.index.add(np.array(keys), np.stack([c.live_vector for c in live]))
+            self.lexical.add(keys, [self.text(c.live_article) for c in live])
+            self.published.update(keys)
+        self.index.remove(np.array(dead, dtype=np.int64))
+        self.lexical.remove(dead)
+        self.published.difference_update(dead)
+
+    def _load_overrides(self) -> None:
+        seq = int(self.store.meta("overrides_seq") or 0)  # before the tables: a later change is read again
+        self.blocked_everywhere = set(self.overrides.blocked_everywhere())
+        self.box_blocks = self.overrides.all_blocks()
+        self._overrides_seq = seq
+
+    def _load_experiment(self) -> None:
+        self._experiments_seq = self.experiments.version()  # before the table: a later change is read again
+        self.experiment = running(self.experiments.active(), self.settings.experiment)
+
+    def _invalidate(self, keys: Iterable[int]) -> None:
+        """A new generation (no list cached before it is served); the parsed rows of ``keys`` (those written)
+        are dropped, the others stay: a row changes only with a write of its own article."""
+        self.rows.drop(list(keys))  # first: a list ranked under the new generation reads none of the old rows
+        with self._cache_lock:
+            self.generation += 1
+
+    def warm_rows(self, chunk: int = 5000) -> None:
+        """Parse the published rows into the candidate-row table now (up to its cap): a refresher ranks hundreds
+        of boxes a second, each reading ~200 rows, and a cold row costs more than its ranking."""
+        keys = self.store.published_keys().tolist()[:ROWS_CACHE_MAX]
+        for start in range(0, len(keys), chunk):
+            self.rows.gather(keys[start:start + chunk])
+
+    def checkpoint(self) -> bool:
+        """Save the index if it moved since the last save, stamped with the sequence it has applied (never
+        the store's head: another process may have written what this index does not hold yet)."""
+        self.follow()
+        with self._follow_lock:
+            seq = self.applied_seq
+            if seq == self._saved_seq and seq == self._lexical_saved_seq:
+                return False
+            with self._index_files.held():
+                self.index.save(self.settings.index_path, seq)
+                self.lexical.save(self.settings.lexical_path, seq)
+            self._saved_seq = self._lexical_saved_seq = seq
+            return True

@@ -1,0 +1,229 @@
+"""The articles: metadata and vectors, tombstones of deleted ones, and their writes, which queue the boxes they
+make stale in the same transaction. ``ArticleStore`` is the whole portable store (articles, boxes and queues, the
+sequence); a backend subclasses it: ``recommender.store.sqlite``, ``recommender.store.postgres``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recommender.article import Article
+from recommender.fulltext import query_words
+from recommender.store.boxes import BoxTables, drop_boxes, enqueue_boxes, enqueue_holders, enqueue_purges
+from recommender.store.sql import in_chunks, next_seq
+
+_COLUMNS = ("key, id, title, lead, body, url, published_at, section, tags, language, image_url, image_credit, "
+            "status")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    key: int
+    article: Article
+    content_hash: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One article written or deleted since a given sequence number: what the indexes must mirror."""
+
+    key: int
+    published: bool
+    vector: np.ndarray | None  # None for a deletion
+    article: Article | None = None  # None for a deletion
+
+    @property
+    def live_vector(self) -> np.ndarray:
+        """The vector of a written article (a deletion has none)."""
+        assert self.vector is not None, f"change {self.key} is a deletion"
+        return self.vector
+
+    @property
+    def live_article(self) -> Article:
+        assert self.article is not None, f"change {self.key} is a deletion"
+        return self.article
+
+
+def _row_article(row: Any) -> Article:
+    published = row["published_at"]
+    return Article(
+        id=row["id"],
+        title=row["title"],
+        lead=row["lead"],
+        body=row["body"],
+        url=row["url"],
+        published_at=datetime.fromisoformat(published) if published else None,
+        section=row["section"],
+        tags=tuple(json.loads(row["tags"])),
+        language=row["language"],
+        image_url=row["image_url"],
+        image_credit=row["image_credit"],
+        status=row["status"],
+    )
+
+
+def _stored_article(row: Any) -> StoredArticle:
+    return StoredArticle(row["key"], _row_article(row), row["content_hash"], _vector(row["vector"]))
+
+
+def _vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+class ArticleStore(BoxTables):
+    """Thread-safe, as ``SQLStore`` is; a backend gives how to connect, its schema and how a write begins."""
+
+    # -- writes ---------------------------------------------------------------------------------
+    def upsert(self, rows: Sequence[tuple[Article, str, np.ndarray]], stale_boxes: Iterable[int] = ()) -> list[int]:
+        """Insert or replace articles with their content hash and vector, in one transaction; returns their keys.
+
+        The same transaction queues for a refresh the written articles' own boxes, the boxes that hold them
+        and ``stale_boxes`` (those the caller found the new texts may enter)."""
+        if not rows:
+            return []
+        with self._write_lock, self.transaction() as conn:
+            seq = next_seq(conn)
+            keys = []
+            for article, digest, vector in rows:
+                cur = conn.execute(
+                    """INSERT INTO articles (id, title, lead, body, url, published_at, section, tags, language,
+                                             image_url, image_credit, status, content_hash, vector, seq)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(id) DO UPDATE SET
+                         title=excluded.title, lead=excluded.lead, body=excluded.body, url=excluded.url,
+                         published_at=excluded.published_at, section=excluded.section, tags=excluded.tags,
+                         language=excluded.language, image_url=excluded.image_url,
+                         image_credit=excluded.image_credit, status=excluded.status,
+                         content_hash=excluded.content_hash, vector=excluded.vector, seq=excluded.seq
+                       RETURNING key""",
+                    (
+                        article.id, article.title, article.lead, article.body, article.url,
+                        article.published_at.isoformat() if article.published_at else None,
+                        article.section, json.dumps(list(article.tags), ensure_ascii=False), article.language,
+                        article.image_url, article.image_credit, article.status, digest,
+                        np.ascontiguousarray(vector, dtype=np.float32).tobytes(), seq,
+                    ),
+                )
+                keys.append(cur.fetchone()[0])
+            enqueue_holders(conn, keys, seq)
+            if self.purges:
+                enqueue_purges(conn, [article.id for article, _, _ in rows], seq)
+            own = [k for k, (article, _, _) in zip(keys, rows, strict=True) if article.is_published]
+            gone = [k for k, (article, _, _) in zip(keys, rows, strict=True) if not article.is_published]
+            enqueue_boxes(conn, [*own, *stale_boxes], seq)
+            drop_boxes(conn, gone)
+        return keys
+
+    def delete(self, article_id: str) -> int | None:
+        """Remove an article (a new sequence number, a tombstone, its holders queued); returns the key it had,
+        or None if it was not there."""
+        with self._write_lock, self.transaction() as conn:
+            row = conn.execute("SELECT key FROM articles WHERE id = ?", (article_id,)).fetchone()
+            if row is None:
+                return None
+            key, seq = row[0], next_seq(conn)
+            conn.execute("DELETE FROM articles WHERE key = ?", (key,))
+            conn.execute("INSERT INTO tombstones (key, id, seq) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                         "id=excluded.id, seq=excluded.seq", (key, article_id, seq))
+            enqueue_holders(conn, [key], seq)
+            if self.purges:
+                enqueue_purges(conn, [article_id], seq)
+            drop_boxes(conn, [key])
+            return key
+
+    def keys_of(self, article_ids: Sequence[str]) -> dict[str, int]:
+        """The keys of those ``article_ids`` that are stored (one read per 500 ids)."""
+        out: dict[str, int] = {}
+        for chunk, marks in in_chunks(article_ids):
+            out.update(self._reader.execute(f"SELECT id, key FROM articles WHERE id IN ({marks})", chunk))
+        return out
+
+    # -- reads ----------------------------------------------------------------------------------
+    # The backend's full-text condition (one parameter) and the query it takes (``recommender.fulltext``).
+    MATCHES: ClassVar[str]
+
+    @staticmethod
+    def _match_query(words: list[str]) -> str:
+        raise NotImplementedError
+
+    def find(self, text: str, limit: int, include_unpublished: bool = True) -> list[Article]:
+        """The article whose id is ``text``, then those with every word of it in their id, title, lead or URL
+        (``recommender.fulltext``; a query of no word: those whose title holds it), the one whose id it is in
+        another case first, then newest first; published ones only unless ``include_unpublished``."""
+        words = query_words(text)
+        if words:
+            matches, argument = self.MATCHES, self._match_query(words)
+        else:
+            matches = "title LIKE ? ESCAPE '\\'"
+            argument = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        shown = "(? OR status = 'published')"
+        rows = self._reader.execute(
+            f"""SELECT {_COLUMNS} FROM articles WHERE id = ? AND {shown}
+                UNION ALL SELECT * FROM (SELECT {_COLUMNS} FROM articles WHERE {matches} AND id != ? AND {shown}
+                                         ORDER BY lower(id) = lower(?) DESC, published_at DESC, key DESC
+                                         LIMIT ?) AS found
+                LIMIT ?""", (text, include_unpublished, argument, text, include_unpublished, text, limit, limit))
+        return [_row_article(row) for row in rows]
+
+    def count(self) -> int:
+        return self._reader.execute("SELECT count(*) FROM articles").fetchone()[0]
+
+    def get(self, article_id: str) -> StoredArticle | None:
+        row = self._reader.execute(
+            f"SELECT {_COLUMNS}, content_hash, vector FROM articles WHERE id = ?", (article_id,)
+        ).fetchone()
+        return _stored_article(row) if row is not None else None
+
+    def stored(self, article_ids: Iterable[str]) -> dict[str, StoredArticle]:
+        """Those of ``article_ids`` that are stored, as stored (one read per 500 ids)."""
+        out: dict[str, StoredArticle] = {}
+        for chunk, marks in in_chunks(article_ids):
+            for row in self._reader.execute(
+                    f"SELECT {_COLUMNS}, content_hash, vector FROM articles WHERE id IN ({marks})", chunk):
+                out[row["id"]] = _stored_article(row)
+        return out
+
+    def vectors_for(self, article_ids: Iterable[str]) -> dict[str, np.ndarray]:
+        return {article_id: stored.vector for article_id, stored in self.stored(article_ids).items()}
+
+    def by_keys(self, keys: Sequence[int]) -> dict[int, tuple[Article, np.ndarray]]:
+        """Articles and their vectors for FAISS keys (those still in the store)."""
+        out: dict[int, tuple[Article, np.ndarray]] = {}
+        for chunk, marks in in_chunks(int(k) for k in keys):
+            for row in self._reader.execute(f"SELECT {_COLUMNS}, vector FROM articles WHERE key IN ({marks})", chunk):
+                out[row["key"]] = (_row_article(row), _vector(row["vector"]))
+        return out
+
+    def vectors_by_keys(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
+        """Only the vectors of FAISS keys: what exact re-scoring of index candidates reads (no row parsing)."""
+        out: dict[int, np.ndarray] = {}
+        for chunk, marks in in_chunks(int(k) for k in keys):
+            out.update((row[0], _vector(row[1])) for row in
+                       self._reader.execute(f"SELECT key, vector FROM articles WHERE key IN ({marks})", chunk))
+        return out
+
+    def changes_since(self, seq: int) -> Iterator[Change]:
+        """Articles written and deleted after ``seq`` (their latest state), in key order."""
+        # "+key": sort what the seq index finds; with a plain ORDER BY key SQLite walks the whole table in key
+        # order instead (30-120 ms at 100k articles for a follow that reads one change).
+        rows = self._reader.execute(
+            f"SELECT {_COLUMNS}, vector FROM articles WHERE seq > ? ORDER BY +key", (seq,)).fetchall()
+        deleted = self._reader.execute("SELECT key FROM tombstones WHERE seq > ? ORDER BY key", (seq,)).fetchall()
+        for row in rows:
+            yield Change(row["key"], row["status"] == "published", _vector(row["vector"]), _row_article(row))
+        for row in deleted:
+            yield Change(row[0], False, None)
+
+    def published_keys(self) -> np.ndarray:
+        rows = self._reader.execute("SELECT key FROM articles WHERE status = 'published'").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def articles(self) -> Iterator[tuple[int, Article]]:
+        for row in self._reader.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY key"):
+            yield row["key"], _row_article(row)

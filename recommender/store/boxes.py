@@ -1,0 +1,189 @@
+"""The stored boxes and their queues: each published article's default box, which boxes hold an item, the
+boxes to recompute (``refresh_queue``) and the articles whose cached lists a CDN must drop (``purge_queue``).
+
+A write queues what it made stale inside its own transaction (``enqueue_*``, called by the articles' writes and the
+overrides'); the refresher reads the queue and stores the boxes it computed (``BoxTables.write_boxes``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from recommender.store.sql import Connection, SQLStore, in_chunks, next_seq, now_ms, set_meta
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBox:
+    """An article's stored default box: (item key, item id, item JSON, keys of the reports folded into the item)
+    best first, and whether a refresh is pending."""
+
+    items: list[tuple[int, str, str, list[int]]]
+    pending: bool
+
+
+def box_text(items: Sequence[tuple[int, str, str, list[int]]]) -> str:
+    """A box's items as stored: a JSON line of (key, id, folded keys) per item, then each item's JSON on its own
+    line (compact JSON never holds a raw newline). Reading it back parses the small first line only: the items'
+    JSON is cut out, not parsed (a box read is the default request's whole cost)."""
+    head = json.dumps([[key, item_id, also] for key, item_id, _, also in items], ensure_ascii=False)
+    return head + "".join("\n" + item for _, _, item, _ in items)
+
+
+def box_items(text: str) -> list[tuple[int, str, str, list[int]]]:
+    head, _, rest = text.partition("\n")
+    if not rest:  # no items; or a box stored before this layout, [[key, id, JSON, also], ...] (queued on open)
+        return [tuple(item) for item in json.loads(head)]
+    return [(key, item_id, item, also) for (key, item_id, also), item in
+            zip(json.loads(head), rest.split("\n"), strict=True)]
+
+
+def enqueue_boxes(conn: Connection, keys: Iterable[int], seq: int) -> None:
+    """Queue boxes for a refresh, inside the caller's transaction (the write that made them stale)."""
+    conn.executemany(
+        "INSERT INTO refresh_queue (key, seq, since) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET seq=excluded.seq",
+        [(int(k), seq, seq) for k in keys])
+
+
+def enqueue_purges(conn: Connection, article_ids: Iterable[str], seq: int) -> None:
+    """Queue purges of the cached lists that show ``article_ids`` (or are their boxes), inside the caller's
+    transaction (the write that changed them), due now; a purge already waiting is due again now, retries reset."""
+    due = now_ms()
+    conn.executemany("INSERT INTO purge_queue (article_id, seq, attempts, due) VALUES (?, ?, 0, ?) "
+                     "ON CONFLICT(article_id) DO UPDATE SET seq=excluded.seq, attempts=0, due=excluded.due",
+                     [(article_id, seq, due) for article_id in article_ids])
+
+
+def enqueue_holders(conn: Connection, item_keys: Iterable[int], seq: int) -> None:
+    """Queue the boxes that hold any of ``item_keys``."""
+    for chunk, marks in in_chunks(int(k) for k in item_keys):
+        conn.execute(
+            f"""INSERT INTO refresh_queue (key, seq, since)
+                SELECT DISTINCT box_key, ?, ? FROM box_members WHERE item_key IN ({marks})
+                ON CONFLICT(key) DO UPDATE SET seq=excluded.seq""", [seq, seq, *chunk])
+
+
+def _still_shown(conn: Connection, keys: Iterable[int]) -> set[int]:
+    """Those of ``keys`` that are stored, published and not blocked everywhere (one read per 500 keys)."""
+    out: set[int] = set()
+    for chunk, marks in in_chunks(keys):
+        out.update(r[0] for r in conn.execute(f"""SELECT key FROM articles WHERE key IN ({marks})
+                                                 AND status = 'published'
+                                                 AND id NOT IN (SELECT item_id FROM blocked_everywhere)""", chunk))
+    return out
+
+
+def _published(conn: Connection, keys: Sequence[int]) -> set[int]:
+    """Those of ``keys`` that are stored and published (one read per 500 keys)."""
+    out: set[int] = set()
+    for chunk, marks in in_chunks(keys):
+        out.update(r[0] for r in conn.execute(
+            f"SELECT key FROM articles WHERE key IN ({marks}) AND status = 'published'", chunk))
+    return out
+
+
+def _members(conn: Connection, box_keys: Sequence[int]) -> set[tuple[int, int]]:
+    """The (item key, box key) member rows of ``box_keys`` (one read per 500 boxes)."""
+    out: set[tuple[int, int]] = set()
+    for chunk, marks in in_chunks(box_keys):
+        out.update((r[0], r[1]) for r in conn.execute(
+            f"SELECT item_key, box_key FROM box_members WHERE box_key IN ({marks})", chunk))
+    return out
+
+
+def drop_boxes(conn: Connection, keys: Sequence[int]) -> None:
+    """An unpublished or deleted article has no box of its own (its holders keep their member rows)."""
+    for key in keys:
+        conn.execute("DELETE FROM boxes WHERE key = ?", (key,))
+        conn.execute("DELETE FROM box_members WHERE box_key = ?", (key,))
+        conn.execute("DELETE FROM refresh_queue WHERE key = ?", (key,))
+
+
+class BoxTables(SQLStore):
+    """The box and queue tables' reads and writes (the refresher's, and a stored list's read)."""
+
+    def write_boxes(self, boxes: Sequence[tuple[int, str, list[tuple[int, str, str, list[int]]], float | None]],
+                    seq: int) -> None:
+        """Store boxes computed at sequence ``seq`` as (key, article id, [(item key, item id, item JSON, keys of
+        its folded reports)], floor), and take them off the queue unless a later write queued them again; one
+        transaction. A folded report is a member of the box like the item it is listed under."""
+        with self._write_lock, self.transaction() as conn:
+            # Read once for the whole batch: which boxes are still published, which items still shown.
+            published = _published(conn, [key for key, article_id, _, _ in boxes if article_id])
+            shown = _still_shown(conn, {k for _, _, items, _ in boxes for item in items for k in (item[0], *item[3])})
+            stored, members, done = [], [], []
+            for key, article_id, items, floor in boxes:
+                if key not in published:  # gone when read, or unpublished or deleted since
+                    done.append((key, seq))
+                    continue
+                # Items taken down by a write the computation did not see (and which could not queue this box:
+                # it did not hold them yet) are dropped here, in the transaction that publishes the box, and
+                # the box stays queued: a stored box never shows what is gone, whoever reads it.
+                kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
+                stored.append((key, article_id, box_text(kept), floor, seq))
+                members += [(k, key) for item in kept for k in (item[0], *item[3])]
+                if len(kept) == len(items):
+                    done.append((key, seq))
+            conn.executemany(
+                """INSERT INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(key) DO UPDATE SET article_id=excluded.article_id, items=excluded.items,
+                     floor=excluded.floor, seq=excluded.seq""", stored)
+            # Only the member rows that changed: a refresh mostly moves one or two items in or out of a box.
+            before = _members(conn, [row[0] for row in stored])
+            after = set(members)
+            conn.executemany("DELETE FROM box_members WHERE item_key = ? AND box_key = ?", sorted(before - after))
+            conn.executemany("INSERT INTO box_members (item_key, box_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             sorted(after - before))
+            conn.executemany("DELETE FROM refresh_queue WHERE key = ? AND seq <= ?", done)
+
+    def enqueue(self, keys: Iterable[int]) -> None:
+        """Queue boxes for a refresh (their own write already committed, or none: a full recompute)."""
+        with self._write_lock, self.transaction() as conn:
+            enqueue_boxes(conn, keys, next_seq(conn))  # a write: followers drop the boxes they keep
+
+    def requeue_boxes_of_other_format(self, box_format: str) -> int:
+        """Queue every stored box unless the boxes were written in ``box_format`` (the item JSON's shape), and
+        record it; one transaction, a write (followers drop the boxes they keep). A queued box is never served,
+        so no item of an older shape is ever answered; returns how many were queued."""
+        with self._write_lock, self.transaction() as conn:
+            if (conn.execute("SELECT value FROM meta WHERE name='box_format'").fetchone() or [None])[0] == box_format:
+                return 0
+            keys = [r[0] for r in conn.execute("SELECT key FROM boxes").fetchall()]
+            enqueue_boxes(conn, keys, next_seq(conn))
+            set_meta(conn, "box_format", box_format)
+            return len(keys)
+
+    def queued(self, limit: int) -> list[int]:
+        """Up to ``limit`` queued box keys, the longest waiting first."""
+        rows = self._reader.execute("SELECT key FROM refresh_queue ORDER BY since, key LIMIT ?", (limit,))
+        return [r[0] for r in rows]
+
+    def queue_length(self) -> int:
+        return self._reader.execute("SELECT count(*) FROM refresh_queue").fetchone()[0]
+
+    def refresh_lag(self) -> int:
+        """Writes since the oldest queued box was first queued, that one included; 0 when nothing is queued."""
+        # meta's value is TEXT: PostgreSQL subtracts only once it is cast (SQLite casts by itself).
+        row = self._reader.execute("SELECT CAST((SELECT value FROM meta WHERE name='seq') AS BIGINT) - min(since) + 1 "
+                                   "FROM refresh_queue").fetchone()
+        return int(row[0] or 0)
+
+    def box(self, article_id: str) -> StoredBox | None:
+        row = self._reader.execute(
+            "SELECT items, EXISTS(SELECT 1 FROM refresh_queue q WHERE q.key = b.key) FROM boxes b "
+            "WHERE article_id = ?", (article_id,)).fetchone()
+        if row is None:
+            return None
+        return StoredBox(box_items(row[0]), bool(row[1]))
+
+    def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
+        """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""
+        out: dict[int, float | None] = {}
+        for chunk, marks in in_chunks(int(k) for k in keys):
+            out.update(self._reader.execute(f"SELECT key, floor FROM boxes WHERE key IN ({marks})", chunk).fetchall())
+        return out
+
+    def holders(self, item_key: int) -> list[int]:
+        """Keys of the boxes that hold an item."""
+        return [r[0] for r in self._reader.execute("SELECT box_key FROM box_members WHERE item_key = ?",
+                                                   (item_key,))]

@@ -1,0 +1,168 @@
+"""Writing articles: upserts (embedding only what changed) and deletes, each with the boxes it makes stale queued
+in its own transaction: the boxes that hold the article (the store finds those) and those a new or changed
+article may now enter (found here, from its nearest neighbours and each box's lowest stored score)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from recommender.article import Article, content_hash
+from recommender.embed import ModelOnDemand
+from recommender.following import Following
+from recommender.lists import DEFAULT_QUERY
+from recommender.rank import Ranking, days_between, passes_filters
+from recommender.store.articles import StoredArticle
+
+log = logging.getLogger("recommender")
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0  # same embedded text: stored, not re-embedded
+    embedded: int = 0
+
+    def __add__(self, other: UpsertResult) -> UpsertResult:
+        return UpsertResult(self.created + other.created, self.updated + other.updated,
+                            self.unchanged + other.unchanged, self.embedded + other.embedded)
+
+
+def _hash_of(stored: dict[str, StoredArticle], article_id: str) -> str | None:
+    return stored[article_id].content_hash if article_id in stored else None
+
+
+def _rows_to_write(articles: Sequence[Article], hashes: Sequence[str], vectors: dict[int, np.ndarray],
+                   known: dict[str, StoredArticle]) -> tuple[list[tuple[Article, str, np.ndarray]],
+                                                             list[tuple[Article, np.ndarray]]]:
+    """The (article, hash, vector) rows to store, leaving out articles stored exactly as sent, and those of them
+    (with their vectors) that may enter boxes they were not in: new, new text (``vectors`` holds the new
+    embeddings by position), back from unpublished, or moved in time or language (the window and the language
+    rule admit them elsewhere). Boxes that already hold an article are queued by the store whatever changed."""
+    rows, entering = [], []
+    for i, article in enumerate(articles):
+        before = known.get(article.id)
+        if before is not None and i not in vectors and before.article == article:
+            continue
+        vector = vectors[i] if i in vectors else known[article.id].vector  # not re-embedded: stored, same text
+        rows.append((article, hashes[i], vector))
+        moved = before is None or not before.article.is_published or i in vectors or (
+            (before.article.published_at, before.article.language) != (article.published_at, article.language))
+        if article.is_published and moved:
+            entering.append((article, vector))
+    return rows, entering
+
+
+class Writing:
+    """Writes under ``write_lock`` (shared with the editorial and experiment writes), each followed at once."""
+
+    def __init__(self, following: Following, ranking: Ranking, model: ModelOnDemand, write_lock: threading.RLock):
+        self.following = following
+        self.store = following.store
+        self.settings = following.settings
+        self.ranking = ranking
+        self.model = model
+        self.write_lock = write_lock
+
+    def reembed_if_model_changed(self) -> None:
+        """Before the indexes open: a store embedded with another model is re-embedded, in place."""
+        stored_model, name = self.store.meta("model"), self.model.name
+        if stored_model is not None and stored_model != name and self.store.count():
+            log.warning("store was embedded with %s, now configured %s: re-embedding every article", stored_model, name)
+            # In place, chunk by chunk: a crash midway leaves the old model's name in the store, so the next
+            # start re-embeds again, and no article is ever missing meanwhile.
+            articles = [a for _, a in self.store.articles()]
+            self._upsert(articles, progress=True, total=len(articles), follow=False, reembed=True)
+        if stored_model != name:
+            self.store.set_meta("model", name)
+
+    def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None) -> UpsertResult:
+        """Store, embed (only what changed) and index articles; a repeated id in one call: the last one wins.
+
+        Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight."""
+        return self._upsert(articles, progress, total, follow=True, reembed=False)
+
+    def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
+        """``upsert`` in one store transaction: every article is written, or (after a crash) none of them."""
+        unique = list({a.id: a for a in articles}.values())  # a repeated id: the last one wins
+        return self._upsert_chunk(unique, follow=True, reembed=False) if unique else UpsertResult()
+
+    def _upsert(self, articles: Iterable[Article], progress: bool, total: int | None, follow: bool,
+                reembed: bool) -> UpsertResult:
+        result = UpsertResult()
+        bar = tqdm(total=total, unit="article", desc="ingest", disable=not progress)
+        chunk: dict[str, Article] = {}
+        for article in articles:
+            chunk[article.id] = article
+            if len(chunk) >= self.settings.ingest_chunk:
+                result += self._upsert_chunk(list(chunk.values()), follow, reembed)
+                bar.update(len(chunk))
+                chunk = {}
+        if chunk:
+            result += self._upsert_chunk(list(chunk.values()), follow, reembed)
+            bar.update(len(chunk))
+        bar.close()
+        return result
+
+    def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool) -> UpsertResult:
+        """One store transaction; ``reembed`` embeds every article, not only those whose text changed; ``follow``:
+        the indexes are open (not while the store is re-embedded before they are). An article stored exactly as
+        sent is not written again (a re-ingest of an unchanged archive changes nothing)."""
+        texts = [self.following.text(a) for a in articles]
+        hashes = [content_hash(t) for t in texts]
+        with self.write_lock:
+            if follow:
+                self.following.follow()  # the neighbour search below must see every article already stored
+            known = self.store.stored(a.id for a in articles)
+            todo = [i for i, a in enumerate(articles) if reembed or _hash_of(known, a.id) != hashes[i]]
+            # The model sorts each call's texts by length, so batches hold texts of similar length.
+            new_vectors = self.model.get().encode([texts[i] for i in todo])
+            vectors = dict(zip(todo, new_vectors, strict=True))
+            rows, entering = _rows_to_write(articles, hashes, vectors, known)
+            stale = self.boxes_it_may_enter(entering) if entering and follow else []
+            self.store.upsert(rows, stale_boxes=stale)
+            if follow:
+                self.following.follow()
+        created = sum(1 for a in articles if a.id not in known)
+        return UpsertResult(created=created, updated=len(todo) - created,
+                            unchanged=len(articles) - len(todo), embedded=len(todo))
+
+    def boxes_it_may_enter(self, entering: Sequence[tuple[Article, np.ndarray]],
+                           neighbours: int | None = None) -> list[int]:
+        """Keys of the boxes that articles (with their vectors) may now enter: among each one's nearest
+        ``neighbours`` (default ``refresh_neighbours``) articles, those whose box's hard rules admit it (language,
+        freshness window) and whose box is not full or has a lowest score it could beat (its best possible score:
+        full lexical match, no recency loss, MMR's largest penalty)."""
+        scores, found = self.following.index.search(np.stack([v for _, v in entering]),
+                                                    neighbours or self.settings.refresh_neighbours)
+        # Each neighbour once: a batch of thousands of new articles shares most of its neighbours.
+        rows = self.following.rows.gather(np.unique(found[found >= 0]).tolist())
+        boxes = dict(zip(rows.keys.tolist(), rows.articles, strict=True))
+        floors = self.store.floors(list(boxes))
+        w, mmr, pw = self.ranking.lexical_weight, self.ranking.mmr_lambda, self.ranking.popularity_weight
+        margin = (1 - mmr) / max(mmr, 1e-9)
+        out: set[int] = set()
+        for (article, _), row_scores, row_keys in zip(entering, scores.tolist(), found.tolist(), strict=True):
+            for cosine, key in zip(row_scores, row_keys, strict=True):
+                if key not in boxes or key in out:
+                    continue
+                box = boxes[key]
+                days = days_between(box.published_at, article.published_at)
+                if not passes_filters(box, article, DEFAULT_QUERY, self.ranking, days):
+                    continue
+                if floors.get(key) is None or (1 - pw) * ((1 - w) * cosine + w) + pw + margin >= floors[key]:
+                    out.add(key)
+        return sorted(out)
+
+    def delete(self, article_id: str) -> bool:
+        """Take an article down: it leaves every list from the next call on, in every process."""
+        with self.write_lock:
+            key = self.store.delete(article_id)
+            self.following.follow()
+            return key is not None
