@@ -189,14 +189,22 @@ def test_cli_ingest_beside_a_running_server_loses_nothing(data_dir, fresh_rows, 
 
 
 def refreshing(server: Server, fresh_rows: list[dict], prefix: str) -> list[dict]:
-    """200 new articles written in one batch, once the refresher has stored the first of their boxes (enough
-    boxes queued that a kill right then finds some left: 60 were too few once a box cost 2.6 ms, 150 once the
-    default model embedded faster)."""
+    """200 new articles written in one batch, and the refresher stopped (SIGSTOP) once some of their boxes are
+    stored and the rest still queued: it is let run in steps of 50 ms, checked between steps, so that a fast
+    machine and a loaded one stop it mid-queue alike (a box takes ~2-3 ms: 200 take several steps)."""
+    wait_until(lambda: bool(processes(server)["refresher"]))
+    refresher = processes(server)["refresher"][0]
+    os.kill(refresher, signal.SIGSTOP)  # idle (every box stored): it holds no write transaction
     with server.client() as client:
         batch = [{**a, "id": f"{prefix}-{a['id']}"} for a in fresh_rows[:200]]
         assert client.post("/articles", json=batch).status_code == 200
-    wait_until(lambda: query(server.data_dir, "SELECT count(*) FROM boxes b JOIN articles a ON a.key = b.key "
-                                              "WHERE a.id LIKE ?", f"{prefix}-%")[0][0] > 0, timeout=READY_TIMEOUT_S)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not query(server.data_dir, "SELECT count(*) FROM boxes b JOIN articles a ON a.key = b.key "
+                                     "WHERE a.id LIKE ?", f"{prefix}-%")[0][0]:
+        assert time.monotonic() < deadline, "the refresher stored none of the batch's boxes"
+        os.kill(refresher, signal.SIGCONT)
+        time.sleep(0.05)
+        os.kill(refresher, signal.SIGSTOP)
     return batch
 
 
