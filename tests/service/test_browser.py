@@ -153,7 +153,10 @@ def row_of(browser: WebDriver, item_id: str) -> Any:
 
 
 def click(row: Any, label: str) -> None:
-    next(b for b in row.find_elements(By.TAG_NAME, "button") if b.text == label).click()
+    button = next(b for b in row.find_elements(By.TAG_NAME, "button") if b.text == label)
+    # In the middle of the window, as a reader scrolls to it (the status line stays on top of the page's top).
+    button.parent.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
 
 
 def test_the_editor_needs_the_token_to_pin_then_the_public_box_shows_the_pin_on_the_next_load(server, site, browser):

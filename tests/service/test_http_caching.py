@@ -18,6 +18,7 @@ from tests.service.conftest import TOKEN
 SOURCE = "N34700"
 SITE = "https://news.example"
 IDENTITY = {"Accept-Encoding": "identity"}
+EDITOR = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,8 @@ def client(ingested_dir, tmp_path_factory, embedder) -> Iterator[TestClient]:
                              list_max_age_s=45, list_shared_max_age_s=600, list_stale_while_revalidate_s=15,
                              list_stale_if_error_s=3600, compress_min_bytes=1024)
     with Recommender(settings, embedder=embedder) as engine, \
-            TestClient(create_app(settings, recommender=engine), headers={"Authorization": f"Bearer {TOKEN}"}) as c:
-        yield c
+            TestClient(create_app(settings, recommender=engine)) as c:  # a reader's: a list asked with the token is
+        yield c  # the editor's own (private, no-store: tests/service/test_access.py)
 
 
 def vary(response) -> set[str]:
@@ -73,14 +74,14 @@ def test_another_list_has_another_etag_and_a_changed_list_a_new_one(client):
     shorter = client.get(f"/articles/{SOURCE}/similar", params={"limit": 3}, headers=IDENTITY)
     assert default.headers["etag"] != shorter.headers["etag"]
     top = default.json()["items"][0]["id"]
-    assert client.put(f"/blocked/{top}", json={"reason": "test"}).status_code == 204
+    assert client.put(f"/blocked/{top}", json={"reason": "test"}, headers=EDITOR).status_code == 204
     try:
         changed = client.get(f"/articles/{SOURCE}/similar", headers={**IDENTITY, "If-None-Match":
                                                                      default.headers["etag"]})
         assert changed.status_code == 200 and changed.headers["etag"] != default.headers["etag"]
         assert top not in [i["id"] for i in changed.json()["items"]]
     finally:
-        assert client.delete(f"/blocked/{top}").status_code == 204
+        assert client.delete(f"/blocked/{top}", headers=EDITOR).status_code == 204
 
 
 def test_head_answers_the_headers_of_get_without_a_body(client):
