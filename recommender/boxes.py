@@ -13,6 +13,7 @@ from recommender.following import Following
 from recommender.listing import DEFAULT_VARIANT, box_format, item_json, list_json
 from recommender.lists import DEFAULT_QUERY, Lists
 from recommender.rank import Recommendation, SimilarQuery
+from recommender.store.boxes import BoxState
 from recommender.store.sql import StoreUnavailable
 
 
@@ -24,6 +25,12 @@ class Boxes:
         self.lists = lists
         self.store = following.store
         self.settings = following.settings
+
+    def state(self, article_id: str, include_unpublished: bool = True) -> BoxState | None:
+        """When the article's box was stored and whether a refresh is queued (None: no box stored); not found for
+        the public while the article is unpublished."""
+        self.lists.get(article_id, include_unpublished)
+        return self.store.box_state(article_id)
 
     def requeue_other_format(self) -> int:
         """Queue the boxes stored by code writing other items (another excerpt length, other ranking values):

@@ -35,6 +35,7 @@ from recommender.rows import RowTable
 from recommender.settings import Settings
 from recommender.specs import ExperimentSpec
 from recommender.store import open_store
+from recommender.store.boxes import BoxState
 from recommender.writing import UpsertResult, Writing
 
 __all__ = ["DEFAULT_QUERY", "ArticleNotFound", "Recommender", "UpsertResult"]
@@ -174,6 +175,9 @@ class Recommender:
     def list_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT,
                   include_unpublished: bool = True) -> tuple[bytes, str]:
         return self.boxes.list_body(article_id, query, variant, include_unpublished)
+
+    def box_state(self, article_id: str, include_unpublished: bool = True) -> BoxState | None:
+        return self.boxes.state(article_id, include_unpublished)
 
     def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT,
                          unranked: bool = False) -> bytes | None:

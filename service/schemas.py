@@ -142,6 +142,16 @@ class BlockIn(BaseModel):
     editor: Text = EditorName
 
 
+class BoxStateOut(BaseModel):
+    """The article's stored box (the default list every view reads): when it was computed, whether a refresh is
+    queued (a write changed what it may show; meanwhile lists are ranked on demand), its items."""
+
+    stored: bool = Field(description="false: no box stored (not computed yet, or the article is unpublished).")
+    computed_at: datetime | None = Field(description="When the refresh that stored it ran; null if unknown.")
+    queued: bool
+    items: int = Field(description="Items stored (up to RECOMMENDER_BOX_DEPTH).")
+
+
 class OverrideChangeOut(BaseModel):
     """One change of a pin or block: when, what, by whom, why."""
 

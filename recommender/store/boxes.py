@@ -14,6 +14,16 @@ from recommender.store.sql import Connection, SQLStore, in_chunks, next_seq, now
 
 
 @dataclass(frozen=True, slots=True)
+class BoxState:
+    """When an article's stored box was computed (None: before the time was kept), whether a refresh of it is
+    queued, and how many items it holds."""
+
+    computed_at_ms: int | None
+    queued: bool
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredBox:
     """An article's stored default box: (item key, item id, item JSON, keys of the reports folded into the item)
     best first, and whether a refresh is pending."""
@@ -112,6 +122,7 @@ class BoxTables(SQLStore):
             published = _published(conn, [key for key, article_id, _, _ in boxes if article_id])
             shown = _still_shown(conn, {k for _, _, items, _ in boxes for item in items for k in (item[0], *item[3])})
             stored, members, done = [], [], []
+            computed_at = now_ms()
             for key, article_id, items, floor in boxes:
                 if key not in published:  # gone when read, or unpublished or deleted since
                     done.append((key, seq))
@@ -120,14 +131,14 @@ class BoxTables(SQLStore):
                 # it did not hold them yet) are dropped here, in the transaction that publishes the box, and
                 # the box stays queued: a stored box never shows what is gone, whoever reads it.
                 kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
-                stored.append((key, article_id, box_text(kept), floor, seq))
+                stored.append((key, article_id, box_text(kept), floor, seq, computed_at))
                 members += [(k, key) for item in kept for k in (item[0], *item[3])]
                 if len(kept) == len(items):
                     done.append((key, seq))
             conn.executemany(
-                """INSERT INTO boxes (key, article_id, items, floor, seq) VALUES (?, ?, ?, ?, ?)
+                """INSERT INTO boxes (key, article_id, items, floor, seq, computed_at) VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT(key) DO UPDATE SET article_id=excluded.article_id, items=excluded.items,
-                     floor=excluded.floor, seq=excluded.seq""", stored)
+                     floor=excluded.floor, seq=excluded.seq, computed_at=excluded.computed_at""", stored)
             # Only the member rows that changed: a refresh mostly moves one or two items in or out of a box.
             before = _members(conn, [row[0] for row in stored])
             after = set(members)
@@ -175,6 +186,13 @@ class BoxTables(SQLStore):
         if row is None:
             return None
         return StoredBox(box_items(row[0]), bool(row[1]))
+
+    def box_state(self, article_id: str) -> BoxState | None:
+        """The state of an article's stored box (None: none stored: not computed yet, or unpublished)."""
+        row = self._reader.execute(
+            "SELECT computed_at, EXISTS(SELECT 1 FROM refresh_queue q WHERE q.key = b.key), items FROM boxes b "
+            "WHERE article_id = ?", (article_id,)).fetchone()
+        return None if row is None else BoxState(row[0], bool(row[1]), len(box_items(row[2])))
 
     def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
         """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""

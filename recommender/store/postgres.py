@@ -63,8 +63,10 @@ CREATE TABLE IF NOT EXISTS boxes (
     article_id TEXT COLLATE "C" NOT NULL UNIQUE,
     items      TEXT NOT NULL,
     floor      DOUBLE PRECISION,
-    seq        BIGINT NOT NULL
+    seq        BIGINT NOT NULL,
+    computed_at BIGINT
 );
+ALTER TABLE boxes ADD COLUMN IF NOT EXISTS computed_at BIGINT;
 -- Only here: what a replica's follow reads (PostgresStore.followed) to learn which kept boxes changed.
 CREATE INDEX IF NOT EXISTS boxes_seq ON boxes(seq);
 CREATE TABLE IF NOT EXISTS box_members (

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS boxes (
     items      TEXT NOT NULL,                    -- best first: box_text (a JSON line of [item key, item id,
                                                  -- [also keys]], then each item's JSON on a line of its own)
     floor      REAL,                             -- lowest ranked score when the box is full, else NULL
-    seq        INTEGER NOT NULL
+    seq        INTEGER NOT NULL,
+    computed_at INTEGER                          -- epoch ms of the refresh that stored it (NULL: stored before)
 );
 -- Which boxes hold an item: the boxes an update, unpublish, delete or block of that item can change.
 CREATE TABLE IF NOT EXISTS box_members (
@@ -148,7 +149,7 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 # Columns added after a data dir may have been created: (table, column, declaration).
-ADDED_COLUMNS = (("articles", "image_credit", "TEXT"),)
+ADDED_COLUMNS = (("articles", "image_credit", "TEXT"), ("boxes", "computed_at", "INTEGER"))
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,7 +20,7 @@ from service.html import VARY
 from service.http_caching import hold_list
 from service.lookup import VARIANT
 from service.metrics import count_list
-from service.schemas import PreviewRequest, SimilarList
+from service.schemas import BoxStateOut, PreviewRequest, SimilarList
 
 router = APIRouter(tags=["similar"])
 
@@ -103,6 +104,17 @@ async def similar_html(request: Request, article_id: ArticleId, engine: Engine, 
     count_list(request.scope, source)
     hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
     return HTMLResponse(template.render(json.loads(body), locale), headers=VARY)
+
+
+@router.get("/articles/{article_id}/box", response_model=BoxStateOut, responses=error_responses(404, 422))
+def box_state(article_id: ArticleId, engine: Engine, editor: Editor) -> BoxStateOut:
+    """When the article's stored box was computed and whether a refresh of it is queued (the editor's page
+    shows it); an unpublished article's is a 404 but for the editor."""
+    state = engine.box_state(article_id, editor)
+    if state is None:
+        return BoxStateOut(stored=False, computed_at=None, queued=False, items=0)
+    at = None if state.computed_at_ms is None else datetime.fromtimestamp(state.computed_at_ms / 1000, UTC)
+    return BoxStateOut(stored=True, computed_at=at, queued=state.queued, items=state.items)
 
 
 @router.post("/similar", response_model=SimilarList, responses=error_responses(400, 408, 413, 415, 422))

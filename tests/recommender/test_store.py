@@ -129,6 +129,20 @@ def test_a_box_refreshed_before_a_later_write_stays_queued(store):
     assert store.queued(10) == [a]
 
 
+def test_a_stored_box_says_when_it_was_computed_and_whether_a_refresh_is_queued(store):
+    import time
+
+    [a, b] = store.upsert([(Article(x, x), "h", vec(i)) for i, x in enumerate("ab")])
+    assert store.box_state("a") is None  # queued by its write, never stored
+    before = int(time.time() * 1000)
+    store.write_boxes([(a, "a", [(b, "b", "{}", [])], None)], store.seq)
+    state = store.box_state("a")
+    assert state is not None and state.items == 1 and not state.queued
+    assert before <= state.computed_at_ms <= int(time.time() * 1000)
+    store.upsert([(Article("b", "b, again"), "h2", vec(1))])  # an item of the box changes: queued
+    assert store.box_state("a").queued
+
+
 def test_a_report_folded_into_an_item_is_a_member_of_the_box_its_takedown_queues(store):
     [a, b, c] = store.upsert([(Article(x, x), "h", vec(i)) for i, x in enumerate("abc")])
     store.write_boxes([(a, "a", [(b, "b", "{}", [c])], None)], store.seq)

@@ -359,3 +359,9 @@ def test_who_changed_a_box_and_a_block_when_and_why_is_kept_and_listed_for_the_e
     assert anon.get(f"/articles/{SOURCE}/overrides/history").status_code == 401  # it names editors
     assert api.get("/articles/nope/overrides/history").status_code == 404
     api.put(f"/articles/{SOURCE}/overrides", json={"pins": [], "blocks": []})
+
+
+def test_the_stored_boxs_state_says_when_it_was_computed(api):
+    state = api.get(f"/articles/{SOURCE}/box").json()
+    assert state["stored"] and state["items"] >= 8 and state["computed_at"] is not None
+    assert api.get("/articles/nope/box").status_code == 404

@@ -191,6 +191,7 @@ def test_the_editor_blocks_an_item_here_and_everywhere_and_takes_the_blocks_back
     page = site.page(MARATHON, server.url)
     before = box_ids(browser, page)
     open_box_in_editor(browser, server, MARATHON)
+    assert browser.find_element(By.ID, "computed").text.startswith("Readers' box computed ")
     name = browser.find_element(By.ID, "editor-name")
     name.clear()
     name.send_keys("Olena Editor\t")  # typed once: kept in this browser, sent with every change
