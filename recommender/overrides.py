@@ -131,13 +131,12 @@ class OverrideStore(SideStore):
     def block_everywhere(self, item_id: str, by: Attribution = ANONYMOUS) -> None:
         """Block an item (``by.reason`` is the reason shown); the same transaction queues the boxes that hold it
         and logs the block."""
-        reason = by.reason
         with self._store.write_lock, self._store.transaction() as conn:
             seq = next_seq(conn)
             self._changed(conn, seq, [item_id])
             _log(conn, seq, EVERY_BOX, [(item_id, "block", None)], by)
             conn.execute("INSERT INTO blocked_everywhere (item_id, reason) VALUES (?, ?) "
-                         "ON CONFLICT(item_id) DO UPDATE SET reason=excluded.reason", (item_id, reason))
+                         "ON CONFLICT(item_id) DO UPDATE SET reason=excluded.reason", (item_id, by.reason))
             enqueue_holders(conn, [r[0] for r in conn.execute("SELECT key FROM articles WHERE id = ?", (item_id,))],
                             seq)
 
