@@ -17,7 +17,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from index import VectorIndex
-from recommender.article import Article, ArticleNotFound
+from recommender.article import Article
 from recommender.boxes import Boxes
 from recommender.editorial import Editorial
 from recommender.embed import ModelOnDemand, TextEmbedder
@@ -38,7 +38,6 @@ from recommender.store import open_store
 from recommender.store.boxes import BoxState
 from recommender.writing import UpsertResult, Writing
 
-__all__ = ["DEFAULT_QUERY", "ArticleNotFound", "Recommender", "UpsertResult"]
 log = logging.getLogger("recommender")
 
 

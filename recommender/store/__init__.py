@@ -10,35 +10,19 @@ the source of truth the FAISS index is rebuilt from.
 ``side``               the base of the tables beside the articles (overrides, experiments, events, purges)
 =====================  ======================================================================================
 
-``open_store`` picks a backend from the settings. The names below are those code imported from the single module
-``recommender.store`` before it was a package; new code imports them from the module that holds them."""
+``open_store`` picks a backend from the settings; everything else is imported from the module that holds it."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recommender.store.articles import ArticleStore, Change, StoredArticle
-from recommender.store.boxes import StoredBox, box_items, box_text, enqueue_boxes, enqueue_holders, enqueue_purges
-from recommender.store.side import SideStore
-from recommender.store.sql import (
-    Connection,
-    StoreUnavailable,
-    Transaction,
-    in_chunks,
-    next_seq,
-    now_ms,
-    set_meta,
-    storage_refusal,
-)
-from recommender.store.sqlite import SCHEMA, SQLiteStore, connect
+from recommender.store.articles import ArticleStore
+from recommender.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from recommender.settings import Settings
 
-__all__ = ["SCHEMA", "ArticleStore", "Change", "Connection", "SQLiteStore", "SideStore", "StoreUnavailable",
-           "StoredArticle", "StoredBox", "Transaction", "box_items", "box_text", "connect", "enqueue_boxes",
-           "enqueue_holders", "enqueue_purges", "in_chunks", "next_seq", "now_ms", "open_store", "set_meta",
-           "storage_refusal"]
+__all__ = ["open_store"]
 
 
 def open_store(settings: Settings) -> ArticleStore:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from recommender.store.sql import Connection, SQLStore, in_chunks, next_seq, now_ms, set_meta
 
@@ -18,7 +19,7 @@ class BoxState:
     """When an article's stored box was computed (None: before the time was kept), whether a refresh of it is
     queued, and how many items it holds."""
 
-    computed_at_ms: int | None
+    computed_at: datetime | None
     queued: bool
     items: int
 
@@ -192,7 +193,10 @@ class BoxTables(SQLStore):
         row = self._reader.execute(
             "SELECT computed_at, EXISTS(SELECT 1 FROM refresh_queue q WHERE q.key = b.key), items FROM boxes b "
             "WHERE article_id = ?", (article_id,)).fetchone()
-        return None if row is None else BoxState(row[0], bool(row[1]), len(box_items(row[2])))
+        if row is None:
+            return None
+        at = None if row[0] is None else datetime.fromtimestamp(row[0] / 1000, UTC)
+        return BoxState(at, bool(row[1]), len(box_items(row[2])))
 
     def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
         """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -113,8 +112,7 @@ def box_state(article_id: ArticleId, engine: Engine, editor: Editor) -> BoxState
     state = engine.box_state(article_id, editor)
     if state is None:
         return BoxStateOut(stored=False, computed_at=None, queued=False, items=0)
-    at = None if state.computed_at_ms is None else datetime.fromtimestamp(state.computed_at_ms / 1000, UTC)
-    return BoxStateOut(stored=True, computed_at=at, queued=state.queued, items=state.items)
+    return BoxStateOut(stored=True, computed_at=state.computed_at, queued=state.queued, items=state.items)
 
 
 @router.post("/similar", response_model=SimilarList, responses=error_responses(400, 408, 413, 415, 422))
