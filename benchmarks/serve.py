@@ -76,7 +76,8 @@ def _build_boxes(path: Path, n: int) -> None:
     if marker.exists():
         return
     t = time.perf_counter()
-    engine = Recommender(Settings(data_dir=path))
+    # Every row held while the boxes are computed (as an archive's import should: RECOMMENDER_ROWS_CACHE_MAX).
+    engine = Recommender(Settings(data_dir=path, rows_cache_max=max(n, 200_000)))
     # Every box, not only the queued ones: boxes a cached data dir holds from older code are recomputed too.
     engine.store.enqueue(engine.store.published_keys().tolist())
     done = refresh_queued(engine, progress=True)

@@ -25,8 +25,6 @@ from recommender.store.sql import StoreUnavailable
 
 log = logging.getLogger("recommender")
 
-# Candidate rows kept parsed (about 1-2 KB each, so at most a few hundred MB); a write drops only its own.
-ROWS_CACHE_MAX = 200_000
 
 
 class Following:
@@ -45,7 +43,7 @@ class Following:
         self.generation = 0
         self._cache_lock = threading.Lock()  # guards generation
         # Candidate rows by key, parsed once for many lists; a followed write drops its own.
-        self.rows = RowTable(store.by_keys, ROWS_CACHE_MAX)
+        self.rows = RowTable(store.by_keys, settings.rows_cache_max)
         self._saved_seq = self._lexical_saved_seq = 0
         self.applied_seq = 0  # the store sequence the in-memory indexes reflect (never ahead of them)
         self._overrides_seq = -1
@@ -209,7 +207,7 @@ class Following:
     def warm_rows(self, chunk: int = 5000) -> None:
         """Parse the published rows into the candidate-row table now (up to its cap): a refresher ranks hundreds
         of boxes a second, each reading ~200 rows, and a cold row costs more than its ranking."""
-        keys = self.store.published_keys().tolist()[:ROWS_CACHE_MAX]
+        keys = self.store.published_keys().tolist()[:self.settings.rows_cache_max]
         for start in range(0, len(keys), chunk):
             self.rows.gather(keys[start:start + chunk])
 
