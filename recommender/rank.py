@@ -12,6 +12,7 @@ import numpy as np
 from recommender.article import Article
 from recommender.calibration import calibration_of
 from recommender.candidates import Candidate, Candidates, Facts, epoch_us, facts_of, normalized_title
+from recommender.copies import Copies, word_set
 from recommender.embed import model_name
 from recommender.specs import GroupPick, Strategy
 
@@ -59,6 +60,7 @@ class Ranking:
     mmr_lambda: float = 1.0
     duplicate_threshold: float = 0.92
     story_threshold: float = 0.8
+    copy_overlap: float = 0.0  # words two items above either threshold must share (Jaccard) to count; 0 = any
     novelty: float = 0.0  # share of an item's score lost per item above it of its story (cosine > novelty_threshold)
     novelty_threshold: float = 0.7
     relevance_floor: float = 0.0  # a cosine below it is not "similar": a labelled fallback fills the item's place
@@ -206,11 +208,13 @@ def rank(
     if query.strategy != "default":
         return _plain_top(candidates, found, query)
     ranked = _by_relevance(candidates, found, days, ranking)
+    articles = [candidates.articles[r] for r in ranked.rows.tolist()]
     # A copy of the source is never listed (same title, or closer than the duplicate threshold); a follow-up of
-    # the source's story is welcome (below the threshold). In float64, as the threshold is: compared in float32
-    # (NumPy's rule for a float32 array and a Python float), 0.92 would be 0.9200000167.
-    blocked = ranked.title_ids == candidates.facts.titles.get(normalized_title(source.title), -1)
-    blocked |= ~((ranked.vectors @ source_vector).astype(np.float64) <= ranking.duplicate_threshold)
+    # the source's story is welcome (below the threshold).
+    source_copies = Copies(articles, ranking.duplicate_threshold, ranking.copy_overlap)
+    blocked = source_copies.of(ranked.vectors @ source_vector,
+                               word_set(source) if ranking.copy_overlap else frozenset(),
+                               ranked.title_ids == candidates.facts.titles.get(normalized_title(source.title), -1))
     copies_of_source = blocked.copy()
     # On the cosine, not the score: the lexical half's scale depends on the language (no word forms for German or
     # Turkish), so a floor on the score cut true same-story reports in some languages and not in others. Applied
@@ -222,12 +226,13 @@ def rank(
     # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
     threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
         else ranking.duplicate_threshold
+    copies = Copies(articles, threshold, ranking.copy_overlap)
     unpicked = blocked | below_floor  # the picks add their namesakes
-    if ranking.mmr_lambda == 1.0 and not ranking.novelty and threshold >= 0:
-        chosen = _picks_by_relevance(ranked, unpicked, threshold, query.limit)
+    if ranking.mmr_lambda == 1.0 and not ranking.novelty:
+        chosen = _picks_by_relevance(ranked, unpicked, copies, query.limit)
     else:
-        chosen = _picks_by_mmr(ranked, unpicked, threshold, query.limit, ranking)
-    groups = _story_groups(ranked, chosen, copies_of_source, threshold)
+        chosen = _picks_by_mmr(ranked, unpicked, copies, query.limit, ranking)
+    groups = _story_groups(ranked, chosen, copies_of_source, copies)
     if query.group_pick == "freshest":
         chosen = [_freshest(candidates, ranked, members) for members in groups]
     similar = [_recommendation(candidates, ranked, p, members, query.explain)
@@ -291,27 +296,26 @@ def _by_relevance(candidates: Candidates, found: np.ndarray, days: np.ndarray, r
                    candidates.vectors[rows], np.zeros(len(rows)), np.ones(len(rows)))
 
 
-def _picks_by_mmr(ranked: _Ranked, blocked: np.ndarray, threshold: float, limit: int, ranking: Ranking) -> list[int]:
+def _picks_by_mmr(ranked: _Ranked, blocked: np.ndarray, copies: Copies, limit: int, ranking: Ranking) -> list[int]:
     """Up to ``limit`` positions by MMR and novelty: each pick the best of relevance less resemblance to the picks
     above (``mmr_lambda``), times ``1 - novelty`` for each pick above of the same story (cosine over
-    ``novelty_threshold``), among the candidates not ``blocked`` and not closer than ``threshold`` to a pick
-    (``blocked`` is updated). What the two took away is each pick's ``penalty``; its ``kept`` share of the
-    relevance is what novelty left of it (so the picks' scores fall as the list goes down)."""
+    ``novelty_threshold``), among the candidates not ``blocked`` and not ``copies`` of a pick (``blocked`` is
+    updated). What the two took away is each pick's ``penalty``; its ``kept`` share of the relevance is what
+    novelty left of it (so the picks' scores fall as the list goes down)."""
     chosen: list[int] = []
     mmr, novelty = ranking.mmr_lambda, ranking.novelty
     vectors, relevance = ranked.vectors, ranked.relevance
     pool = np.arange(len(relevance))  # positions, best relevance first
     # Each candidate's highest cosine to an item chosen so far, and how many chosen items tell its story: one
     # product with each pick's vector, not all candidates against all picks again on every pick.
-    closest = np.full(len(relevance), -np.inf, dtype=np.float32)
+    closest = np.zeros(len(relevance), dtype=np.float32)
     repeats = np.zeros(len(relevance), dtype=np.int64)
     while len(pool) and len(chosen) < limit:
         # Dedupe first: a same-title or same-story candidate (to the source or an item above) never shows.
-        max_chosen = closest[pool] if len(chosen) else np.zeros(len(pool), dtype=np.float32)
-        keep = np.flatnonzero(~blocked[pool] & (max_chosen <= threshold))
+        keep = np.flatnonzero(~blocked[pool])
         if not len(keep):
             break
-        resemblance = (1 - mmr) * np.maximum(0.0, max_chosen[keep].astype(np.float64))
+        resemblance = (1 - mmr) * np.maximum(0.0, closest[pool[keep]].astype(np.float64))
         kept = (1 - novelty) ** repeats[pool[keep]]
         values = (mmr * relevance[pool[keep]] - resemblance) * kept
         top = int(np.argmax(values))
@@ -319,29 +323,26 @@ def _picks_by_mmr(ranked: _Ranked, blocked: np.ndarray, threshold: float, limit:
         ranked.kept[winner] = kept[top]
         ranked.penalty[winner] = resemblance[top] + (mmr * relevance[winner] - resemblance[top]) * (1 - kept[top])
         chosen.append(winner)
-        blocked[ranked.title_ids == ranked.title_ids[winner]] = True
         similarity = vectors @ vectors[winner]
+        blocked |= copies.of(similarity, winner, ranked.title_ids == ranked.title_ids[winner])
         closest = np.maximum(closest, similarity)
         repeats += similarity > ranking.novelty_threshold
         pool = pool[keep[keep != best]]
     return chosen
 
 
-def _picks_by_relevance(ranked: _Ranked, blocked: np.ndarray, threshold: float, limit: int) -> list[int]:
+def _picks_by_relevance(ranked: _Ranked, blocked: np.ndarray, copies: Copies, limit: int) -> list[int]:
     """``_picks_by_mmr`` with lambda 1, the default: its argmax is then the first candidate still eligible (they
     come best first, the penalty is 0), so each pick is found by one forward scan, with no scoring per pick."""
     chosen: list[int] = []
-    vectors = ranked.vectors
-    closest = np.full(len(vectors), -np.inf, dtype=np.float32)
     start = 0
     while len(chosen) < limit:
-        eligible = np.flatnonzero(~blocked[start:] & (closest[start:] <= threshold))
+        eligible = np.flatnonzero(~blocked[start:])
         if not len(eligible):
             break
         start += int(eligible[0])
         chosen.append(start)
-        blocked[ranked.title_ids == ranked.title_ids[start]] = True
-        closest = np.maximum(closest, vectors @ vectors[start])
+        blocked |= copies.of(ranked.vectors @ ranked.vectors[start], start, ranked.title_ids == ranked.title_ids[start])
         start += 1
     return chosen
 
@@ -360,19 +361,20 @@ def _recommendation(candidates: Candidates, ranked: _Ranked, shown: int, members
 
 
 def _story_groups(ranked: _Ranked, chosen: list[int], copies_of_source: np.ndarray,
-                  threshold: float) -> list[list[int]]:
-    """For each chosen position, itself and the positions folded into it: same normalised title, or cosine
-    above ``threshold`` (each candidate joins the best-ranked chosen item it is that close to, so the groups of a
-    list's first items do not depend on how long the list is: a stored box cut short equals a shorter list)."""
+                  copies: Copies) -> list[list[int]]:
+    """For each chosen position, itself and the positions folded into it: same normalised title, or one of its
+    ``copies`` (each candidate joins the best-ranked chosen item it is a copy of, so the groups of a list's first
+    items do not depend on how long the list is: a stored box cut short equals a shorter list)."""
     groups = [[p] for p in chosen]
     if not chosen:
         return groups
     sims = ranked.vectors @ ranked.vectors[chosen].T
-    # Once for all candidates, not per candidate: the first (best-ranked) chosen item each is close enough to,
-    # unless one has its title (each chosen item has a title of its own: picking one blocks its namesakes).
     same_title = ranked.title_ids[:, None] == ranked.title_ids[chosen][None, :]
-    group = np.where(same_title.any(axis=1), same_title.argmax(axis=1),
-                     np.where(sims.max(axis=1) > threshold, (sims > threshold).argmax(axis=1), -1))
+    close = np.stack([copies.of(sims[:, i], p, same_title[:, i]) for i, p in enumerate(chosen)], axis=1)
+    # Once for all candidates, not per candidate: the first (best-ranked) chosen item each is a copy of, unless
+    # one has its title (each chosen item has a title of its own: picking one blocks its namesakes).
+    named = same_title & close
+    group = np.where(named.any(axis=1), named.argmax(axis=1), np.where(close.any(axis=1), close.argmax(axis=1), -1))
     joins = ~copies_of_source & (group >= 0)
     joins[chosen] = False
     for p in np.flatnonzero(joins).tolist():

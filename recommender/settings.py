@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     story_threshold: float | None = Field(
         None, description="Cosine above which a report is the same story as an item above it, told again: it is "
         "folded under that item (its `also`), not shown. Unset = the model's calibrated value.")
+    copy_overlap: float | None = Field(
+        None, ge=0, le=1, description="Share of their words (Jaccard of title, lead and body) two articles above "
+        "the duplicate or story threshold must have in common to be taken as copies or as one story: a cosine "
+        "alone takes look-alike events (another day's figures) for one. Unset = the model's calibrated value; "
+        "0 = the cosine alone.")
     novelty: float | None = Field(
         None, ge=0, lt=1, description="Share of an item's score lost for each item above it that tells its story "
         "(cosine above novelty_threshold): a follow-up is shown, not ten reports of one event. Unset = the "

@@ -1,7 +1,8 @@
 """Labelled datasets: articles plus graded relevance judgements ("qrels"), in one general on-disk format.
 
 A labelled dataset is a directory holding ``articles.jsonl`` (the service's article fields; ``id`` and ``title``
-required) and its judgements, either
+required; a ``text`` field, as many public sets name the full text, is read as the body when there is none) and its
+judgements, either
 
 - ``qrels.tsv``: ``query_id<TAB>article_id<TAB>grade`` per line, grade >= 1 relevant, higher = more relevant
   (a first line whose grade is not a number is taken as a header), or
@@ -224,7 +225,7 @@ def _articles(rows: Iterable[dict[str, Any]], skipped: list[str]) -> tuple[list[
         try:
             if "_error" in row:
                 raise ValueError(row["_error"])
-            article = parse_article(row)
+            article = parse_article(_with_body(row))
         except (InvalidArticle, ValueError) as exc:
             skipped.append(str(exc))
             continue
@@ -235,6 +236,15 @@ def _articles(rows: Iterable[dict[str, Any]], skipped: list[str]) -> tuple[list[
         articles.append(article)
         raws.append(row)
     return articles, raws
+
+
+def _with_body(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its ``text`` (the full text, as many public sets name it) as its body when it has none and the
+    text is not its title again (a headline set's ``text``)."""
+    text = row.get("text")
+    if row.get("body") or not isinstance(text, str) or text.strip() == str(row.get("title", "")).strip():
+        return row
+    return {**row, "body": text}
 
 
 def from_mind(path: Path, limit: int | None = None) -> LabelledDataset:

@@ -155,6 +155,36 @@ def test_same_story_items_show_once_with_the_group_size():
     assert ids(ungrouped) == ["a1", "a2", "a3", "a9"]
 
 
+def test_with_copy_overlap_a_look_alike_event_is_shown_and_a_retelling_is_folded():
+    """Three reports a cosine alone takes for one story: yesterday's and today's rate are two events (their figures
+    differ), a retelling of today's shares nearly all its words."""
+    def report(key: int, title: str, body: str, vec: np.ndarray) -> Candidate:
+        return replace(cand(key, title, vec), article=replace(cand(key, title, vec).article, body=body))
+
+    today = "The hryvnia fell to 41.62 against the dollar on Tuesday, the central bank said"
+    cands = [report(1, "Hryvnia falls to 41.62", today, along(0.7, 2)),
+             report(2, "The hryvnia falls to 41.62", today + " in Kyiv", along(0.7, 2, wobble=0.01)),
+             report(3, "Hryvnia falls to 41.08", "The hryvnia fell to 41.08 against the euro on Monday, the "
+                    "central bank said", along(0.7, 2, wobble=0.02)),
+             cand(9, "Other", along(0.5, 3))]
+    by_cosine = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), NO_MMR)
+    assert ids(by_cosine) == ["a1", "a9"]
+    with_words = rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), replace(NO_MMR, copy_overlap=0.8))
+    assert ids(with_words) == ["a1", "a3", "a9"]
+    assert [[a.id for a in r.also] for r in with_words] == [["a2"], [], []]
+    novelty = replace(NO_MMR, copy_overlap=0.8, novelty=0.2, novelty_threshold=0.99)  # the MMR path agrees
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), novelty)) == ["a1", "a3", "a9"]
+
+
+def test_with_copy_overlap_a_look_alike_of_the_source_is_not_taken_for_its_copy():
+    source = replace(SOURCE, body="Italy will not send troops to Ukraine, the prime minister said on Monday")
+    look_alike = replace(cand(1, "Spain rules out jets for Ukraine", along(0.995, 2)).article,
+                         body="Spain will not send jets to Ukraine, its defence minister said in Madrid")
+    cands = [Candidate(1, look_alike, along(0.995, 2), 0.995), cand(2, "Related", along(0.5, 3))]
+    assert ids(rank(source, SOURCE_VEC, cands, SimilarQuery(), NO_MMR)) == ["a2"]
+    assert ids(rank(source, SOURCE_VEC, cands, SimilarQuery(), replace(NO_MMR, copy_overlap=0.8))) == ["a1", "a2"]
+
+
 def test_group_can_be_represented_by_its_freshest_report():
     wires = [cand(1, "First report", along(0.7, 2), days=3), cand(2, "Update", tilt(along(0.7, 2), 13, 0.5), days=1)]
     items = rank(SOURCE, SOURCE_VEC, wires, SimilarQuery(group_pick="freshest"), NO_MMR)

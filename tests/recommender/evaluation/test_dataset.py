@@ -67,6 +67,16 @@ def test_group_format_same_group_is_grade_2_same_topic_grade_1(tmp_path):
     assert len(dataset.articles) == 5 and len(dataset.skipped) == 1
 
 
+def test_a_text_field_is_read_as_the_body_unless_there_is_one_or_it_is_the_title_again(tmp_path):
+    _write_jsonl(tmp_path / "articles.jsonl", [
+        {"id": "a1", "title": "Flood in Lviv", "text": "The river rose overnight.", "group": "flood"},
+        {"id": "a2", "title": "Lviv flood", "body": "Day two.", "text": "Other text", "group": "flood"},
+        {"id": "a3", "title": "Курс долара", "text": "Курс долара", "group": "rate"},
+    ])
+    bodies = {a.id: a.body for a in load_dataset(tmp_path).articles}
+    assert bodies == {"a1": "The river rose overnight.", "a2": "Day two.", "a3": ""}
+
+
 def test_qrels_file_takes_precedence_and_drops_self_and_unknown_articles(tmp_path):
     _write_jsonl(tmp_path / "articles.jsonl", [
         {"id": "a", "title": "A", "group": "g"}, {"id": "b", "title": "B", "group": "g"}, {"id": "c", "title": "C"},
