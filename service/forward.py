@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpcore
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recommender.store.sql import StoreUnavailable
 from service.errors import ServiceUnavailable
 from service.observe import REQUEST_ID
+
+if TYPE_CHECKING:
+    import httpcore
 
 log = logging.getLogger("recommender")
 
@@ -88,6 +91,10 @@ class ForwardWrites:
     async def _forward(self, scope: Scope, body: bytes) -> Relayed:
         """The writer's response; retried while no writer listens (starting, restarting), and when one died
         before answering."""
+        # Imported at the first write, not before the worker listens: 0.4 s of a worker's start (httpcore takes
+        # trio in where it is installed), and most workers' first requests are reads.
+        import httpcore
+
         if self._pool is None:  # made on the worker's own event loop, at its first write
             # A connection per write (a local connect costs microseconds): a failure to connect then always
             # means the write was not sent (safe to retry), never a kept connection of a writer that died since.
