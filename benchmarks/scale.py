@@ -181,7 +181,7 @@ def probe(index_path: str, store_file: str, queries_path: str) -> None:
     t = time.perf_counter()
     index, meta = load_index(Path(index_path), mmap=True)
     store = SQLiteStore(Path(store_file))
-    out: dict = {"open_s": time.perf_counter() - t, "mapped": index.read_only, "kind": meta.kind}
+    out: dict = {"open_s": time.perf_counter() - t, "mapped": index.mapped, "kind": meta.kind}
     for label, read in (("rescore", store.vectors_by_keys), ("rows", store.by_keys)):
         search, wall, cpu, raw, rescored = [], [], [], [], []
         for i, q in enumerate(queries):

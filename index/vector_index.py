@@ -30,6 +30,8 @@ import numpy as np
 
 KINDS = ("flat", "hnsw", "hnswsq", "ivfpq")
 GRAPH_KINDS = ("hnsw", "hnswsq")
+# Kinds whose vectors (codes) and graph FAISS maps from the file (IO_FLAG_MMAP_IFC); ivfpq is read.
+MAPPABLE_KINDS = ("flat", "hnsw", "hnswsq")
 # What a saved file of each kind holds (inside its IndexIDMap2, but for ivfpq, which keeps its own ids).
 _INNER_TYPES = {"flat": faiss.IndexFlatIP, "hnsw": faiss.IndexHNSWFlat, "hnswsq": faiss.IndexHNSWSQ,
                 "ivfpq": faiss.IndexIVFPQ}  # graphs cannot drop nodes: removed vectors are hidden instead
@@ -159,19 +161,28 @@ def _one_omp_thread() -> None:
 
 class VectorIndex:
     """Thread-safe wrapper: searches and writes take one lock, since FAISS indexes are not safe to read while
-    they are being modified."""
+    they are being modified.
+
+    A ``mapped`` index (``load_index(mmap=True)``) searches the file's pages themselves, which every process
+    mapping the same file shares; what this process changes after loading it lives beside it: replaced and
+    removed vectors are hidden in the file's part, new ones go to a small exact index (the delta) searched with
+    it, until the process maps a newer checkpoint. It is never saved: the process that writes the file holds its
+    index in memory."""
 
     def __init__(self, dim: int, kind: str = "flat", model: str = "", _index: faiss.Index | None = None,
-                 _hidden: list[int] | None = None, read_only: bool = False, size_hint: int | None = None):
+                 _hidden: list[int] | None = None, mapped: bool = False, size_hint: int | None = None):
         self.dim = dim
         self.size_hint = size_hint  # the corpus size a trained kind is built for, when its first batch is less
         self.kind = kind
         self.model = model
-        self.read_only = read_only  # memory-mapped: searchable, not writable
+        self.mapped = mapped
         self._index = _index if _index is not None else _new_faiss_index(kind, dim)
+        self._delta: faiss.IndexIDMap2 | None = None  # a mapped index's vectors added since it was loaded
         self._lock = threading.Lock()
-        # HNSW graphs cannot drop nodes: the slots of removed or replaced vectors are hidden from results (by a
-        # FAISS ID selector, so hidden slots cost nothing per search) until the next rebuild.
+        # HNSW graphs cannot drop nodes, nor can a mapped file: the slots of removed or replaced vectors are
+        # hidden from results (by a FAISS ID selector, so hidden slots cost nothing per search) until the next
+        # rebuild or checkpoint.
+        self._hides = kind in GRAPH_KINDS or mapped
         self._hidden = np.zeros(self._ntotal(), dtype=bool)
         if _hidden:
             self._hidden[np.asarray(_hidden, dtype=np.int64)] = True
@@ -182,7 +193,7 @@ class VectorIndex:
         return 0 if self._index is None else int(self._index.ntotal)
 
     def __len__(self) -> int:
-        return self._ntotal() - int(self._hidden.sum())
+        return self._ntotal() - int(self._hidden.sum()) + (0 if self._delta is None else int(self._delta.ntotal))
 
     def _raw_ids(self) -> np.ndarray:
         """External id per internal slot (flat, hnsw) or every stored id (ivfpq)."""
@@ -198,8 +209,10 @@ class VectorIndex:
     def ids(self) -> np.ndarray:
         with self._lock:
             ids = self._raw_ids()
-            if self.kind in GRAPH_KINDS and self._hidden.any():
+            if self._hides and self._hidden.any():
                 ids = ids[~self._hidden]
+            if self._delta is not None and self._delta.ntotal:
+                ids = np.concatenate([ids, faiss.vector_to_array(self._delta.id_map).astype(np.int64)])
         return ids
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -208,8 +221,13 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(keys), self.dim)
         if len(keys) == 0:
             return
-        self._check_writable()
         with self._lock:
+            if self.mapped:
+                self._remove_locked(keys)
+                if self._delta is None:
+                    self._delta = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+                self._delta.add_with_ids(vectors, keys)
+                return
             if self._index is None:  # a trained kind's first batch: train on it
                 self._index = _new_trained(self.kind, vectors, self.size_hint)
             else:
@@ -223,18 +241,15 @@ class VectorIndex:
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         if len(keys) == 0:
             return
-        self._check_writable()
         with self._lock:
             self._remove_locked(keys)
 
-    def _check_writable(self) -> None:
-        if self.read_only:
-            raise PermissionError("this index is memory-mapped read-only; load it with mmap=False to change it")
-
     def _remove_locked(self, keys: np.ndarray) -> None:
+        if self._delta is not None:
+            self._delta.remove_ids(faiss.IDSelectorBatch(keys))
         if self._index is None:
             return
-        if self.kind in GRAPH_KINDS:
+        if self._hides:
             slots = np.isin(faiss.vector_to_array(self._index.id_map), keys) & ~self._hidden
             if slots.any():
                 self._hidden |= slots
@@ -243,12 +258,13 @@ class VectorIndex:
             self._index.remove_ids(faiss.IDSelectorBatch(keys))
 
     def _refresh_params(self) -> None:
-        if self.kind not in GRAPH_KINDS or not self._hidden.any() or self._index is None:
+        if not self._hides or not self._hidden.any() or self._index is None:
             self._params = None
             return
         visible = np.packbits(~self._hidden, bitorder="little")
         selector = faiss.IDSelectorBitmap(len(self._hidden), faiss.swig_ptr(visible))
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=faiss.downcast_index(self._index.index).hnsw.efSearch)
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=faiss.downcast_index(self._index.index).hnsw.efSearch) \
+            if self.kind in GRAPH_KINDS else faiss.SearchParameters(sel=selector)
         params.referenced_objects = [visible, selector]  # keep the bitmap alive as long as the params
         self._params = params
 
@@ -258,16 +274,21 @@ class VectorIndex:
         if len(vectors) == 1:
             _one_omp_thread()
         with self._lock:
-            if self._index is None or self._index.ntotal == 0:
-                return (np.full((len(vectors), k), -np.inf, dtype=np.float32),
-                        np.full((len(vectors), k), -1, dtype=np.int64))
-            if self._params is None:
-                return self._index.search(vectors, k)
-            # Search the graph itself with the hidden slots filtered out, then map slots to keys.
-            scores, slots = self._index.index.search(vectors, k, params=self._params)
-            id_map = faiss.rev_swig_ptr(self._index.id_map.data(), self._index.id_map.size())
-            keys = np.where(slots >= 0, id_map[np.maximum(slots, 0)], -1)
+            scores, keys = self._search_locked(vectors, k)
+            if self._delta is not None and self._delta.ntotal:
+                scores, keys = _best_of(k, (scores, keys), self._delta.search(vectors, k))
         return scores, keys
+
+    def _search_locked(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._index is None or self._index.ntotal == 0:
+            return (np.full((len(vectors), k), -np.inf, dtype=np.float32),
+                    np.full((len(vectors), k), -1, dtype=np.int64))
+        if self._params is None:
+            return self._index.search(vectors, k)
+        # Search the graph (or the flat codes) itself with the hidden slots filtered out, then map slots to keys.
+        scores, slots = self._index.index.search(vectors, k, params=self._params)
+        id_map = faiss.rev_swig_ptr(self._index.id_map.data(), self._index.id_map.size())
+        return scores, np.where(slots >= 0, id_map[np.maximum(slots, 0)], -1)
 
     def save(self, path: Path, seq: int) -> IndexMeta:
         """Write the index and its meta next to ``path`` by write-fsync-rename: a reader never sees half a file.
@@ -275,6 +296,9 @@ class VectorIndex:
         The index file is replaced before its meta, so the meta's ``seq`` is never ahead of the vectors it
         describes; a crash between the two only makes the next start re-apply a few already-applied changes
         (and HNSW slots are append-only, so an older meta's hidden slots still name the same vectors)."""
+        if self.mapped:
+            raise PermissionError("a memory-mapped index is a view of its file and its changes are this process's "
+                                  "own: the process that writes the file loads it with mmap=False")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -296,11 +320,29 @@ def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def _best_of(k: int, *results: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` (scores, keys) per query of several searches' results (each key in one of them only)."""
+    scores = np.concatenate([r[0] for r in results], axis=1)
+    keys = np.concatenate([r[1] for r in results], axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(keys, order, axis=1)
+
+
+def saved_at(path: Path) -> int | None:
+    """When the index at ``path`` was last saved (its meta's mtime, ns), None if never: a cheap test of whether a
+    newer checkpoint is there to map."""
+    try:
+        return _meta_path(Path(path)).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
     """Read a saved index; raises ``FileNotFoundError`` or ``ValueError`` (unreadable, inconsistent).
 
-    ``mmap=True`` maps a flat index's vectors from the file instead of reading them (opens in milliseconds,
-    pages come in as searches touch them, several processes share them); such an index is read-only."""
+    ``mmap=True`` maps the vectors (and an HNSW graph) of the kinds that allow it (``MAPPABLE_KINDS``) from the
+    file instead of reading them: it opens in milliseconds, pages come in as searches touch them, and every
+    process mapping the file shares them (see ``VectorIndex`` for its changes)."""
     path = Path(path)
     try:
         raw_meta = json.loads(_meta_path(path).read_text())
@@ -311,7 +353,7 @@ def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
         raise ValueError(f"index meta {_meta_path(path)} is unreadable: {exc}") from exc
     if meta.kind not in KINDS:
         raise ValueError(f"index meta {_meta_path(path)} names an unknown kind {meta.kind!r}")
-    mapped = mmap and meta.kind == "flat"
+    mapped = mmap and meta.kind in MAPPABLE_KINDS
     try:
         raw = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
     except RuntimeError as exc:
@@ -327,4 +369,4 @@ def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
     if raw.ntotal != meta.count + len(meta.hidden) or inner is not _INNER_TYPES[meta.kind]:
         raise ValueError(f"index file {path} does not match its meta ({raw.ntotal} vectors, {inner.__name__}; "
                          f"the meta says {meta.count} + {len(meta.hidden)} hidden, kind {meta.kind})")
-    return VectorIndex(meta.dim, meta.kind, meta.model, _index=raw, _hidden=meta.hidden, read_only=mapped), meta
+    return VectorIndex(meta.dim, meta.kind, meta.model, _index=raw, _hidden=meta.hidden, mapped=mapped), meta

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from index import VectorIndex, index_kind_for, load_index
+from index import VectorIndex, index_kind_for, load_index, saved_at
 from recommender.article import Article, embedding_text
 from recommender.embed import ModelOnDemand
 from recommender.experiments import Experiment, ExperimentStore, running
@@ -54,6 +54,10 @@ class Following:
         # Several processes save and load the index files: one at a time (an HNSW graph's hidden slots in the
         # meta file only make sense with the index file written by the same process).
         self._index_files = FileLock(settings.data_dir / "index.lock")
+        # A read worker of `recommender serve` maps the writer's checkpoint (shared by all of them) instead of
+        # holding a copy; the writer holds its index whole, as it saves it.
+        self.maps_index = settings.index_mmap and settings.writer_socket is not None
+        self._mapped_at: int | None = None  # when the checkpoint this process maps was saved
 
     def open(self, index_kind: str | None) -> None:
         self.index = self._open_index(index_kind)
@@ -72,7 +76,8 @@ class Following:
         index, seq = None, 0
         try:
             with self._index_files.held(shared=True):
-                index, meta = load_index(path)
+                self._mapped_at = saved_at(path)
+                index, meta = load_index(path, mmap=self.maps_index)
             if meta.model != name or meta.dim != self._dim():
                 log.warning("index %s was built for %s (dim %d): rebuilding for %s", path, meta.model, meta.dim, name)
                 index = None
@@ -109,7 +114,7 @@ class Following:
         index.remove(np.array([c.key for c in gone], dtype=np.int64))
         stale = np.setdiff1d(index.ids(), self.store.published_keys())
         index.remove(stale)
-        if published or gone or len(stale) or seq != store_seq:
+        if (published or gone or len(stale) or seq != store_seq) and not index.mapped:
             log.info("index repaired: %d added or updated, %d dropped", len(published), len(gone) + len(stale))
             with self._index_files.held():
                 index.save(self.settings.index_path, store_seq)
@@ -171,7 +176,30 @@ class Following:
             # cache) rather than the new sequence with the old generation (lists cached before the change).
             self._invalidate([c.key for c in changes])
             self.applied_seq = head
+            self._map_newer_checkpoint()
             return True
+
+    def _map_newer_checkpoint(self) -> None:
+        """A mapped index moves to the writer's newer checkpoint when there is one, with the writes since it
+        applied again: what this process keeps of its own is then only what the checkpoint does not hold yet."""
+        path = self.settings.index_path
+        if not self.index.mapped or saved_at(path) == self._mapped_at:
+            return
+        try:
+            with self._index_files.held(shared=True):
+                stamp = saved_at(path)
+                index, meta = load_index(path, mmap=True)
+        except (FileNotFoundError, ValueError) as exc:
+            log.warning("the index checkpoint at %s could not be mapped (%s): the current one stays", path, exc)
+            return
+        if not index.mapped or meta.model != self.index.model or meta.seq > self.applied_seq:
+            return  # another kind or model (a rebuild: the next start takes it), or ahead of what this process has
+        changes = list(self.store.changes_since(meta.seq))  # what the index it replaces holds beyond the file
+        live = [c for c in changes if c.published]
+        if live:
+            index.add(np.array([c.key for c in live]), np.stack([c.live_vector for c in live]))
+        index.remove(np.array([c.key for c in changes if not c.published], dtype=np.int64))
+        self.index, self._mapped_at = index, stamp
 
     def _apply(self, changes: Iterable[Change]) -> None:
         live: list[Change] = []
@@ -220,7 +248,8 @@ class Following:
             if seq == self._saved_seq and seq == self._lexical_saved_seq:
                 return False
             with self._index_files.held():
-                self.index.save(self.settings.index_path, seq)
+                if not self.index.mapped:  # a mapped index's file is the writer's checkpoint
+                    self.index.save(self.settings.index_path, seq)
                 self.lexical.save(self.settings.lexical_path, seq)
             self._saved_seq = self._lexical_saved_seq = seq
             return True

@@ -194,6 +194,10 @@ class Settings(BaseSettings):
         "bound: a cache fetching from it at once would keep the old list).")
     purge_retry_max_s: float = Field(300.0, gt=0, description="A failed purge is retried after 1 s, 2 s, 4 s, ... "
                                      "up to this (it stays queued, across restarts, until the endpoint takes it).")
+    index_mmap: bool = Field(
+        True, description="The read workers of `recommender serve` map the writer's checkpoint of the FAISS index "
+        "(flat and HNSW kinds) instead of each reading a copy: the pages are shared between them; what each "
+        "follows after the checkpoint is held beside it until the next one.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
 
     # Events and experiments (README "Events and experiments")

@@ -67,14 +67,30 @@ def test_save_load_round_trip_leaves_no_temp_file(tmp_path, kind):
     assert 111 not in keys[0]  # a replaced HNSW vector stays hidden after a reload
 
 
-def test_mmap_flat_is_searchable_and_read_only(tmp_path):
-    index, vectors = filled("flat")
+@pytest.mark.parametrize("kind", ["flat", "hnswsq"])
+def test_a_mapped_index_searches_the_file_and_keeps_its_own_changes_beside_it(tmp_path, kind):
+    index, vectors = filled(kind)
     index.save(tmp_path / "i.faiss", seq=1)
     mapped, _ = load_index(tmp_path / "i.faiss", mmap=True)
-    assert mapped.read_only and len(mapped) == len(vectors)
+    assert mapped.mapped and len(mapped) == len(vectors)
     np.testing.assert_array_equal(mapped.search(vectors[:3], 4)[1], index.search(vectors[:3], 4)[1])
+    # A replaced vector is found at its new place only, a removed one nowhere, a new one at once.
+    mapped.add(np.array([107, 5]), np.stack([-vectors[7], -vectors[9]]))
+    mapped.remove(np.array([108]))
+    assert mapped.search(-vectors[7], 1)[1][0][0] == 107 and 107 not in mapped.search(vectors[7], 10)[1][0]
+    assert mapped.search(-vectors[9], 1)[1][0][0] == 5
+    assert 108 not in mapped.search(vectors[8], 10)[1][0]
+    assert len(mapped) == len(vectors) and set(mapped.ids().tolist()) == set(range(100, 100 + len(vectors))) - {108} | {5}
+    mapped.remove(np.array([5]))
+    assert 5 not in mapped.search(-vectors[9], 10)[1][0] and len(mapped) == len(vectors) - 1
     with pytest.raises(PermissionError):
-        mapped.add(np.array([1]), vectors[:1])
+        mapped.save(tmp_path / "i.faiss", seq=2)  # the file belongs to the process that holds the index whole
+
+
+def test_ivfpq_is_read_not_mapped(tmp_path):
+    index, _ = filled("ivfpq")
+    index.save(tmp_path / "i.faiss", seq=1)
+    assert not load_index(tmp_path / "i.faiss", mmap=True)[0].mapped
 
 
 def test_corrupt_or_mismatched_files_are_refused(tmp_path):

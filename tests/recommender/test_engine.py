@@ -133,6 +133,30 @@ def test_two_engines_on_one_data_dir_follow_each_others_writes(data_dir, embedde
 
 
 
+def test_a_read_worker_maps_the_writers_checkpoint_and_keeps_only_later_writes_beside_it(data_dir, embedder,
+                                                                                         mind_articles):
+    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))  # as `serve` starts one
+    assert reader.index.mapped and not writer.index.mapped
+    top = reader.similar(SOURCE)[0].id
+    writer.upsert([replace(mind_articles[5], id="new-one")])
+    writer.delete(top)
+    reader.follow()
+    assert top not in [r.id for r in reader.similar(SOURCE)]
+    assert [r.id for r in reader.similar(SOURCE)] == [r.id for r in writer.similar(SOURCE)]
+    first = reader.index
+    assert writer.checkpoint()
+    writer.upsert([replace(mind_articles[6], id="after-checkpoint")])
+    reader.follow()
+    assert reader.index is not first and reader.index.mapped  # the newer checkpoint, with the write after it
+    assert sorted(reader.index.ids().tolist()) == sorted(writer.store.published_keys().tolist())
+    assert [r.id for r in reader.similar(SOURCE)] == [r.id for r in writer.similar(SOURCE)]
+    saved = (data_dir / "index.faiss").stat().st_mtime_ns
+    reader.close()  # a read worker never writes the writer's file
+    assert (data_dir / "index.faiss").stat().st_mtime_ns == saved
+    writer.close()
+
+
 def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(data_dir, embedder, mind_articles):
     first = Recommender(make_settings(data_dir), embedder=embedder)
     first.upsert([replace(mind_articles[7], id="before-save")])
