@@ -122,7 +122,7 @@ class Following:
         store_seq = self.store.seq
         added = 0
         gone: list[int] = []
-        for keys, vectors in vector_batches(self.store.changes_since(seq), REPAIR_BATCH, gone):
+        for keys, vectors in vector_batches(self.store.changes_since(seq, CHANGES_CHUNK), REPAIR_BATCH, gone):
             index.add(keys, vectors)
             added += len(keys)
         index.remove(np.array(gone, dtype=np.int64))
@@ -147,7 +147,7 @@ class Following:
             self._lexical_saved_seq = -1  # saved at the next checkpoint
         else:
             self._lexical_saved_seq = seq
-        for changes in batched(self.store.change_pages(seq), APPLY_BATCH):
+        for changes in batched(self.store.change_pages(seq, CHANGES_CHUNK), APPLY_BATCH):
             live = [c for c in changes if c.published]
             lexical.add([c.key for c in live], [self.text(c.live_article) for c in live])
             lexical.remove([c.key for c in changes if not c.published])
@@ -157,7 +157,7 @@ class Following:
         """The published articles' keys and texts, ``CHANGES_CHUNK`` articles' worth at a time."""
         keys: list[int] = []
         texts: list[str] = []
-        for key, article in self.store.articles():
+        for key, article in self.store.articles(CHANGES_CHUNK):
             if article.is_published:
                 keys.append(key)
                 texts.append(self.text(article))
@@ -187,7 +187,7 @@ class Following:
             if head == self.applied_seq:
                 return False
             written: list[int] = []
-            for changes in batched(self.store.change_pages(self.applied_seq), APPLY_BATCH):
+            for changes in batched(self.store.change_pages(self.applied_seq, CHANGES_CHUNK), APPLY_BATCH):
                 self._apply(changes)
                 written.extend(c.key for c in changes)
             if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
