@@ -22,9 +22,10 @@ _COLUMNS = ("key, id, title, lead, body, url, published_at, section, tags, langu
 
 # Rows per read of ``changes_since`` and ``articles``: what a reader holds at once (bodies and vectors included).
 CHANGES_CHUNK = 1000
-# Up to this many pages of changes, each page's keys are found in the seq index and sorted (each page scans
-# the index entries of every change after it again: cheap, ~0.1 us each); beyond, the table is walked in key
-# order once, which reads every row, changed or not (~1.4 us each).
+# Up to this many pages of changes, each page's keys are found in the seq index and sorted (each page scans the
+# index entries of every change after it again: cheap); beyond, the table is walked in key order once, reading
+# every row, changed or not. SQLite, 50k articles: 20k changes in 0.23 s sorted a page at a time, 0.25 s walked;
+# one change 0.2 ms found in the index, 67 ms walked.
 FEW_PAGES = 50
 
 
