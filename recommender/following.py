@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -18,13 +18,31 @@ from recommender.experiments import Experiment, ExperimentStore, running
 from recommender.lexical import LexicalIndex
 from recommender.locks import FileLock
 from recommender.overrides import OverrideStore
+from recommender.reindex import REINDEX_CHUNK, vector_batches
 from recommender.rows import RowTable
 from recommender.settings import Settings
-from recommender.store.articles import ArticleStore, Change
+from recommender.store.articles import CHANGES_CHUNK, ArticleStore, Change
 from recommender.store.sql import StoreUnavailable
 
 log = logging.getLogger("recommender")
 
+# Vectors per index add when the index is repaired from the store (the first batch trains a quantised kind).
+REPAIR_BATCH = REINDEX_CHUNK
+# Changes applied to the indexes at once when following (pages of the store's reads, merged): a follow far
+# behind holds this many articles at a time, and each add pays a pass over the index's ids.
+APPLY_BATCH = 10_000
+
+
+def batched(pages: Iterable[list[Change]], size: int) -> Iterator[list[Change]]:
+    """``pages`` merged into runs of ``size`` changes or more (the last may hold fewer; an empty page adds none)."""
+    run: list[Change] = []
+    for page in pages:
+        run.extend(page)
+        if len(run) >= size:
+            yield run
+            run = []
+    if run:
+        yield run
 
 
 class Following:
@@ -88,9 +106,10 @@ class Following:
         except ValueError as exc:
             log.warning("%s: rebuilding the index from the store", exc)
         if index is None:
-            # Default: the kind for the corpus size (index.index_kind_for); a loaded index keeps its kind.
-            kind = kind or index_kind_for(len(self.store.published_keys()))
-            index = VectorIndex(self._dim(), kind, name)
+            # Default: the kind for the corpus size (index.index_kind_for); a loaded index keeps its kind. A trained
+            # kind is built for the whole corpus, though trained on the repair's first batch.
+            total = len(self.store.published_keys())
+            index = VectorIndex(self._dim(), kind or index_kind_for(total), name, size_hint=total)
         self._repair(index, seq)
         return index
 
@@ -103,19 +122,19 @@ class Following:
         return self.model.get().dim
 
     def _repair(self, index: VectorIndex, seq: int) -> None:
-        """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
+        """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes.
+        The vectors are added ``REPAIR_BATCH`` at a time (what is held at once when the whole store is read)."""
         store_seq = self.store.seq
-        published: list[Change] = []
-        gone: list[Change] = []
-        for change in self.store.changes_since(seq):
-            (published if change.published else gone).append(change)
-        if published:
-            index.add(np.array([c.key for c in published]), np.stack([c.live_vector for c in published]))
-        index.remove(np.array([c.key for c in gone], dtype=np.int64))
+        added = 0
+        gone: list[int] = []
+        for keys, vectors in vector_batches(self.store.changes_since(seq, CHANGES_CHUNK), REPAIR_BATCH, gone):
+            index.add(keys, vectors)
+            added += len(keys)
+        index.remove(np.array(gone, dtype=np.int64))
         stale = np.setdiff1d(index.ids(), self.store.published_keys())
         index.remove(stale)
-        if (published or gone or len(stale) or seq != store_seq) and not index.mapped:
-            log.info("index repaired: %d added or updated, %d dropped", len(published), len(gone) + len(stale))
+        if (added or gone or len(stale) or seq != store_seq) and not index.mapped:
+            log.info("index repaired: %d added or updated, %d dropped", added, len(gone) + len(stale))
             with self._index_files.held():
                 index.save(self.settings.index_path, store_seq)
         self._saved_seq = self.applied_seq = store_seq
@@ -129,22 +148,29 @@ class Following:
             log.info("%s: building the lexical index from the store", exc)
             seq = self.store.seq  # before the corpus is read: later writes are applied again below
             lexical = LexicalIndex()
-            keys, texts = [], []
-            for key, article in self.store.articles():
-                if article.is_published:
-                    keys.append(key)
-                    texts.append(self.text(article))
-            lexical.build(keys, texts)
+            lexical.build_from(self._published_texts())
             self._lexical_saved_seq = -1  # saved at the next checkpoint
         else:
             self._lexical_saved_seq = seq
-        live: list[Change] = []
-        dead: list[Change] = []
-        for change in self.store.changes_since(seq):
-            (live if change.published else dead).append(change)
-        lexical.add([c.key for c in live], [self.text(c.live_article) for c in live])
-        lexical.remove([c.key for c in dead])
+        for changes in batched(self.store.change_pages(seq, CHANGES_CHUNK), APPLY_BATCH):
+            live = [c for c in changes if c.published]
+            lexical.add([c.key for c in live], [self.text(c.live_article) for c in live])
+            lexical.remove([c.key for c in changes if not c.published])
         return lexical
+
+    def _published_texts(self) -> Iterator[tuple[list[int], list[str]]]:
+        """The published articles' keys and texts, ``CHANGES_CHUNK`` articles' worth at a time."""
+        keys: list[int] = []
+        texts: list[str] = []
+        for key, article in self.store.articles(CHANGES_CHUNK):
+            if article.is_published:
+                keys.append(key)
+                texts.append(self.text(article))
+                if len(keys) >= CHANGES_CHUNK:
+                    yield keys, texts
+                    keys, texts = [], []
+        if keys:
+            yield keys, texts
 
     # -- following ------------------------------------------------------------------------------
     def current_generation(self) -> int | None:
@@ -165,8 +191,10 @@ class Following:
             head = self.store.seq  # read first: every change up to it is in what changes_since reads next
             if head == self.applied_seq:
                 return False
-            changes = list(self.store.changes_since(self.applied_seq))
-            self._apply(changes)
+            written: list[int] = []
+            for changes in batched(self.store.change_pages(self.applied_seq, CHANGES_CHUNK), APPLY_BATCH):
+                self._apply(changes)
+                written.extend(c.key for c in changes)
             if int(self.store.meta("overrides_seq") or 0) != self._overrides_seq:
                 self._load_overrides()
             if self.experiments.version() != self._experiments_seq:
@@ -174,7 +202,7 @@ class Following:
             self.store.followed(self.applied_seq, head)
             # Invalidate before moving the sequence: a reader in between sees the sequence still behind (no
             # cache) rather than the new sequence with the old generation (lists cached before the change).
-            self._invalidate([c.key for c in changes])
+            self._invalidate(written)
             self.applied_seq = head
             self._map_newer_checkpoint()
             return True
@@ -194,11 +222,10 @@ class Following:
             return
         if not index.mapped or meta.model != self.index.model or meta.seq > self.applied_seq:
             return  # another kind or model (a rebuild: the next start takes it), or ahead of what this process has
-        changes = list(self.store.changes_since(meta.seq))  # what the index it replaces holds beyond the file
-        live = [c for c in changes if c.published]
-        if live:
-            index.add(np.array([c.key for c in live]), np.stack([c.live_vector for c in live]))
-        index.remove(np.array([c.key for c in changes if not c.published], dtype=np.int64))
+        gone: list[int] = []  # what the index it replaces holds beyond the file: the writes since it
+        for keys, vectors in vector_batches(self.store.changes_since(meta.seq, CHANGES_CHUNK), REPAIR_BATCH, gone):
+            index.add(keys, vectors)
+        index.remove(np.array(gone, dtype=np.int64))
         self.index, self._mapped_at = index, stamp
 
     def _apply(self, changes: Iterable[Change]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +63,19 @@ class LexicalIndex:
         self._row_by_key[keys] = rows
 
     def build(self, keys: Sequence[int], texts: Sequence[str]) -> None:
+        self.build_from([(keys, texts)])
+
+    def build_from(self, chunks: Iterable[tuple[Sequence[int], Sequence[str]]]) -> None:
+        """``build`` from (keys, texts) a chunk at a time: only the term counts are kept, never every text (the
+        same index as one ``build`` of them all)."""
         with self._lock:
             self._vocabulary = {}
-            self._counts = self._count_locked(texts)
-            self._keys = np.asarray(keys, dtype=np.int64)
+            blocks, keys = [self._count_locked([])], [np.zeros(0, dtype=np.int64)]
+            for chunk_keys, texts in chunks:
+                blocks.append(self._count_locked(texts))
+                keys.append(np.asarray(chunk_keys, dtype=np.int64))
+            self._counts = _stacked(blocks, len(self._vocabulary))
+            self._keys = np.concatenate(keys)
             self._row_by_key, self._live = np.zeros(0, dtype=np.int64), len(self._keys)
             self._map_rows_locked(self._keys, np.arange(len(self._keys)))
             self._appended, self._rows = [], self._counts.shape[0]

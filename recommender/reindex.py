@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -9,10 +11,30 @@ from index import IndexMeta, VectorIndex, index_kind_for
 from recommender.locks import FileLock
 from recommender.settings import Settings
 from recommender.store import open_store
-from recommender.store.articles import ArticleStore
+from recommender.store.articles import ArticleStore, Change
 
 # Vectors per add: the first batch trains the quantised kinds (hnswsq, ivfpq), so it should be a large sample.
 REINDEX_CHUNK = 100_000
+
+
+def vector_batches(changes: Iterable[Change], chunk: int, gone: list[int] | None = None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The keys and vectors of the published ``changes``, ``chunk`` at a time (an array of each): all of them that
+    is held at once; the keys of the others (unpublished, deleted) are appended to ``gone``."""
+    keys: list[int] = []
+    vectors: list[np.ndarray] = []
+    for change in changes:
+        if not change.published:
+            if gone is not None:
+                gone.append(change.key)
+            continue
+        keys.append(change.key)
+        vectors.append(change.live_vector)
+        if len(keys) >= chunk:
+            yield np.array(keys, dtype=np.int64), np.stack(vectors)
+            keys, vectors = [], []
+    if keys:
+        yield np.array(keys, dtype=np.int64), np.stack(vectors)
 
 
 def rebuilt_index(store: ArticleStore, kind: str, model: str, progress: bool = False,
@@ -22,29 +44,12 @@ def rebuilt_index(store: ArticleStore, kind: str, model: str, progress: bool = F
     if total == 0:
         raise ValueError(f"the store at {store.where} holds no published article: ingest articles first")
     index: VectorIndex | None = None
-    keys: list[int] = []
-    vectors: list[np.ndarray] = []
     with tqdm(total=total, unit="article", desc=f"reindex {kind}", disable=not progress) as bar:
-        for change in store.changes_since(0):
-            if not change.published:
-                continue
-            keys.append(change.key)
-            vectors.append(change.live_vector)
-            if len(keys) >= chunk:
-                index = _added(index, kind, model, keys, vectors, total)
-                bar.update(len(keys))
-                keys, vectors = [], []
-        if keys:
-            index = _added(index, kind, model, keys, vectors, total)
+        for keys, vectors in vector_batches(store.changes_since(0), chunk):
+            index = index or VectorIndex(vectors.shape[1], kind, model, size_hint=total)
+            index.add(keys, vectors)
             bar.update(len(keys))
     assert index is not None
-    return index
-
-
-def _added(index: VectorIndex | None, kind: str, model: str, keys: list[int], vectors: list[np.ndarray],
-           total: int) -> VectorIndex:
-    index = index or VectorIndex(len(vectors[0]), kind, model, size_hint=total)
-    index.add(np.array(keys, dtype=np.int64), np.stack(vectors))
     return index
 
 

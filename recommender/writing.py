@@ -77,8 +77,9 @@ class Writing:
             log.warning("store was embedded with %s, now configured %s: re-embedding every article", stored_model, name)
             # In place, chunk by chunk: a crash midway leaves the old model's name in the store, so the next
             # start re-embeds again, and no article is ever missing meanwhile.
-            articles = [a for _, a in self.store.articles()]
-            self._upsert(articles, progress=True, total=len(articles), follow=False, reembed=True)
+            # Read a page at a time as they are written (a page's rows are rewritten only after it is read).
+            articles = (a for _, a in self.store.articles())
+            self._upsert(articles, progress=True, total=self.store.count(), follow=False, reembed=True)
         if stored_model != name:
             self.store.set_meta("model", name)
 

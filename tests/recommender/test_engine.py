@@ -173,6 +173,48 @@ def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(da
     assert key in set(second.index.ids().tolist()) and key in second.lexical
 
 
+def test_indexes_rebuilt_from_the_store_a_batch_at_a_time_rank_as_when_read_whole(data_dir, embedder, mind_articles,
+                                                                                 monkeypatch):
+    """At 1M articles the store is never held whole: the index is repaired a batch of vectors at a time and the
+    lexical index built from chunks of texts; the lists are those of indexes built from one read."""
+    import recommender.following as following
+
+    queries = [SimilarQuery(strategy=s) for s in ("default", "bm25", "tfidf")]
+
+    def rebuilt_lists() -> list:
+        (data_dir / "index.faiss").unlink()
+        (data_dir / "lexical.npz").unlink()
+        with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+            assert sorted(engine.index.ids().tolist()) == sorted(engine.store.published_keys().tolist())
+            return [engine.similar(a.id, q) for a in mind_articles[:20] for q in queries]
+
+    want = rebuilt_lists()  # the corpus (400 articles) in one batch
+    monkeypatch.setattr(following, "REPAIR_BATCH", 37)
+    monkeypatch.setattr(following, "CHANGES_CHUNK", 11)
+    assert rebuilt_lists() == want
+
+
+def test_a_follow_far_behind_applies_its_changes_a_batch_at_a_time_as_one_change(data_dir, embedder, mind_articles,
+                                                                                 monkeypatch):
+    import recommender.following as following
+
+    monkeypatch.setattr(following, "CHANGES_CHUNK", 3)  # reads of 3 changes, applied 6 at a time
+    monkeypatch.setattr(following, "APPLY_BATCH", 5)
+    server = Recommender(make_settings(data_dir), embedder=embedder)
+    gone = [server.similar(SOURCE)[0].id, mind_articles[30].id]
+    generation = server.generation
+    with Recommender(make_settings(data_dir), embedder=embedder) as cli:  # 12 writes, 2 deletes
+        cli.upsert([replace(a, id=f"new-{a.id}") for a in mind_articles[:12]])
+        for article_id in gone:
+            cli.delete(article_id)
+    assert server.follow() and server.generation == generation + 1  # one invalidation for every batch
+    published = server.store.published_keys().tolist()
+    assert sorted(server.index.ids().tolist()) == sorted(published) and len(server.lexical) == len(published)
+    assert all(server.store.get(f"new-{a.id}").key in server.lexical for a in mind_articles[:12])
+    assert not {r.id for r in server.similar(SOURCE)} & set(gone)
+    server.close()
+
+
 def test_a_delete_alone_advances_the_sequence_and_reaches_the_checkpoint(engine):
     from index import load_index
 

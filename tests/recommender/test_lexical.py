@@ -1,5 +1,6 @@
 """Lexical relevance: TF-IDF cosine and the BM25 "More Like This" query, kept in step with changes."""
 
+import numpy as np
 import pytest
 
 from recommender.lexical import LexicalIndex
@@ -108,3 +109,21 @@ def test_a_word_first_seen_in_a_later_text_is_searchable_at_once_and_after_a_sav
 def _saved_and_loaded(index: LexicalIndex, tmp_path) -> LexicalIndex:
     index.save(tmp_path / "lexical.npz", seq=1)
     return LexicalIndex.load(tmp_path / "lexical.npz")[0]
+
+
+def test_an_index_built_from_chunks_is_the_index_built_at_once(lexical, tmp_path):
+    chunked = LexicalIndex()
+    items = list(CORPUS.items())
+    chunked.build_from(([k for k, _ in items[i:i + 3]], [t for _, t in items[i:i + 3]]) for i in range(0, 4, 3))
+    lexical.save(tmp_path / "whole.npz", seq=1)
+    chunked.save(tmp_path / "chunked.npz", seq=1)
+    with np.load(tmp_path / "whole.npz") as whole, np.load(tmp_path / "chunked.npz") as parts:
+        assert whole.files == parts.files
+        assert all(np.array_equal(whole[name], parts[name]) for name in whole.files)
+    for method in ("tfidf", "bm25"):
+        query = "Paris coalition Ukraine"
+        want, got = lexical.search(query, 4, method), chunked.search(query, 4, method)
+        assert got[1].tolist() == want[1].tolist() and got[0].tolist() == pytest.approx(want[0].tolist())
+    empty = LexicalIndex()
+    empty.build_from([])
+    assert len(empty) == 0 and empty.search("Paris", 4, "bm25")[1].tolist() == []

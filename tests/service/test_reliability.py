@@ -12,6 +12,7 @@ import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from recommender.engine import Recommender
@@ -120,6 +121,39 @@ def test_sigkill_during_cli_ingest_leaves_whole_chunks_only(tmp_path, embedder, 
     engine.close()
     with capsys.disabled():
         print(f"\nCLI kill rounds: {KILL_ROUNDS} survived, articles visible after each kill: {counts}")
+
+
+def test_an_ingest_killed_while_embedding_resumes_embedding_only_the_rest(tmp_path, embedder, fresh_rows):
+    """A 1M import is resumable: after a SIGKILL, running the same ingest again keeps every chunk committed
+    before the kill as it was (nothing re-embedded) and embeds only the rest."""
+    rows = fresh_rows[: CHUNK * 5]
+    source = tmp_path / "articles.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows))
+    data_dir = tmp_path / "data"
+    env = {**Server(data_dir).env, "RECOMMENDER_INGEST_CHUNK": str(CHUNK)}
+    proc = subprocess.Popen([sys.executable, "-m", "recommender.cli", "ingest", str(source)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Killed as soon as the first chunk is committed: while the next one is being embedded.
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while stored_count(data_dir) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    engine = assert_consistent(data_dir, embedder)
+    committed = {s.article.id: s for s in engine.store.stored(r["id"] for r in rows).values()}
+    engine.close()
+    assert 0 < len(committed) < len(rows) and len(committed) % CHUNK == 0, f"{len(committed)} stored at the kill"
+    done = subprocess.run([sys.executable, "-m", "recommender.cli", "ingest", str(source)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rest = len(rows) - len(committed)
+    assert f"{rest} new, 0 updated, {len(committed)} unchanged, {rest} embedded" in done.stdout, done.stdout
+    engine = assert_consistent(data_dir, embedder)
+    assert engine.store.count() == len(rows)
+    after = engine.store.stored(committed)
+    assert all(after[i].content_hash == s.content_hash and np.array_equal(after[i].vector, s.vector)
+               for i, s in committed.items())
+    engine.close()
 
 
 def stored_count(data_dir) -> int:
