@@ -80,7 +80,6 @@ class Following:
     def open(self, index_kind: str | None) -> None:
         self.index = self._open_index(index_kind)
         self.lexical = self._open_lexical()
-        self.published = set(self.store.published_keys().tolist())
         self._load_overrides()
         self._load_experiment()
         self.follow()  # writes committed while the indexes were read
@@ -116,7 +115,7 @@ class Following:
     def _dim(self) -> int:
         """The vectors' dimension: the stored vectors' (no model load), or the model's for an empty store."""
         if not self.model.loaded:
-            stored = self.store.by_keys(self.store.published_keys()[:1].tolist())
+            stored = self.store.by_keys(self.store.published_keys(limit=1).tolist())
             if stored:
                 return len(next(iter(stored.values()))[1])
         return self.model.get().dim
@@ -131,7 +130,9 @@ class Following:
             index.add(keys, vectors)
             added += len(keys)
         index.remove(np.array(gone, dtype=np.int64))
-        stale = np.setdiff1d(index.ids(), self.store.published_keys())
+        published = self.store.published_keys()  # after the sequence: what is written later is followed again
+        self.published = set(published.tolist())
+        stale = np.setdiff1d(index.ids(), published)
         index.remove(stale)
         if (added or gone or len(stale) or seq != store_seq) and not index.mapped:
             log.info("index repaired: %d added or updated, %d dropped", added, len(gone) + len(stale))

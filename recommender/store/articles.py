@@ -274,9 +274,11 @@ class ArticleStore(BoxTables):
         return self._reader.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE seq > ? LIMIT ?) AS changed",
                                     (seq, most + 1)).fetchone()[0] <= most
 
-    def published_keys(self) -> np.ndarray:
+    def published_keys(self, limit: int | None = None) -> np.ndarray:
+        """The published articles' keys (the first ``limit`` of them)."""
         # Straight from the cursor: a list of 1M rows first would be ~100 MB for a moment.
-        rows = self._reader.execute("SELECT key FROM articles WHERE status = 'published'")
+        rows = self._reader.execute("SELECT key FROM articles WHERE status = 'published'"
+                                    + ("" if limit is None else f" LIMIT {int(limit)}"))
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def articles(self, chunk: int = CHANGES_CHUNK) -> Iterator[tuple[int, Article]]:

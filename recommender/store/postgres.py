@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS articles (
     seq          BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_seq ON articles(seq);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(status, key);  -- published_keys: an index-only scan
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tombstones (key BIGINT PRIMARY KEY, id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones(seq);

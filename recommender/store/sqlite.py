@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS articles (
     seq          INTEGER NOT NULL                    -- store sequence number of the last write
 );
 CREATE INDEX IF NOT EXISTS articles_seq ON articles(seq);
+-- published_keys (every start, every rebuild) reads this alone: a walk of the rows, bodies included, took 0.18 s at
+-- 100k articles, this index 0.03 s.
+CREATE INDEX IF NOT EXISTS articles_published ON articles(status, key);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- A deleted article's key and the write that deleted it: followers (other processes, the index checkpoint)
 -- learn about a deletion from here, as they learn about upserts from articles.seq.
