@@ -212,7 +212,8 @@ class Following:
         """A mapped index moves to the writer's newer checkpoint when there is one, with the writes since it
         applied again: what this process keeps of its own is then only what the checkpoint does not hold yet."""
         path = self.settings.index_path
-        if not self.index.mapped or saved_at(path) == self._mapped_at:
+        stamp = saved_at(path)
+        if not self.maps_index or stamp == self._mapped_at:
             return
         try:
             with self._index_files.held(shared=True):
@@ -220,9 +221,13 @@ class Following:
                 index, meta = load_index(path, mmap=True)
         except (FileNotFoundError, ValueError) as exc:
             log.warning("the index checkpoint at %s could not be mapped (%s): the current one stays", path, exc)
+            self._mapped_at = stamp  # not tried again until the file changes
             return
-        if not index.mapped or meta.model != self.index.model or meta.seq > self.applied_seq:
-            return  # another kind or model (a rebuild: the next start takes it), or ahead of what this process has
+        if meta.seq > self.applied_seq:
+            return  # ahead of what this process has applied: mapped at a later follow
+        if not index.mapped or meta.model != self.index.model:
+            self._mapped_at = stamp  # another kind or model (a rebuild): the next start takes it
+            return
         gone: list[int] = []  # what the index it replaces holds beyond the file: the writes since it
         for keys, vectors in vector_batches(self.store.changes_since(meta.seq, CHANGES_CHUNK), REPAIR_BATCH, gone):
             index.add(keys, vectors)
