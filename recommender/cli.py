@@ -212,10 +212,11 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
 
 def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> list[Supervised]:
     """The writer and the refresher, supervised, from threads started before this one is niced (a read worker's
-    lifespan), so they are not. The writer starts at once: /readyz waits for it, and the read workers map the
-    index rather than read it, so starting beside them costs them little (ready at 100k articles, 2 workers:
-    see docs/benchmarks.md). The refresher starts once a worker answers (on 2 cores, four processes loading
-    the index at once doubled the start). A writer that takes its connections but does not answer its health
+    lifespan), so they are not. The writer starts at once when there is an index to map: /readyz waits for it,
+    and the read workers map the index rather than read it, so starting beside them costs them little (ready at
+    100k articles: docs/benchmarks.md); without one (a first start) it waits for a worker to have built and saved
+    it, as the refresher always does (on 2 cores, four processes building or loading the index at once doubled
+    the start). A writer that takes its connections but does not answer its health
     check within ``writer_health_timeout_s`` (stopped, hung), or does not listen ``writer_start_timeout_s`` after
     its start, is killed and started again."""
     from recommender.processes import Supervised
@@ -228,8 +229,11 @@ def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> li
         state = writer_state(socket, settings.writer_health_timeout_s)
         return state == "answers" or (state == "absent" and age_s < settings.writer_start_timeout_s)
 
+    from index import saved_at
+
+    writer_first = ready if saved_at(settings.index_path) is None else (lambda: None)
     return [Supervised("writer", [sys.executable, "-m", "service.writer", str(socket)], dict(os.environ),
-                       healthy=writer_healthy).start(),
+                       writer_first, writer_healthy).start(),
             Supervised("refresher", [sys.executable, "-m", "recommender.refresher"], dict(os.environ),
                        ready).start()]
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 
-from index import VectorIndex, index_kind_for, load_index, saved_at
+from index import MAPPABLE_KINDS, VectorIndex, index_kind_for, load_index, saved_at
 from recommender.article import Article, embedding_text
 from recommender.embed import ModelOnDemand
 from recommender.experiments import Experiment, ExperimentStore, running
@@ -79,6 +80,8 @@ class Following:
 
     def open(self, index_kind: str | None) -> None:
         self.index = self._open_index(index_kind)
+        if self.index.kind not in MAPPABLE_KINDS:  # ivfpq: a checkpoint would be read whole, then dropped
+            self.maps_index = False
         self.lexical = self._open_lexical()
         self._load_overrides()
         self._load_experiment()
@@ -205,16 +208,21 @@ class Following:
             # cache) rather than the new sequence with the old generation (lists cached before the change).
             self._invalidate(written)
             self.applied_seq = head
-            self._map_newer_checkpoint()
             return True
 
-    def _map_newer_checkpoint(self) -> None:
+    def map_newer_checkpoint(self) -> None:
         """A mapped index moves to the writer's newer checkpoint when there is one, with the writes since it
-        applied again: what this process keeps of its own is then only what the checkpoint does not hold yet."""
+        applied again: what this process keeps of its own is then only what the checkpoint does not hold yet.
+        Called by the process's refresher thread, off the requests' path (opening a mapping rebuilds the index's
+        id map: ~0.1 s at 1M articles)."""
         path = self.settings.index_path
         stamp = saved_at(path)
         if not self.maps_index or stamp == self._mapped_at:
             return
+        with self._follow_lock:  # no write is applied to the index being replaced meanwhile
+            self._map_checkpoint(path, stamp)
+
+    def _map_checkpoint(self, path: Path, stamp: int | None) -> None:
         try:
             with self._index_files.held(shared=True):
                 stamp = saved_at(path)
@@ -224,7 +232,7 @@ class Following:
             self._mapped_at = stamp  # not tried again until the file changes
             return
         if meta.seq > self.applied_seq:
-            return  # ahead of what this process has applied: mapped at a later follow
+            return  # ahead of what this process has applied: mapped after a later follow
         if not index.mapped or meta.model != self.index.model:
             self._mapped_at = stamp  # another kind or model (a rebuild): the next start takes it
             return

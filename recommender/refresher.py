@@ -108,9 +108,11 @@ class Refresher:
         sender.close()
 
     def _followed(self) -> bool:
-        """Follow the store (every process does, here, off the request path); False while it is unreachable."""
+        """Follow the store (every process does, here, off the request path), and map the writer's newer index
+        checkpoint when there is one; False while the store is unreachable."""
         try:
             self.following.follow()
+            self.following.map_newer_checkpoint()
         except StoreUnavailable as exc:
             self._store_lost(exc)
             return False

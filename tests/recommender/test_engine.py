@@ -148,6 +148,7 @@ def test_a_read_worker_maps_the_writers_checkpoint_and_keeps_only_later_writes_b
     assert writer.checkpoint()
     writer.upsert([replace(mind_articles[6], id="after-checkpoint")])
     reader.follow()
+    reader.following.map_newer_checkpoint()  # what its refresher thread does after each follow
     assert reader.index is not first and reader.index.mapped  # the newer checkpoint, with the write after it
     assert sorted(reader.index.ids().tolist()) == sorted(writer.store.published_keys().tolist())
     assert [r.id for r in reader.similar(SOURCE)] == [r.id for r in writer.similar(SOURCE)]
