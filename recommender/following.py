@@ -214,7 +214,7 @@ class Following:
         """A mapped index moves to the writer's newer checkpoint when there is one, with the writes since it
         applied again: what this process keeps of its own is then only what the checkpoint does not hold yet.
         Called by the process's refresher thread, off the requests' path (opening a mapping rebuilds the index's
-        id map: ~0.1 s at 1M articles)."""
+        id map: 0.01 s at 100k articles, growing with them)."""
         path = self.settings.index_path
         stamp = saved_at(path)
         if not self.maps_index or stamp == self._mapped_at:
