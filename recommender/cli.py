@@ -219,6 +219,7 @@ def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> li
     the start). A writer that takes its connections but does not answer its health
     check within ``writer_health_timeout_s`` (stopped, hung), or does not listen ``writer_start_timeout_s`` after
     its start, is killed and started again."""
+    from index import saved_at
     from recommender.processes import Supervised
     from service.writer_socket import writer_state
 
@@ -228,8 +229,6 @@ def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> li
     def writer_healthy(age_s: float) -> bool:
         state = writer_state(socket, settings.writer_health_timeout_s)
         return state == "answers" or (state == "absent" and age_s < settings.writer_start_timeout_s)
-
-    from index import saved_at
 
     writer_first = ready if saved_at(settings.index_path) is None else (lambda: None)
     return [Supervised("writer", [sys.executable, "-m", "service.writer", str(socket)], dict(os.environ),

@@ -35,9 +35,14 @@ class Copies:
     title, and, when ``overlap`` is set, words shared at Jaccard ``overlap`` or more. Word sets are kept per
     candidate."""
 
-    def __init__(self, articles: Sequence[Article], threshold: float, overlap: float = 0.0):
+    def __init__(self, articles: Sequence[Article], threshold: float, overlap: float = 0.0,
+                 _words: dict[int, frozenset[str]] | None = None):
         self.articles, self.threshold, self.overlap = articles, threshold, overlap
-        self._words: dict[int, frozenset[str]] = {}
+        self._words = {} if _words is None else _words
+
+    def at(self, threshold: float) -> Copies:
+        """The same rule at another cosine threshold, sharing the word sets read so far."""
+        return Copies(self.articles, threshold, self.overlap, self._words)
 
     def _words_of(self, at: int) -> frozenset[str]:
         if at not in self._words:

@@ -124,24 +124,29 @@ class Following:
         return self.model.get().dim
 
     def _repair(self, index: VectorIndex, seq: int) -> None:
-        """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes.
-        The vectors are added ``REPAIR_BATCH`` at a time (what is held at once when the whole store is read)."""
+        """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
         store_seq = self.store.seq
+        added, gone = self._caught_up(index, seq)
+        published = self.store.published_keys()  # after the sequence: what is written later is followed again
+        self.published = set(published.tolist())
+        stale = np.setdiff1d(index.ids(), published)
+        index.remove(stale)
+        if (added or gone or len(stale) or seq != store_seq) and not index.mapped:
+            log.info("index repaired: %d added or updated, %d dropped", added, gone + len(stale))
+            with self._index_files.held():
+                index.save(self.settings.index_path, store_seq)
+        self._saved_seq = self.applied_seq = store_seq
+
+    def _caught_up(self, index: VectorIndex, seq: int) -> tuple[int, int]:
+        """Apply every write after ``seq`` to ``index``, ``REPAIR_BATCH`` vectors at a time (what is held at once
+        when the whole store is read); how many were added or updated, and dropped."""
         added = 0
         gone: list[int] = []
         for keys, vectors in vector_batches(self.store.changes_since(seq, CHANGES_CHUNK), REPAIR_BATCH, gone):
             index.add(keys, vectors)
             added += len(keys)
         index.remove(np.array(gone, dtype=np.int64))
-        published = self.store.published_keys()  # after the sequence: what is written later is followed again
-        self.published = set(published.tolist())
-        stale = np.setdiff1d(index.ids(), published)
-        index.remove(stale)
-        if (added or gone or len(stale) or seq != store_seq) and not index.mapped:
-            log.info("index repaired: %d added or updated, %d dropped", added, len(gone) + len(stale))
-            with self._index_files.held():
-                index.save(self.settings.index_path, store_seq)
-        self._saved_seq = self.applied_seq = store_seq
+        return added, len(gone)
 
     def _open_lexical(self) -> LexicalIndex:
         """The saved lexical index brought up to the store (as the FAISS index is), else one built from it."""
@@ -220,26 +225,23 @@ class Following:
         if not self.maps_index or stamp == self._mapped_at:
             return
         with self._follow_lock:  # no write is applied to the index being replaced meanwhile
-            self._map_checkpoint(path, stamp)
+            self._map_checkpoint(path)
 
-    def _map_checkpoint(self, path: Path, stamp: int | None) -> None:
-        try:
-            with self._index_files.held(shared=True):
-                stamp = saved_at(path)
+    def _map_checkpoint(self, path: Path) -> None:
+        with self._index_files.held(shared=True):
+            stamp = saved_at(path)
+            try:
                 index, meta = load_index(path, mmap=True)
-        except (FileNotFoundError, ValueError) as exc:
-            log.warning("the index checkpoint at %s could not be mapped (%s): the current one stays", path, exc)
-            self._mapped_at = stamp  # not tried again until the file changes
-            return
+            except (FileNotFoundError, ValueError) as exc:
+                log.warning("the index checkpoint at %s could not be mapped (%s): the current one stays", path, exc)
+                self._mapped_at = stamp  # not tried again until the file changes
+                return
         if meta.seq > self.applied_seq:
             return  # ahead of what this process has applied: mapped after a later follow
         if not index.mapped or meta.model != self.index.model:
             self._mapped_at = stamp  # another kind or model (a rebuild): the next start takes it
             return
-        gone: list[int] = []  # what the index it replaces holds beyond the file: the writes since it
-        for keys, vectors in vector_batches(self.store.changes_since(meta.seq, CHANGES_CHUNK), REPAIR_BATCH, gone):
-            index.add(keys, vectors)
-        index.remove(np.array(gone, dtype=np.int64))
+        self._caught_up(index, meta.seq)  # what the index it replaces holds beyond the file
         self.index, self._mapped_at = index, stamp
 
     def _apply(self, changes: Iterable[Change]) -> None:

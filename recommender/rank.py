@@ -226,7 +226,7 @@ def rank(
     # Items closer than this to an item above belong to its story (grouping) or are a copy of it (always).
     threshold = min(ranking.story_threshold, ranking.duplicate_threshold) if query.group_stories \
         else ranking.duplicate_threshold
-    copies = Copies(articles, threshold, ranking.copy_overlap)
+    copies = source_copies.at(threshold)
     unpicked = blocked | below_floor  # the picks add their namesakes
     if ranking.mmr_lambda == 1.0 and not ranking.novelty:
         chosen = _picks_by_relevance(ranked, unpicked, copies, query.limit)

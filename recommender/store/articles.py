@@ -284,12 +284,6 @@ class ArticleStore(BoxTables):
     def articles(self, chunk: int = CHANGES_CHUNK) -> Iterator[tuple[int, Article]]:
         """Every stored article with its key, in key order, read ``chunk`` rows at a time (no read is held open
         while the caller works on what it got)."""
-        last = -1
-        while True:
-            rows = self._reader.execute(f"SELECT {_COLUMNS} FROM articles WHERE key > ? ORDER BY key LIMIT ?",
-                                        (last, chunk)).fetchall()
+        for rows in self._pages("articles", _COLUMNS, -1, chunk):  # every row was written after -1
             for row in rows:
                 yield row["key"], _row_article(row)
-            if len(rows) < chunk:
-                return
-            last = rows[-1]["key"]
