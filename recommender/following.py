@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from index import MAPPABLE_KINDS, VectorIndex, index_kind_for, load_index, saved_at
+from recommender.arrayfile import file_stamp
 from recommender.article import Article, embedding_text
 from recommender.embed import ModelOnDemand
 from recommender.experiments import Experiment, ExperimentStore, running
-from recommender.lexical import LexicalIndex
+from recommender.lexical import REWEIGH_MIN, LexicalIndex, save_counts, save_weights
 from recommender.locks import FileLock
 from recommender.overrides import OverrideStore
 from recommender.reindex import REINDEX_CHUNK, vector_batches
@@ -63,7 +65,7 @@ class Following:
         self._cache_lock = threading.Lock()  # guards generation
         # Candidate rows by key, parsed once for many lists; a followed write drops its own.
         self.rows = RowTable(store.by_keys, settings.rows_cache_max)
-        self._saved_seq = self._lexical_saved_seq = 0
+        self._saved_seq = self._lexical_saved_seq = self._weights_saved_seq = 0
         self.applied_seq = 0  # the store sequence the in-memory indexes reflect (never ahead of them)
         self._overrides_seq = -1
         self.blocked_everywhere: set[str] = set()
@@ -77,6 +79,11 @@ class Following:
         # holding a copy; the writer holds its index whole, as it saves it.
         self.maps_index = settings.index_mmap and settings.writer_socket is not None
         self._mapped_at: int | None = None  # when the checkpoint this process maps was saved
+        # The lexical weights likewise: derived once by the writer at its checkpoint, mapped by the others.
+        self.maps_lexical = self.maps_index
+        self._weights_at: int | None = None  # when the weights file this process maps was saved
+        self._weights_lock = threading.Lock()  # one weights file written at a time, never an older over a newer
+        self._weights_written = time.monotonic()  # when this process last wrote them (or opened)
 
     def open(self, index_kind: str | None) -> None:
         self.index = self._open_index(index_kind)
@@ -149,7 +156,17 @@ class Following:
         return added, len(gone)
 
     def _open_lexical(self) -> LexicalIndex:
-        """The saved lexical index brought up to the store (as the FAISS index is), else one built from it."""
+        """The lexical index brought up to the store (as the FAISS index is): the writer's weights file mapped
+        where this process maps it, else the saved counts, else one built from the store."""
+        if self.maps_lexical:
+            try:
+                with self._index_files.held(shared=True):
+                    self._weights_at = file_stamp(self.settings.lexical_weights_path)
+                    lexical, seq = LexicalIndex.map_weights(self.settings.lexical_weights_path)
+                self._caught_up_lexical(lexical, seq)
+                return lexical
+            except (FileNotFoundError, ValueError) as exc:  # mapped at the writer's next checkpoint
+                log.info("%s: reading the lexical counts until the writer's next checkpoint", exc)
         path = self.settings.lexical_path
         try:
             lexical, seq = LexicalIndex.load(path)
@@ -161,11 +178,17 @@ class Following:
             self._lexical_saved_seq = -1  # saved at the next checkpoint
         else:
             self._lexical_saved_seq = seq
+        # No weights file for the read workers yet (a data dir of an older version): written at the next one.
+        self._weights_saved_seq = -1 if file_stamp(self.settings.lexical_weights_path) is None else seq
+        self._caught_up_lexical(lexical, seq)
+        return lexical
+
+    def _caught_up_lexical(self, lexical: LexicalIndex, seq: int) -> None:
+        """Apply every write after ``seq`` to ``lexical``, ``APPLY_BATCH`` articles at a time."""
         for changes in batched(self.store.change_pages(seq, CHANGES_CHUNK), APPLY_BATCH):
             live = [c for c in changes if c.published]
             lexical.add([c.key for c in live], [self.text(c.live_article) for c in live])
             lexical.remove([c.key for c in changes if not c.published])
-        return lexical
 
     def _published_texts(self) -> Iterator[tuple[list[int], list[str]]]:
         """The published articles' keys and texts, ``CHANGES_CHUNK`` articles' worth at a time."""
@@ -216,16 +239,19 @@ class Following:
             return True
 
     def map_newer_checkpoint(self) -> None:
-        """A mapped index moves to the writer's newer checkpoint when there is one, with the writes since it
-        applied again: what this process keeps of its own is then only what the checkpoint does not hold yet.
-        Called by the process's refresher thread, off the requests' path (opening a mapping rebuilds the index's
-        id map: 0.01 s at 100k articles, growing with them)."""
-        path = self.settings.index_path
-        stamp = saved_at(path)
-        if not self.maps_index or stamp == self._mapped_at:
+        """A mapped index (and mapped lexical weights) move to the writer's newer checkpoint when there is one, with
+        the writes since it applied again: what this process keeps of its own is then only what the checkpoint does
+        not hold yet. Called by the process's refresher thread, off the requests' path (opening a mapping rebuilds
+        the index's id map: 0.01 s at 100k articles, growing with them)."""
+        index_stamp = saved_at(self.settings.index_path) if self.maps_index else self._mapped_at
+        weights_stamp = file_stamp(self.settings.lexical_weights_path) if self.maps_lexical else self._weights_at
+        if index_stamp == self._mapped_at and weights_stamp == self._weights_at:
             return
-        with self._follow_lock:  # no write is applied to the index being replaced meanwhile
-            self._map_checkpoint(path)
+        with self._follow_lock:  # no write is applied to the indexes being replaced meanwhile
+            if index_stamp != self._mapped_at:
+                self._map_checkpoint(self.settings.index_path)
+            if weights_stamp != self._weights_at:
+                self._map_weights(self.settings.lexical_weights_path)
 
     def _map_checkpoint(self, path: Path) -> None:
         with self._index_files.held(shared=True):
@@ -243,6 +269,20 @@ class Following:
             return
         self._caught_up(index, meta.seq)  # what the index it replaces holds beyond the file
         self.index, self._mapped_at = index, stamp
+
+    def _map_weights(self, path: Path) -> None:
+        with self._index_files.held(shared=True):
+            stamp = file_stamp(path)
+            try:
+                lexical, seq = LexicalIndex.map_weights(path)
+            except (FileNotFoundError, ValueError) as exc:
+                log.warning("the lexical weights at %s could not be mapped (%s): the current ones stay", path, exc)
+                self._weights_at = stamp  # not tried again until the file changes
+                return
+        if seq > self.applied_seq:
+            return  # ahead of what this process has applied: mapped after a later follow
+        self._caught_up_lexical(lexical, seq)
+        self.lexical, self._weights_at = lexical, stamp
 
     def _apply(self, changes: Iterable[Change]) -> None:
         live: list[Change] = []
@@ -283,16 +323,34 @@ class Following:
             self.rows.gather(keys[start:start + chunk])
 
     def checkpoint(self) -> bool:
-        """Save the index if it moved since the last save, stamped with the sequence it has applied (never
-        the store's head: another process may have written what this index does not hold yet)."""
+        """Save the indexes if they moved since the last save, stamped with the sequence they have applied (never
+        the store's head: another process may have written what they do not hold yet); then the lexical weights
+        for the processes that map them, derived from what was saved, outside the locks (writes need not wait)."""
         self.follow()
         with self._follow_lock:
             seq = self.applied_seq
-            if seq == self._saved_seq and seq == self._lexical_saved_seq:
+            weights_due = self._weights_due(seq)
+            if seq == self._saved_seq and seq == self._lexical_saved_seq and not weights_due:
                 return False
+            live = None if self.lexical.mapped else self.lexical.live_counts()
             with self._index_files.held():
                 if not self.index.mapped:  # a mapped index's file is the writer's checkpoint
                     self.index.save(self.settings.index_path, seq)
-                self.lexical.save(self.settings.lexical_path, seq)
+                if live is not None:
+                    save_counts(self.settings.lexical_path, live, seq)
             self._saved_seq = self._lexical_saved_seq = seq
-            return True
+        if weights_due and live is not None:
+            with self._weights_lock:
+                if seq > self._weights_saved_seq:
+                    save_weights(self.settings.lexical_weights_path, live, seq)
+                    self._weights_saved_seq, self._weights_written = seq, time.monotonic()
+        return True
+
+    def _weights_due(self, seq: int) -> bool:
+        """Whether this checkpoint writes the lexical weights: in the process that writes (the others map them),
+        when there are none yet, or something changed since the last and enough time or enough changes passed
+        (each costs a pass over every article; the readers weigh the changes since with the last ones)."""
+        if not self.settings.index_mmap or self.maps_lexical or seq == self._weights_saved_seq:
+            return False
+        return self._weights_saved_seq < 0 or seq - self._weights_saved_seq >= REWEIGH_MIN or \
+            time.monotonic() - self._weights_written >= self.settings.lexical_weights_interval_s

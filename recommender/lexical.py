@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommender import analysis
+from recommender.arrayfile import mapped_arrays, save_arrays
+from recommender.vocabulary import UNKNOWN, MappedVocabulary, Vocabulary, term_hashes
 
 # Elasticsearch "More Like This" defaults: the 25 most telling terms of the source, scored by BM25.
 MLT_MAX_QUERY_TERMS = 25
@@ -19,33 +23,91 @@ BM25_K1, BM25_B = 1.2, 0.75
 REWEIGH_MIN, REWEIGH_SHARE = 1000, 0.02
 
 
+@dataclass(frozen=True)
+class LiveCounts:
+    """The live rows of a lexical index at one moment: their term counts, their keys, and the vocabulary's terms
+    in column order."""
+
+    counts: sp.csr_matrix
+    keys: np.ndarray
+    terms: list[str]
+
+
+def save_counts(path: Path, live: LiveCounts, seq: int) -> None:
+    """Write the counts, keys and vocabulary (``.npz``, no pickle) with the store sequence they reflect, by
+    write-fsync-rename (``LexicalIndex.load`` reads them)."""
+    tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
+    counts = live.counts
+    with open(tmp, "wb") as fh:
+        np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr, shape=np.array(counts.shape),
+                 keys=live.keys, terms=np.array(live.terms, dtype=np.str_), seq=np.array(seq),
+                 analyzer=np.array(analysis.ANALYZER_VERSION))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_weights(path: Path, live: LiveCounts, seq: int) -> None:
+    """Write the weights of ``live``, derived afresh (~2 s at 100k articles), with the vocabulary's hashes and the
+    store sequence they reflect (``arrayfile``, by write-fsync-rename), for the processes that map them
+    (``LexicalIndex.map_weights``)."""
+    weights = _weights_of(live.counts, np.ones(live.counts.shape[0], dtype=np.float32))
+    hashes = term_hashes(live.terms)
+    order = np.argsort(hashes, kind="stable")
+    index_dtype = np.int32 if weights.bm25.nnz < np.iinfo(np.int32).max else np.int64  # what scipy keeps as is
+    arrays = {"keys": live.keys, "idf": weights.idf, "df": weights.df, "term_hashes": hashes[order],
+              "term_columns": order.astype(np.int64)}
+    for name, matrix in (("tfidf", weights.tfidf), ("bm25", weights.bm25)):
+        arrays |= {f"{name}_data": matrix.data, f"{name}_indices": matrix.indices.astype(index_dtype),
+                   f"{name}_indptr": matrix.indptr.astype(index_dtype)}
+    save_arrays(path, arrays, {"seq": str(seq), "avg_length": repr(weights.avg_length),
+                               "analyzer": str(analysis.ANALYZER_VERSION), "width": str(len(live.terms))})
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """Corpus weights of the rows they were computed over: each column's idf and document frequency, the rows'
+    average length, and their TF-IDF and BM25 weights, column-major (a query reads only its own terms' columns)."""
+
+    idf: np.ndarray
+    df: np.ndarray
+    avg_length: float
+    tfidf: sp.csc_matrix
+    bm25: sp.csc_matrix
+
+    @property
+    def rows(self) -> int:
+        return int(self.tfidf.shape[0])
+
+
 class LexicalIndex:
     """Term counts of every indexed text; TF-IDF and BM25 weights are derived lazily after changes.
 
     The vocabulary grows with the texts: a word first seen in an article written today (a new name: what tells
     one story from another) gets a column of its own at once, weighed with the rows added since the last
-    weighing until the next one."""
+    weighing until the next one.
+
+    A ``mapped`` index (``LexicalIndex.map_weights``) reads another process's weights file instead: its weights and
+    vocabulary are shared pages, it keeps no counts of the rows in the file, and what it follows afterwards is
+    weighed with the file's corpus weights until it maps the next file."""
 
     def __init__(self) -> None:
-        self._vocabulary: dict[str, int] = {}  # term -> column; grows under the lock, read without it
+        self._vocabulary = Vocabulary()  # grows under the lock, read without it
         self._counts = sp.csr_matrix((0, 0), dtype=np.float32)
         # Rows added since ``_counts`` was last stacked: stacking copies every row, too much per write at 100k
         # articles (29 % of a writer's time on PUTs), so it waits for a save or a reweigh.
         self._appended: list[sp.csr_matrix] = []
-        self._rows = 0  # in ``_counts`` and ``_appended`` together
+        self._rows = 0  # in ``_counts`` and ``_appended`` together (and a mapped file's)
         self._keys = np.zeros(0, dtype=np.int64)  # row -> key; -1 = removed
         self._row_by_key = np.zeros(0, dtype=np.int64)  # key -> row, -1 = none (store keys are dense row ids)
         self._live = 0  # keys with a row
         self._lock = threading.Lock()
-        self._derived: tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix] | None = None
-        self._avg_length = 1.0  # of the rows the derived weights were computed over
+        self._weights: _Weights | None = None
         self._changed = 0  # rows added or removed since
-        self._df = np.zeros(0, dtype=np.float32)  # each column's document frequency when last weighed
         # Weights of the rows added since (the same idf and average length; the idf extended to the columns
         # added since), the row they start at, and every column's document frequency with them.
         self._delta: tuple[int, sp.csc_matrix, sp.csc_matrix, np.ndarray, np.ndarray] | None = None
-        # Column-major copies of the derived weights: a query touches only its own terms' columns (speed).
-        self._columns: tuple[sp.csc_matrix, sp.csc_matrix] | None = None
+        self.mapped = False
 
     def __len__(self) -> int:
         return self._live
@@ -62,6 +124,12 @@ class LexicalIndex:
             self._row_by_key = grown
         self._row_by_key[keys] = rows
 
+    def _rows_are_locked(self, keys: np.ndarray) -> None:
+        """Row ``i`` holds ``keys[i]``; every key is live."""
+        self._keys, self._rows, self._live = keys, len(keys), len(keys)
+        self._row_by_key = np.zeros(0, dtype=np.int64)
+        self._map_rows_locked(keys, np.arange(len(keys)))
+
     def build(self, keys: Sequence[int], texts: Sequence[str]) -> None:
         self.build_from([(keys, texts)])
 
@@ -69,35 +137,27 @@ class LexicalIndex:
         """``build`` from (keys, texts) a chunk at a time: only the term counts are kept, never every text (the
         same index as one ``build`` of them all)."""
         with self._lock:
-            self._vocabulary = {}
+            self._vocabulary, self.mapped = Vocabulary(), False
             blocks, keys = [self._count_locked([])], [np.zeros(0, dtype=np.int64)]
             for chunk_keys, texts in chunks:
                 blocks.append(self._count_locked(texts))
                 keys.append(np.asarray(chunk_keys, dtype=np.int64))
             self._counts = _stacked(blocks, len(self._vocabulary))
-            self._keys = np.concatenate(keys)
-            self._row_by_key, self._live = np.zeros(0, dtype=np.int64), len(self._keys)
-            self._map_rows_locked(self._keys, np.arange(len(self._keys)))
-            self._appended, self._rows = [], self._counts.shape[0]
-            self._derived = None
+            self._rows_are_locked(np.concatenate(keys))
+            self._appended, self._weights, self._delta = [], None, None
 
-    def save(self, path: Path, seq: int) -> None:
-        """Write the live rows' counts, keys and vocabulary (``.npz``, no pickle) with the store sequence they
-        reflect, by write-fsync-rename."""
+    def live_counts(self) -> LiveCounts:
+        """What is saved of this index: its live rows' counts, as they are now."""
+        if self.mapped:
+            raise TypeError("a mapped lexical index is the writer's: it holds no counts to save")
         with self._lock:
             live = np.flatnonzero(self._keys >= 0)
             all_counts = self._stacked_locked()
             counts = all_counts[live] if len(live) else sp.csr_matrix((0, all_counts.shape[1]), dtype=np.float32)
-            keys = self._keys[live]
-            vocabulary_terms = np.array(list(self._vocabulary), dtype=np.str_)  # in column order (insertion)
-        tmp = Path(path).with_name(Path(path).name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr,
-                     shape=np.array(counts.shape), keys=keys, terms=vocabulary_terms, seq=np.array(seq),
-                     analyzer=np.array(analysis.ANALYZER_VERSION))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            return LiveCounts(counts, self._keys[live], self._vocabulary.terms())
+
+    def save(self, path: Path, seq: int) -> None:
+        save_counts(path, self.live_counts(), seq)
 
     @classmethod
     def load(cls, path: Path) -> tuple[LexicalIndex, int]:
@@ -115,42 +175,58 @@ class LexicalIndex:
             raise ValueError(f"lexical index {path} is unreadable: {exc}") from exc
         if len(terms) != shape[1] or len(keys) != shape[0]:
             raise ValueError(f"lexical index {path} is inconsistent (shape {shape})")
-        if analyzer != analysis.ANALYZER_VERSION:
-            raise ValueError(f"lexical index {path} was analysed by version {analyzer} of the text analysis, "
-                             f"not {analysis.ANALYZER_VERSION}")
+        _check_analyzer(path, analyzer)
         index = cls()
-        index._vocabulary = {str(t): i for i, t in enumerate(terms.tolist())}
-        index._counts, index._keys, index._rows = counts, keys, counts.shape[0]
-        index._live = len(keys)
-        index._map_rows_locked(keys, np.arange(len(keys)))
+        index._vocabulary.added(terms.tolist())
+        index._counts = counts
+        index._rows_are_locked(keys)
+        return index, seq
+
+    def save_weights(self, path: Path, seq: int) -> None:
+        save_weights(path, self.live_counts(), seq)
+
+    @classmethod
+    def map_weights(cls, path: Path) -> tuple[LexicalIndex, int]:
+        """An index reading the weights file at ``path`` (``save_weights``) and the store sequence it reflects;
+        raises ``FileNotFoundError`` or ``ValueError``."""
+        arrays, meta = mapped_arrays(path)
+        try:
+            _check_analyzer(path, int(meta["analyzer"]))
+            width, rows, seq = int(meta["width"]), len(arrays["keys"]), int(meta["seq"])
+            tfidf, bm25 = (sp.csc_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"],
+                                          arrays[f"{name}_indptr"]), shape=(rows, width)) for name in ("tfidf", "bm25"))
+            weights = _Weights(arrays["idf"], arrays["df"], float(meta["avg_length"]), tfidf, bm25)
+            vocabulary = MappedVocabulary(arrays["term_hashes"], arrays["term_columns"], width)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"lexical weights {path} are unreadable: {exc}") from exc
+        index = cls()
+        index._vocabulary, index._weights, index.mapped = vocabulary, weights, True
+        index._counts = sp.csr_matrix((0, width), dtype=np.float32)
+        index._rows_are_locked(np.array(arrays["keys"], dtype=np.int64))  # a copy of its own: removals mark it
         return index, seq
 
     def _count_locked(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Term counts of ``texts``, one row each; their new terms join the vocabulary (under the lock)."""
-        vocabulary = self._vocabulary
         indptr, indices, data = [0], [], []
         for text in texts:
-            counts: dict[int, int] = {}
-            for term in analysis.terms(text):
-                column = vocabulary.setdefault(term, len(vocabulary))
-                counts[column] = counts.get(column, 0) + 1
-            columns = sorted(counts)
-            indices += columns
-            data += [counts[c] for c in columns]
-            indptr.append(len(indices))
-        return sp.csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32),
-                              np.array(indptr, dtype=np.int64)), shape=(len(texts), len(vocabulary)))
+            counted = Counter(analysis.terms(text))
+            columns = self._vocabulary.added(list(counted))
+            order = np.argsort(columns)
+            indices.append(columns[order])
+            data.append(np.fromiter(counted.values(), dtype=np.float32, count=len(counted))[order])
+            indptr.append(indptr[-1] + len(counted))
+        return sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
+                              np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32),
+                              np.array(indptr, dtype=np.int64)), shape=(len(texts), len(self._vocabulary)))
 
     def _count_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(sorted term columns, counts) of a query text; terms the corpus never had are left out."""
-        vocabulary = self._vocabulary
-        counts: dict[int, int] = {}
-        for term in analysis.terms(text):
-            column = vocabulary.get(term)
-            if column is not None:
-                counts[column] = counts.get(column, 0) + 1
-        columns = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
-        return columns, np.array([counts[c] for c in columns.tolist()], dtype=np.float32)
+        counted = Counter(analysis.terms(text))
+        columns = self._vocabulary.columns(list(counted))
+        counts = np.fromiter(counted.values(), dtype=np.float32, count=len(counted))
+        known = columns != UNKNOWN
+        order = np.argsort(columns[known])
+        return columns[known][order].astype(np.int32), counts[known][order]
 
     def add(self, keys: Sequence[int], texts: Sequence[str]) -> None:
         """Add or replace texts; before the first build the whole set becomes the corpus."""
@@ -176,10 +252,11 @@ class LexicalIndex:
     def _changed_locked(self, rows: int) -> None:
         """Corpus weights (idf, average length) are recomputed over every row once the rows changed since the
         last time reach ``REWEIGH_SHARE`` of the corpus (a full pass costs ~0.6 s at 100k articles, too much per
-        write); until then added rows are weighed with the last weights and removed rows are only masked."""
+        write); until then added rows are weighed with the last weights and removed rows are only masked. A
+        mapped index has no counts to recompute them from: it waits for the writer's next weights file."""
         self._changed += rows
-        if self._changed > max(REWEIGH_MIN, REWEIGH_SHARE * self._live):
-            self._derived = None
+        if self._changed > max(REWEIGH_MIN, REWEIGH_SHARE * self._live) and not self.mapped:
+            self._weights = None
         self._delta = None
 
     def _stacked_locked(self) -> sp.csr_matrix:
@@ -202,50 +279,22 @@ class LexicalIndex:
         """(idf, document frequencies, (TF-IDF columns, delta rows), (BM25 columns, delta rows), row keys, key
         rows), taken together under the lock."""
         with self._lock:
-            self._derived_locked()
+            weights = self._weights_locked()
             start, tfidf_delta, bm25_delta, idf, df = self._delta_locked()
-            assert self._columns is not None  # derived together with the idf
-            tfidf, bm25 = self._columns
-            return idf, df, (tfidf, tfidf_delta), (bm25, bm25_delta), self._keys, self._row_by_key
+            return idf, df, (weights.tfidf, tfidf_delta), (weights.bm25, bm25_delta), self._keys, self._row_by_key
 
-    def _derived_locked(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
-        if self._derived is not None:
-            return self._derived
-        live = (self._keys >= 0).astype(np.float32)
-        all_counts = self._stacked_locked()
-        counts = sp.diags(live) @ all_counts if len(live) else all_counts
-        n = max(1.0, float(live.sum()))
-        df = self._df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
-        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's BM25 idf, always > 0
-        lengths = np.asarray(counts.sum(axis=1)).ravel()
-        self._avg_length = float(lengths[live > 0].mean()) if live.any() else 1.0
-        tfidf, bm25 = self._weigh(counts, idf)
-        self._derived = (idf, tfidf, bm25)
-        self._columns = (tfidf.tocsc(), bm25.tocsc())
-        self._changed, self._delta = 0, None
-        return self._derived
-
-    def _weigh(self, counts: sp.csr_matrix, idf: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(L2-normalised TF-IDF rows, BM25 term weights) of term counts, with the corpus weights given."""
-        from sklearn.preprocessing import normalize
-
-        if not counts.shape[0]:
-            return counts.copy(), counts.copy()
-        tfidf = normalize(counts.multiply(idf).tocsr().astype(np.float32))
-        lengths = np.asarray(counts.sum(axis=1)).ravel()
-        bm25 = counts.tocoo()
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[bm25.row] / max(self._avg_length, 1e-9))
-        data = idf[bm25.col] * bm25.data * (BM25_K1 + 1) / (bm25.data + norm)
-        bm25 = sp.csr_matrix((data.astype(np.float32), (bm25.row, bm25.col)), shape=counts.shape)
-        return tfidf, bm25
+    def _weights_locked(self) -> _Weights:
+        if self._weights is None:
+            self._weights = _weights_of(self._stacked_locked(), (self._keys >= 0).astype(np.float32))
+            self._changed, self._delta = 0, None
+        return self._weights
 
     def _delta_locked(self) -> tuple[int, sp.csc_matrix, sp.csc_matrix, np.ndarray, np.ndarray]:
-        """Weights of the rows added after the derived ones (few: weighed per change, not per corpus), with the
+        """Weights of the rows added after the weighed ones (few: weighed per change, not per corpus), with the
         idf extended to the terms they brought (their document frequency among themselves)."""
         if self._delta is None:
-            assert self._derived is not None  # derived first, under the same lock
-            idf, tfidf, _ = self._derived
-            start, width = tfidf.shape[0], len(self._vocabulary)
+            weights = self._weights_locked()
+            idf, start, width = weights.idf, weights.rows, len(self._vocabulary)
             if len(self._appended) > 1:  # kept as one block: a write then stacks two blocks, not one per write
                 self._appended = [_stacked(self._appended, width)]
             added = _stacked([self._counts[start:], *self._appended], width)
@@ -254,9 +303,9 @@ class LexicalIndex:
                 new = df[len(idf):]
                 n = max(1.0, float(self._live))
                 idf = np.concatenate([idf, np.log1p((n - new + 0.5) / (new + 0.5)).astype(np.float32)])
-            df[:len(self._df)] += self._df
-            tfidf_delta, bm25_delta = self._weigh(added, idf)
-            # Column-major too, as the derived weights (a query reads its terms' columns: half the time).
+            df[:len(weights.df)] += weights.df
+            tfidf_delta, bm25_delta = _weighed(added, idf, weights.avg_length)
+            # Column-major too, as the weighed rows (a query reads its terms' columns: half the time).
             self._delta = (start, tfidf_delta.tocsc(), bm25_delta.tocsc(), idf, df)
         return self._delta
 
@@ -296,6 +345,47 @@ class LexicalIndex:
     def scorer(self, text: str, method: str) -> _Scorer:
         """One text scored against the corpus once; ``search`` and ``scores_for`` then cost no recount."""
         return _Scorer(self, text, method)
+
+
+def warm_up() -> None:
+    """Import now what a process's first lexical query would (scikit-learn's stop words and normalisation: ~2 s),
+    so that it is not a reader's first on-demand list that waits for them."""
+    from sklearn.preprocessing import normalize  # noqa: F401
+
+    analysis.terms("warm")
+
+
+def _check_analyzer(path: Path, version: int) -> None:
+    if version != analysis.ANALYZER_VERSION:
+        raise ValueError(f"lexical index {path} was analysed by version {version} of the text analysis, "
+                         f"not {analysis.ANALYZER_VERSION}")
+
+
+def _weights_of(counts: sp.csr_matrix, live: np.ndarray) -> _Weights:
+    """The corpus weights of ``counts``' rows where ``live`` is 1 (the others weigh nothing)."""
+    counts = sp.diags(live) @ counts if len(live) else counts
+    n = max(1.0, float(live.sum()))
+    df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's BM25 idf, always > 0
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    avg_length = float(lengths[live > 0].mean()) if live.any() else 1.0
+    tfidf, bm25 = _weighed(counts, idf, avg_length)
+    return _Weights(idf, df, avg_length, tfidf.tocsc(), bm25.tocsc())
+
+
+def _weighed(counts: sp.csr_matrix, idf: np.ndarray, avg_length: float) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(L2-normalised TF-IDF rows, BM25 term weights) of term counts, with the corpus weights given."""
+    if not counts.shape[0]:
+        return counts.copy(), counts.copy()
+    from sklearn.preprocessing import normalize
+
+    tfidf = normalize(counts.multiply(idf).tocsr().astype(np.float32))
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    bm25 = counts.tocoo()
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[bm25.row] / max(avg_length, 1e-9))
+    data = idf[bm25.col] * bm25.data * (BM25_K1 + 1) / (bm25.data + norm)
+    bm25 = sp.csr_matrix((data.astype(np.float32), (bm25.row, bm25.col)), shape=counts.shape)
+    return tfidf, bm25
 
 
 def _stacked(blocks: Sequence[sp.csr_matrix], width: int) -> sp.csr_matrix:

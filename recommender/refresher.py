@@ -18,6 +18,7 @@ import threading
 from tqdm.auto import tqdm
 
 from recommender.engine import Recommender
+from recommender.lexical import warm_up
 from recommender.locks import refresher_lock
 from recommender.purges import PurgeQueue, PurgeSender
 from recommender.store.sql import StoreUnavailable
@@ -75,6 +76,7 @@ class Refresher:
         self.lock.release()
 
     def _run(self) -> None:
+        warm_up()  # this thread's first task: the process is serving already, its first lexical list comes later
         poll = self.settings.refresh_poll_s
         while not self._stop.is_set():
             if not self._followed() or not self.boxes or not self.lock.try_exclusive():

@@ -196,9 +196,14 @@ class Settings(BaseSettings):
                                      "up to this (it stays queued, across restarts, until the endpoint takes it).")
     index_mmap: bool = Field(
         True, description="The read workers of `recommender serve` map the writer's checkpoint of the FAISS index "
-        "(flat and HNSW kinds) instead of each reading a copy: the pages are shared between them; what each "
-        "follows after the checkpoint is held beside it until the next one.")
+        "(flat and HNSW kinds) and of the lexical weights (TF-IDF and BM25, derived once by the writer) instead of "
+        "each reading a copy: the pages are shared between them; what each follows after the checkpoint is held "
+        "beside it until the next one.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
+    lexical_weights_interval_s: float = Field(
+        600.0, ge=0, description="A checkpoint also writes the lexical weights the read workers map (derived anew "
+        "from every article: ~2 s at 100k articles, ~20 s at 1M) once this long has passed since the last time, "
+        "or sooner once 1,000 articles changed; until then each worker weighs what changed with the last ones.")
 
     # Events and experiments (README "Events and experiments")
     experiment: ExperimentSpec | None = Field(
@@ -302,3 +307,7 @@ class Settings(BaseSettings):
     @property
     def lexical_path(self) -> Path:
         return self.data_dir / "lexical.npz"
+
+    @property
+    def lexical_weights_path(self) -> Path:
+        return self.data_dir / "lexical.weights"

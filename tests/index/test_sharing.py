@@ -1,8 +1,6 @@
 """A mapped index between processes: its pages are shared, and a checkpoint replaces the file under a live mapping
 without a reader ever seeing half of one."""
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -10,32 +8,18 @@ import numpy as np
 import pytest
 
 from index import VectorIndex, load_index
+from tests.mappings import mapper, rss_and_pss
 
 DIM = 64
 
-# Maps the index, touches every page with a search, says so, waits for a line, then prints the Rss and Pss (kB)
-# of its mapping of the index file.
+# Maps the index and touches every page with a search.
 MAPPER = """
-import sys
 from pathlib import Path
 import numpy as np
 from index import load_index
-path = Path(sys.argv[1])
-index, _ = load_index(path, mmap=True)
+index, _ = load_index(Path(sys.argv[1]), mmap=True)
 assert index.mapped
 index.search(np.ones((1, index.dim), dtype=np.float32), 10)
-print("mapped", flush=True)
-sys.stdin.readline()
-rss = pss = 0
-inside = False
-for line in open("/proc/self/smaps"):
-    if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
-        inside = line.rstrip().endswith(str(path))
-    elif inside and line.startswith("Rss:"):
-        rss += int(line.split()[1])
-    elif inside and line.startswith("Pss:"):
-        pss += int(line.split()[1])
-print(rss, pss, flush=True)
 """
 
 
@@ -49,24 +33,11 @@ def saved_flat(path: Path, n: int, seed: int) -> np.ndarray:
     return vectors
 
 
-def mapper(path: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", MAPPER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, cwd=Path(__file__).parents[2])
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "mapped"
-    return proc
-
-
-def rss_and_pss(proc: subprocess.Popen[str]) -> tuple[int, int]:
-    out, _ = proc.communicate("\n", timeout=60)
-    rss, pss = map(int, out.split())
-    return rss, pss
-
-
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/PID/smaps")
 def test_two_processes_mapping_one_index_share_its_pages(tmp_path):
     path = tmp_path / "index.faiss"
     saved_flat(path, 40_000, seed=1)  # 10 MB of vectors
-    first, second = mapper(path), mapper(path)  # both hold it mapped, every page touched
+    first, second = mapper(MAPPER, path), mapper(MAPPER, path)  # both hold it mapped, every page touched
     rss, pss = rss_and_pss(second)
     rss_and_pss(first)
     assert rss > 8_000  # the vectors are in the mapping...

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from recommender.arrayfile import file_stamp
 from recommender.engine import Recommender
 from recommender.loaders import read_articles
 from recommender.rank import SimilarQuery
@@ -135,26 +136,59 @@ def test_two_engines_on_one_data_dir_follow_each_others_writes(data_dir, embedde
 
 def test_a_read_worker_maps_the_writers_checkpoint_and_keeps_only_later_writes_beside_it(data_dir, embedder,
                                                                                          mind_articles):
-    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    # Lexical weights written at every checkpoint (by default at most every 10 minutes or 1,000 changes).
+    writer = Recommender(make_settings(data_dir, lexical_weights_interval_s=0), embedder=embedder)
     reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))  # as `serve` starts one
     assert reader.index.mapped and not writer.index.mapped
+    assert reader.lexical.mapped and not writer.lexical.mapped  # the weights the ingest derived at its checkpoint
     top = reader.similar(SOURCE)[0].id
     writer.upsert([replace(mind_articles[5], id="new-one")])
     writer.delete(top)
     reader.follow()
     assert top not in [r.id for r in reader.similar(SOURCE)]
     assert [r.id for r in reader.similar(SOURCE)] == [r.id for r in writer.similar(SOURCE)]
-    first = reader.index
+    first, first_weights = reader.index, reader.lexical
     assert writer.checkpoint()
     writer.upsert([replace(mind_articles[6], id="after-checkpoint")])
     reader.follow()
     reader.following.map_newer_checkpoint()  # what its refresher thread does after each follow
     assert reader.index is not first and reader.index.mapped  # the newer checkpoint, with the write after it
+    assert reader.lexical is not first_weights and reader.lexical.mapped  # and the writer's newer weights
     assert sorted(reader.index.ids().tolist()) == sorted(writer.store.published_keys().tolist())
-    assert [r.id for r in reader.similar(SOURCE)] == [r.id for r in writer.similar(SOURCE)]
-    saved = (data_dir / "index.faiss").stat().st_mtime_ns
-    reader.close()  # a read worker never writes the writer's file
-    assert (data_dir / "index.faiss").stat().st_mtime_ns == saved
+    assert writer.store.get("after-checkpoint").key in reader.lexical
+    for strategy in ("default", "bm25", "tfidf"):
+        query = SimilarQuery(strategy=strategy)
+        assert [r.id for r in reader.similar(SOURCE, query)] == [r.id for r in writer.similar(SOURCE, query)]
+    saved = [(data_dir / name).stat().st_mtime_ns for name in ("index.faiss", "lexical.npz", "lexical.weights")]
+    reader.close()  # a read worker never writes the writer's files
+    assert [(data_dir / name).stat().st_mtime_ns for name in ("index.faiss", "lexical.npz", "lexical.weights")] \
+        == saved
+    writer.close()
+
+
+def test_a_data_dir_without_lexical_weights_gets_them_at_the_writers_first_checkpoint(data_dir, embedder):
+    (data_dir / "lexical.weights").unlink()  # a data dir of an older version
+    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))
+    assert not reader.lexical.mapped  # the counts, until the writer has saved weights
+    want = [r.id for r in reader.similar(SOURCE, SimilarQuery(strategy="bm25"))]
+    assert writer.checkpoint()  # though nothing was written since it opened
+    reader.following.map_newer_checkpoint()
+    assert reader.lexical.mapped
+    assert [r.id for r in reader.similar(SOURCE, SimilarQuery(strategy="bm25"))] == want
+    reader.close()
+    writer.close()
+
+
+def test_the_writer_rewrites_the_lexical_weights_once_enough_changed(data_dir, embedder, mind_articles, monkeypatch):
+    """Each weights file is a pass over every article (~20 s at 1M): not one per 30 s checkpoint."""
+    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    stamp = file_stamp(data_dir / "lexical.weights")
+    writer.upsert([replace(mind_articles[5], id="one")])
+    assert writer.checkpoint() and file_stamp(data_dir / "lexical.weights") == stamp  # the indexes only
+    monkeypatch.setattr("recommender.following.REWEIGH_MIN", 2)
+    writer.upsert([replace(mind_articles[6], id="two")])
+    assert writer.checkpoint() and file_stamp(data_dir / "lexical.weights") != stamp
     writer.close()
 
 

@@ -1,9 +1,12 @@
 """Lexical relevance: TF-IDF cosine and the BM25 "More Like This" query, kept in step with changes."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from recommender.lexical import LexicalIndex
+from tests.mappings import mapper, rss_and_pss
 
 CORPUS = {
     1: "Italy rules out sending troops to Ukraine after Paris coalition meeting",
@@ -127,3 +130,72 @@ def test_an_index_built_from_chunks_is_the_index_built_at_once(lexical, tmp_path
     empty = LexicalIndex()
     empty.build_from([])
     assert len(empty) == 0 and empty.search("Paris", 4, "bm25")[1].tolist() == []
+
+
+def weighed_once(texts: dict[int, str]) -> LexicalIndex:
+    """An index of ``texts`` whose weights are derived over all of them (by its first search)."""
+    index = LexicalIndex()
+    index.build(list(texts), list(texts.values()))
+    index.search("Paris", 1, "bm25")
+    return index
+
+
+def test_mapped_weights_score_as_the_live_texts_weighed_once(lexical, tmp_path):
+    lexical.add(list(MORE), list(MORE.values()))
+    lexical.remove([3])
+    lexical.save_weights(tmp_path / "lexical.weights", seq=4)
+    mapped, seq = LexicalIndex.map_weights(tmp_path / "lexical.weights")
+    assert seq == 4 and mapped.mapped and len(mapped) == 6 and 3 not in mapped and 5 in mapped
+    live = {k: t for k, t in (CORPUS | MORE).items() if k != 3}
+    assert scores_of(mapped) == pytest.approx(scores_of(weighed_once(live)), abs=1e-6)
+
+
+def test_a_mapped_index_weighs_what_it_follows_with_the_files_weights(lexical, tmp_path):
+    lexical.save_weights(tmp_path / "lexical.weights", seq=1)
+    mapped, _ = LexicalIndex.map_weights(tmp_path / "lexical.weights")
+    in_memory = weighed_once(CORPUS)  # weighed before the changes, as the file was
+    for index in (mapped, in_memory):
+        index.add(list(MORE), list(MORE.values()))
+        index.add([9], ["Zelenskyy meets Tusk in Rzeszow"])  # three names the file never had
+        index.remove([1])
+    assert scores_of(mapped) == pytest.approx(scores_of(in_memory), abs=1e-6)
+    assert mapped.search("Tusk and Zelenskyy talks", 1, "bm25")[1].tolist() == [9]
+    assert 1 not in mapped.search("Italy troops Ukraine", 7, "bm25")[1].tolist()
+
+
+def test_a_mapped_index_is_never_saved_and_a_foreign_weights_file_is_refused(lexical, tmp_path, monkeypatch):
+    lexical.save_weights(tmp_path / "lexical.weights", seq=1)
+    mapped, _ = LexicalIndex.map_weights(tmp_path / "lexical.weights")
+    for save in (mapped.save, mapped.save_weights):
+        with pytest.raises(TypeError, match="mapped"):
+            save(tmp_path / "copy", 2)
+    monkeypatch.setattr("recommender.analysis.ANALYZER_VERSION", 99)
+    with pytest.raises(ValueError, match="version"):
+        LexicalIndex.map_weights(tmp_path / "lexical.weights")
+    lexical.save(tmp_path / "counts.npz", seq=1)
+    with pytest.raises(ValueError):
+        LexicalIndex.map_weights(tmp_path / "counts.npz")
+
+
+# Maps the weights of a 6 MB corpus and reads every TF-IDF column with one query of every word.
+MAPPER = """
+from pathlib import Path
+from recommender.lexical import LexicalIndex
+index, _ = LexicalIndex.map_weights(Path(sys.argv[1]))
+assert index.mapped
+index.search(" ".join(f"w{i}" for i in range(2000)), 10, "tfidf")
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/PID/smaps")
+def test_two_processes_mapping_one_weights_file_share_its_pages(tmp_path):
+    rng = np.random.default_rng(1)
+    texts = [" ".join(f"w{i}" for i in rng.choice(2000, 60, replace=False)) for _ in range(12_000)]
+    index = LexicalIndex()
+    index.build(list(range(len(texts))), texts)
+    index.save_weights(tmp_path / "lexical.weights", seq=1)
+    first, second = mapper(MAPPER, tmp_path / "lexical.weights"), mapper(MAPPER, tmp_path / "lexical.weights")
+    rss, pss = rss_and_pss(second)
+    rss_and_pss(first)
+    assert rss > 4_000  # the TF-IDF weights (720k of them, 5.8 MB) are in the mapping...
+    assert pss < 0.6 * rss  # ...and each process is charged about half of them

@@ -1,0 +1,69 @@
+"""Named numpy arrays in one file, written atomically and mapped read-only: what several processes read the same
+way is then one copy in the page cache, not one per process.
+
+The layout is safetensors' (an 8-byte header length, a JSON header of dtype, shape and offsets, the arrays one
+after the other, each aligned to its item size), written by the ``safetensors`` package; reading maps the file with
+``numpy.memmap`` and hands out views of it, so nothing is read until it is touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+_DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U64": np.uint64,
+           "U8": np.uint8, "BOOL": np.bool_}
+
+
+def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
+    """Write ``arrays`` and string ``metadata`` to ``path`` by write-fsync-rename: a process mapping the previous
+    file keeps reading it whole, one opening ``path`` afterwards gets the new one whole."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp), metadata=dict(metadata))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays of a file written by ``save_arrays`` (read-only views of one mapping) and its metadata; raises
+    ``FileNotFoundError``, or ``ValueError`` for a file that is truncated or not in this layout."""
+    mapping = np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        (length,) = struct.unpack("<Q", mapping[:8].tobytes())
+        header = json.loads(mapping[8:8 + length].tobytes())
+        metadata = {str(k): str(v) for k, v in header.pop("__metadata__", {}).items()}
+        start, arrays = 8 + length, {}
+        for name, spec in header.items():
+            dtype = np.dtype(_DTYPES[spec["dtype"]])
+            begin, end = (start + int(x) for x in spec["data_offsets"])
+            shape = tuple(int(x) for x in spec["shape"])
+            if end > len(mapping) or end - begin != dtype.itemsize * int(np.prod(shape)):
+                raise ValueError(f"array {name!r} runs past the end of the file or does not fit its shape")
+            arrays[name] = mapping[begin:end].view(dtype).reshape(shape)
+    except (struct.error, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is not an array file: {exc}") from exc
+    return arrays, metadata
+
+
+def file_stamp(path: Path) -> int | None:
+    """When the file at ``path`` was last replaced (its mtime, ns), None if never: a cheap test of whether a newer
+    one is there to map."""
+    try:
+        return Path(path).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,79 @@
+"""The lexical index's vocabulary: term -> column. Held as a dict by the process that counts the corpus; mapped
+from the weights file (each term's 64-bit hash, sorted, and its column) by the processes that only read it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+UNKNOWN = -1
+
+
+def term_hashes(terms: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash of each term, the same in every process and run (unlike ``hash``). Two terms of one corpus
+    sharing a hash (odds ~1e-7 at two million terms) would share a column: a wrong match, not a failure."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+                        for t in terms), dtype=np.uint64, count=len(terms))
+
+
+class Vocabulary:
+    """Term -> column, columns numbered in the order the terms were first met."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def terms(self) -> list[str]:
+        """Every term, in column order."""
+        return list(self._columns)
+
+    def columns(self, terms: Sequence[str]) -> np.ndarray:
+        """The column of each term, ``UNKNOWN`` for a term never met."""
+        get = self._columns.get
+        return np.fromiter((get(t, UNKNOWN) for t in terms), dtype=np.int64, count=len(terms))
+
+    def added(self, terms: Sequence[str]) -> np.ndarray:
+        """The column of each term, new terms taking the next columns."""
+        columns = self._columns
+        return np.fromiter((columns.setdefault(t, len(columns)) for t in terms), dtype=np.int64, count=len(terms))
+
+
+class MappedVocabulary(Vocabulary):
+    """The terms of a weights file, looked up by hash in its sorted arrays (read-only, shared between processes),
+    and the terms this process met since, in a dict of its own, numbered after the file's."""
+
+    def __init__(self, hashes: np.ndarray, columns: np.ndarray, width: int):
+        super().__init__()
+        self._hashes, self._file_columns, self._width = hashes, columns, width
+
+    def __len__(self) -> int:
+        return self._width + len(self._columns)
+
+    def terms(self) -> list[str]:
+        raise TypeError("a mapped vocabulary holds hashes, not terms: it is never saved")
+
+    def columns(self, terms: Sequence[str]) -> np.ndarray:
+        out = self._in_file(terms)
+        get = self._columns.get
+        for i in np.flatnonzero(out == UNKNOWN).tolist():
+            out[i] = get(terms[i], UNKNOWN)
+        return out
+
+    def added(self, terms: Sequence[str]) -> np.ndarray:
+        out = self._in_file(terms)
+        columns, width = self._columns, self._width
+        for i in np.flatnonzero(out == UNKNOWN).tolist():
+            out[i] = columns.setdefault(terms[i], width + len(columns))
+        return out
+
+    def _in_file(self, terms: Sequence[str]) -> np.ndarray:
+        hashes = term_hashes(terms)
+        at = np.minimum(np.searchsorted(self._hashes, hashes), max(len(self._hashes) - 1, 0))
+        if not len(self._hashes):
+            return np.full(len(terms), UNKNOWN, dtype=np.int64)
+        found = self._hashes[at] == hashes
+        return np.where(found, self._file_columns[at], UNKNOWN).astype(np.int64)

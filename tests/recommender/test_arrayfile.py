@@ -1,0 +1,49 @@
+"""Array files: written whole or not at all, mapped read-only, a replaced file never changing a live mapping."""
+
+import numpy as np
+import pytest
+
+from recommender.arrayfile import file_stamp, mapped_arrays, save_arrays
+
+ARRAYS: dict[str, np.ndarray] = {"weights": np.linspace(0, 1, 7, dtype=np.float32), "rows": np.arange(5, dtype=np.int32),
+          "keys": np.array([3, 1, 2], dtype=np.int64), "hashes": np.array([2**63 + 5, 7], dtype=np.uint64),
+          "empty": np.zeros(0, dtype=np.int64)}
+
+
+def test_arrays_and_metadata_come_back_as_written_and_read_only(tmp_path):
+    save_arrays(tmp_path / "a.arrays", ARRAYS, {"seq": "7"})
+    arrays, metadata = mapped_arrays(tmp_path / "a.arrays")
+    assert metadata == {"seq": "7"} and set(arrays) == set(ARRAYS)
+    for name, want in ARRAYS.items():
+        assert arrays[name].dtype == want.dtype and np.array_equal(arrays[name], want)
+        assert arrays[name].flags.aligned and not arrays[name].flags.writeable
+    assert not list(tmp_path.glob("*.tmp"))  # the temporary file became the file
+
+
+def test_a_file_replaced_under_a_live_mapping_leaves_that_mapping_as_it_was(tmp_path):
+    path = tmp_path / "a.arrays"
+    save_arrays(path, ARRAYS, {"seq": "1"})
+    before = file_stamp(path)
+    old, _ = mapped_arrays(path)
+    save_arrays(path, {"weights": np.full(7, 9, dtype=np.float32)}, {"seq": "2"})
+    new, metadata = mapped_arrays(path)
+    assert np.array_equal(old["weights"], ARRAYS["weights"]) and new["weights"].tolist() == [9.0] * 7
+    assert metadata["seq"] == "2" and file_stamp(path) != before
+
+
+@pytest.mark.parametrize("content", [b"", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json", b"no header here"])
+def test_a_file_that_is_not_an_array_file_is_refused(tmp_path, content):
+    (tmp_path / "a.arrays").write_bytes(content)
+    with pytest.raises(ValueError):
+        mapped_arrays(tmp_path / "a.arrays")
+
+
+def test_a_truncated_file_is_refused_and_a_missing_one_is_not_found(tmp_path):
+    save_arrays(tmp_path / "a.arrays", ARRAYS, {})
+    data = (tmp_path / "a.arrays").read_bytes()
+    (tmp_path / "a.arrays").write_bytes(data[:-8])
+    with pytest.raises(ValueError, match="past the end"):
+        mapped_arrays(tmp_path / "a.arrays")
+    with pytest.raises(FileNotFoundError):
+        mapped_arrays(tmp_path / "none.arrays")
+    assert file_stamp(tmp_path / "none.arrays") is None
