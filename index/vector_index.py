@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from index.files import replace_durably, temporary_for
 
 KINDS = ("flat", "hnsw", "hnswsq", "ivfpq")
 GRAPH_KINDS = ("hnsw", "hnswsq")
@@ -135,17 +136,6 @@ def _new_ivfpq(vectors: np.ndarray, nlist: int | None = None) -> faiss.IndexIVFP
     index.train(np.ascontiguousarray(sample))
     index.nprobe = min(nlist, IVFPQ_NPROBE)
     return index
-
-
-def _fsync_replace(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 _omp = threading.local()
@@ -301,18 +291,18 @@ class VectorIndex:
                                   "own: the process that writes the file loads it with mmap=False")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = temporary_for(path)
         with self._lock:
             index = self._index if self._index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
             faiss.write_index(index, str(tmp))
             hidden = np.flatnonzero(self._hidden).tolist()
             meta = IndexMeta(self.kind if self._index is not None else "flat", self.dim, self.model, seq,
                              self._ntotal() - len(hidden), hidden)
-        _fsync_replace(tmp, path)
+        replace_durably(tmp, path)
         meta_path = _meta_path(path)
-        meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
+        meta_tmp = temporary_for(meta_path)
         meta_tmp.write_text(json.dumps(asdict(meta)))
-        _fsync_replace(meta_tmp, meta_path)
+        replace_durably(meta_tmp, meta_path)
         return meta
 
 

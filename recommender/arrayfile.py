@@ -8,35 +8,26 @@ after the other, each aligned to its item size), written by the ``safetensors`` 
 from __future__ import annotations
 
 import json
-import os
 import struct
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from index import replace_durably, temporary_for
 
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U64": np.uint64,
            "U8": np.uint8, "BOOL": np.bool_}
 
 
 def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
-    """Write ``arrays`` and string ``metadata`` to ``path`` by write-fsync-rename: a process mapping the previous
-    file keeps reading it whole, one opening ``path`` afterwards gets the new one whole."""
+    """Write ``arrays`` and string ``metadata`` to ``path``, replacing it whole (``index.replace_durably``): a
+    process mapping the previous file keeps reading it whole, one opening ``path`` afterwards gets the new one."""
     from safetensors.numpy import save_file
 
-    path = Path(path)
-    tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp), metadata=dict(metadata))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    tmp = temporary_for(path)
+    save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp), metadata=dict(metadata))
+    replace_durably(tmp, path)
 
 
 def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -52,7 +43,7 @@ def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             dtype = np.dtype(_DTYPES[spec["dtype"]])
             begin, end = (start + int(x) for x in spec["data_offsets"])
             shape = tuple(int(x) for x in spec["shape"])
-            if end > len(mapping) or end - begin != dtype.itemsize * int(np.prod(shape)):
+            if not start <= begin <= end <= len(mapping) or end - begin != dtype.itemsize * int(np.prod(shape)):
                 raise ValueError(f"array {name!r} runs past the end of the file or does not fit its shape")
             arrays[name] = mapping[begin:end].view(dtype).reshape(shape)
     except (struct.error, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -60,10 +51,11 @@ def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return arrays, metadata
 
 
-def file_stamp(path: Path) -> int | None:
-    """When the file at ``path`` was last replaced (its mtime, ns), None if never: a cheap test of whether a newer
-    one is there to map."""
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` (its inode and mtime: each replacement is a new inode), None if none: a cheap test
+    of whether a newer one is there to map."""
     try:
-        return Path(path).stat().st_mtime_ns
+        stat = Path(path).stat()
     except FileNotFoundError:
         return None
+    return stat.st_ino, stat.st_mtime_ns

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from index import MAPPABLE_KINDS, VectorIndex, index_kind_for, load_index, saved_at
-from recommender.arrayfile import file_stamp
+from recommender.arrayfile import file_stamp, save_arrays
 from recommender.article import Article, embedding_text
 from recommender.embed import ModelOnDemand
 from recommender.experiments import Experiment, ExperimentStore, running
-from recommender.lexical import REWEIGH_MIN, LexicalIndex, save_counts, save_weights
+from recommender.lexical import REWEIGH_MIN, LexicalIndex, LiveCounts, save_counts, saved_weights_seq, weights_file
 from recommender.locks import FileLock
 from recommender.overrides import OverrideStore
 from recommender.reindex import REINDEX_CHUNK, vector_batches
@@ -81,8 +81,8 @@ class Following:
         self._mapped_at: int | None = None  # when the checkpoint this process maps was saved
         # The lexical weights likewise: derived once by the writer at its checkpoint, mapped by the others.
         self.maps_lexical = self.maps_index
-        self._weights_at: int | None = None  # when the weights file this process maps was saved
-        self._weights_lock = threading.Lock()  # one weights file written at a time, never an older over a newer
+        self._weights_at: tuple[int, int] | None = None  # which weights file this process maps
+        self._weights_lock = threading.Lock()  # one weights file derived at a time in this process
         self._weights_written = time.monotonic()  # when this process last wrote them (or opened)
 
     def open(self, index_kind: str | None) -> None:
@@ -178,8 +178,9 @@ class Following:
             self._lexical_saved_seq = -1  # saved at the next checkpoint
         else:
             self._lexical_saved_seq = seq
-        # No weights file for the read workers yet (a data dir of an older version): written at the next one.
-        self._weights_saved_seq = -1 if file_stamp(self.settings.lexical_weights_path) is None else seq
+        # None the read workers can map (a data dir of an older version, a writer killed before it wrote them):
+        # written at the next checkpoint.
+        self._weights_saved_seq = saved_weights_seq(self.settings.lexical_weights_path)
         self._caught_up_lexical(lexical, seq)
         return lexical
 
@@ -334,17 +335,28 @@ class Following:
                 return False
             live = None if self.lexical.mapped else self.lexical.live_counts()
             with self._index_files.held():
-                if not self.index.mapped:  # a mapped index's file is the writer's checkpoint
+                # A mapped index's file is the writer's checkpoint.
+                if seq != self._saved_seq and not self.index.mapped:
                     self.index.save(self.settings.index_path, seq)
-                if live is not None:
+                if seq != self._lexical_saved_seq and live is not None:
                     save_counts(self.settings.lexical_path, live, seq)
             self._saved_seq = self._lexical_saved_seq = seq
         if weights_due and live is not None:
-            with self._weights_lock:
-                if seq > self._weights_saved_seq:
-                    save_weights(self.settings.lexical_weights_path, live, seq)
-                    self._weights_saved_seq, self._weights_written = seq, time.monotonic()
+            self._write_weights(live, seq)
         return True
+
+    def _write_weights(self, live: LiveCounts, seq: int) -> None:
+        """Derive the lexical weights of ``live`` (no lock held: seconds at 1M articles), then write them under
+        the index files' lock, unless another process (an ingest beside the server) wrote newer ones meanwhile."""
+        path = self.settings.lexical_weights_path
+        with self._weights_lock:
+            if seq <= self._weights_saved_seq:
+                return
+            arrays, metadata = weights_file(live, seq)
+            with self._index_files.held():
+                if saved_weights_seq(path) < seq:
+                    save_arrays(path, arrays, metadata)
+            self._weights_saved_seq, self._weights_written = seq, time.monotonic()
 
     def _weights_due(self, seq: int) -> bool:
         """Whether this checkpoint writes the lexical weights: in the process that writes (the others map them),

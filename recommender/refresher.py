@@ -76,7 +76,8 @@ class Refresher:
         self.lock.release()
 
     def _run(self) -> None:
-        warm_up()  # this thread's first task: the process is serving already, its first lexical list comes later
+        if self.boxes or self.following.maps_lexical:  # it ranks lists (the writer only previews: rarely)
+            warm_up()  # this thread's first task: the process is serving already, its first list comes later
         poll = self.settings.refresh_poll_s
         while not self._stop.is_set():
             if not self._followed() or not self.boxes or not self.lock.try_exclusive():

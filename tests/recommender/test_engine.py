@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from recommender.arrayfile import file_stamp
 from recommender.engine import Recommender
@@ -166,8 +167,14 @@ def test_a_read_worker_maps_the_writers_checkpoint_and_keeps_only_later_writes_b
     writer.close()
 
 
-def test_a_data_dir_without_lexical_weights_gets_them_at_the_writers_first_checkpoint(data_dir, embedder):
-    (data_dir / "lexical.weights").unlink()  # a data dir of an older version
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_data_dir_without_usable_lexical_weights_gets_them_at_the_writers_first_checkpoint(data_dir, embedder,
+                                                                                            damage):
+    weights = data_dir / "lexical.weights"
+    if damage == "missing":  # a data dir of an older version
+        weights.unlink()
+    else:  # a disk that filled up under another tool, say
+        weights.write_bytes(weights.read_bytes()[:1000])
     writer = Recommender(make_settings(data_dir), embedder=embedder)
     reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))
     assert not reader.lexical.mapped  # the counts, until the writer has saved weights

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.lexical import LexicalIndex
+from recommender.arrayfile import save_arrays
+from recommender.lexical import LexicalIndex, save_weights, weights_file
 from tests.mappings import mapper, rss_and_pss
 
 CORPUS = {
@@ -143,7 +144,7 @@ def weighed_once(texts: dict[int, str]) -> LexicalIndex:
 def test_mapped_weights_score_as_the_live_texts_weighed_once(lexical, tmp_path):
     lexical.add(list(MORE), list(MORE.values()))
     lexical.remove([3])
-    lexical.save_weights(tmp_path / "lexical.weights", seq=4)
+    save_weights(tmp_path / "lexical.weights", lexical.live_counts(), seq=4)
     mapped, seq = LexicalIndex.map_weights(tmp_path / "lexical.weights")
     assert seq == 4 and mapped.mapped and len(mapped) == 6 and 3 not in mapped and 5 in mapped
     live = {k: t for k, t in (CORPUS | MORE).items() if k != 3}
@@ -151,7 +152,7 @@ def test_mapped_weights_score_as_the_live_texts_weighed_once(lexical, tmp_path):
 
 
 def test_a_mapped_index_weighs_what_it_follows_with_the_files_weights(lexical, tmp_path):
-    lexical.save_weights(tmp_path / "lexical.weights", seq=1)
+    save_weights(tmp_path / "lexical.weights", lexical.live_counts(), seq=1)
     mapped, _ = LexicalIndex.map_weights(tmp_path / "lexical.weights")
     in_memory = weighed_once(CORPUS)  # weighed before the changes, as the file was
     for index in (mapped, in_memory):
@@ -164,11 +165,16 @@ def test_a_mapped_index_weighs_what_it_follows_with_the_files_weights(lexical, t
 
 
 def test_a_mapped_index_is_never_saved_and_a_foreign_weights_file_is_refused(lexical, tmp_path, monkeypatch):
-    lexical.save_weights(tmp_path / "lexical.weights", seq=1)
+    save_weights(tmp_path / "lexical.weights", lexical.live_counts(), seq=1)
     mapped, _ = LexicalIndex.map_weights(tmp_path / "lexical.weights")
-    for save in (mapped.save, mapped.save_weights):
-        with pytest.raises(TypeError, match="mapped"):
-            save(tmp_path / "copy", 2)
+    with pytest.raises(TypeError, match="mapped"):
+        mapped.save(tmp_path / "copy.npz", 2)
+    with pytest.raises(TypeError, match="mapped"):
+        mapped.live_counts()
+    arrays, metadata = weights_file(lexical.live_counts(), seq=1)
+    save_arrays(tmp_path / "damaged.weights", arrays | {"idf": arrays["idf"][:-1]}, metadata)
+    with pytest.raises(ValueError, match="idf"):  # refused at once, not at a query
+        LexicalIndex.map_weights(tmp_path / "damaged.weights")
     monkeypatch.setattr("recommender.analysis.ANALYZER_VERSION", 99)
     with pytest.raises(ValueError, match="version"):
         LexicalIndex.map_weights(tmp_path / "lexical.weights")
@@ -177,12 +183,19 @@ def test_a_mapped_index_is_never_saved_and_a_foreign_weights_file_is_refused(lex
         LexicalIndex.map_weights(tmp_path / "counts.npz")
 
 
-# Maps the weights of a 6 MB corpus and reads every TF-IDF column with one query of every word.
+# Maps the weights of a 6 MB corpus, checks that they are views of the mapping (not copies that would hold every
+# page too), and reads every TF-IDF column with one query of every word.
 MAPPER = """
 from pathlib import Path
+import numpy as np
 from recommender.lexical import LexicalIndex
 index, _ = LexicalIndex.map_weights(Path(sys.argv[1]))
-assert index.mapped
+weights = index._weights
+for array in (weights.tfidf.data, weights.tfidf.indices, weights.tfidf.indptr, weights.bm25.indices):
+    base = array
+    while not isinstance(base, np.memmap):
+        base = base.base
+        assert base is not None, "a copy, not the mapping"
 index.search(" ".join(f"w{i}" for i in range(2000)), 10, "tfidf")
 """
 
@@ -193,7 +206,7 @@ def test_two_processes_mapping_one_weights_file_share_its_pages(tmp_path):
     texts = [" ".join(f"w{i}" for i in rng.choice(2000, 60, replace=False)) for _ in range(12_000)]
     index = LexicalIndex()
     index.build(list(range(len(texts))), texts)
-    index.save_weights(tmp_path / "lexical.weights", seq=1)
+    save_weights(tmp_path / "lexical.weights", index.live_counts(), seq=1)
     first, second = mapper(MAPPER, tmp_path / "lexical.weights"), mapper(MAPPER, tmp_path / "lexical.weights")
     rss, pss = rss_and_pss(second)
     rss_and_pss(first)

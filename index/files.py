@@ -1,0 +1,26 @@
+"""Files replaced whole: written beside their final name, synced, renamed over it, the rename synced. A process
+that opened (or mapped) the old file keeps reading it whole; one that opens the name afterwards gets the new one
+whole; a crash leaves one or the other, never half of either."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def temporary_for(path: Path) -> Path:
+    """Where ``path``'s next version is written: one name per file, so a writer killed mid-write leaves nothing
+    that the next save does not overwrite (writers of one file take turns: the service's ``index.lock``)."""
+    return Path(path).with_name(Path(path).name + ".tmp")
+
+
+def replace_durably(tmp: Path, final: Path) -> None:
+    """Make the written ``tmp`` the file at ``final``, synced to disk (its data, then the directory's rename)."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    dir_fd = os.open(Path(final).parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
