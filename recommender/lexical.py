@@ -423,12 +423,18 @@ def _stacked(blocks: Sequence[sp.csr_matrix], width: int) -> sp.csr_matrix:
     return sp.vstack(widened, format="csr") if len(widened) > 1 else widened[0]
 
 
-def _distinct(rows: np.ndarray) -> np.ndarray:
-    """The distinct values of ``rows``, ascending (``np.unique`` without its overhead: a tenth of the time)."""
+def _distinct(rows: np.ndarray, n: int) -> np.ndarray:
+    """The distinct values of ``rows`` (each below ``n``), ascending: sorted when they are few (``np.unique``
+    without its overhead), marked in an ``n``-long mask when they are many (the postings of a text's terms at 1M
+    articles: ~12 % of the rows, 3.5-8.6 ms to sort against ~1.3 ms to mark)."""
     if not len(rows):
         return rows
-    ordered = np.sort(rows)
-    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+    if len(rows) * 20 < n:
+        ordered = np.sort(rows)
+        return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+    marked = np.zeros(n, dtype=bool)
+    marked[rows] = True
+    return np.flatnonzero(marked)
 
 
 class _Scorer:
@@ -456,7 +462,7 @@ class _Scorer:
             added = delta[:, columns]
             scores = np.concatenate([scores, np.asarray(added @ data, dtype=np.float32).ravel()])
             hits.append(added.indices + matrix.shape[0])
-        self._scores, self._hits = scores, _distinct(np.concatenate(hits))
+        self._scores, self._hits = scores, _distinct(np.concatenate(hits), len(scores))
 
     def _normalised(self, rows: np.ndarray) -> np.ndarray:
         """The scores of ``rows`` divided by the text's score against itself (BM25: 0..~1)."""

@@ -212,3 +212,12 @@ def test_two_processes_mapping_one_weights_file_share_its_pages(tmp_path):
     rss_and_pss(first)
     assert rss > 4_000  # the TF-IDF weights (720k of them, 5.8 MB) are in the mapping...
     assert pss < 0.6 * rss  # ...and each process is charged about half of them
+
+
+@pytest.mark.parametrize("n", [10, 10_000])  # marked in a mask (many rows for the corpus), sorted (few)
+def test_the_rows_a_search_hits_are_found_once_each_in_order(n):
+    from recommender.lexical import _distinct
+
+    rows = np.array([7, 3, 7, 0, 9, 3], dtype=np.int32)
+    assert _distinct(rows, n).tolist() == [0, 3, 7, 9]
+    assert _distinct(rows[:0], n).tolist() == []
