@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.arrayfile import save_arrays
-from recommender.lexical import LexicalIndex, save_weights, weights_file
+from recommender.lexical import LexicalIndex, save_weights, saved_weights_seq, weights_file
 from tests.mappings import mapper, rss_and_pss
 
 CORPUS = {
@@ -175,6 +175,12 @@ def test_a_mapped_index_is_never_saved_and_a_foreign_weights_file_is_refused(lex
     save_arrays(tmp_path / "damaged.weights", arrays | {"idf": arrays["idf"][:-1]}, metadata)
     with pytest.raises(ValueError, match="idf"):  # refused at once, not at a query
         LexicalIndex.map_weights(tmp_path / "damaged.weights")
+    assert saved_weights_seq(tmp_path / "lexical.weights") == 1
+    monkeypatch.setattr("recommender.lexical.WEIGHTS_FORMAT", 2)  # a file of an older layout: written again
+    with pytest.raises(ValueError, match="format"):
+        LexicalIndex.map_weights(tmp_path / "lexical.weights")
+    assert saved_weights_seq(tmp_path / "lexical.weights") == -1
+    monkeypatch.setattr("recommender.lexical.WEIGHTS_FORMAT", 1)
     monkeypatch.setattr("recommender.analysis.ANALYZER_VERSION", 99)
     with pytest.raises(ValueError, match="version"):
         LexicalIndex.map_weights(tmp_path / "lexical.weights")
