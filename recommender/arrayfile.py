@@ -8,6 +8,7 @@ after the other, each aligned to its item size), written by the ``safetensors`` 
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +28,19 @@ def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[
 
     tmp = temporary_for(path)
     save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp), metadata=dict(metadata))
+    os.chmod(tmp, _created_mode())  # safetensors creates it 0600: the data dir's other files follow the umask
     replace_durably(tmp, path)
+
+
+def _created_mode() -> int:
+    """The mode of a file this process creates: 0666 less its umask (read from Linux's /proc; else 0644)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o644
 
 
 def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:

@@ -18,6 +18,8 @@ def test_arrays_and_metadata_come_back_as_written_and_read_only(tmp_path):
         assert arrays[name].dtype == want.dtype and np.array_equal(arrays[name], want)
         assert arrays[name].flags.aligned and not arrays[name].flags.writeable
     assert not list(tmp_path.glob("*.tmp"))  # the temporary file became the file
+    (tmp_path / "plain").write_bytes(b"")  # the mode of the data dir's other files
+    assert (tmp_path / "a.arrays").stat().st_mode == (tmp_path / "plain").stat().st_mode
 
 
 def test_a_file_replaced_under_a_live_mapping_leaves_that_mapping_as_it_was(tmp_path):
