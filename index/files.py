@@ -5,6 +5,8 @@ whole; a crash leaves one or the other, never half of either."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -14,10 +16,26 @@ def temporary_for(path: Path) -> Path:
     return Path(path).with_name(Path(path).name + ".tmp")
 
 
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """The temporary path to write ``path``'s next version to: when the block ends it replaces ``path``
+    (``replace_durably``); when the block fails it is removed (a full disk keeps no GB-sized half file)."""
+    tmp = temporary_for(path)
+    try:
+        yield tmp
+        replace_durably(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def replace_durably(tmp: Path, final: Path) -> None:
     """Make the written ``tmp`` the file at ``final``, synced to disk (its data, then the directory's rename)."""
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
+    fd = os.open(tmp, os.O_RDONLY)  # enough to sync it (Linux), whatever its mode
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, final)
     dir_fd = os.open(Path(final).parent, os.O_RDONLY)
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.files import replace_durably, temporary_for
+from index.files import replacing
 
 KINDS = ("flat", "hnsw", "hnswsq", "ivfpq")
 GRAPH_KINDS = ("hnsw", "hnswsq")
@@ -291,18 +291,14 @@ class VectorIndex:
                                   "own: the process that writes the file loads it with mmap=False")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_for(path)
-        with self._lock:
+        with replacing(path) as tmp, self._lock:
             index = self._index if self._index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
             faiss.write_index(index, str(tmp))
             hidden = np.flatnonzero(self._hidden).tolist()
             meta = IndexMeta(self.kind if self._index is not None else "flat", self.dim, self.model, seq,
                              self._ntotal() - len(hidden), hidden)
-        replace_durably(tmp, path)
-        meta_path = _meta_path(path)
-        meta_tmp = temporary_for(meta_path)
-        meta_tmp.write_text(json.dumps(asdict(meta)))
-        replace_durably(meta_tmp, meta_path)
+        with replacing(_meta_path(path)) as meta_tmp:
+            meta_tmp.write_text(json.dumps(asdict(meta)))
         return meta
 
 

@@ -15,21 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from index import replace_durably, temporary_for
+from index.files import replacing
 
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U64": np.uint64,
            "U8": np.uint8, "BOOL": np.bool_}
 
 
 def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
-    """Write ``arrays`` and string ``metadata`` to ``path``, replacing it whole (``index.replace_durably``): a
+    """Write ``arrays`` and string ``metadata`` to ``path``, replacing it whole (``index.files.replacing``): a
     process mapping the previous file keeps reading it whole, one opening ``path`` afterwards gets the new one."""
     from safetensors.numpy import save_file
 
-    tmp = temporary_for(path)
-    save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp), metadata=dict(metadata))
-    os.chmod(tmp, _created_mode())  # safetensors creates it 0600: the data dir's other files follow the umask
-    replace_durably(tmp, path)
+    with replacing(path) as tmp:
+        save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp), metadata=dict(metadata))
+        os.chmod(tmp, _created_mode())  # safetensors creates it 0600: the data dir's other files follow the umask
 
 
 def _created_mode() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from index import replace_durably, temporary_for
+from index.files import replacing
 from recommender import analysis
 from recommender.arrayfile import mapped_arrays, save_arrays
 from recommender.vocabulary import UNKNOWN, MappedVocabulary, Vocabulary, term_hashes
@@ -38,13 +38,11 @@ class LiveCounts:
 def save_counts(path: Path, live: LiveCounts, seq: int) -> None:
     """Write the counts, keys and vocabulary (``.npz``, no pickle) with the store sequence they reflect, replacing
     the file whole (``LexicalIndex.load`` reads them)."""
-    tmp = temporary_for(path)
     counts = live.counts
-    with open(tmp, "wb") as fh:
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, data=counts.data, indices=counts.indices, indptr=counts.indptr, shape=np.array(counts.shape),
                  keys=live.keys, terms=np.array(live.terms, dtype=np.str_), seq=np.array(seq),
                  analyzer=np.array(analysis.ANALYZER_VERSION))
-    replace_durably(tmp, path)
 
 
 WeightsFile = tuple[dict[str, np.ndarray], dict[str, str]]
@@ -384,7 +382,7 @@ def _check_lengths(arrays: dict[str, np.ndarray], width: int) -> None:
             raise ValueError(f"{name} has {len(arrays[name])} entries for {width} terms")
     starts = arrays["starts"]
     if len(starts) != width + 1 or not starts[-1] == len(arrays["rows"]) == len(arrays["tfidf"]) == \
-            len(arrays["bm25"]):
+            len(arrays["bm25"]) or (width and (starts[0] != 0 or np.any(starts[1:] < starts[:-1]))):
         raise ValueError("the columns do not match the weights")
     if width and not 0 <= int(arrays["term_columns"].min()) <= int(arrays["term_columns"].max()) < width:
         raise ValueError("a term's column is out of range")
