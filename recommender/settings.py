@@ -202,7 +202,7 @@ class Settings(BaseSettings):
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
     lexical_weights_interval_s: float = Field(
         600.0, ge=0, description="A checkpoint also writes the lexical weights the read workers map (derived anew "
-        "from every article: ~2 s at 100k articles, ~20 s at 1M) once this long has passed since the last time, "
+        "from every article: ~1 s at 100k articles, ~14 s at 1M) once this long has passed since the last time, "
         "or sooner once 1,000 articles changed; until then each worker weighs what changed with the last ones.")
 
     # Events and experiments (README "Events and experiments")
