@@ -10,6 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` (its inode and mtime: each replacement is a new inode), None if none: a cheap test
+    of whether a newer one is there to map."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def temporary_for(path: Path) -> Path:
     """Where ``path``'s next version is written: one name per file, so a writer killed mid-write leaves nothing
     that the next save does not overwrite (writers of one file take turns: the service's ``index.lock``)."""

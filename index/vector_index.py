@@ -27,7 +27,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.files import replacing
+from index.files import file_stamp, replacing
 
 KINDS = ("flat", "hnsw", "hnswsq", "ivfpq")
 GRAPH_KINDS = ("hnsw", "hnswsq")
@@ -314,13 +314,10 @@ def _best_of(k: int, *results: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarra
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(keys, order, axis=1)
 
 
-def saved_at(path: Path) -> int | None:
-    """When the index at ``path`` was last saved (its meta's mtime, ns), None if never: a cheap test of whether a
-    newer checkpoint is there to map."""
-    try:
-        return _meta_path(Path(path)).stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
+def saved_at(path: Path) -> tuple[int, int] | None:
+    """Which checkpoint of the index at ``path`` is there (its meta file's ``file_stamp``), None if none: a cheap
+    test of whether a newer one is there to map."""
+    return file_stamp(_meta_path(Path(path)))
 
 
 def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:

@@ -61,13 +61,3 @@ def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     except (struct.error, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path} is not an array file: {exc}") from exc
     return arrays, metadata
-
-
-def file_stamp(path: Path) -> tuple[int, int] | None:
-    """Which file is at ``path`` (its inode and mtime: each replacement is a new inode), None if none: a cheap test
-    of whether a newer one is there to map."""
-    try:
-        stat = Path(path).stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns

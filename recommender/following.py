@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from index import MAPPABLE_KINDS, VectorIndex, index_kind_for, load_index, saved_at
-from recommender.arrayfile import file_stamp, save_arrays
+from index.files import file_stamp
+from recommender.arrayfile import save_arrays
 from recommender.article import Article, embedding_text
 from recommender.embed import ModelOnDemand
 from recommender.experiments import Experiment, ExperimentStore, running
@@ -88,7 +89,7 @@ class Following:
         # A read worker of `recommender serve` maps the writer's checkpoint (shared by all of them) instead of
         # holding a copy; the writer holds its index whole, as it saves it.
         self.maps_index = settings.index_mmap and settings.writer_socket is not None
-        self._mapped_at: int | None = None  # when the checkpoint this process maps was saved
+        self._mapped_at: tuple[int, int] | None = None  # which checkpoint this process maps
         # The lexical weights likewise: derived once by the writer at its checkpoint, mapped by the others.
         self.maps_lexical = self.maps_index
         self._weights_at: tuple[int, int] | None = None  # which weights file this process maps

@@ -459,7 +459,7 @@ class _Scorer:
             self._scores, self._hits = np.zeros(matrix.shape[0] + delta.shape[0], np.float32), np.zeros(0, np.int32)
             return
         # Only the query terms' columns are read, not every row of the corpus; the rows in them are the only
-        # ones that score (finding those in the dense scores cost three times as much).
+        # ones that score (``_distinct`` finds them).
         derived = columns < matrix.shape[1]  # the terms that came with later rows have no derived column
         terms = matrix[:, columns[derived]]
         scores, hits = np.asarray(terms @ data[derived], dtype=np.float32).ravel(), [terms.indices]

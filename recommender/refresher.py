@@ -76,7 +76,7 @@ class Refresher:
         self.lock.release()
 
     def _run(self) -> None:
-        if self.boxes or self.following.maps_lexical:  # it ranks lists (the writer only previews: rarely)
+        if self.boxes or self.settings.writer_socket is not None:  # it ranks lists (the writer only previews)
             warm_up()  # this thread's first task: the process is serving already, its first list comes later
         poll = self.settings.refresh_poll_s
         while not self._stop.is_set():

@@ -57,23 +57,20 @@ class MappedVocabulary(Vocabulary):
         raise TypeError("a mapped vocabulary holds hashes, not terms: it is never saved")
 
     def columns(self, terms: Sequence[str]) -> np.ndarray:
-        out = self._in_file(terms)
-        get = self._columns.get
-        for i in np.flatnonzero(out == UNKNOWN).tolist():
-            out[i] = get(terms[i], UNKNOWN)
-        return out
+        return self._looked_up(terms, add=False)
 
     def added(self, terms: Sequence[str]) -> np.ndarray:
-        out = self._in_file(terms)
-        columns, width = self._columns, self._width
-        for i in np.flatnonzero(out == UNKNOWN).tolist():
-            out[i] = columns.setdefault(terms[i], width + len(columns))
-        return out
+        return self._looked_up(terms, add=True)
 
-    def _in_file(self, terms: Sequence[str]) -> np.ndarray:
-        hashes = term_hashes(terms)
-        at = np.minimum(np.searchsorted(self._hashes, hashes), max(len(self._hashes) - 1, 0))
-        if not len(self._hashes):
-            return np.full(len(terms), UNKNOWN, dtype=np.int64)
-        found = self._hashes[at] == hashes
-        return np.where(found, self._file_columns[at], UNKNOWN).astype(np.int64)
+    def _looked_up(self, terms: Sequence[str], add: bool) -> np.ndarray:
+        """Each term's column: the file's, else this process's own (a new one when ``add``), else ``UNKNOWN``."""
+        out = np.full(len(terms), UNKNOWN, dtype=np.int64)
+        if len(self._hashes):
+            hashes = term_hashes(terms)
+            at = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
+            found = self._hashes[at] == hashes
+            out[found] = self._file_columns[at[found]]
+        own = self._columns
+        for i in np.flatnonzero(out == UNKNOWN).tolist():
+            out[i] = own.setdefault(terms[i], self._width + len(own)) if add else own.get(terms[i], UNKNOWN)
+        return out

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from recommender.arrayfile import file_stamp, mapped_arrays, save_arrays
+from index.files import file_stamp
+from recommender.arrayfile import mapped_arrays, save_arrays
 
 ARRAYS: dict[str, np.ndarray] = {"weights": np.linspace(0, 1, 7, dtype=np.float32), "rows": np.arange(5, dtype=np.int32),
           "keys": np.array([3, 1, 2], dtype=np.int64), "hashes": np.array([2**63 + 5, 7], dtype=np.uint64),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from recommender.arrayfile import file_stamp
+from index.files import file_stamp
 from recommender.engine import Recommender
 from recommender.loaders import read_articles
 from recommender.rank import SimilarQuery
