@@ -308,21 +308,35 @@ def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float)
                      if role in before) or "no writer/refresher processes"
 
 
+FORK_SERVER = b"multiprocessing.forkserver"  # the read workers keep its command line
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
+
 def server_pids(pid: int) -> list[int]:
-    """The server's processes: the supervisor and its children (read workers, writer, refresher)."""
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [pid] + [int(p) for p in children]
+    """The server's processes: the supervisor, its children (writer, refresher, the fork server) and the read
+    workers the fork server forked."""
+    children = child_pids(pid)
+    return [pid, *children, *(worker for child in children if process_role(child) == "fork server"
+                              for worker in child_pids(child))]
 
 
 def process_role(pid: int) -> str:
     """What a serve process is, from its command line (the first of server_pids is the server itself: with
-    one worker it serves, with more it supervises uvicorn's spawned workers)."""
+    one worker it serves, with more it supervises the read workers, forked by its fork server, whose command
+    line they keep)."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        parent = Path(f"/proc/{Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[1]}/cmdline")
+        forked = FORK_SERVER in command and FORK_SERVER in parent.read_bytes()
     except FileNotFoundError:
         return "gone"
+    if forked:
+        return "worker"
     for role, mark in (("writer", b"service.writer"), ("refresher", b"recommender.refresher"),
-                       ("tracker", b"resource_tracker"), ("worker", b"multiprocessing"), ("server", b"serve")):
+                       ("tracker", b"resource_tracker"), ("fork server", FORK_SERVER), ("server", b"serve")):
         if mark in command:
             return role
     return "other"

@@ -173,6 +173,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from recommender.processes import fork_server_stopped, workers_forked
     from service.app import OpenWritesRefused, create_app
     from service.html import TemplateMissing
     from service.protocol import server_options
@@ -201,11 +202,13 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
         if workers == 1:
             uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **server_options(settings))
         else:  # each worker process builds its app from the environment
+            workers_forked(["service.app"])
             uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
                         log_config=logs, access_log=False, **server_options(settings))
     finally:
         for helper in helpers:
             helper.stop()
+        fork_server_stopped()
         socket.unlink(missing_ok=True)
     return 0
 

@@ -99,12 +99,44 @@ def die_with_parent(parent: int) -> None:
 
 
 def die_with_spawner() -> None:
-    """``die_with_parent`` for a process that ``multiprocessing`` spawned (uvicorn's read workers): a SIGKILLed
+    """``die_with_parent`` for a process that ``multiprocessing`` started (uvicorn's read workers): a SIGKILLed
     server leaves no worker holding its port and answering from a store no writer updates. Nothing for a process
-    that was not spawned so (``recommender serve --workers 1`` serves from the server's own process)."""
+    that was not started so (``recommender serve --workers 1`` serves from the server's own process).
+
+    A worker forked by the fork server (``workers_forked``) dies with the fork server instead, which exits when
+    the server does: its pipe from the server reads end-of-file once no process holds the pipe's other end."""
     parent = multiprocessing.parent_process()
-    if parent is not None and parent.pid is not None:
-        die_with_parent(parent.pid)
+    if parent is None or parent.pid is None:
+        return
+    import multiprocessing.forkserver as forkserver
+
+    # A forked worker holds that end too (so that it could ask the fork server for processes of its own, which
+    # it never does): kept open, it would keep the fork server, and so the worker itself, alive after the server.
+    inherited = forkserver._forkserver._forkserver_alive_fd  # type: ignore[attr-defined]
+    die_with_parent(os.getppid() if inherited is not None else parent.pid)  # the fork server outlives us so far
+    if inherited is not None:
+        os.close(inherited)
+        forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]
+
+
+def workers_forked(preload: list[str]) -> None:
+    """uvicorn's read workers forked from a fork server that imported ``preload`` once, instead of spawned
+    processes that each import them (with two workers, four processes imported the app at once on two cores:
+    the imports were most of the start; docs/benchmarks.md)."""
+    import uvicorn._subprocess
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(preload)
+    # uvicorn takes its start method from this module attribute, and offers no setting for it.
+    uvicorn._subprocess.spawn = context  # type: ignore[assignment]
+
+
+def fork_server_stopped() -> None:
+    """Stop the fork server of ``workers_forked``, if one was started, and wait for it: a stopped server leaves
+    no process behind (on its own it exits only once it notices the server's end)."""
+    import multiprocessing.forkserver as forkserver
+
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -24,7 +24,8 @@ from tests.service.conftest import CLIENT_TIMEOUT, READY_TIMEOUT_S, Server
 
 ROLES = ("server", "worker", "writer", "refresher")
 READ = "N34700"  # an article of the ingested MIND slice: its list is what the readers ask for
-MARKS = {"worker": "spawn_main", "writer": "service.writer", "refresher": "recommender.refresher"}
+MARKS = {"writer": "service.writer", "refresher": "recommender.refresher"}
+FORK_SERVER = "multiprocessing.forkserver"  # it forks the read workers (recommender.processes.workers_forked)
 
 
 @dataclass
@@ -40,22 +41,36 @@ class Tally:
                 f"lost, no orphan process; reads {dict(self.reads)}")
 
 
+def child_pids(pid: int) -> list[int]:
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
+
+def command_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
 def children(server: Server) -> list[int]:
-    """Every child process of the server (its multiprocessing resource tracker included)."""
+    """Every process the server started: its children (its multiprocessing resource tracker and fork server
+    included) and the read workers its fork server forked."""
     assert server.proc is not None
-    return [int(pid) for pid in
-            subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()]
+    direct = child_pids(server.proc.pid)
+    return direct + [worker for pid in direct if FORK_SERVER in command_of(pid) for worker in child_pids(pid)]
 
 
 def roles(server: Server) -> dict[str, list[int]]:
-    """The server's child processes by role."""
-    out: dict[str, list[int]] = {role: [] for role in MARKS}
-    for pid in children(server):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except FileNotFoundError:
-            continue
-        out.update({role: [*out[role], int(pid)] for role, mark in MARKS.items() if mark in command})
+    """The server's processes by role: the read workers, the fork server that forked them, the writer, the
+    refresher."""
+    assert server.proc is not None
+    out: dict[str, list[int]] = {role: [] for role in ("worker", "fork server", *MARKS)}
+    for pid in child_pids(server.proc.pid):
+        command = command_of(pid)
+        if FORK_SERVER in command:
+            out["fork server"].append(pid)
+            out["worker"] += child_pids(pid)
+        out.update({role: [*out[role], pid] for role, mark in MARKS.items() if mark in command})
     return out
 
 
