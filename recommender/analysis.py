@@ -10,9 +10,11 @@ the letters only one of them has (і ї є ґ against ы э ъ ё); a text with 
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from collections.abc import Callable
+import unicodedata
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 # Stored with the lexical index: an index analysed by another version is rebuilt from the store (3: the
@@ -33,11 +35,26 @@ def cyrillic_language(text: str) -> Cyrillic:
 
 
 @lru_cache(maxsize=1)
-def _english() -> tuple[frozenset[str], Callable[[str], str]]:
-    """scikit-learn's English stop words and accent stripping (imported on first use: ~2 s of start-up)."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, strip_accents_unicode
+def english_stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words, read from the module that holds them alone: importing scikit-learn
+    (``sklearn.feature_extraction.text``) takes 1.3 s of a core, 5 s in each read worker while the server's
+    processes start beside it on 2 cores, and nothing else of it is used here."""
+    package = importlib.util.find_spec("sklearn")  # found, not imported
+    assert package is not None and package.submodule_search_locations, "scikit-learn is a dependency"
+    path = Path(package.submodule_search_locations[0]) / "feature_extraction" / "_stop_words.py"
+    spec = importlib.util.spec_from_file_location("recommender._english_stop_words", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return frozenset(module.ENGLISH_STOP_WORDS)
 
-    return frozenset(ENGLISH_STOP_WORDS), strip_accents_unicode
+
+def strip_accents(text: str) -> str:
+    """The text without accents, as scikit-learn's ``strip_accents_unicode`` gives it (NFKD, combining marks
+    dropped; an ASCII text as it is)."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +78,7 @@ def _cyrillic_form(word: str, language: Cyrillic) -> str:
 
 def terms(text: str) -> list[str]:
     """The text's terms in order: stop words left out, each word in its indexed form."""
-    stop, strip_accents = _english()
+    stop = english_stop_words()
     if not _CYRILLIC.search(text):  # exactly what CountVectorizer(stop_words="english", ...) counted before
         return [w for w in _TOKEN.findall(strip_accents(text.lower())) if w not in stop]
     language = cyrillic_language(text)

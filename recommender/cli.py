@@ -218,8 +218,10 @@ def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> li
     lifespan), so they are not. The writer starts at once when there is an index to map: /readyz waits for it,
     and the read workers map the index rather than read it, so starting beside them costs them little (ready at
     100k articles: docs/benchmarks.md); without one (a first start) it waits for a worker to have built and saved
-    it, as the refresher always does (on 2 cores, four processes building or loading the index at once doubled
-    the start). A writer that takes its connections but does not answer its health
+    it (on 2 cores, four processes building or loading the index at once doubled the start). The refresher waits
+    for the writer to answer: its open and its parse of the rows took the CPU the writer's open needed (1M
+    articles: ready 9.0-9.6 s -> 6.8-7.5 s with the other changes of that step). A writer that takes its
+    connections but does not answer its health
     check within ``writer_health_timeout_s`` (stopped, hung), or does not listen ``writer_start_timeout_s`` after
     its start, is killed and started again."""
     from index import saved_at
@@ -229,6 +231,9 @@ def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> li
     def ready() -> None:
         _wait_ready(host, port)
 
+    def writer_ready() -> None:
+        _wait_ready(host, port, writer_too=True)
+
     def writer_healthy(age_s: float) -> bool:
         state = writer_state(socket, settings.writer_health_timeout_s)
         return state == "answers" or (state == "absent" and age_s < settings.writer_start_timeout_s)
@@ -237,12 +242,12 @@ def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> li
     return [Supervised("writer", [sys.executable, "-m", "service.writer", str(socket)], dict(os.environ),
                        writer_first, writer_healthy).start(),
             Supervised("refresher", [sys.executable, "-m", "recommender.refresher"], dict(os.environ),
-                       ready).start()]
+                       writer_ready).start()]
 
 
-def _wait_ready(host: str, port: int, timeout_s: float = 60.0) -> None:
-    """Until a read worker has loaded: its /readyz is a 200, or a 503 only for want of the writer (or
-    ``timeout_s`` passed: start the helpers anyway)."""
+def _wait_ready(host: str, port: int, timeout_s: float = 60.0, writer_too: bool = False) -> None:
+    """Until a read worker has loaded: its /readyz is a 200, or (unless ``writer_too``) a 503 only for want of
+    the writer (or ``timeout_s`` passed: start the helpers anyway)."""
     import http.client
     import json
 
@@ -255,7 +260,8 @@ def _wait_ready(host: str, port: int, timeout_s: float = 60.0) -> None:
         try:
             conn.request("GET", "/readyz")
             response = conn.getresponse()
-            if response.status == 200 or json.loads(response.read()).get("status") == WRITES_UNAVAILABLE:
+            if response.status == 200 or (not writer_too
+                                           and json.loads(response.read()).get("status") == WRITES_UNAVAILABLE):
                 return
         except (OSError, ValueError):
             pass

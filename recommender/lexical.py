@@ -363,8 +363,8 @@ class LexicalIndex:
 
 
 def warm_up() -> None:
-    """Import now what a process's first lexical query would (scikit-learn's stop words: ~2 s), so that it is not
-    a reader's first on-demand list that waits for them."""
+    """Load now what a process's first lexical query would (the stop words, the Russian stemmer), so that it is
+    not a reader's first on-demand list that waits for them."""
     analysis.terms("warm")
 
 
