@@ -1,5 +1,5 @@
 """The lexical index at scale: what the writer's checkpoint costs, and what a reading process holds and pays, the
-weights derived in the process (counts read from ``lexical.npz``) against the weights mapped from the writer's
+weights derived in the process (counts mapped from ``lexical.counts``) against the weights mapped from the writer's
 ``lexical.weights`` file, side by side in one run.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/lexical.py [--n 100000]
@@ -53,7 +53,7 @@ def build(cache: Path, n: int) -> None:
 
     from recommender.lexical import LexicalIndex
 
-    if (cache / "lexical.npz").exists():
+    if (cache / "lexical.counts").exists():
         print(f"reusing {cache}")
         return
     cache.mkdir(parents=True, exist_ok=True)
@@ -67,17 +67,17 @@ def build(cache: Path, n: int) -> None:
                           total=-(-n // chunk), unit="chunk", desc="counting"))
     print(f"counted {n} texts in {time.perf_counter() - t:.1f}s")
     (cache / "queries.json").write_text(json.dumps(queries))
-    index.save(cache / "lexical.npz", seq=1)
+    index.save(cache / "lexical.counts", seq=1)
 
 
 def checkpoint(cache: Path) -> None:
     """The writer's checkpoint: the counts' save, then the weights' (timed apart)."""
     from recommender.lexical import LexicalIndex, save_counts, save_weights
 
-    index, _ = LexicalIndex.load(cache / "lexical.npz")
+    index, _ = LexicalIndex.load(cache / "lexical.counts")
     t = time.perf_counter()
     live = index.live_counts()
-    save_counts(cache / "counts.npz", live, seq=1)
+    save_counts(cache / "saved.counts", live, seq=1)
     t_counts = time.perf_counter() - t
     t = time.perf_counter()
     save_weights(cache / "lexical.weights", live, seq=1)
@@ -85,7 +85,7 @@ def checkpoint(cache: Path) -> None:
     nnz = live.counts.nnz
     print(f"\n{len(live.keys)} texts, {nnz:,} term counts ({nnz / max(1, len(live.keys)):.0f} a text), "
           f"{len(live.terms):,} terms")
-    print(f"writer's checkpoint: counts saved in {t_counts:.2f}s ({(cache / 'counts.npz').stat().st_size / 2**20:.0f} "
+    print(f"writer's checkpoint: counts saved in {t_counts:.2f}s ({(cache / 'saved.counts').stat().st_size / 2**20:.0f} "
           f"MiB), weights derived and saved in {t_weights:.2f}s "
           f"({(cache / 'lexical.weights').stat().st_size / 2**20:.0f} MiB)")
 
@@ -110,7 +110,7 @@ warm_up()  # scikit-learn's import is every process's, not the weights'
 before = memory()
 t = time.perf_counter()
 index = LexicalIndex.map_weights(cache / "lexical.weights")[0] if mode == "mapped" else \\
-    LexicalIndex.load(cache / "lexical.npz")[0]
+    LexicalIndex.load(cache / "lexical.counts")[0]
 opened = time.perf_counter() - t
 t = time.perf_counter()
 index.search(queries[0], 201, "bm25")

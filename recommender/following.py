@@ -19,7 +19,15 @@ from recommender.arrayfile import save_arrays
 from recommender.article import Article, embedding_text
 from recommender.embed import ModelOnDemand
 from recommender.experiments import Experiment, ExperimentStore, running
-from recommender.lexical import REWEIGH_MIN, LexicalIndex, LiveCounts, save_counts, saved_weights_seq, weights_file
+from recommender.lexical import (
+    LEGACY_COUNTS,
+    REWEIGH_MIN,
+    LexicalIndex,
+    LiveCounts,
+    save_counts,
+    saved_weights_seq,
+    weights_file,
+)
 from recommender.locks import FileLock
 from recommender.overrides import OverrideStore
 from recommender.reindex import REINDEX_CHUNK, vector_batches
@@ -179,6 +187,8 @@ class Following:
             except (FileNotFoundError, ValueError) as exc:  # mapped at the writer's next checkpoint
                 log.info("%s: reading the lexical counts until the writer's next checkpoint", exc)
         path = self.settings.lexical_path
+        if not path.exists() and (self.settings.data_dir / LEGACY_COUNTS).exists():
+            path = self.settings.data_dir / LEGACY_COUNTS  # an earlier version's: replaced at the next checkpoint
         try:
             lexical, seq = LexicalIndex.load(path)
         except (FileNotFoundError, ValueError) as exc:
@@ -188,7 +198,7 @@ class Following:
             lexical.build_from(self._published_texts())
             self._lexical_saved_seq = -1  # saved at the next checkpoint
         else:
-            self._lexical_saved_seq = seq
+            self._lexical_saved_seq = seq if path == self.settings.lexical_path else -1
         # None the read workers can map (a data dir of an older version, a writer killed before it wrote them):
         # written at the next checkpoint.
         self._weights_saved_seq = saved_weights_seq(self.settings.lexical_weights_path)
@@ -351,6 +361,7 @@ class Following:
                     self.index.save(self.settings.index_path, seq)
                 if seq != self._lexical_saved_seq and live is not None:
                     save_counts(self.settings.lexical_path, live, seq)
+                    (self.settings.data_dir / LEGACY_COUNTS).unlink(missing_ok=True)
             self._saved_seq = self._lexical_saved_seq = seq
         if weights_due and live is not None:
             self._write_weights(live, seq)

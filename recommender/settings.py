@@ -306,7 +306,7 @@ class Settings(BaseSettings):
 
     @property
     def lexical_path(self) -> Path:
-        return self.data_dir / "lexical.npz"
+        return self.data_dir / "lexical.counts"
 
     @property
     def lexical_weights_path(self) -> Path:

@@ -160,9 +160,9 @@ def test_a_read_worker_maps_the_writers_checkpoint_and_keeps_only_later_writes_b
     for strategy in ("default", "bm25", "tfidf"):
         query = SimilarQuery(strategy=strategy)
         assert [r.id for r in reader.similar(SOURCE, query)] == [r.id for r in writer.similar(SOURCE, query)]
-    saved = [(data_dir / name).stat().st_mtime_ns for name in ("index.faiss", "lexical.npz", "lexical.weights")]
+    saved = [(data_dir / name).stat().st_mtime_ns for name in ("index.faiss", "lexical.counts", "lexical.weights")]
     reader.close()  # a read worker never writes the writer's files
-    assert [(data_dir / name).stat().st_mtime_ns for name in ("index.faiss", "lexical.npz", "lexical.weights")] \
+    assert [(data_dir / name).stat().st_mtime_ns for name in ("index.faiss", "lexical.counts", "lexical.weights")] \
         == saved
     writer.close()
 
@@ -208,11 +208,31 @@ def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(da
     want = [first.similar(a.id, q) for a in mind_articles[:20] for q in queries]
     first.store.close()  # "dies" without a checkpoint
     second = Recommender(make_settings(data_dir))  # no embedder given: it must not be loaded to serve
-    assert not second.model.loaded and (data_dir / "lexical.npz").exists()
+    assert not second.model.loaded and (data_dir / "lexical.counts").exists()
     assert [second.similar(a.id, q) for a in mind_articles[:20] for q in queries] == want
     assert not second.model.loaded
     key = second.store.get("after-save").key
     assert key in set(second.index.ids().tolist()) and key in second.lexical
+
+
+def test_the_lexical_counts_of_an_earlier_version_are_read_then_replaced_at_the_next_checkpoint(
+        data_dir, embedder, mind_articles):
+    from recommender.analysis import ANALYZER_VERSION
+    from recommender.lexical import LEGACY_COUNTS, LexicalIndex
+
+    queries = [SimilarQuery(strategy=s) for s in ("bm25", "tfidf")]
+    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+        want = [engine.similar(a.id, q) for a in mind_articles[:10] for q in queries]
+    counts, seq = LexicalIndex.load(data_dir / "lexical.counts")
+    live = counts.live_counts()
+    with open(data_dir / LEGACY_COUNTS, "wb") as fh:  # the .npz layout of earlier versions
+        np.savez(fh, data=live.counts.data, indices=live.counts.indices, indptr=live.counts.indptr,
+                 shape=np.array(live.counts.shape), keys=live.keys, terms=np.array(live.terms, dtype=np.str_),
+                 seq=np.array(seq), analyzer=np.array(ANALYZER_VERSION))
+    (data_dir / "lexical.counts").unlink()
+    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+        assert [engine.similar(a.id, q) for a in mind_articles[:10] for q in queries] == want
+    assert (data_dir / "lexical.counts").exists() and not (data_dir / LEGACY_COUNTS).exists()
 
 
 def test_indexes_rebuilt_from_the_store_a_batch_at_a_time_rank_as_when_read_whole(data_dir, embedder, mind_articles,
@@ -225,7 +245,7 @@ def test_indexes_rebuilt_from_the_store_a_batch_at_a_time_rank_as_when_read_whol
 
     def rebuilt_lists() -> list:
         (data_dir / "index.faiss").unlink()
-        (data_dir / "lexical.npz").unlink()
+        (data_dir / "lexical.counts").unlink()
         with Recommender(make_settings(data_dir), embedder=embedder) as engine:
             assert sorted(engine.index.ids().tolist()) == sorted(engine.store.published_keys().tolist())
             return [engine.similar(a.id, q) for a in mind_articles[:20] for q in queries]

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.arrayfile import save_arrays
+from recommender.arrayfile import mapped_arrays, save_arrays
 from recommender.lexical import LexicalIndex, save_weights, saved_weights_seq, weights_file
 from tests.mappings import mapper, rss_and_pss
 
@@ -52,8 +52,8 @@ def test_unknown_method_is_an_error(lexical):
 
 def test_saved_index_loads_with_the_same_scores_and_sequence(lexical, tmp_path):
     lexical.remove([3])
-    lexical.save(tmp_path / "lexical.npz", seq=7)
-    loaded, seq = LexicalIndex.load(tmp_path / "lexical.npz")
+    lexical.save(tmp_path / "lexical.counts", seq=7)
+    loaded, seq = LexicalIndex.load(tmp_path / "lexical.counts")
     assert seq == 7 and len(loaded) == len(lexical) == 3
     for method in ("tfidf", "bm25"):
         for text in CORPUS.values():
@@ -63,10 +63,40 @@ def test_saved_index_loads_with_the_same_scores_and_sequence(lexical, tmp_path):
     assert 5 in loaded.search("marathon rain", 4, "bm25")[1].tolist()
 
 
-def test_a_corrupt_saved_index_is_refused(tmp_path):
-    (tmp_path / "lexical.npz").write_bytes(b"not an npz")
+def test_a_corrupt_saved_index_is_refused(lexical, tmp_path):
+    (tmp_path / "lexical.counts").write_bytes(b"not an array file")
     with pytest.raises(ValueError):
-        LexicalIndex.load(tmp_path / "lexical.npz")
+        LexicalIndex.load(tmp_path / "lexical.counts")
+    arrays, metadata = mapped_arrays(_saved(lexical, tmp_path))
+    damaged = {**{name: np.array(a) for name, a in arrays.items()}, "indices": np.array(arrays["indices"]) + 100}
+    save_arrays(tmp_path / "lexical.counts", damaged, metadata)  # a valid array file, columns past the vocabulary
+    with pytest.raises(ValueError):
+        LexicalIndex.load(tmp_path / "lexical.counts")
+
+
+def test_loaded_counts_are_a_read_only_mapping_of_the_file_until_the_rows_are_stacked_anew(lexical, tmp_path):
+    loaded, _ = LexicalIndex.load(_saved(lexical, tmp_path))
+    counts = loaded._counts
+    assert all(_of_a_mapping(a) and not a.flags.writeable for a in (counts.data, counts.indices, counts.indptr))
+    loaded.add([5], ["Paris marathon in the rain"])
+    loaded.remove([1])  # the keys are its own copy
+    loaded.save(tmp_path / "again.counts", seq=2)  # stacks its rows: a copy in memory from now on
+    assert loaded._counts.data.flags.writeable
+    keys = LexicalIndex.load(tmp_path / "again.counts")[0].search("Paris marathon in the rain", 4, "bm25")[1].tolist()
+    assert keys[0] == 5 and 1 not in keys
+
+
+def _of_a_mapping(array: np.ndarray) -> bool:
+    """Whether ``array`` is a view of a file mapping, not a copy."""
+    base = array.base
+    while base is not None and not isinstance(base, np.memmap):
+        base = base.base
+    return base is not None
+
+
+def _saved(index: LexicalIndex, tmp_path) -> Path:
+    index.save(tmp_path / "lexical.counts", seq=1)
+    return tmp_path / "lexical.counts"
 
 
 MORE = {5: "Paris marathon in the rain", 6: "Ukraine coalition troops debate", 7: "Trade war fears hit markets"}
@@ -88,11 +118,11 @@ def test_texts_added_one_at_a_time_score_as_when_added_together_and_after_a_save
         lexical.add([key], [text])
         lexical.search(text, 3, "bm25")
     assert scores_of(lexical) == scores_of(together)
-    lexical.save(tmp_path / "lexical.npz", seq=1)
+    lexical.save(tmp_path / "lexical.counts", seq=1)
     weighed_once = LexicalIndex()  # a loaded index weighs every row it holds at once
     weighed_once.build(list(CORPUS), list(CORPUS.values()))
     weighed_once.add(list(MORE), list(MORE.values()))
-    assert scores_of(LexicalIndex.load(tmp_path / "lexical.npz")[0]) == scores_of(weighed_once)
+    assert scores_of(LexicalIndex.load(tmp_path / "lexical.counts")[0]) == scores_of(weighed_once)
     monkeypatch.setattr("recommender.lexical.REWEIGH_MIN", 0)  # the next change reweighs the whole corpus
     lexical.remove([7])
     fresh = LexicalIndex()
@@ -111,19 +141,20 @@ def test_a_word_first_seen_in_a_later_text_is_searchable_at_once_and_after_a_sav
 
 
 def _saved_and_loaded(index: LexicalIndex, tmp_path) -> LexicalIndex:
-    index.save(tmp_path / "lexical.npz", seq=1)
-    return LexicalIndex.load(tmp_path / "lexical.npz")[0]
+    index.save(tmp_path / "lexical.counts", seq=1)
+    return LexicalIndex.load(tmp_path / "lexical.counts")[0]
 
 
 def test_an_index_built_from_chunks_is_the_index_built_at_once(lexical, tmp_path):
     chunked = LexicalIndex()
     items = list(CORPUS.items())
     chunked.build_from(([k for k, _ in items[i:i + 3]], [t for _, t in items[i:i + 3]]) for i in range(0, 4, 3))
-    lexical.save(tmp_path / "whole.npz", seq=1)
-    chunked.save(tmp_path / "chunked.npz", seq=1)
-    with np.load(tmp_path / "whole.npz") as whole, np.load(tmp_path / "chunked.npz") as parts:
-        assert whole.files == parts.files
-        assert all(np.array_equal(whole[name], parts[name]) for name in whole.files)
+    lexical.save(tmp_path / "whole.counts", seq=1)
+    chunked.save(tmp_path / "chunked.counts", seq=1)
+    (whole, whole_meta), (parts, parts_meta) = (mapped_arrays(tmp_path / name) for name in ("whole.counts",
+                                                                                             "chunked.counts"))
+    assert whole_meta == parts_meta and whole.keys() == parts.keys()
+    assert all(np.array_equal(whole[name], parts[name]) for name in whole)
     for method in ("tfidf", "bm25"):
         query = "Paris coalition Ukraine"
         want, got = lexical.search(query, 4, method), chunked.search(query, 4, method)
@@ -184,9 +215,9 @@ def test_a_mapped_index_is_never_saved_and_a_foreign_weights_file_is_refused(lex
     monkeypatch.setattr("recommender.analysis.ANALYZER_VERSION", 99)
     with pytest.raises(ValueError, match="version"):
         LexicalIndex.map_weights(tmp_path / "lexical.weights")
-    lexical.save(tmp_path / "counts.npz", seq=1)
+    lexical.save(tmp_path / "lexical.counts", seq=1)
     with pytest.raises(ValueError):
-        LexicalIndex.map_weights(tmp_path / "counts.npz")
+        LexicalIndex.map_weights(tmp_path / "lexical.counts")
 
 
 # Maps the weights of a 6 MB corpus, checks that they are views of the mapping (not copies that would hold every
