@@ -113,7 +113,8 @@ def die_with_spawner() -> None:
     # A forked worker holds that end too (so that it could ask the fork server for processes of its own, which
     # it never does): kept open, it would keep the fork server, and so the worker itself, alive after the server.
     inherited = forkserver._forkserver._forkserver_alive_fd  # type: ignore[attr-defined]
-    die_with_parent(os.getppid() if inherited is not None else parent.pid)  # the fork server outlives us so far
+    # Forked: the fork server is the parent, alive while this process holds that end.
+    die_with_parent(os.getppid() if inherited is not None else parent.pid)
     if inherited is not None:
         os.close(inherited)
         forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]
