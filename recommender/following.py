@@ -20,7 +20,6 @@ from recommender.article import Article, embedding_text
 from recommender.embed import ModelOnDemand
 from recommender.experiments import Experiment, ExperimentStore, running
 from recommender.lexical import (
-    LEGACY_COUNTS,
     REWEIGH_MIN,
     LexicalIndex,
     LiveCounts,
@@ -187,8 +186,8 @@ class Following:
             except (FileNotFoundError, ValueError) as exc:  # mapped at the writer's next checkpoint
                 log.info("%s: reading the lexical counts until the writer's next checkpoint", exc)
         path = self.settings.lexical_path
-        if not path.exists() and (self.settings.data_dir / LEGACY_COUNTS).exists():
-            path = self.settings.data_dir / LEGACY_COUNTS  # an earlier version's: replaced at the next checkpoint
+        if not path.exists() and self.settings.legacy_lexical_path.exists():
+            path = self.settings.legacy_lexical_path
         try:
             lexical, seq = LexicalIndex.load(path)
         except (FileNotFoundError, ValueError) as exc:
@@ -361,7 +360,7 @@ class Following:
                     self.index.save(self.settings.index_path, seq)
                 if seq != self._lexical_saved_seq and live is not None:
                     save_counts(self.settings.lexical_path, live, seq)
-                    (self.settings.data_dir / LEGACY_COUNTS).unlink(missing_ok=True)
+                    self.settings.legacy_lexical_path.unlink(missing_ok=True)
             self._saved_seq = self._lexical_saved_seq = seq
         if weights_due and live is not None:
             self._write_weights(live, seq)

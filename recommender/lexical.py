@@ -23,7 +23,6 @@ WEIGHTS_FORMAT = 1
 # The layout of the counts file (``save_counts``). The counts were a ``.npz`` before: read (~1 s at 1M articles,
 # 6 s from disk) where the file is now mapped; one is still read where no counts file exists (an upgrade).
 COUNTS_FORMAT = 1
-LEGACY_COUNTS = "lexical.npz"
 BM25_K1, BM25_B = 1.2, 0.75
 REWEIGH_MIN, REWEIGH_SHARE = 1000, 0.02
 
@@ -41,8 +40,7 @@ class LiveCounts:
 def save_counts(path: Path, live: LiveCounts, seq: int) -> None:
     """Write the counts, keys and vocabulary (an array file, ``recommender.arrayfile``) with the store sequence
     they reflect, replacing the file whole (``LexicalIndex.load`` maps them)."""
-    counts = live.counts.copy()
-    counts.sort_indices()  # canonical: nothing sorts the mapped arrays in place later (they are read-only)
+    counts = live.counts
     encoded = [term.encode() for term in live.terms]
     arrays = {"data": counts.data, "indices": counts.indices, "indptr": counts.indptr, "keys": live.keys,
               "terms": np.frombuffer(b"".join(encoded), dtype=np.uint8),
@@ -177,6 +175,8 @@ class LexicalIndex:
             live = np.flatnonzero(self._keys >= 0)
             all_counts = self._stacked_locked()
             counts = all_counts[live] if len(live) else sp.csr_matrix((0, all_counts.shape[1]), dtype=np.float32)
+            # A copy, made canonical: nothing sorts a loaded index's read-only mapping of it in place later.
+            counts.sort_indices()
             return LiveCounts(counts, self._keys[live], self._vocabulary.terms())
 
     def save(self, path: Path, seq: int) -> None:

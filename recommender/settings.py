@@ -309,5 +309,10 @@ class Settings(BaseSettings):
         return self.data_dir / "lexical.counts"
 
     @property
+    def legacy_lexical_path(self) -> Path:
+        """Where earlier versions kept the lexical counts (a ``.npz``): read once, replaced at the next checkpoint."""
+        return self.data_dir / "lexical.npz"
+
+    @property
     def lexical_weights_path(self) -> Path:
         return self.data_dir / "lexical.weights"

@@ -218,21 +218,22 @@ def test_restart_loads_the_saved_indexes_without_the_model_and_ranks_the_same(da
 def test_the_lexical_counts_of_an_earlier_version_are_read_then_replaced_at_the_next_checkpoint(
         data_dir, embedder, mind_articles):
     from recommender.analysis import ANALYZER_VERSION
-    from recommender.lexical import LEGACY_COUNTS, LexicalIndex
+    from recommender.lexical import LexicalIndex
 
     queries = [SimilarQuery(strategy=s) for s in ("bm25", "tfidf")]
-    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+    settings = make_settings(data_dir)
+    with Recommender(settings, embedder=embedder) as engine:
         want = [engine.similar(a.id, q) for a in mind_articles[:10] for q in queries]
     counts, seq = LexicalIndex.load(data_dir / "lexical.counts")
     live = counts.live_counts()
-    with open(data_dir / LEGACY_COUNTS, "wb") as fh:  # the .npz layout of earlier versions
+    with open(settings.legacy_lexical_path, "wb") as fh:  # the .npz layout of earlier versions
         np.savez(fh, data=live.counts.data, indices=live.counts.indices, indptr=live.counts.indptr,
                  shape=np.array(live.counts.shape), keys=live.keys, terms=np.array(live.terms, dtype=np.str_),
                  seq=np.array(seq), analyzer=np.array(ANALYZER_VERSION))
     (data_dir / "lexical.counts").unlink()
-    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+    with Recommender(settings, embedder=embedder) as engine:
         assert [engine.similar(a.id, q) for a in mind_articles[:10] for q in queries] == want
-    assert (data_dir / "lexical.counts").exists() and not (data_dir / LEGACY_COUNTS).exists()
+    assert settings.lexical_path.exists() and not settings.legacy_lexical_path.exists()
 
 
 def test_indexes_rebuilt_from_the_store_a_batch_at_a_time_rank_as_when_read_whole(data_dir, embedder, mind_articles,
