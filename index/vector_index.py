@@ -183,7 +183,11 @@ class VectorIndex:
         return 0 if self._index is None else int(self._index.ntotal)
 
     def __len__(self) -> int:
-        return self._ntotal() - int(self._hidden.sum()) + (0 if self._delta is None else int(self._delta.ntotal))
+        return self._ntotal() - int(self._hidden.sum()) + self.delta_count()
+
+    def delta_count(self) -> int:
+        """How many vectors a mapped index holds beside its file (added since it was loaded)."""
+        return 0 if self._delta is None else int(self._delta.ntotal)
 
     def _raw_ids(self) -> np.ndarray:
         """External id per internal slot (flat, hnsw) or every stored id (ivfpq)."""

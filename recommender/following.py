@@ -42,6 +42,9 @@ REPAIR_BATCH = REINDEX_CHUNK
 # Changes applied to the indexes at once when following (pages of the store's reads, merged): a follow far
 # behind holds this many articles at a time, and each add pays a pass over the index's ids.
 APPLY_BATCH = 10_000
+# Vectors a mapped index may hold beside its file (searched exactly, each query scanning all of them) in the process
+# that saves the checkpoint; beyond it (a large ingest) the index is held whole until that process's next save.
+DELTA_MAX = 20_000
 
 
 def batched(pages: Iterable[list[Change]], size: int) -> Iterator[list[Change]]:
@@ -93,12 +96,15 @@ class Following:
         # Several processes save and load the index files: one at a time (an HNSW graph's hidden slots in the
         # meta file only make sense with the index file written by the same process).
         self._index_files = FileLock(settings.data_dir / "index.lock")
-        # A read worker of `recommender serve` maps the writer's checkpoint (shared by all of them) instead of
-        # holding a copy; the writer holds its index whole, as it saves it.
-        self.maps_index = settings.index_mmap and settings.writer_socket is not None
+        # Every process maps the index checkpoint (its pages shared by all of them) instead of holding a copy: it
+        # opens in a fraction of the time. The process that writes the checkpoint (the writer of `recommender
+        # serve`, a one-process server, an ingest) reads it whole only to save a newer one, then maps that.
+        self.maps_index = settings.index_mmap
+        self.saves_index = settings.writer_socket is None  # a read worker leaves the checkpoint to the writer
         self._mapped_at: tuple[int, int] | None = None  # which checkpoint this process maps
-        # The lexical weights likewise: derived once by the writer at its checkpoint, mapped by the others.
-        self.maps_lexical = self.maps_index
+        # The lexical weights are derived once by the writer at its checkpoint, from counts it holds; the read
+        # workers map them.
+        self.maps_lexical = settings.index_mmap and not self.saves_index
         self._weights_at: tuple[int, int] | None = None  # which weights file this process maps
         self._weights_lock = threading.Lock()  # one weights file derived at a time in this process
         self._weights_written = time.monotonic()  # when this process last wrote them (or opened)
@@ -137,8 +143,7 @@ class Following:
             # kind is built for the whole corpus, though trained on the repair's first batch.
             total = len(self.store.published_keys())
             index = VectorIndex(self._dim(), kind or index_kind_for(total), name, size_hint=total)
-        self._repair(index, seq)
-        return index
+        return self._repair(index, seq)
 
     def _dim(self) -> int:
         """The vectors' dimension: the stored vectors' (no model load), or the model's for an empty store."""
@@ -148,7 +153,7 @@ class Following:
                 return len(next(iter(stored.values()))[1])
         return self.model.get().dim
 
-    def _repair(self, index: VectorIndex, seq: int) -> None:
+    def _repair(self, index: VectorIndex, seq: int) -> VectorIndex:
         """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
         store_seq = self.store.seq
         added, gone = self._caught_up(index, seq)
@@ -156,11 +161,13 @@ class Following:
         self.published = set(published.tolist())
         stale = absent(index.ids(), published)
         index.remove(stale)
-        if (added or gone or len(stale) or seq != store_seq) and not index.mapped:
+        index = self._delta_bounded(index)  # a checkpoint far behind the store: saved whole now
+        if (added or gone or len(stale) or seq != store_seq) and not index.mapped and self.saves_index:
             log.info("index repaired: %d added or updated, %d dropped", added, gone + len(stale))
             with self._index_files.held():
                 index.save(self.settings.index_path, store_seq)
         self._saved_seq = self.applied_seq = store_seq
+        return index
 
     def _caught_up(self, index: VectorIndex, seq: int) -> tuple[int, int]:
         """Apply every write after ``seq`` to ``index``, ``REPAIR_BATCH`` vectors at a time (what is held at once
@@ -318,6 +325,7 @@ class Following:
         self.index.remove(np.array(dead, dtype=np.int64))
         self.lexical.remove(dead)
         self.published.difference_update(dead)
+        self.index = self._delta_bounded(self.index)
 
     def _load_overrides(self) -> None:
         seq = int(self.store.meta("overrides_seq") or 0)  # before the tables: a later change is read again
@@ -355,9 +363,8 @@ class Following:
                 return False
             live = None if self.lexical.mapped else self.lexical.live_counts()
             with self._index_files.held():
-                # A mapped index's file is the writer's checkpoint.
-                if seq != self._saved_seq and not self.index.mapped:
-                    self.index.save(self.settings.index_path, seq)
+                if seq != self._saved_seq and self.saves_index:
+                    self._save_index(seq)
                 if seq != self._lexical_saved_seq and live is not None:
                     save_counts(self.settings.lexical_path, live, seq)
                     self.settings.legacy_lexical_path.unlink(missing_ok=True)
@@ -365,6 +372,44 @@ class Following:
         if weights_due and live is not None:
             self._write_weights(live, seq)
         return True
+
+    def _save_index(self, seq: int) -> None:
+        """Save the index stamped ``seq``, then map what was saved where this process maps its index. The caller
+        holds the follow lock and the index files' lock."""
+        path = self.settings.index_path
+        whole = self._whole_index(self.index) if self.index.mapped else self.index
+        whole.save(path, seq)
+        if not self.maps_index:
+            self.index = whole
+            return
+        # Mapped again, the whole copy is dropped: between checkpoints the writer's pages are the workers'.
+        self.index, _ = load_index(path, mmap=True)
+        self._mapped_at = saved_at(path)
+
+    def _delta_bounded(self, index: VectorIndex) -> VectorIndex:
+        """``index``, or the same held whole where this process saves the checkpoint and ``index`` holds more than
+        ``DELTA_MAX`` vectors beside the file it maps (saved, and mapped again, at the next checkpoint)."""
+        if not self.saves_index or index.delta_count() <= DELTA_MAX:
+            return index
+        with self._index_files.held(shared=True):
+            return self._whole_index(index)
+
+    def _whole_index(self, mapped: VectorIndex) -> VectorIndex:
+        """A mapped index held whole (something FAISS can add to and save): the checkpoint it maps read again, not
+        mapped, with every write since applied; rebuilt from the store if that file is gone or of another model.
+        The caller holds the follow lock and the index files' lock."""
+        path = self.settings.index_path
+        try:
+            index, meta = load_index(path)
+        except (FileNotFoundError, ValueError) as exc:
+            log.warning("%s: rebuilding the index from the store", exc)
+        else:
+            if meta.model == mapped.model and meta.dim == mapped.dim:
+                self._caught_up(index, meta.seq)
+                return index
+        index = VectorIndex(mapped.dim, mapped.kind, mapped.model, size_hint=len(mapped))
+        self._caught_up(index, 0)
+        return index
 
     def _write_weights(self, live: LiveCounts, seq: int) -> None:
         """Derive the lexical weights of ``live`` (no lock held: seconds at 1M articles), then write them under

@@ -195,10 +195,11 @@ class Settings(BaseSettings):
     purge_retry_max_s: float = Field(300.0, gt=0, description="A failed purge is retried after 1 s, 2 s, 4 s, ... "
                                      "up to this (it stays queued, across restarts, until the endpoint takes it).")
     index_mmap: bool = Field(
-        True, description="The read workers of `recommender serve` map the writer's checkpoint of the FAISS index "
-        "(flat and HNSW kinds) and of the lexical weights (TF-IDF and BM25, derived once by the writer) instead of "
-        "each reading a copy: the pages are shared between them; what each follows after the checkpoint is held "
-        "beside it until the next one.")
+        True, description="Every process maps the checkpoint of the FAISS index (flat and HNSW kinds) instead of "
+        "reading a copy: the pages are shared between them; what each follows after the checkpoint is held beside "
+        "it until the next one (the writer reads the file whole only to save a newer one, then maps that). The read "
+        "workers of `recommender serve` likewise map the lexical weights (TF-IDF and BM25, derived once by the "
+        "writer).")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
     lexical_weights_interval_s: float = Field(
         600.0, ge=0, description="A checkpoint also writes the lexical weights the read workers map (derived anew "

@@ -140,8 +140,8 @@ def test_a_read_worker_maps_the_writers_checkpoint_and_keeps_only_later_writes_b
     # Lexical weights written at every checkpoint (by default at most every 10 minutes or 1,000 changes).
     writer = Recommender(make_settings(data_dir, lexical_weights_interval_s=0), embedder=embedder)
     reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))  # as `serve` starts one
-    assert reader.index.mapped and not writer.index.mapped
-    assert reader.lexical.mapped and not writer.lexical.mapped  # the weights the ingest derived at its checkpoint
+    assert reader.index.mapped and writer.index.mapped  # both map the checkpoint the ingest saved
+    assert reader.lexical.mapped and not writer.lexical.mapped  # the weights the ingest derived from its counts
     top = reader.similar(SOURCE)[0].id
     writer.upsert([replace(mind_articles[5], id="new-one")])
     writer.delete(top)
@@ -164,6 +164,39 @@ def test_a_read_worker_maps_the_writers_checkpoint_and_keeps_only_later_writes_b
     reader.close()  # a read worker never writes the writer's files
     assert [(data_dir / name).stat().st_mtime_ns for name in ("index.faiss", "lexical.counts", "lexical.weights")] \
         == saved
+    writer.close()
+
+
+def test_the_writer_saves_its_mapped_index_whole_at_a_checkpoint_then_maps_the_new_one(data_dir, embedder,
+                                                                                      mind_articles):
+    from index import load_index
+
+    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    top = writer.similar(SOURCE)[0].id
+    writer.upsert([replace(mind_articles[5], id="new-one")])
+    writer.delete(top)
+    assert writer.index.mapped and writer.index.delta_count() == 1  # the write beside the file, until it saves
+    want = [r.id for r in writer.similar(SOURCE)]
+    assert writer.checkpoint()
+    assert writer.index.mapped and writer.index.delta_count() == 0  # the new checkpoint, mapped
+    assert [r.id for r in writer.similar(SOURCE)] == want
+    saved, meta = load_index(data_dir / "index.faiss")
+    assert sorted(saved.ids().tolist()) == sorted(writer.store.published_keys().tolist())
+    assert meta.seq == writer.store.seq
+    writer.close()
+
+
+def test_the_writer_holds_its_index_whole_once_too_much_is_beside_the_mapped_file(data_dir, embedder,
+                                                                                  mind_articles, monkeypatch):
+    """Vectors beside the file are searched exactly: an ingest of many does not grow them without bound."""
+    monkeypatch.setattr("recommender.following.DELTA_MAX", 2)
+    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    writer.upsert([replace(mind_articles[5], id="one"), replace(mind_articles[6], id="two")])
+    assert writer.index.mapped
+    writer.upsert([replace(mind_articles[7], id="three")])
+    assert not writer.index.mapped  # read whole, with the three writes
+    assert sorted(writer.index.ids().tolist()) == sorted(writer.store.published_keys().tolist())
+    assert writer.checkpoint() and writer.index.mapped
     writer.close()
 
 
