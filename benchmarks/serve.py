@@ -41,6 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MIND = ROOT.parent / "shared" / "data" / "mind-sample"
+# Real news the store does not hold (--write-texts unseen): AllSides reports, every 7th (stories of 3 outlets).
+UNSEEN = ROOT.parent / "shared" / "data" / "allsides-dev"
 REAL = 2000
 
 
@@ -188,7 +190,7 @@ def summary(runs: list[dict]) -> tuple[float, float, float, int]:
 
 
 class WriteLoad:
-    """PUTs of new articles (real MIND texts under new ids, titles and dates, so they enter neighbours' boxes)
+    """PUTs of new articles (real texts under new ids and dates, so they enter neighbours' boxes; MIND copies get new titles)
     from ``writers`` clients at ``rate`` per second in all (0 = each as fast as acknowledged), and the refresh
     lag of each: from its acknowledgement to the moment no box queued by it or an earlier write is left (polled
     in the store every 5 ms; the sequence read after the acknowledgement may include later writes, so the lag
@@ -430,6 +432,9 @@ def main() -> int:
     ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of article popularity")
     ap.add_argument("--workers", default="1,2", help="server processes, one run per value (default 1,2)")
     ap.add_argument("--write-rate", type=float, default=10.0, help="writes/s during the refresh-lag phase (0 = skip)")
+    ap.add_argument("--write-texts", choices=("copies", "unseen"), default="copies",
+                    help="what the writes carry: copies of the stored MIND texts under new titles (each one a near "
+                         "copy, folded into most boxes near it), or real news the store does not hold (AllSides)")
     ap.add_argument("--writers", type=int, default=8, help="concurrent write clients sharing --write-rate")
     ap.add_argument("--data-dir", type=Path, help="default: <tmp>/similar-news-bench/serve-<n> (reused)")
     ap.add_argument("--on-demand-clients", type=int, default=2,
@@ -449,7 +454,8 @@ def main() -> int:
     cumulative = np.cumsum(weights) / weights.sum()
     from recommender.loaders import raw_rows
 
-    texts = [{k: r[k] for k in ("title", "lead", "section") if k in r} for r in list(raw_rows(MIND))[:REAL]]
+    source = list(raw_rows(MIND))[:REAL] if args.write_texts == "copies" else list(raw_rows(UNSEEN))[::7]
+    texts = [{k: r[k] for k in ("title", "lead", "section") if k in r} for r in source]
 
     def similar_path(ids_mode: str):
         if ids_mode == "zipf":

@@ -353,12 +353,8 @@ class LexicalIndex:
             norm = np.sqrt(np.cumsum((weighted * weighted).astype(np.float64))[-1]) if len(weighted) else 0.0
             data = (weighted / norm).astype(np.float32) if norm > 0 else weighted
             return columns, data, 1.0
-        if len(columns) > MLT_MAX_QUERY_TERMS:
-            top = np.sort(np.argsort(-weighted)[:MLT_MAX_QUERY_TERMS])
-            columns, counts = columns[top], counts[top]
-        # The text's own BM25 weights for its query terms, at average document length.
-        own = idf[columns] * counts * (BM25_K1 + 1) / (counts + BM25_K1)
-        return columns, np.ones(len(columns), np.float32), float(max(own.sum(), 1e-6))
+        kept, self_score = _mlt_query(idf[columns], counts)
+        return columns[kept], np.ones(len(kept), np.float32), self_score
 
     def search(self, text: str, k: int, method: str) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, keys) for a text; BM25 scores are divided by the text's score against itself,
@@ -412,6 +408,75 @@ def _check_lengths(arrays: dict[str, np.ndarray], width: int) -> None:
         raise ValueError("the columns do not match the weights")
     if width and not 0 <= int(arrays["term_columns"].min()) <= int(arrays["term_columns"].max()) < width:
         raise ValueError("a term's column is out of range")
+
+
+def _mlt_query(idf: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float]:
+    """(positions kept, ascending; the text's score against itself) of a More-Like-This query over terms of
+    ``idf`` counted ``counts`` times: its ``MLT_MAX_QUERY_TERMS`` most telling terms, each weighing 1."""
+    kept = np.arange(len(counts))
+    if len(counts) > MLT_MAX_QUERY_TERMS:
+        kept = np.sort(np.argsort(-(counts * idf))[:MLT_MAX_QUERY_TERMS])
+    # The text's own BM25 weights for its query terms, at average document length.
+    own = idf[kept] * counts[kept] * (BM25_K1 + 1) / (counts[kept] + BM25_K1)
+    return kept, float(max(own.sum(), 1e-6))
+
+
+# A text's terms with their counts, and their idf in that order (``CorpusStats.terms``).
+Terms = tuple[dict[str, float], np.ndarray]
+
+
+class CorpusStats:
+    """A weights file's corpus weights looked up by term (idf, document frequencies, average length, rows): the
+    BM25 score a process that maps the file would give a text it has not indexed yet, without its weights."""
+
+    def __init__(self, hashes: np.ndarray, columns: np.ndarray, idf: np.ndarray, df: np.ndarray,
+                 avg_length: float, rows: int):
+        self._hashes, self._columns, self._idf, self._df = hashes, columns, idf, df
+        self.avg_length = avg_length
+        # What a term the file lacks weighs once the one followed text that brings it is in the corpus.
+        self._new_idf = float(np.log1p((rows + 0.5) / 1.5))
+
+    @classmethod
+    def read(cls, path: Path) -> CorpusStats:
+        """The statistics of the weights file at ``path`` (mapped); raises ``FileNotFoundError`` or ``ValueError``."""
+        arrays, meta = mapped_arrays(path)
+        try:
+            _check_analyzer(path, int(meta["analyzer"]))
+            if int(meta["format"]) != WEIGHTS_FORMAT:
+                raise ValueError(f"format {meta['format']}, not {WEIGHTS_FORMAT}")
+            return cls(arrays["term_hashes"], arrays["term_columns"], arrays["idf"], arrays["df"],
+                       float(meta["avg_length"]), len(arrays["keys"]))
+        except KeyError as exc:
+            raise ValueError(f"lexical weights {path} are unreadable: {exc}") from exc
+
+    def terms(self, text: str) -> Terms:
+        """(each term of ``text``: its count; their idf in that order), a term the file lacks at its new weight."""
+        counted = Counter(analysis.terms(text))
+        idf = np.full(len(counted), self._new_idf, dtype=np.float64)
+        if len(counted) and len(self._hashes):
+            hashes = term_hashes(list(counted))
+            at = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
+            found = np.flatnonzero(self._hashes[at] == hashes)
+            columns = self._columns[at[found]]
+            known = self._df[columns] > 0
+            idf[found[known]] = self._idf[columns[known]]
+        return {t: float(c) for t, c in counted.items()}, idf
+
+    def bm25(self, query: Terms, text: Terms) -> float:
+        """The normalised BM25 score (0..~1) that ``query`` (a text's ``terms``), as a More-Like-This query, gives
+        ``text`` (another's) once indexed: what ``LexicalIndex.scores_for`` would give in a process mapping the
+        file, up to the weights of terms the file lacks."""
+        (query_counts, query_idf), (counts, idf) = query, text
+        kept, self_score = _mlt_query(query_idf, np.fromiter(query_counts.values(), np.float64, len(query_counts)))
+        terms = list(query_counts)
+        at = {t: i for i, t in enumerate(counts)}
+        length_norm = BM25_K1 * (1 - BM25_B + BM25_B * sum(counts.values()) / max(self.avg_length, 1e-9))
+        score = 0.0
+        for t in (terms[k] for k in kept.tolist()):
+            if t in at:
+                c = counts[t]
+                score += idf[at[t]] * c * (BM25_K1 + 1) / (c + length_norm)
+        return score / self_score
 
 
 def _weights_of(counts: sp.csr_matrix, live: np.ndarray) -> _Weights:

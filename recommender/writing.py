@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from index.files import file_stamp
 from recommender.article import Article, content_hash
 from recommender.embed import ModelOnDemand
 from recommender.following import Following
+from recommender.lexical import CorpusStats, Terms
 from recommender.lists import DEFAULT_QUERY
-from recommender.rank import Ranking, days_between, passes_filters
+from recommender.rank import Ranking, days_between, passes_filters, recency_factors
 from recommender.store.articles import StoredArticle
 
 log = logging.getLogger("recommender")
+
+# Room left by the bounds on what a new article may enter: the index's cosines are approximate (HNSW-SQ), and the
+# lexical weights of the processes that rank may be a newer file's.
+BOUND_SLACK = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,7 @@ class Writing:
         self.ranking = ranking
         self.model = model
         self.write_lock = write_lock
+        self._stats: tuple[tuple[int, int] | None, CorpusStats | None] | None = None  # (file stamp, its stats)
 
     def reembed_if_model_changed(self) -> None:
         """Before the indexes open: a store embedded with another model is re-embedded, in place."""
@@ -138,28 +146,78 @@ class Writing:
                            neighbours: int | None = None) -> list[int]:
         """Keys of the boxes that articles (with their vectors) may now enter: among each one's nearest
         ``neighbours`` (default ``refresh_neighbours``) articles, those whose box's hard rules admit it (language,
-        freshness window) and whose box is not full or has a lowest score it could beat (its best possible score:
-        full lexical match, no recency loss, MMR's largest penalty)."""
+        freshness window) and whose box is not full or has a lowest score it could beat (``_best_score``); and the
+        boxes that hold a neighbour it is a copy or a report of the story of (it may be folded under it there)."""
         scores, found = self.following.index.search(np.stack([v for _, v in entering]),
                                                     neighbours or self.settings.refresh_neighbours)
         # Each neighbour once: a batch of thousands of new articles shares most of its neighbours.
         rows = self.following.rows.gather(np.unique(found[found >= 0]).tolist())
         boxes = dict(zip(rows.keys.tolist(), rows.articles, strict=True))
         floors = self.store.floors(list(boxes))
-        w, mmr, pw = self.ranking.lexical_weight, self.ranking.mmr_lambda, self.ranking.popularity_weight
-        margin = (1 - mmr) / max(mmr, 1e-9)
+        stats = self._corpus_stats()
+        fold = min(self.ranking.story_threshold, self.ranking.duplicate_threshold)
         out: set[int] = set()
+        close: set[int] = set()  # neighbours whose holders are queued
+        queries: dict[int, Terms] = {}  # a box's source text's terms, analysed once
         for (article, _), row_scores, row_keys in zip(entering, scores.tolist(), found.tolist(), strict=True):
+            terms = stats.terms(self.following.text(article)) if stats is not None else None
             for cosine, key in zip(row_scores, row_keys, strict=True):
-                if key not in boxes or key in out:
+                if key not in boxes:
                     continue
-                box = boxes[key]
-                days = days_between(box.published_at, article.published_at)
-                if not passes_filters(box, article, DEFAULT_QUERY, self.ranking, days):
+                if cosine > fold - BOUND_SLACK and key not in close:  # it may be folded under this one where shown
+                    close.add(key)
+                    out.update(self.store.holders(key))
+                if key in out:
                     continue
-                if floors.get(key) is None or (1 - pw) * ((1 - w) * cosine + w) + pw + margin >= floors[key]:
+                lexical = partial(self._lexical_score, stats, queries, key, boxes[key], terms)
+                if self._may_enter(boxes[key], article, cosine, floors.get(key), lexical):
                     out.add(key)
         return sorted(out)
+
+    def _may_enter(self, box: Article, article: Article, cosine: float, floor: float | None,
+                   lexical: Callable[[], float]) -> bool:
+        """Whether ``article`` may enter the box of ``box``: its hard rules admit it, and the box is not full or
+        its lowest score ``floor`` is within the article's best score (``lexical``, the article's lexical score
+        there, is computed only where the cosine alone does not decide)."""
+        days = days_between(box.published_at, article.published_at)
+        if not passes_filters(box, article, DEFAULT_QUERY, self.ranking, days):
+            return False
+        if floor is None:
+            return True
+        return self._best_score(cosine, 1.0, days) + BOUND_SLACK >= floor and \
+            self._best_score(cosine, lexical(), days) + BOUND_SLACK >= floor
+
+    def _lexical_score(self, stats: CorpusStats | None, queries: dict[int, Terms], key: int, box: Article,
+                       terms: Terms | None) -> float:
+        """The BM25 score the box of ``box`` (key ``key``) gives a text of ``terms`` (its source's terms kept in
+        ``queries``); a full match where there are no corpus weights to tell."""
+        if stats is None or terms is None:
+            return 1.0
+        if key not in queries:
+            queries[key] = stats.terms(self.following.text(box))
+        return stats.bm25(queries[key], terms)
+
+    def _best_score(self, cosine: float, lexical: float, days: float | None) -> float:
+        """The highest score an item of this ``cosine`` and ``lexical`` score, ``days`` apart from the source, can
+        have in its list: full popularity, MMR's largest penalty."""
+        ranking = self.ranking
+        w, mmr, pw = ranking.lexical_weight, ranking.mmr_lambda, ranking.popularity_weight
+        recency = float(recency_factors(np.array([np.nan if days is None else days]), ranking)[0])
+        relevance = ((1 - w) * cosine + w * min(lexical, 1.0)) * recency
+        return (1 - pw) * relevance + pw + (1 - mmr) / max(mmr, 1e-9)
+
+    def _corpus_stats(self) -> CorpusStats | None:
+        """The corpus weights of the lexical weights file (read again when it is replaced), which the processes
+        that rank boxes weigh new texts with; None where there is none yet (every lexical score is then taken
+        to be a full match)."""
+        path = self.settings.lexical_weights_path
+        stamp = file_stamp(path)
+        if self._stats is None or self._stats[0] != stamp:
+            try:
+                self._stats = (stamp, CorpusStats.read(path))
+            except (FileNotFoundError, ValueError):
+                self._stats = (stamp, None)
+        return self._stats[1]
 
     def delete(self, article_id: str) -> bool:
         """Take an article down: it leaves every list from the next call on, in every process."""

@@ -3,6 +3,7 @@ the list ranked on demand; a taken-down item never shows, even in a box not refr
 
 import json
 import re
+import shutil
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,7 @@ from recommender.overrides import BoxOverrides, Pin
 from recommender.rank import SimilarQuery
 from recommender.refresher import refresh_queued
 from recommender.store.boxes import box_text
+from tests.conftest import make_settings
 
 SOURCE = "N34700"
 MARATHON = "N16278"
@@ -183,3 +185,60 @@ def test_the_editors_explained_table_lists_what_readers_get_with_a_pin_and_block
         explained = [r.id for r in engine.similar(source, SimilarQuery(limit=8, explain=True))]
         assert readers == explained and len(readers) == 8, source
         assert readers[0] == base[-1] and base[2] not in readers and base[4] not in readers
+
+
+
+def queued_and_changed(engine, article) -> tuple[set[str], set[str]]:
+    """The boxes a write of ``article`` queued, and those of its 60 nearest articles (and the queued ones) whose
+    items change when every one of them is computed again."""
+    engine.upsert([article])
+    queued = ids_of(engine, engine.store.queued(100_000))
+    vector = engine.store.stored([article.id])[article.id].vector
+    near = ids_of(engine, [k for k in engine.following.index.search(vector[None, :], 60)[1][0].tolist() if k >= 0])
+    before = {i: items_of(engine, i) for i in near | queued}
+    engine.store.enqueue([engine.store.get(i).key for i in near])
+    refresh_queued(engine)
+    return queued, {i for i in before if items_of(engine, i) != before[i]}
+
+
+def ids_of(engine, keys) -> set[str]:
+    return {a.id for a in engine.following.rows.gather(list(keys)).articles}
+
+
+def items_of(engine, article_id: str) -> list[tuple[int, list[int]]] | None:
+    box = engine.store.box(article_id)
+    return None if box is None else [(key, list(also)) for key, _, _, also in box.items]
+
+
+def test_a_write_queues_every_box_it_changes_and_no_full_box_its_words_and_meaning_cannot_enter(data_dir, embedder):
+    """Each box queued is computed again by the refresher: a write queues its neighbours' boxes only where its best
+    possible score there (its BM25 score against the box's source, by the corpus weights) reaches the box's
+    lowest; with no corpus weights yet, every lexical score is taken to be a full match."""
+    from recommender.article import Article
+    from recommender.engine import Recommender
+
+    unweighed = data_dir.parent / "unweighed"
+    shutil.copytree(data_dir, unweighed)
+    (unweighed / "lexical.weights").unlink()
+    article = Article(section="sports", **FOLLOW_UP)
+    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+        queued, changed = queued_and_changed(engine, article)
+    with Recommender(make_settings(unweighed), embedder=embedder) as engine:
+        queued_unweighed, changed_unweighed = queued_and_changed(engine, article)
+    assert changed == changed_unweighed and MARATHON in changed
+    assert changed <= queued and changed <= queued_unweighed
+    assert len(queued) < len(queued_unweighed)
+
+
+def test_a_copy_of_an_article_queues_every_box_that_shows_it_where_it_may_fold_under_it(data_dir, embedder,
+                                                                                       mind_articles):
+    from recommender.engine import Recommender
+
+    with Recommender(make_settings(data_dir, refresh_neighbours=1), embedder=embedder) as engine:
+        original = engine.store.get(MARATHON)
+        holders = ids_of(engine, engine.store.holders(original.key))
+        assert len(holders) > 1
+        copy = replace(original.article, id="marathon-copy", title=original.article.title + " (updated)")
+        queued, changed = queued_and_changed(engine, copy)
+        assert holders <= queued  # its one nearest article is the original: each box that shows it may fold it
+        assert holders & changed  # and some do

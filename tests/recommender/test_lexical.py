@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.arrayfile import mapped_arrays, save_arrays
-from recommender.lexical import LexicalIndex, save_weights, saved_weights_seq, weights_file
+from recommender.lexical import CorpusStats, LexicalIndex, save_weights, saved_weights_seq, weights_file
 from tests.mappings import mapper, rss_and_pss
 
 CORPUS = {
@@ -193,6 +193,20 @@ def test_a_mapped_index_weighs_what_it_follows_with_the_files_weights(lexical, t
     assert scores_of(mapped) == pytest.approx(scores_of(in_memory), abs=1e-6)
     assert mapped.search("Tusk and Zelenskyy talks", 1, "bm25")[1].tolist() == [9]
     assert 1 not in mapped.search("Italy troops Ukraine", 7, "bm25")[1].tolist()
+
+
+def test_corpus_stats_score_a_text_not_indexed_yet_as_a_process_mapping_the_file_will_once_it_follows_it(
+        lexical, tmp_path):
+    """What a write uses to tell which full boxes a new article could enter, before any process indexed it."""
+    save_weights(tmp_path / "lexical.weights", lexical.live_counts(), seq=1)
+    stats = CorpusStats.read(tmp_path / "lexical.weights")
+    new = "Paris coalition meets again on Ukraine troops, Zelenskyy says"  # a word the file never had
+    mapped, _ = LexicalIndex.map_weights(tmp_path / "lexical.weights")
+    mapped.add([9], [new])
+    for source in [*CORPUS.values(), "Zelenskyy and the coalition"]:
+        want = float(mapped.scores_for(source, [9], "bm25")[0])
+        assert stats.bm25(stats.terms(source), stats.terms(new)) == pytest.approx(want, abs=1e-5)
+    assert stats.bm25(stats.terms(CORPUS[4]), stats.terms(new)) == 0.0  # no word in common
 
 
 def test_a_mapped_index_is_never_saved_and_a_foreign_weights_file_is_refused(lexical, tmp_path, monkeypatch):
