@@ -103,9 +103,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """``uvicorn.run`` keyword arguments that bound what slow, idle or numerous clients can hold."""
+    """``uvicorn.run`` keyword arguments that bound what slow, idle or numerous clients can hold, and serve no
+    WebSockets: the app has no WebSocket route, and uvicorn's default ("auto") imports the ``websockets``
+    package in every process at start (~0.4 s of a core each, on the path to ready: docs/benchmarks.md)."""
     configure_protocol(settings)
-    return {"http": GuardedHttpToolsProtocol, "timeout_keep_alive": settings.keep_alive_timeout_s,
+    return {"http": GuardedHttpToolsProtocol, "ws": "none", "timeout_keep_alive": settings.keep_alive_timeout_s,
             "limit_concurrency": settings.max_connections}
 
 
