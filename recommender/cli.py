@@ -174,9 +174,9 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from recommender.processes import fork_server_stopped, workers_forked
-    from service.app import OpenWritesRefused, create_app
     from service.html import TemplateMissing
-    from service.protocol import server_options
+    from service.refusals import OpenWritesRefused, box_renderer
+    from service.serving import server_options
     from service.writer_socket import socket_path
 
     host = args.host or settings.host
@@ -187,22 +187,27 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads,
                                            "writer_socket": socket})
     logs = log_config(settings.log_format)  # the access log is ours (service.observe), not uvicorn's
-    try:
-        app = create_app(settings)
+    try:  # refused here, before any process starts, and without importing the app: it starts the processes below
+        box_renderer(settings)
     except (OpenWritesRefused, TemplateMissing) as exc:
         raise SystemExit(f"error: {exc}") from None
-    # N read workers, one writer, one refresher, all following one store (README, "Processes").
+    # N read workers, one writer, one refresher, all following one store (README, "Processes"), each reading
+    # these settings from the environment.
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
                       RECOMMENDER_WRITER_SOCKET=str(socket))
+    if workers > 1:  # its imports start now, beside the writer's, not after this process's own
+        workers_forked(["service.app"])
     helpers = _start_helpers(host, port, socket, settings)
     # uvicorn re-raises the SIGTERM it shut down on once it restored the previous handler: this one, so that the
     # helpers below are stopped cleanly (not killed with this process).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if workers == 1:
-            uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, **server_options(settings))
+            from service.app import create_app
+
+            uvicorn.run(create_app(settings), host=host, port=port, log_config=logs, access_log=False,
+                        **server_options(settings))
         else:  # each worker process builds its app from the environment
-            workers_forked(["service.app"])
             uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
                         log_config=logs, access_log=False, **server_options(settings))
     finally:

@@ -123,11 +123,15 @@ def die_with_spawner() -> None:
 def workers_forked(preload: list[str]) -> None:
     """uvicorn's read workers forked from a fork server that imported ``preload`` once, instead of spawned
     processes that each import them (with two workers, four processes imported the app at once on two cores:
-    the imports were most of the start; docs/benchmarks.md)."""
+    the imports were most of the start; docs/benchmarks.md). The fork server starts now, with this process's
+    environment as it is now (the workers' settings), and imports ``preload`` while this process goes on."""
+    import multiprocessing.forkserver as forkserver
+
     import uvicorn._subprocess
 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(preload)
+    forkserver.ensure_running()
     # uvicorn takes its start method from this module attribute, and offers no setting for it.
     uvicorn._subprocess.spawn = context  # type: ignore[assignment]
 

@@ -23,7 +23,7 @@ from service.cache import CachedLists
 from service.deps import writer_refusal
 from service.errors import JsonErrors, install_error_handlers
 from service.forward import ForwardWrites
-from service.html import BoxRenderer, HtmlBoxes
+from service.html import HtmlBoxes
 from service.http_caching import HttpCaching
 from service.intake import EventIntake
 from service.limits import BodyLimits
@@ -34,14 +34,10 @@ from service.paths import DecodedPaths
 from service.previews import PreviewCap
 from service.protocol import configure_protocol
 from service.ratelimit import RateLimiter
+from service.refusals import box_renderer
 from service.routes import ROUTERS
 
 log = logging.getLogger("recommender.service")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-class OpenWritesRefused(RuntimeError):
-    pass
 
 
 def create_app(settings: Settings, recommender: Recommender | None = None, refresh_boxes: bool = True) -> FastAPI:
@@ -50,14 +46,15 @@ def create_app(settings: Settings, recommender: Recommender | None = None, refre
     With ``settings.writer_socket`` it is a read worker (writes go to the writer process there); otherwise it
     writes itself, and refreshes the stored boxes too unless ``refresh_boxes`` is false (the writer process of
     `recommender serve`, whose refresher is a process of its own)."""
-    refuse_open_writes(settings)
+    renderer = box_renderer(settings)
+    configure_protocol(settings)  # the server this process runs, whoever starts it
     # /docs serves Swagger UI's script and CSS from the app (fastapi-offline ships them): no CDN, so it works on
     # an intranet. No trailing-slash redirects: Starlette builds them from the client's Host header.
     app = FastAPIOffline(title="Similar news", version="0.1.0", lifespan=_lifespan(settings, recommender, refresh_boxes),
                          redirect_slashes=False,
                          description="Related-article recommendations for a news site's \"Similar news\" box.")
     app.state.settings = settings
-    app.state.box_template = BoxRenderer(settings.box_template, settings.box_locale, settings.box_time_zone)
+    app.state.box_template = renderer
     limiter = app.state.event_limiter = RateLimiter(settings.events_rate_per_s, settings.events_burst,
                                                     settings.events_client_header, settings.events_proxy_hops)
     app.add_middleware(CachedLists, size=settings.cache_size, generation=lambda: _generation(app))
@@ -139,21 +136,10 @@ def _generation(app: FastAPI) -> int | None:
     return engine.current_generation() if engine is not None else None
 
 
-def refuse_open_writes(settings: Settings) -> None:
-    """Unauthenticated writes are only ever reachable from this machine."""
-    if settings.host not in LOOPBACK and settings.api_token is None and settings.allow_writes:
-        raise OpenWritesRefused(
-            f"refusing to serve writes on {settings.host} without a token: set RECOMMENDER_API_TOKEN, "
-            "or RECOMMENDER_ALLOW_WRITES=false for a read-only replica"
-        )
-
-
 def app_from_env() -> FastAPI:
     """The app for the settings in the environment (``uvicorn --factory``: each worker process builds its own)."""
     die_with_spawner()
-    settings = Settings()
-    configure_protocol(settings)
-    return create_app(settings)
+    return create_app(Settings())
 
 
 def _checkpoint_loop(engine: Recommender, settings: Settings, stop: threading.Event) -> None:

@@ -102,17 +102,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def server_options(settings: Settings) -> dict[str, Any]:
-    """``uvicorn.run`` keyword arguments that bound what slow, idle or numerous clients can hold, and serve no
-    WebSockets: the app has no WebSocket route, and uvicorn's default ("auto") imports the ``websockets``
-    package in every process at start (~0.4 s of a core each, on the path to ready: docs/benchmarks.md)."""
-    configure_protocol(settings)
-    return {"http": GuardedHttpToolsProtocol, "ws": "none", "timeout_keep_alive": settings.keep_alive_timeout_s,
-            "limit_concurrency": settings.max_connections}
-
-
 def configure_protocol(settings: Settings) -> None:
     """Set the header limits class-wide: one server per process, and the class must stay importable by name
-    (uvicorn pickles it for its worker processes, each of which configures its own from the environment)."""
+    (``service.serving.PROTOCOL``: each process's server imports it, and each process configures it, in
+    ``service.app.create_app``)."""
     GuardedHttpToolsProtocol.header_timeout_s = settings.header_timeout_s
     GuardedHttpToolsProtocol.max_header_bytes = settings.max_header_bytes

@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     from recommender.processes import die_with_parent
     from recommender.settings import Settings
     from service.app import create_app
-    from service.protocol import server_options
+    from service.serving import server_options
 
     socket, parent = Path(argv[0]), int(argv[1])
     die_with_parent(parent)

@@ -169,6 +169,8 @@ class ArticleStore(BoxTables):
     # -- reads ----------------------------------------------------------------------------------
     # The backend's full-text condition (one parameter) and the query it takes (``recommender.fulltext``).
     MATCHES: ClassVar[str]
+    # The backend's aggregate that joins a column of keys into one text, comma-separated.
+    KEYS_JOINED: ClassVar[str]
 
     @staticmethod
     def _match_query(words: list[str]) -> str:
@@ -276,10 +278,11 @@ class ArticleStore(BoxTables):
 
     def published_keys(self, limit: int | None = None) -> np.ndarray:
         """The published articles' keys (the first ``limit`` of them)."""
-        # Straight from the cursor: a list of 1M rows first would be ~100 MB for a moment.
-        rows = self._reader.execute("SELECT key FROM articles WHERE status = 'published'"
-                                    + ("" if limit is None else f" LIMIT {int(limit)}"))
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+        # One row, the keys joined by the database and parsed by numpy: every process reads them at its start,
+        # and a row per key took 1.0 s of it at 1M articles (0.2-0.3 s so; a list of rows first, ~100 MB more).
+        keys = "SELECT key FROM articles WHERE status = 'published'" + ("" if limit is None else f" LIMIT {int(limit)}")
+        (joined,) = self._reader.execute(f"SELECT {self.KEYS_JOINED} FROM ({keys}) AS published").fetchone()
+        return np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, dtype=np.int64)
 
     def articles(self, chunk: int = CHANGES_CHUNK) -> Iterator[tuple[int, Article]]:
         """Every stored article with its key, in key order, read ``chunk`` rows at a time (no read is held open

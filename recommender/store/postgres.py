@@ -243,6 +243,7 @@ class PostgresStore(ArticleStore):
     BEGIN = ("BEGIN", f"SELECT pg_advisory_xact_lock({NAMESPACE}, {WRITE_LOCK})")
     RELAXED_COMMITS = None  # left durable: a reconnect would drop a session setting
     MATCHES = fulltext.POSTGRES_MATCHES
+    KEYS_JOINED = "string_agg(key::text, ',')"
 
     @staticmethod
     def _match_query(words: list[str]) -> str:

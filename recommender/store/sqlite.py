@@ -168,6 +168,7 @@ class SQLiteStore(ArticleStore):
     """The embedded default: one SQLite file in the data dir (WAL: readers never block, one writer at a time)."""
 
     MATCHES = fulltext.SQLITE_MATCHES
+    KEYS_JOINED = "group_concat(key, ',')"
 
     @staticmethod
     def _match_query(words: list[str]) -> str:

@@ -81,8 +81,14 @@ def test_failed_transaction_leaves_previous_state(store):
 
 
 def test_published_keys_leave_out_unpublished(store):
+    assert store.published_keys().dtype == np.int64 and not len(store.published_keys())
     store.upsert([(Article("a", "one"), "h", vec(0)), (Article("b", "two", status="unpublished"), "h", vec(1))])
     assert store.published_keys().tolist() == [store.get("a").key]
+    store.upsert([(Article(f"c{i}", f"three {i}"), "h", vec(i)) for i in range(1200)])
+    keys = store.published_keys()
+    assert keys.dtype == np.int64 and sorted(keys.tolist()) == sorted(store.get(a).key for a in
+                                                                       ["a", *(f"c{i}" for i in range(1200))])
+    assert len(store.published_keys(limit=10)) == 10 and set(store.published_keys(limit=10)) <= set(keys.tolist())
 
 
 def test_vectors_by_keys_reads_the_vectors_of_known_keys_only(store):

@@ -168,7 +168,7 @@ def test_a_request_that_is_not_http_gets_the_json_error_body(strict, malformed):
 
 def test_the_server_serves_no_websockets_so_a_worker_starts_without_importing_them():
     # uvicorn's default imports the websockets package in every process at start (~0.4 s of a core each).
-    code = ("import sys, uvicorn; from recommender.settings import Settings; from service.protocol import "
+    code = ("import sys, uvicorn; from recommender.settings import Settings; from service.serving import "
             "server_options\nasync def app(scope, receive, send): pass\n"
             "uvicorn.Config(app, **server_options(Settings())).load(); print('websockets' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recommender.settings import Settings
-from service.app import OpenWritesRefused, create_app
+from service.app import create_app
+from service.refusals import OpenWritesRefused
 from tests.conftest import make_settings
 
 
@@ -63,3 +64,17 @@ def test_cors_origins_are_a_json_list_or_a_comma_separated_list_and_anything_els
         assert serve.returncode == 2 and serve.stdout == "", serve.stderr
         (line,) = serve.stderr.splitlines()  # one line that says what to write, no traceback
         assert line.startswith("error: RECOMMENDER_CORS_ORIGINS: ") and "https://site.example" in line
+
+
+@pytest.mark.parametrize(("setting", "says"), [({"RECOMMENDER_HOST": "0.0.0.0"}, "RECOMMENDER_API_TOKEN"),
+                                               ({"RECOMMENDER_BOX_TEMPLATE": "/nowhere/box.html"},
+                                                "RECOMMENDER_BOX_TEMPLATE")])
+def test_serve_refuses_open_writes_and_a_missing_template_before_it_starts_any_process(tmp_path, setting, says):
+    from tests.service.conftest import free_port
+
+    env = {**os.environ, **setting, "RECOMMENDER_DATA_DIR": str(tmp_path), "RECOMMENDER_WORKERS": "2"}
+    serve = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--port", str(free_port())],
+                           env=env, capture_output=True, text=True, timeout=300)
+    (line,) = serve.stderr.splitlines()  # said by the command itself: no worker or writer logged a start
+    assert serve.returncode == 1 and line.startswith("error: ") and says in line
+    assert not list(tmp_path.iterdir())  # no writer opened the store, no socket was made
