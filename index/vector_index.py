@@ -27,12 +27,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.files import file_stamp, replacing
+from index.files import replacing
+from index.layout import GRAPH_KINDS, KINDS, MAPPABLE_KINDS, meta_path
 
-KINDS = ("flat", "hnsw", "hnswsq", "ivfpq")
-GRAPH_KINDS = ("hnsw", "hnswsq")
-# Kinds whose vectors (codes) and graph FAISS maps from the file (IO_FLAG_MMAP_IFC); ivfpq is read.
-MAPPABLE_KINDS = ("flat", "hnsw", "hnswsq")
 # What a saved file of each kind holds (inside its IndexIDMap2, but for ivfpq, which keeps its own ids).
 _INNER_TYPES = {"flat": faiss.IndexFlatIP, "hnsw": faiss.IndexHNSWFlat, "hnswsq": faiss.IndexHNSWSQ,
                 "ivfpq": faiss.IndexIVFPQ}  # graphs cannot drop nodes: removed vectors are hidden instead
@@ -301,13 +298,9 @@ class VectorIndex:
             hidden = np.flatnonzero(self._hidden).tolist()
             meta = IndexMeta(self.kind if self._index is not None else "flat", self.dim, self.model, seq,
                              self._ntotal() - len(hidden), hidden)
-        with replacing(_meta_path(path)) as meta_tmp:
+        with replacing(meta_path(path)) as meta_tmp:
             meta_tmp.write_text(json.dumps(asdict(meta)))
         return meta
-
-
-def _meta_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
 
 
 def _best_of(k: int, *results: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -318,12 +311,6 @@ def _best_of(k: int, *results: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarra
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(keys, order, axis=1)
 
 
-def saved_at(path: Path) -> tuple[int, int] | None:
-    """Which checkpoint of the index at ``path`` is there (its meta file's ``file_stamp``), None if none: a cheap
-    test of whether a newer one is there to map."""
-    return file_stamp(_meta_path(Path(path)))
-
-
 def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
     """Read a saved index; raises ``FileNotFoundError`` or ``ValueError`` (unreadable, inconsistent).
 
@@ -332,14 +319,14 @@ def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
     process mapping the file shares them (see ``VectorIndex`` for its changes)."""
     path = Path(path)
     try:
-        raw_meta = json.loads(_meta_path(path).read_text())
+        raw_meta = json.loads(meta_path(path).read_text())
         meta = IndexMeta(**raw_meta)
     except FileNotFoundError:
         raise
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"index meta {_meta_path(path)} is unreadable: {exc}") from exc
+        raise ValueError(f"index meta {meta_path(path)} is unreadable: {exc}") from exc
     if meta.kind not in KINDS:
-        raise ValueError(f"index meta {_meta_path(path)} names an unknown kind {meta.kind!r}")
+        raise ValueError(f"index meta {meta_path(path)} names an unknown kind {meta.kind!r}")
     mapped = mmap and meta.kind in MAPPABLE_KINDS
     try:
         raw = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
@@ -349,7 +336,7 @@ def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
     if raw.d != meta.dim or not isinstance(raw, expected):
         raise ValueError(f"index file {path} does not match its meta (dim {raw.d} vs {meta.dim}, kind {meta.kind})")
     if meta.hidden and (meta.kind not in GRAPH_KINDS or max(meta.hidden) >= raw.ntotal):
-        raise ValueError(f"index meta {_meta_path(path)} hides slots the index file does not have")
+        raise ValueError(f"index meta {meta_path(path)} hides slots the index file does not have")
     # The file and its meta are replaced by two renames: a crash between them pairs a new file with an old
     # meta (another kind, or slots numbered otherwise). Caught here, such an index is rebuilt from the store.
     inner = type(faiss.downcast_index(raw.index)) if isinstance(raw, faiss.IndexIDMap2) else type(raw)

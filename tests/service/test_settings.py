@@ -78,3 +78,15 @@ def test_serve_refuses_open_writes_and_a_missing_template_before_it_starts_any_p
     (line,) = serve.stderr.splitlines()  # said by the command itself: no worker or writer logged a start
     assert serve.returncode == 1 and line.startswith("error: ") and says in line
     assert not list(tmp_path.iterdir())  # no writer opened the store, no socket was made
+
+
+def test_the_serve_command_checks_its_settings_without_importing_the_app_faiss_or_numpy(tmp_path):
+    # Its own process only starts the others (the fork server imports the app once for the read workers): every
+    # import here was on the path to ready, before anything else started.
+    code = ("import sys\nfrom recommender.cli import main\ntry:\n    main(['serve', '--host', '0.0.0.0'])\n"
+            "except SystemExit as refused:\n    assert 'RECOMMENDER_API_TOKEN' in str(refused)\n"
+            "from index import saved_at\nimport recommender.processes, service.serving, service.writer_socket, uvicorn\n"
+            "print(sorted(m for m in ('faiss', 'numpy', 'fastapi', 'service.app') if m in sys.modules))")
+    env = {**os.environ, "RECOMMENDER_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"

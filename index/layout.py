@@ -1,0 +1,25 @@
+"""What is known of the index without loading FAISS: the kinds' names and which checkpoint is on disk. The command
+line and the server's parent process read these before they start the processes that search (each import of
+FAISS and numpy is ~0.15 s of a core on the path to ready)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from index.files import file_stamp
+
+KINDS = ("flat", "hnsw", "hnswsq", "ivfpq")
+GRAPH_KINDS = ("hnsw", "hnswsq")
+# Kinds whose vectors (codes) and graph FAISS maps from the file (IO_FLAG_MMAP_IFC); ivfpq is read.
+MAPPABLE_KINDS = ("flat", "hnsw", "hnswsq")
+
+
+def meta_path(path: Path) -> Path:
+    """The index file's meta file (kind, model, dimension, sequence), written after it."""
+    return path.with_name(path.name + ".json")
+
+
+def saved_at(path: Path) -> tuple[int, int] | None:
+    """Which checkpoint of the index at ``path`` is there (its meta file's ``file_stamp``), None if none: a cheap
+    test of whether a newer one is there to map."""
+    return file_stamp(meta_path(Path(path)))
