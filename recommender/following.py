@@ -69,6 +69,35 @@ def absent(keys: np.ndarray, published: np.ndarray) -> np.ndarray:
     return keys[~present[keys]]
 
 
+class KeySet:
+    """Store keys as a mask by key (they are dense row ids), with the calls of a ``set`` that its users make: one
+    byte a key where a set of Python ints took ~60 (60-85 MB and 0.1 s of every process's start at 1M articles).
+    A change of one key is atomic; growing swaps in a larger copy."""
+
+    def __init__(self, keys: np.ndarray):
+        self._mask = np.zeros(int(keys.max(initial=-1)) + 1, dtype=bool)
+        self._mask[keys] = True
+
+    def __contains__(self, key: object) -> bool:
+        mask = self._mask
+        return bool(isinstance(key, (int, np.integer)) and 0 <= key < len(mask) and mask[key])
+
+    def issuperset(self, keys: Iterable[int]) -> bool:
+        return all(key in self for key in keys)
+
+    def update(self, keys: Iterable[int]) -> None:
+        added = np.fromiter(keys, dtype=np.int64)
+        if len(added) and added.max() >= len(self._mask):
+            grown = np.zeros(max(int(added.max()) + 1, 2 * len(self._mask)), dtype=bool)
+            grown[:len(self._mask)] = self._mask
+            self._mask = grown
+        self._mask[added] = True
+
+    def difference_update(self, keys: Iterable[int]) -> None:
+        removed = np.fromiter(keys, dtype=np.int64)
+        self._mask[removed[(removed >= 0) & (removed < len(self._mask))]] = False
+
+
 class Following:
     """Thread-safe; ``open`` reads the indexes (or builds them from the store), ``follow`` keeps them current."""
 
@@ -158,7 +187,7 @@ class Following:
         store_seq = self.store.seq
         added, gone = self._caught_up(index, seq)
         published = self.store.published_keys()  # after the sequence: what is written later is followed again
-        self.published = set(published.tolist())
+        self.published = KeySet(published)
         stale = absent(index.ids(), published)
         index.remove(stale)
         index = self._delta_bounded(index)  # a checkpoint far behind the store: saved whole now

@@ -1,8 +1,8 @@
-"""Following the store: what a process's repair drops from its index."""
+"""Following the store: what a process's repair drops from its index, and the published keys it keeps."""
 
 import numpy as np
 
-from recommender.following import absent
+from recommender.following import KeySet, absent
 
 
 def test_absent_keys_are_those_the_store_no_longer_publishes_whatever_their_order():
@@ -11,3 +11,14 @@ def test_absent_keys_are_those_the_store_no_longer_publishes_whatever_their_orde
     assert absent(np.array([4, 1], dtype=np.int64), published).tolist() == []
     assert absent(np.array([2], dtype=np.int64), np.zeros(0, dtype=np.int64)).tolist() == [2]  # nothing published
     assert absent(np.zeros(0, dtype=np.int64), published).tolist() == []
+
+
+def test_the_published_keys_answer_as_a_set_of_them_would_as_they_grow_and_shrink():
+    published = KeySet(np.array([1, 3, 4], dtype=np.int64))
+    assert 3 in published and np.int64(4) in published and 2 not in published
+    assert 99 not in published and -1 not in published and "3" not in published  # beyond the mask, or no key
+    assert published.issuperset([1, 4]) and published.issuperset([]) and not published.issuperset([1, 2])
+    published.update([2, 1_000])  # grows to hold the new key
+    published.difference_update([4, 5_000])  # a key never held is no error
+    assert [k for k in range(1_001) if k in published] == [1, 2, 3, 1_000]
+    assert not any(k in KeySet(np.zeros(0, dtype=np.int64)) for k in range(3))
