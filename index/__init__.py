@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = ("IndexMeta", "VectorIndex", "index_kind_for", "load_index")
 __all__ = ["KINDS", "MAPPABLE_KINDS", "IndexMeta", "VectorIndex", "index_kind_for", "load_index", "saved_at"]
+__all__ = ["KINDS", "MAPPABLE_KINDS", "IndexMeta", "VectorIndex", "index_kind_for", "load_index", "saved_at"]
 
 
 def __getattr__(name: str) -> Any:

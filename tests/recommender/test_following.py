@@ -2,15 +2,16 @@
 
 import numpy as np
 
-from recommender.following import KeySet, absent
+from recommender.following import KeySet
 
 
 def test_absent_keys_are_those_the_store_no_longer_publishes_whatever_their_order():
-    published = np.array([1, 3, 4], dtype=np.int64)
-    assert sorted(absent(np.array([5, 1, 9, 3], dtype=np.int64), published).tolist()) == [5, 9]
-    assert absent(np.array([4, 1], dtype=np.int64), published).tolist() == []
-    assert absent(np.array([2], dtype=np.int64), np.zeros(0, dtype=np.int64)).tolist() == [2]  # nothing published
-    assert absent(np.zeros(0, dtype=np.int64), published).tolist() == []
+    published = KeySet(np.array([1, 3, 4], dtype=np.int64))
+    assert sorted(published.absent(np.array([5, 1, 9, 3], dtype=np.int64)).tolist()) == [5, 9]
+    assert published.absent(np.array([4, 1], dtype=np.int64)).tolist() == []
+    nothing = KeySet(np.zeros(0, dtype=np.int64))
+    assert nothing.absent(np.array([2], dtype=np.int64)).tolist() == [2]  # nothing published
+    assert published.absent(np.zeros(0, dtype=np.int64)).tolist() == []
 
 
 def test_the_published_keys_answer_as_a_set_of_them_would_as_they_grow_and_shrink():
