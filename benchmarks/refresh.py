@@ -2,7 +2,7 @@
 git revision (``--compare``), side by side on the same data dir.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/refresh.py --data-dir DIR [--boxes 640] [--rounds 2]
-        [--compare main] [--profile 25]
+        [--compare main] [--profile 25] [--processes 1,2]
 
 DIR is a built data dir (e.g. the one ``benchmarks/serve.py`` builds) and is written to: use a copy. Each round
 runs, for each tree in turn, a fresh process that opens the engine as the refresher process does (every row
@@ -10,6 +10,9 @@ parsed first, a few boxes refreshed to warm up), queues the same ``--boxes`` pub
 ``refresh_queued`` (wall clock and the process's CPU time). Rounds alternate the trees so that both meet the
 same load. A digest of the refreshed boxes (items, floor and member rows) is printed with each figure: the same digest means
 byte-identical boxes. ``--profile N`` prints each tree's N costliest functions (cProfile, cumulative) once.
+``--processes 1,2`` measures each tree once per value: the queue computed by that many processes sharing it, as
+an import does (the helpers' start included; ``--boxes`` of at least ``refresher.SHARED_MIN``, else one process
+computes them all).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _measure(data_dir: Path, boxes: int, profile: int) -> dict[str, object]:
+def _measure(data_dir: Path, boxes: int, profile: int, processes: int) -> dict[str, object]:
     """One refresh of ``boxes`` queued boxes in this process, with the code on sys.path."""
     os.environ["RECOMMENDER_DATA_DIR"] = str(data_dir)
     import numpy as np
@@ -51,7 +54,7 @@ def _measure(data_dir: Path, boxes: int, profile: int) -> dict[str, object]:
             profiler = cProfile.Profile()
             profiler.enable()
         wall, cpu = time.perf_counter(), time.process_time()
-        done = refresh_queued(engine)
+        done = refresh_queued(engine, processes=processes) if processes > 1 else refresh_queued(engine)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if profiler is not None:
             profiler.disable()
@@ -78,10 +81,10 @@ def _tree_of(revision: str, into: Path) -> Path:
     return into
 
 
-def _run(tree: Path, args: argparse.Namespace, profile: int) -> dict[str, Any]:
+def _run(tree: Path, args: argparse.Namespace, profile: int, processes: int) -> dict[str, Any]:
     """``_measure`` in a fresh process importing the recommender from ``tree``."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(tree), "--data-dir", str(args.data_dir),
-               "--boxes", str(args.boxes), "--profile", str(profile)]
+               "--boxes", str(args.boxes), "--profile", str(profile), "--processes", str(processes)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, env=env, text=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -95,11 +98,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2, help="measurements per tree, alternated")
     ap.add_argument("--compare", metavar="REV", help="also measure this git revision's code (e.g. main)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions once")
+    ap.add_argument("--processes", default="1", help="processes sharing the queue, one measurement per value")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
         sys.path.insert(0, str(args.child))
-        print(json.dumps(_measure(args.data_dir, args.boxes, args.profile)))
+        print(json.dumps(_measure(args.data_dir, args.boxes, args.profile, int(args.processes))))
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,12 +111,14 @@ def main() -> int:
         if args.compare:
             trees.insert(0, (args.compare, _tree_of(args.compare, Path(tmp))))
         print(f"{args.boxes} boxes per measurement, data dir {args.data_dir}")
+        runs = [(name, tree, int(n)) for name, tree in trees for n in args.processes.split(",")]
         for round_ in range(args.rounds):
-            for name, tree in trees:
+            for name, tree, processes in runs:
                 load = os.getloadavg()[0]
-                r = _run(tree, args, args.profile if round_ == 0 else 0)
+                r = _run(tree, args, args.profile if round_ == 0 else 0, processes)
                 boxes, wall, cpu = int(r["boxes"]), float(r["wall_s"]), float(r["cpu_s"])
-                print(f"  {name:>10}: {boxes / wall:6.1f} boxes/s wall, {1000 * cpu / boxes:5.2f} ms CPU per box "
+                print(f"  {name:>10}, {processes} process(es): {boxes / wall:6.1f} boxes/s wall, "
+                      f"{1000 * cpu / boxes:5.2f} ms CPU per box in this process "
                       f"({boxes} boxes, {wall:.2f} s), digest {r['digest']}, load average {load:.1f} -> "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
     return 0

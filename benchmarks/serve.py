@@ -71,7 +71,7 @@ def _build_boxes(path: Path, n: int) -> None:
     """Every article's default box, computed in batch as `recommender ingest` does (cached beside the data:
     delete the `boxes-N` marker to recompute them, e.g. after the box format changed)."""
     from recommender.engine import Recommender
-    from recommender.refresher import refresh_queued
+    from recommender.refresher import import_processes, refresh_queued
     from recommender.settings import Settings
 
     marker = path / f"boxes-{n}"
@@ -82,7 +82,7 @@ def _build_boxes(path: Path, n: int) -> None:
     engine = Recommender(Settings(data_dir=path, rows_cache_max=max(n, 200_000)))
     # Every box, not only the queued ones: boxes a cached data dir holds from older code are recomputed too.
     engine.store.enqueue(engine.store.published_keys().tolist())
-    done = refresh_queued(engine, progress=True)
+    done = refresh_queued(engine, progress=True, processes=import_processes(engine.settings))
     engine.close()
     print(f"computed {done} boxes in {time.perf_counter() - t:.1f}s ({done / (time.perf_counter() - t):.0f}/s)")
     marker.write_text("ok")

@@ -101,13 +101,14 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
 def _refresh_boxes(engine) -> str:
     """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them)."""
     from recommender.locks import refresher_lock
-    from recommender.refresher import refresh_queued
+    from recommender.refresher import import_processes, refresh_queued
 
     lock = refresher_lock(engine.settings)
     if not lock.try_exclusive():
         return f"{engine.store.queue_length()} boxes queued for the running server's refresher"
     try:
-        return f"{refresh_queued(engine, progress=True)} boxes computed"
+        processes = import_processes(engine.settings)
+        return f"{refresh_queued(engine, progress=True, processes=processes)} boxes computed"
     finally:
         lock.release()
 

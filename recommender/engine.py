@@ -42,9 +42,11 @@ log = logging.getLogger("recommender")
 
 
 class Recommender:
-    """Open one per data dir and process; thread-safe for concurrent reads and writes."""
+    """Open one per data dir and process; thread-safe for concurrent reads and writes. ``saves`` false: a process
+    beside the one that saves the index checkpoints (a helper computing boxes): it maps them and saves none."""
 
-    def __init__(self, settings: Settings, embedder: TextEmbedder | None = None, index_kind: str | None = None):
+    def __init__(self, settings: Settings, embedder: TextEmbedder | None = None, index_kind: str | None = None,
+                 saves: bool = True):
         self.settings = settings
         # Ranking multiplies small matrices (200 x 384): BLAS threads there cost far more than they give (a box
         # took 45 ms with OpenBLAS on every core, 3 ms on one; torch's own threads for encoding are not BLAS's).
@@ -59,7 +61,7 @@ class Recommender:
         self.events = EventLog(self.event_store, settings.events_flush_interval_s, settings.events_max_pending,
                                settings.events_retention_days)
         self.popularity = Popularity(self.event_store, settings.popularity_half_life_days)
-        self.following = Following(settings, self.store, self.overrides, self.experiments, self.model)
+        self.following = Following(settings, self.store, self.overrides, self.experiments, self.model, saves)
         self._write_lock = threading.RLock()
         self.experimenting = Experimenting(self.following, self.experiments, self._write_lock)
         self._wire(Ranking.from_settings(settings))

@@ -101,7 +101,7 @@ class Following:
     """Thread-safe; ``open`` reads the indexes (or builds them from the store), ``follow`` keeps them current."""
 
     def __init__(self, settings: Settings, store: ArticleStore, overrides: OverrideStore,
-                 experiments: ExperimentStore, model: ModelOnDemand):
+                 experiments: ExperimentStore, model: ModelOnDemand, saves: bool = True):
         self.settings = settings
         self.store = store
         self.overrides = overrides
@@ -128,7 +128,8 @@ class Following:
         # opens in a fraction of the time. The process that writes the checkpoint (the writer of `recommender
         # serve`, a one-process server, an ingest) reads it whole only to save a newer one, then maps that.
         self.maps_index = settings.index_mmap
-        self.saves_index = settings.writer_socket is None  # a read worker leaves the checkpoint to the writer
+        # A read worker leaves the checkpoint to the writer, a box helper (``saves`` false) to the import it helps.
+        self.saves_index = saves and settings.writer_socket is None
         self._mapped_at: tuple[int, int] | None = None  # which checkpoint this process maps
         # The lexical weights are derived once by the writer at its checkpoint, from counts it holds; the read
         # workers map them.

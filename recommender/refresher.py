@@ -11,9 +11,13 @@ leaves them queued and the next holder finishes them."""
 from __future__ import annotations
 
 import logging.config
+import multiprocessing
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -21,22 +25,106 @@ from recommender.engine import Recommender
 from recommender.lexical import warm_up
 from recommender.locks import refresher_lock
 from recommender.purges import PurgeQueue, PurgeSender
+from recommender.settings import Settings
 from recommender.store.sql import StoreUnavailable
 
 log = logging.getLogger("recommender.refresher")
 
 
-def refresh_queued(engine: Recommender, progress: bool = False) -> int:
-    """Recompute every queued box now, in batches (the caller holds the lock); returns how many were stored."""
-    boxes = engine.boxes
-    batch = boxes.settings.refresh_batch
-    bar = tqdm(total=boxes.store.queue_length(), unit="box", desc="boxes", disable=not progress)
-    done = 0
-    while keys := boxes.store.queued(batch):
-        done += boxes.refresh(keys)
-        bar.update(len(keys))
+# An import's queue is shared with helper processes only from this many boxes: each helper's start (its imports
+# and open, seconds at 1M articles) must be paid back.
+SHARED_MIN = 2000
+# Processes computing an import's boxes when not set: one per core up to this many (each holds its own rows).
+DEFAULT_PROCESSES_MAX = 4
+
+
+def import_processes(settings: Settings) -> int:
+    """How many processes compute an import's boxes: RECOMMENDER_BOX_PROCESSES, else one per core (at most
+    ``DEFAULT_PROCESSES_MAX``)."""
+    return settings.box_processes or min(os.cpu_count() or 1, DEFAULT_PROCESSES_MAX)
+
+
+def refresh_queued(engine: Recommender, progress: bool = False, processes: int = 1) -> int:
+    """Recompute every queued box now, in batches (the caller holds the lock); returns how many were stored.
+
+    With ``processes`` > 1 and a queue of at least ``SHARED_MIN``, that many processes share it by key: this one
+    and helpers that map the checkpoint it saves first. Boxes are independent and one process ranks on one core;
+    a helper that fails leaves its share queued, and this one computes what is left at the end."""
+    bar = tqdm(total=engine.store.queue_length(), unit="box", desc="boxes", disable=not progress)
+    helpers = _Helpers(engine, processes - 1) if processes > 1 and (bar.total or 0) >= SHARED_MIN else None
+    shares = 1 if helpers is None else processes
+    if helpers is not None:
+        engine.warm_rows()  # as each helper does: a queue this long reads most rows, read in key order here
+
+    def taken(count: int) -> None:
+        bar.update(count + (helpers.taken_since_last() if helpers else 0))
+
+    done = _refresh_share(engine, (0, shares), taken)
+    if helpers is not None:
+        done += helpers.joined(taken) + _refresh_share(engine, (0, 1), taken)
     bar.close()
     return done
+
+
+def _refresh_share(engine: Recommender, share: tuple[int, int], taken: Callable[[int], None]) -> int:
+    """Compute the queued boxes of ``share`` (``ArticleStore.queued``) until none is left; returns how many were
+    stored, telling ``taken`` how many were taken off the queue after each batch."""
+    done = 0
+    while keys := engine.store.queued(engine.settings.refresh_batch, share):
+        done += engine.boxes.refresh(keys)
+        taken(len(keys))
+    return done
+
+
+class _Helpers:
+    """Processes computing shares 1..count of the queue beside this one (share 0), each opening the data dir
+    afresh from the checkpoint saved here before they start (they map it, and save none)."""
+
+    def __init__(self, engine: Recommender, count: int):
+        engine.checkpoint()
+        context = multiprocessing.get_context("spawn")  # not forked: this process holds threads and connections
+        self.taken, self.stored = context.Value("q", 0), context.Value("q", 0)
+        self._reported = 0
+        self.processes = [context.Process(target=_helper_main, name=f"boxes-{i}", daemon=True,
+                                          args=(engine.settings, (i, count + 1), os.getpid(), self.taken, self.stored))
+                          for i in range(1, count + 1)]
+        for process in self.processes:
+            process.start()
+
+    def taken_since_last(self) -> int:
+        """Boxes the helpers took off the queue since the last call."""
+        now = self.taken.value
+        delta, self._reported = now - self._reported, now
+        return int(delta)
+
+    def joined(self, taken: Callable[[int], None]) -> int:
+        """Wait for every helper (telling ``taken`` their progress meanwhile); returns the boxes they stored."""
+        for process in self.processes:
+            while process.is_alive():
+                process.join(1.0)
+                taken(0)
+            if process.exitcode:
+                log.warning("box helper %s exited with %s: this process computes what it left queued",
+                            process.name, process.exitcode)
+        return int(self.stored.value)
+
+
+def _helper_main(settings: Settings, share: tuple[int, int], parent: int, taken: Any, stored: Any) -> None:
+    """A box helper's process: compute ``share`` of the queue, counting into the shared ``taken`` and ``stored``."""
+    from recommender.processes import die_with_parent
+
+    die_with_parent(parent)
+
+    def count(n: int) -> None:
+        with taken.get_lock():
+            taken.value += n
+
+    with Recommender(settings, saves=False) as engine:
+        engine.store.relax_commits()  # it writes boxes only: a lost one is still queued
+        engine.warm_rows()  # as the refresher of a server does: a queue this long reads most rows anyway
+        done = _refresh_share(engine, share, count)
+    with stored.get_lock():
+        stored.value += done
 
 
 class Refresher:
@@ -137,7 +225,6 @@ def main(argv: list[str]) -> int:
     server's settings in the environment; runs until SIGTERM."""
     from recommender.logs import log_config
     from recommender.processes import die_with_parent
-    from recommender.settings import Settings
 
     die_with_parent(int(argv[0]))
     settings = Settings()

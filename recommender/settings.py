@@ -101,6 +101,10 @@ class Settings(BaseSettings):
         50_000, ge=0, description="With PostgreSQL: stored boxes each process keeps in memory (~10 KB each), served "
         "without a round trip to the database until a followed write changes them, and while it is unreachable.")
     refresh_batch: int = Field(64, ge=1, description="Boxes recomputed per refresher transaction.")
+    box_processes: int | None = Field(
+        None, ge=1, description="Processes that compute the boxes of an import (`recommender ingest`) together, "
+        "each a share of the queue; None = one per CPU core, at most 4. Each holds its own rows "
+        "(RECOMMENDER_ROWS_CACHE_MAX).")
     refresh_poll_s: float = Field(0.05, gt=0, description="How often an idle refresher looks at the queue.")
     switch_interval_s: float = Field(
         0.0005, gt=0, description="Python's GIL switch interval in a server process (sys.setswitchinterval).")

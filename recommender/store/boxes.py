@@ -165,9 +165,13 @@ class BoxTables(SQLStore):
             set_meta(conn, "box_format", box_format)
             return len(keys)
 
-    def queued(self, limit: int) -> list[int]:
-        """Up to ``limit`` queued box keys, the longest waiting first."""
-        rows = self._reader.execute("SELECT key FROM refresh_queue ORDER BY since, key LIMIT ?", (limit,))
+    def queued(self, limit: int, share: tuple[int, int] = (0, 1)) -> list[int]:
+        """Up to ``limit`` queued box keys, the longest waiting first; ``share`` (i, n): only keys equal to i
+        modulo n, so that n processes computing the queue at once never take the same box."""
+        part, parts = share
+        # key modulo n, written without "%" (psycopg's placeholder character) and without mod() (not in every SQLite)
+        rows = self._reader.execute("SELECT key FROM refresh_queue WHERE key - key / ? * ? = ? ORDER BY since, key "
+                                    "LIMIT ?", (parts, parts, part, limit))
         return [r[0] for r in rows]
 
     def queue_length(self) -> int:

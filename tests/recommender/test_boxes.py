@@ -2,6 +2,7 @@
 the list ranked on demand; a taken-down item never shows, even in a box not refreshed yet."""
 
 import json
+import os
 import re
 import shutil
 from dataclasses import replace
@@ -173,6 +174,51 @@ def test_every_item_carries_its_excerpt_and_image_credit(engine, mind_articles):
     by_id = {a.id: a for a in mind_articles}
     for item in json.loads(on_demand(engine, SOURCE))["items"]:
         assert item["excerpt"] == excerpt(by_id[item["id"]], engine.settings.excerpt_chars) != ""
+
+
+def stored_boxes(engine) -> tuple[list, list]:
+    """Every stored box (items and floor) and box member, by key: what a refresh wrote, less when."""
+    return ([tuple(r) for r in engine.store.read("SELECT key, items, floor FROM boxes ORDER BY key")],
+            [tuple(r) for r in engine.store.read("SELECT box_key, item_key FROM box_members ORDER BY 1, 2")])
+
+
+def test_an_import_shares_its_queue_with_a_helper_process_and_stores_the_boxes_one_process_would(engine, monkeypatch):
+    import recommender.refresher as refresher
+
+    keys = engine.store.published_keys().tolist()
+    engine.store.enqueue(keys)
+    monkeypatch.setattr(refresher, "SHARED_MIN", 1)  # the slice's 400 boxes shared as an archive's queue is
+    computed_here: list[int] = []
+    refresh = engine.boxes.refresh
+
+    def refresh_here(batch: list[int]) -> int:
+        computed_here.extend(batch)
+        return refresh(batch)
+
+    monkeypatch.setattr(engine.boxes, "refresh", refresh_here)
+    assert refresh_queued(engine, processes=2) == len(keys)
+    assert engine.store.queue_length() == 0
+    assert computed_here and all(key % 2 == 0 for key in computed_here)  # the odd keys' boxes: the helper's
+    shared = stored_boxes(engine)
+    engine.store.enqueue(keys)
+    monkeypatch.setattr(engine.boxes, "refresh", refresh)
+    assert refresh_queued(engine) == len(keys)
+    assert stored_boxes(engine) == shared
+
+
+def crashing_helper(*args) -> None:
+    os._exit(3)
+
+
+def test_a_helper_that_dies_leaves_its_share_to_the_import_which_computes_every_box(engine, monkeypatch):
+    import recommender.refresher as refresher
+
+    keys = engine.store.published_keys().tolist()
+    engine.store.enqueue(keys)
+    monkeypatch.setattr(refresher, "SHARED_MIN", 1)
+    monkeypatch.setattr(refresher, "_helper_main", crashing_helper)
+    assert refresh_queued(engine, processes=2) == len(keys)
+    assert engine.store.queue_length() == 0
 
 
 def test_the_editors_explained_table_lists_what_readers_get_with_a_pin_and_blocks_here_and_everywhere(engine):

@@ -127,6 +127,13 @@ def test_a_write_queues_its_own_box_and_the_boxes_holding_it_in_its_transaction(
     assert store.box("a").pending
 
 
+def test_processes_sharing_the_queue_each_take_the_keys_of_their_share_and_together_all(store):
+    store.enqueue(range(1, 8))
+    shares = [store.queued(10, (i, 3)) for i in range(3)]
+    assert shares == [[3, 6], [1, 4, 7], [2, 5]]
+    assert sorted(sum(shares, [])) == store.queued(10) == list(range(1, 8))
+
+
 def test_a_box_refreshed_before_a_later_write_stays_queued(store):
     [a] = store.upsert([(Article("a", "one"), "h", vec(0))])
     computed_at = store.seq
