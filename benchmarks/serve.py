@@ -443,9 +443,6 @@ def main() -> int:
                          "copy, folded into most boxes near it), or real news the store does not hold (AllSides)")
     ap.add_argument("--writers", type=int, default=8, help="concurrent write clients sharing --write-rate")
     ap.add_argument("--data-dir", type=Path, help="default: <tmp>/similar-news-bench/serve-<n> (reused)")
-    ap.add_argument("--stored-only", action="store_true",
-                    help="a data dir whose boxes are partly stored (a build stopped before they all were): the run's "
-                         "copy has its queue emptied and default lists are asked of the stored boxes' articles only")
     ap.add_argument("--on-demand-clients", type=int, default=2,
                     help="clients asking lists ranked on demand (an option set: no stored box), 0 = skip")
     args = ap.parse_args()
@@ -457,13 +454,6 @@ def main() -> int:
 
     with sqlite3.connect(data_dir / "articles.sqlite3") as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM articles WHERE status='published' ORDER BY key")]
-        articles = len(ids)
-        if args.stored_only:
-            stored = [r[0] for r in conn.execute("SELECT a.id FROM articles a JOIN boxes b ON b.key = a.key "
-                                                 "WHERE a.status='published' ORDER BY a.key")]
-            print(f"{len(stored)} of {len(ids)} articles have a stored box: default lists are asked of those only, "
-                  "and the rest of the queue is dropped in each run's copy (their lists are ranked on demand)")
-            ids = stored
     rng = np.random.default_rng(1)
     ranked = [ids[i] for i in rng.permutation(len(ids))]  # popularity rank -> article, unrelated to age
     weights = 1.0 / np.arange(1, len(ranked) + 1) ** args.zipf
@@ -489,20 +479,17 @@ def main() -> int:
         # A private copy per run: the write phases change it, and every run starts from the same state.
         run_dir = Path(tempfile.mkdtemp(prefix="serve-run-", dir=data_dir.parent))
         shutil.copytree(data_dir, run_dir, dirs_exist_ok=True)
-        if args.stored_only:
-            with sqlite3.connect(run_dir / "articles.sqlite3") as conn:
-                conn.execute("DELETE FROM refresh_queue")
         # The copy written out first: at 1M its 5.5 GB were still being written back while the server started
         # (ready 5.9-7.1 s, against 3.5-3.8 s on a copy made earlier), which is the copy's cost, not the start's.
         os.sync()
         port = free_port()
         server, start_s = start_server(run_dir, port, workers)
         try:
-            ready_target = 3.0 if articles <= 100_000 else 5.0  # issue 25: 3 s at 100k, 5 s at 1M
+            ready_target = 3.0 if len(ids) <= 100_000 else 5.0  # issue 25: 3 s at 100k, 5 s at 1M
             print(f"\n== {workers} worker(s): ready in {start_s:.2f}s (target <= {ready_target:g} s: "
-                  f"{'met' if start_s <= ready_target else 'NOT met'}) on {articles} articles; {args.clients} "
+                  f"{'met' if start_s <= ready_target else 'NOT met'}) on {len(ids)} articles; {args.clients} "
                   f"clients, {args.duration:g}s per phase")
-            print_memory(server.pid, articles, workers)
+            print_memory(server.pid, len(ids), workers)
             for mode in {"both": ["zipf", "uniform"], "none": []}.get(args.ids, [args.ids]):
                 paths = similar_path(mode)
                 if args.warmup:
@@ -518,7 +505,7 @@ def main() -> int:
                 print_on_demand(runner(drive(port, on_demand_path(ranked), args.duration, args.on_demand_clients)),
                                 args.on_demand_clients)
             print("  after the reads:")
-            print_memory(server.pid, articles, workers)
+            print_memory(server.pid, len(ids), workers)
             backlog = queued_boxes(run_dir)
             if args.write_rate and backlog > QUEUED_MAX:
                 print(f"\nrefresh lag not measured: {backlog} boxes were queued before the first write (a data dir "
