@@ -54,6 +54,7 @@ def _measure(data_dir: Path, boxes: int, profile: int, processes: int) -> dict[s
             profiler = cProfile.Profile()
             profiler.enable()
         wall, cpu = time.perf_counter(), time.process_time()
+        # An older tree (--compare) has no ``processes``: it is asked only when measured.
         done = refresh_queued(engine, processes=processes) if processes > 1 else refresh_queued(engine)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if profiler is not None:

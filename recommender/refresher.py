@@ -52,15 +52,15 @@ def refresh_queued(engine: Recommender, progress: bool = False, processes: int =
     a helper that fails leaves its share queued, and this one computes what is left at the end."""
     bar = tqdm(total=engine.store.queue_length(), unit="box", desc="boxes", disable=not progress)
     helpers = _Helpers(engine, processes - 1) if processes > 1 and (bar.total or 0) >= SHARED_MIN else None
-    shares = 1 if helpers is None else processes
-    if helpers is not None:
-        engine.warm_rows()  # as each helper does: a queue this long reads most rows, read in key order here
 
     def taken(count: int) -> None:
         bar.update(count + (helpers.taken_since_last() if helpers else 0))
 
-    done = _refresh_share(engine, (0, shares), taken)
-    if helpers is not None:
+    if helpers is None:
+        done = _refresh_share(engine, (0, 1), taken)
+    else:
+        engine.warm_rows()  # as each helper does: a queue this long reads most rows, read in key order here
+        done = _refresh_share(engine, (0, processes), taken)
         done += helpers.joined(taken) + _refresh_share(engine, (0, 1), taken)
     bar.close()
     return done

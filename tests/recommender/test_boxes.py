@@ -210,7 +210,7 @@ def crashing_helper(*args) -> None:
     os._exit(3)
 
 
-def test_a_helper_that_dies_leaves_its_share_to_the_import_which_computes_every_box(engine, monkeypatch):
+def test_a_helper_that_dies_leaves_its_share_to_the_import_which_computes_every_box(engine, monkeypatch, caplog):
     import recommender.refresher as refresher
 
     keys = engine.store.published_keys().tolist()
@@ -219,6 +219,7 @@ def test_a_helper_that_dies_leaves_its_share_to_the_import_which_computes_every_
     monkeypatch.setattr(refresher, "_helper_main", crashing_helper)
     assert refresh_queued(engine, processes=2) == len(keys)
     assert engine.store.queue_length() == 0
+    assert "box helper boxes-1 exited with 3" in caplog.text  # it was started, and its death seen
 
 
 def test_the_editors_explained_table_lists_what_readers_get_with_a_pin_and_blocks_here_and_everywhere(engine):
