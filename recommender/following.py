@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from index import MAPPABLE_KINDS, VectorIndex, index_kind_for, load_index, saved_at
-from index.files import file_stamp
+from index.files import file_stamp, read_through
 from recommender.arrayfile import save_arrays
 from recommender.article import Article, embedding_text
 from recommender.embed import ModelOnDemand
@@ -379,6 +379,19 @@ class Following:
         keys = self.store.published_keys().tolist()[:self.settings.rows_cache_max]
         for start in range(0, len(keys), chunk):
             self.rows.gather(keys[start:start + chunk])
+
+    def read_through(self) -> None:
+        """Read the index and lexical files this server's processes map, then every article row, once (see the
+        ``read_through`` setting); what fails is logged, never raised (it only makes the first lists slower)."""
+        started = time.monotonic()
+        try:
+            size = sum(read_through(path) for path in (self.settings.index_path, self.settings.lexical_weights_path))
+            rows = self.store.read_rows_through()
+        except Exception:
+            log.exception("reading the index files and article rows through failed: the first lists read them")
+            return
+        log.info("read %.0f MB of index files and %d article rows into the page cache in %.1f s", size / 1e6, rows,
+                 time.monotonic() - started)
 
     def checkpoint(self) -> bool:
         """Save the indexes if they moved since the last save, stamped with the sequence they have applied (never

@@ -16,12 +16,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from recommender.engine import Recommender
+from recommender.following import Following
 from recommender.lexical import warm_up
 from recommender.locks import refresher_lock
 from recommender.purges import PurgeQueue, PurgeSender
@@ -127,6 +129,27 @@ def _helper_main(settings: Settings, share: tuple[int, int], parent: int, taken:
         stored.value += done
 
 
+class BatchSize:
+    """How many queued boxes the refresher's next transaction takes: about ``seconds`` of work at the time per box
+    seen so far (a moving average), at least one and at most ``most``."""
+
+    START = 8  # before any box was timed: a few, not a full batch of unknown cost
+
+    def __init__(self, seconds: float, most: int):
+        self.seconds, self.most = seconds, most
+        self.per_box: float | None = None
+
+    def next(self) -> int:
+        if self.per_box is None:
+            return min(self.START, self.most)
+        return max(1, min(self.most, int(self.seconds / max(self.per_box, 1e-6))))
+
+    def took(self, boxes: int, seconds: float) -> None:
+        if boxes:
+            now = seconds / boxes
+            self.per_box = now if self.per_box is None else 0.7 * self.per_box + 0.3 * now
+
+
 class Refresher:
     """A daemon thread that brings this process's indexes to the store's latest write every poll, and (unless
     ``boxes`` is false: a read worker, whose writer process refreshes) refreshes queued boxes whenever this
@@ -151,6 +174,8 @@ class Refresher:
             if boxes and engine.settings.purge_url is not None else None
 
     def start(self) -> Refresher:
+        if self.boxes and self.settings.read_through:  # one process per server: the one that computes its boxes
+            threading.Thread(target=_read_through, args=(self.following,), name="read-through", daemon=True).start()
         self._thread.start()
         if self._purges is not None:
             self._purges.start()
@@ -167,15 +192,18 @@ class Refresher:
         if self.boxes or self.settings.writer_socket is not None:  # it ranks lists (the writer only previews)
             warm_up()  # this thread's first task: the process is serving already, its first list comes later
         poll = self.settings.refresh_poll_s
+        batch = BatchSize(self.settings.refresh_batch_s, self.settings.refresh_batch)
         while not self._stop.is_set():
             if not self._followed() or not self.boxes or not self.lock.try_exclusive():
                 self._stop.wait(poll)  # the store is down, or another process refreshes (take over if it dies)
                 continue
             self._holding = True
             try:
-                keys = self.store.queued(self.settings.refresh_batch)
+                keys = self.store.queued(batch.next())
                 if keys:
+                    started = time.monotonic()
                     self.box_refresh.refresh(keys)
+                    batch.took(len(keys), time.monotonic() - started)
                     continue
             except StoreUnavailable as exc:  # the entries stay queued; the next round retries them
                 self._store_lost(exc)
@@ -218,6 +246,13 @@ class Refresher:
         if not self._store_down:  # once per outage, not every poll
             log.warning("%s: serving what this process holds; writes get 503 until it is back", exc)
         self._store_down = True
+
+
+def _read_through(following: Following) -> None:
+    """``following.read_through`` at the lowest CPU priority: background work, behind every request (Linux's nice
+    is a thread's own)."""
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    following.read_through()
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from index.files import replacing
+from index.files import read_through, replacing
 
 
 def test_a_finished_write_replaces_the_file_and_a_failed_one_leaves_it_and_no_temporary(tmp_path):
@@ -14,3 +14,10 @@ def test_a_finished_write_replaces_the_file_and_a_failed_one_leaves_it_and_no_te
         raise OSError("disk full")
     assert path.read_bytes() == b"first"
     assert [p.name for p in tmp_path.iterdir()] == ["index.faiss"]
+
+
+def test_read_through_reads_a_file_to_its_end_and_a_missing_file_is_nothing(tmp_path):
+    path = tmp_path / "index.faiss"
+    path.write_bytes(b"x" * (3 * 1024 + 7))
+    assert read_through(path, chunk=1024) == 3 * 1024 + 7  # several chunks and a short last one
+    assert read_through(tmp_path / "lexical.weights") == 0

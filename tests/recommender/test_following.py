@@ -1,4 +1,7 @@
-"""Following the store: what a process's repair drops from its index, and the published keys it keeps."""
+"""Following the store: what a process's repair drops from its index, the published keys it keeps, and the files
+and rows it reads through into the page cache."""
+
+import logging
 
 import numpy as np
 
@@ -23,3 +26,21 @@ def test_the_published_keys_answer_as_a_set_of_them_would_as_they_grow_and_shrin
     published.difference_update([4, 5_000])  # a key never held is no error
     assert [k for k in range(1_001) if k in published] == [1, 2, 3, 1_000]
     assert not any(k in KeySet(np.zeros(0, dtype=np.int64)) for k in range(3))
+
+
+def test_reading_through_reads_the_mapped_files_and_every_row_and_says_so(engine, caplog):
+    engine.checkpoint()
+    size = engine.settings.index_path.stat().st_size + engine.settings.lexical_weights_path.stat().st_size
+    with caplog.at_level(logging.INFO, logger="recommender"):
+        engine.following.read_through()
+    assert f"read {size / 1e6:.0f} MB of index files and {engine.store.count()} article rows" in caplog.text
+
+
+def test_a_failed_read_through_is_logged_and_not_raised(engine, caplog, monkeypatch):
+    def unreachable() -> int:
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(engine.store, "read_rows_through", unreachable)
+    engine.following.read_through()
+    assert "reading the index files and article rows through failed" in caplog.text
+    assert "the database went away" in caplog.text

@@ -337,3 +337,9 @@ def test_sqlite_reads_few_changes_from_the_seq_index_and_everything_in_key_order
     reads = [plan for plan in everything if "SEARCH articles USING INTEGER PRIMARY KEY (rowid>?)" in plan]
     assert len(reads) == 60 and all(plan == reads[0] for plan in reads) and len(reads[0]) == 1
     store.close()
+
+
+def test_reading_the_rows_through_reads_every_stored_article_and_no_deleted_one(store):
+    store.upsert([(Article(f"a{i}", f"title {i}", body="body " * 2000), f"h{i}", vec(i)) for i in range(3)])
+    store.delete("a1")
+    assert store.read_rows_through() == 2
