@@ -111,10 +111,16 @@ class Boxes:
             return None
         published, blocked = self.following.published, self.following.blocked_everywhere
         here = self.following.box_blocks.get(article_id, frozenset())
-        if any(not published.issuperset(also) for *_, also in box.items):
-            if not unranked:
-                return None  # a report folded into an item is gone: its JSON lists it, so rank the list afresh
-            box = replace(box, items=[item for item in box.items if published.issuperset(item[3])])
-        items = [item for key, item_id, item, _ in box.items
-                 if key in published and item_id not in blocked and item_id not in here]
-        return list_json(article_id, items[:limit], variant)
+        items: list[str] = []
+        # Only as far down the box as the list goes: this runs on every page view.
+        for key, item_id, item, also in box.items:
+            if len(items) == limit:
+                break
+            if key not in published or item_id in blocked or item_id in here:
+                continue
+            if also and not published.issuperset(also):
+                if not unranked:
+                    return None  # a report folded into an item shown is gone: its JSON lists it, so rank afresh
+                continue
+            items.append(item)
+        return list_json(article_id, items, variant)

@@ -96,6 +96,21 @@ def test_a_stale_box_drops_what_is_gone_and_backfills_from_its_depth(engine):
     assert shown == [i[1] for i in stale.items[2:10]]  # backfilled: still 8 items
 
 
+def test_a_box_whose_shown_item_folds_a_gone_report_is_ranked_afresh_and_one_below_the_list_is_no_matter(engine):
+    stale = engine.store.box(SOURCE)
+    gone_key = engine.store.keys_of([stale.items[-1][1]])[stale.items[-1][1]]
+    engine.following.published.difference_update([gone_key])  # this process followed its takedown
+    items = [(key, item_id, item, [gone_key] if at in (2, 12) else also)  # folded under the 3rd and the 13th
+             for at, (key, item_id, item, also) in enumerate(stale.items)]
+    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?", (box_text(items), SOURCE))
+    engine.store._writer.execute("DELETE FROM refresh_queue")
+    assert ids_in(engine.stored_list_json(SOURCE, 2)) == [i[1] for i in stale.items[:2]]  # the 3rd is not shown
+    assert engine.stored_list_json(SOURCE, 3) is None  # its JSON lists the gone report: ranked afresh
+    # With nothing to rank (the store unreachable), the item is dropped instead and the list backfilled.
+    unranked = ids_in(engine.stored_list_json(SOURCE, 12, unranked=True))
+    assert unranked == [i[1] for at, i in enumerate(stale.items) if at not in (2, 12)][:12]
+
+
 def test_box_overrides_queue_the_box_and_show_after_refresh(engine, mind_articles):
     from recommender.overrides import BoxOverrides, Pin
 
