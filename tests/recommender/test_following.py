@@ -44,3 +44,14 @@ def test_a_failed_read_through_is_logged_and_not_raised(engine, caplog, monkeypa
     engine.following.read_through()
     assert "reading the index files and article rows through failed" in caplog.text
     assert "the database went away" in caplog.text
+
+
+def test_warming_parses_every_published_row_when_the_table_holds_them_all_and_none_when_it_cannot(engine,
+                                                                                                 monkeypatch):
+    published = len(engine.store.published_keys())
+    monkeypatch.setattr(engine.following, "settings", engine.settings.model_copy(update={"rows_cache_max": published - 1}))
+    engine.warm_rows()
+    assert len(engine.rows) == 0  # it would start over at the first miss: every row parsed for nothing
+    monkeypatch.setattr(engine.following, "settings", engine.settings.model_copy(update={"rows_cache_max": published}))
+    engine.warm_rows()
+    assert len(engine.rows) == published
