@@ -38,7 +38,12 @@ def test_a_refresher_whose_boxes_outlast_its_budget_takes_one_a_transaction_and_
         engine.store.enqueue(engine.store.published_keys()[:20].tolist())
         batches: list[int] = []
         refresh = engine.boxes.refresh
-        engine.boxes.refresh = lambda keys: batches.append(len(keys)) or refresh(keys)  # type: ignore[method-assign]
+
+        def counted(keys):
+            batches.append(len(keys))
+            return refresh(keys)
+
+        engine.boxes.refresh = counted  # type: ignore[method-assign]
         refresher = Refresher(engine).start()
         try:
             wait_for(lambda: engine.store.queue_length() == 0)
