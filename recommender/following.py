@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,16 @@ def batched(pages: Iterable[list[Change]], size: int) -> Iterator[list[Change]]:
             run = []
     if run:
         yield run
+
+
+def _sum_until(stop: threading.Event, steps: Iterator[int]) -> int | None:
+    """The sum of ``steps``, or None when ``stop`` is set between two."""
+    total = 0
+    for step in steps:
+        total += step
+        if stop.is_set():
+            return None
+    return total
 
 
 class KeySet:
@@ -114,6 +125,7 @@ class Following:
         self._cache_lock = threading.Lock()  # guards generation
         # Candidate rows by key, parsed once for many lists; a followed write drops its own.
         self.rows = RowTable(store.by_keys, settings.rows_cache_max)
+        self._rows_read = False  # every published row was parsed (``warm_rows``): none left to read through
         self._saved_seq = self._lexical_saved_seq = self._weights_saved_seq = 0
         self.applied_seq = 0  # the store sequence the in-memory indexes reflect (never ahead of them)
         self._overrides_seq = -1
@@ -382,16 +394,21 @@ class Following:
             return
         for start in range(0, len(keys), chunk):
             self.rows.gather(keys[start:start + chunk])
+        self._rows_read = True
 
-    def read_through(self) -> None:
+    def read_through(self, stop: threading.Event) -> None:
         """Read the index and lexical files this server's processes map, then every article row, once (see the
-        ``read_through`` setting); what fails is logged, never raised (it only makes the first lists slower)."""
+        ``read_through`` setting), unless ``stop`` is set first; what fails is logged, never raised (it only makes
+        the first lists slower)."""
         started = time.monotonic()
+        files = (self.settings.index_path, self.settings.lexical_weights_path)
         try:
-            size = sum(read_through(path) for path in (self.settings.index_path, self.settings.lexical_weights_path))
-            rows = self.store.read_rows_through()
+            size = _sum_until(stop, chain.from_iterable(read_through(path) for path in files))
+            rows = None if size is None else 0 if self._rows_read else _sum_until(stop, self.store.read_rows_through())
         except Exception:
             log.exception("reading the index files and article rows through failed: the first lists read them")
+            return
+        if size is None or rows is None:
             return
         log.info("read %.0f MB of index files and %d article rows into the page cache in %.1f s", size / 1e6, rows,
                  time.monotonic() - started)

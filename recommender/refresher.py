@@ -168,14 +168,18 @@ class Refresher:
         self._holding = False  # this process holds the refresher lock: it refreshes, and sends the purges
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="refresher", daemon=True)
+        # One process per server reads the data dir through: the one that computes its boxes.
+        self._read_through = threading.Thread(target=_read_through, args=(self.following, self._stop),
+                                              name="read-through", daemon=True) \
+            if boxes and self.settings.read_through else None
         # Purges (RECOMMENDER_PURGE_URL) go from a thread of their own: a slow purge endpoint never holds up a
         # box refresh.
         self._purges = threading.Thread(target=self._send_purges, name="purges", daemon=True) \
             if boxes and engine.settings.purge_url is not None else None
 
     def start(self) -> Refresher:
-        if self.boxes and self.settings.read_through:  # one process per server: the one that computes its boxes
-            threading.Thread(target=_read_through, args=(self.following,), name="read-through", daemon=True).start()
+        if self._read_through is not None:
+            self._read_through.start()
         self._thread.start()
         if self._purges is not None:
             self._purges.start()
@@ -184,6 +188,8 @@ class Refresher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        if self._read_through is not None:
+            self._read_through.join()
         if self._purges is not None:
             self._purges.join()
         self.lock.release()
@@ -248,11 +254,11 @@ class Refresher:
         self._store_down = True
 
 
-def _read_through(following: Following) -> None:
+def _read_through(following: Following, stop: threading.Event) -> None:
     """``following.read_through`` at the lowest CPU priority: background work, behind every request (Linux's nice
     is a thread's own)."""
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    following.read_through()
+    following.read_through(stop)
 
 
 def main(argv: list[str]) -> int:

@@ -284,13 +284,16 @@ class ArticleStore(BoxTables):
         (joined,) = self._reader.execute(f"SELECT {self.KEYS_JOINED} FROM ({keys}) AS published").fetchone()
         return np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, dtype=np.int64)
 
-    def read_rows_through(self) -> int:
+    def read_rows_through(self, chunk: int = 50_000) -> Iterator[int]:
         """Read every article row once, body and vector included, and parse none: the database's pages are then
-        cached (the OS's page cache, PostgreSQL's buffers), where lists read their candidates' rows from. Returns
-        how many rows were read."""
-        # length() of text reads all of it; that of the vector (after the body) reads as far as the row goes.
-        (rows,) = self._reader.execute("SELECT count(length(body) + length(vector)) FROM articles").fetchone()
-        return int(rows)
+        cached (the OS's page cache, PostgreSQL's buffers), where lists read their candidates' rows from. A read
+        of ``chunk`` keys a step; yields the rows of each: the caller may stop between two."""
+        (last,) = self._reader.execute("SELECT max(key) FROM articles").fetchone()
+        for low in range(0, (last or 0) + 1, chunk):
+            # length() of text reads all of it; that of the vector (after the body) reads as far as the row goes.
+            (rows,) = self._reader.execute("SELECT count(length(body) + length(vector)) FROM articles "
+                                           "WHERE key >= ? AND key < ?", (low, low + chunk)).fetchone()
+            yield int(rows)
 
     def articles(self, chunk: int = CHANGES_CHUNK) -> Iterator[tuple[int, Article]]:
         """Every stored article with its key, in key order, read ``chunk`` rows at a time (no read is held open

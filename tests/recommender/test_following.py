@@ -2,6 +2,7 @@
 and rows it reads through into the page cache."""
 
 import logging
+import threading
 
 import numpy as np
 
@@ -32,16 +33,28 @@ def test_reading_through_reads_the_mapped_files_and_every_row_and_says_so(engine
     engine.checkpoint()
     size = engine.settings.index_path.stat().st_size + engine.settings.lexical_weights_path.stat().st_size
     with caplog.at_level(logging.INFO, logger="recommender"):
-        engine.following.read_through()
+        engine.following.read_through(threading.Event())
     assert f"read {size / 1e6:.0f} MB of index files and {engine.store.count()} article rows" in caplog.text
 
 
+def test_rows_warmed_are_not_read_through_again_and_a_stopped_read_through_stops_and_says_nothing(engine, caplog):
+    engine.warm_rows()  # every row parsed already
+    with caplog.at_level(logging.INFO, logger="recommender"):
+        engine.following.read_through(threading.Event())
+        assert "MB of index files and 0 article rows" in caplog.text
+        caplog.clear()
+        stopped = threading.Event()
+        stopped.set()
+        engine.following.read_through(stopped)
+    assert "page cache" not in caplog.text
+
+
 def test_a_failed_read_through_is_logged_and_not_raised(engine, caplog, monkeypatch):
-    def unreachable() -> int:
+    def unreachable(chunk: int = 0):
         raise OSError("the database went away")
 
     monkeypatch.setattr(engine.store, "read_rows_through", unreachable)
-    engine.following.read_through()
+    engine.following.read_through(threading.Event())
     assert "reading the index files and article rows through failed" in caplog.text
     assert "the database went away" in caplog.text
 

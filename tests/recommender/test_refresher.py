@@ -64,7 +64,7 @@ def test_the_refresher_that_computes_boxes_reads_the_data_dir_through_in_the_bac
 def test_a_read_worker_leaves_the_read_through_to_the_refresher_and_so_does_a_server_told_not_to(engine,
                                                                                                 monkeypatch):
     calls = []
-    monkeypatch.setattr(engine.following, "read_through", lambda: calls.append(1))
+    monkeypatch.setattr(engine.following, "read_through", lambda stop: calls.append(1))
     Refresher(engine, boxes=False).start().stop()
     monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update={"read_through": False}))
     Refresher(engine).start().stop()

@@ -342,4 +342,5 @@ def test_sqlite_reads_few_changes_from_the_seq_index_and_everything_in_key_order
 def test_reading_the_rows_through_reads_every_stored_article_and_no_deleted_one(store):
     store.upsert([(Article(f"a{i}", f"title {i}", body="body " * 2000), f"h{i}", vec(i)) for i in range(3)])
     store.delete("a1")
-    assert store.read_rows_through() == 2
+    assert sum(store.read_rows_through()) == 2
+    assert list(store.read_rows_through(chunk=2)) == [1, 1]  # keys 0-1 (a0 is 1), then 2-3 (a2 is 3)
