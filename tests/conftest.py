@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,18 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 MIND_SAMPLE = SHARED / "data" / "mind-sample"
 # Enough articles for real neighbourhoods (several stories per topic), few enough to embed in seconds.
 SLICE = 400
+
+
+@pytest.fixture(autouse=True)
+def no_log_handler_left_on_a_closed_stream() -> Iterator[None]:
+    """A test that runs ``recommender.cli.main`` configures logging as a command does: a handler on the stderr of
+    that moment, which pytest closes after the test. Taken off then: a later test's background thread (a
+    refresher's) would log into the closed stream ("--- Logging error ---")."""
+    yield
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
