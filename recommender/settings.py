@@ -212,7 +212,7 @@ class Settings(BaseSettings):
         True, description="When a server starts, the process that computes its boxes reads the index and lexical "
         "files the processes map and every article row once, in the background: the OS then caches them, and the "
         "first minutes' lists are not read from disk a page at a time (at 1M articles a cold list took 50-110 ms, a "
-        "cached one 15-20 ms; the pass: ~2.7 s of one core and the store's article rows in the page cache).")
+        "cached one 15-20 ms; the rows' scan: 1.9-2.4 s of one core, and the store's article rows in the page cache).")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
     lexical_weights_interval_s: float = Field(
         600.0, ge=0, description="A checkpoint also writes the lexical weights the read workers map (derived anew "

@@ -82,7 +82,7 @@ def _row_article(row: Any) -> Article:
         url=row["url"],
         published_at=datetime.fromisoformat(published) if published else None,
         section=row["section"],
-        tags=() if row["tags"] == "[]" else tuple(json.loads(row["tags"])),  # most: a candidate row is parsed often
+        tags=() if row["tags"] == "[]" else tuple(json.loads(row["tags"])),  # most rows: ~170 parsed a list at 1M
         language=row["language"],
         image_url=row["image_url"],
         image_credit=row["image_credit"],
