@@ -69,7 +69,8 @@ def cached_data_dir(path: Path | None, n: int) -> Path:
 
 def _build_boxes(path: Path, n: int) -> None:
     """Every article's default box, computed in batch as `recommender ingest` does (cached beside the data:
-    delete the `boxes-N` marker to recompute them, e.g. after the box format changed)."""
+    delete the `boxes-N` marker to recompute them, e.g. after the box format changed; boxes a cached data dir
+    holds as text, from before they were stored compressed, are compressed by `recommender compress-boxes`)."""
     from recommender.engine import Recommender
     from recommender.refresher import import_processes, refresh_queued
     from recommender.settings import Settings

@@ -113,7 +113,7 @@ class Boxes:
         here = self.following.box_blocks.get(article_id, frozenset())
         items: list[str] = []
         # Only as far down the box as the list goes: this runs on every page view.
-        for key, item_id, item, also in box.items:
+        for key, item_id, item, also in box.items():
             if len(items) == limit:
                 break
             if key not in published or item_id in blocked or item_id in here:

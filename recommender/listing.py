@@ -17,7 +17,7 @@ from recommender.rank import Ranking, Recommendation
 # The shape of an item's JSON. Stored boxes hold items as JSON: a box written in another shape (or with another
 # excerpt length) is queued for a refresh on start and never served until then (``Recommender``). Bump it with
 # every change of ``item_json``'s output.
-ITEM_FORMAT = 3  # 2: excerpt and image_credit; items stored as lines (store.box_text); 3: reason
+ITEM_FORMAT = 3  # 2: excerpt and image_credit; items stored as lines (store.stored_box); 3: reason
 
 
 def box_format(excerpt_chars: int, ranking: Ranking) -> str:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from recommender.store.boxes import box_text
 from recommender.store.postgres import TABLES, PostgresStore
+from recommender.store.sql import Connection
 from recommender.store.sqlite import SQLiteStore
 
 COPY_BATCH = 1000
@@ -30,14 +32,7 @@ def migrate(sqlite_path: Path, url: str, progress: bool = False) -> dict[str, in
                 target.write_lock, target.transaction() as conn:
             source._reader.execute("BEGIN")  # one snapshot of every table, whatever writes meanwhile
             for table in TABLES:
-                copied[table] = 0
-                cursor = source._reader.execute(f"SELECT * FROM {table}")
-                columns = ", ".join(d[0] for d in cursor.description)
-                insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(cursor.description))})"
-                while rows := cursor.fetchmany(COPY_BATCH):
-                    conn.executemany(insert, [tuple(row) for row in rows])
-                    copied[table] += len(rows)
-                    bar.update(len(rows))
+                copied[table] = _copy_table(source, conn, table, bar)
             # Keys are never reused: the identity goes on after the highest key SQLite ever gave.
             highest = source.read("SELECT max(k) FROM (SELECT max(key) AS k FROM articles UNION ALL SELECT max(key) "
                                   "FROM tombstones UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'articles')")
@@ -51,3 +46,20 @@ def migrate(sqlite_path: Path, url: str, progress: bool = False) -> dict[str, in
     finally:
         source.close()
         target.close()
+
+
+def _copy_table(source: SQLiteStore, conn: Connection, table: str, bar: tqdm) -> int:
+    """Copy one table's rows inside the caller's transaction; returns how many."""
+    cursor = source._reader.execute(f"SELECT * FROM {table}")
+    columns = [d[0] for d in cursor.description]
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    copied = 0
+    while rows := cursor.fetchmany(COPY_BATCH):
+        values = [tuple(row) for row in rows]
+        if table == "boxes":  # SQLite's compressed boxes as text: PostgreSQL compresses them itself
+            at = columns.index("items")
+            values = [(*row[:at], box_text(row[at]), *row[at + 1:]) for row in values]
+        conn.executemany(insert, values)
+        copied += len(rows)
+        bar.update(len(rows))
+    return copied

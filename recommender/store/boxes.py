@@ -7,9 +7,13 @@ overrides'); the refresher reads the queue and stores the boxes it computed (``B
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import zstandard
+from tqdm.auto import tqdm
 
 from recommender.store.sql import Connection, SQLStore, in_chunks, next_seq, now_ms, set_meta
 
@@ -26,27 +30,68 @@ class BoxState:
 
 @dataclass(frozen=True, slots=True)
 class StoredBox:
-    """An article's stored default box: (item key, item id, item JSON, keys of the reports folded into the item)
-    best first, and whether a refresh is pending."""
+    """An article's stored default box, as stored (``stored_box``), and whether a refresh is pending."""
 
-    items: list[tuple[int, str, str, list[int]]]
+    stored: str | bytes
     pending: bool
 
+    def items(self) -> Iterator[tuple[int, str, str, list[int]]]:
+        """(item key, item id, item JSON, keys of the reports folded into the item) best first, read only as far
+        as the caller goes."""
+        lines = _lines(self.stored)
+        head = json.loads(next(lines))
+        if not head or len(head[0]) == 4:  # no items; or a box stored before this layout (queued on open)
+            yield from (tuple(item) for item in head)
+            return
+        for (key, item_id, also), item in zip(head, lines, strict=True):
+            yield key, item_id, item, also
 
-def box_text(items: Sequence[tuple[int, str, str, list[int]]]) -> str:
+
+def stored_box(items: Sequence[tuple[int, str, str, list[int]]], compress: bool) -> str | bytes:
     """A box's items as stored: a JSON line of (key, id, folded keys) per item, then each item's JSON on its own
     line (compact JSON never holds a raw newline). Reading it back parses the small first line only: the items'
-    JSON is cut out, not parsed (a box read is the default request's whole cost)."""
+    JSON is cut out, not parsed (a box read is the default request's whole cost). ``compress``: Zstandard-compressed
+    UTF-8, for a database that does not compress its values itself (SQLite): a box of 20 items is ~11 KB of JSON,
+    ~4 KB compressed, which a read from a cold disk fetches in one page instead of three or four chained ones."""
     head = json.dumps([[key, item_id, also] for key, item_id, _, also in items], ensure_ascii=False)
-    return head + "".join("\n" + item for _, _, item, _ in items)
+    text = head + "".join("\n" + item for _, _, item, _ in items)
+    return compressed(text) if compress else text
 
 
-def box_items(text: str) -> list[tuple[int, str, str, list[int]]]:
-    head, _, rest = text.partition("\n")
-    if not rest:  # no items; or a box stored before this layout, [[key, id, JSON, also], ...] (queued on open)
-        return [tuple(item) for item in json.loads(head)]
-    return [(key, item_id, item, also) for (key, item_id, also), item in
-            zip(json.loads(head), rest.split("\n"), strict=True)]
+def compressed(text: str) -> bytes:
+    """A box's text as SQLite stores it (``stored_box``)."""
+    return _CODEC.compressor.compress(text.encode())
+
+
+def box_text(stored: str | bytes) -> str:
+    """A stored box as text, decompressed if it was stored compressed."""
+    return "\n".join(_lines(stored))
+
+
+def _lines(stored: str | bytes) -> Iterator[str]:
+    """A stored box's lines, each decoded only when read: a default list shows the first few."""
+    if isinstance(stored, str):
+        yield from stored.split("\n")
+        return
+    try:
+        text = _CODEC.decompressor.decompress(stored)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"a stored box cannot be read ({exc}): queue it for a refresh (store.enqueue)") from exc
+    # A newline byte is never part of a multi-byte UTF-8 character: splitting bytes is safe.
+    yield from (line.decode() for line in text.split(b"\n"))
+
+
+class _Codec(threading.local):
+    """Zstandard's contexts, one per thread: a context is not safe to share between threads, and making one costs
+    more than decompressing a box. Level 3, Zstandard's default: a box decompresses ~2.5× faster than with zlib,
+    to the same size."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=3)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+_CODEC = _Codec()  # a thread's first use makes its own contexts
 
 
 def enqueue_boxes(conn: Connection, keys: Iterable[int], seq: int) -> None:
@@ -113,11 +158,15 @@ def drop_boxes(conn: Connection, keys: Sequence[int]) -> None:
 class BoxTables(SQLStore):
     """The box and queue tables' reads and writes (the refresher's, and a stored list's read)."""
 
+    COMPRESSED_BOXES = True  # see stored_box
+
     def write_boxes(self, boxes: Sequence[tuple[int, str, list[tuple[int, str, str, list[int]]], float | None]],
                     seq: int) -> None:
         """Store boxes computed at sequence ``seq`` as (key, article id, [(item key, item id, item JSON, keys of
         its folded reports)], floor), and take them off the queue unless a later write queued them again; one
         transaction. A folded report is a member of the box like the item it is listed under."""
+        # Compressed before the write lock is taken: the writer's acknowledgements wait on that lock.
+        values = {key: stored_box(items, self.COMPRESSED_BOXES) for key, article_id, items, _ in boxes if article_id}
         with self._write_lock, self.transaction() as conn:
             # Read once for the whole batch: which boxes are still published, which items still shown.
             published = _published(conn, [key for key, article_id, _, _ in boxes if article_id])
@@ -132,7 +181,8 @@ class BoxTables(SQLStore):
                 # it did not hold them yet) are dropped here, in the transaction that publishes the box, and
                 # the box stays queued: a stored box never shows what is gone, whoever reads it.
                 kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
-                stored.append((key, article_id, box_text(kept), floor, seq, computed_at))
+                value = values[key] if len(kept) == len(items) else stored_box(kept, self.COMPRESSED_BOXES)
+                stored.append((key, article_id, value, floor, seq, computed_at))
                 members += [(k, key) for item in kept for k in (item[0], *item[3])]
                 if len(kept) == len(items):
                     done.append((key, seq))
@@ -152,6 +202,22 @@ class BoxTables(SQLStore):
         """Queue boxes for a refresh (their own write already committed, or none: a full recompute)."""
         with self._write_lock, self.transaction() as conn:
             enqueue_boxes(conn, keys, next_seq(conn))  # a write: followers drop the boxes they keep
+
+    def compress_stored_boxes(self, chunk: int = 1000, progress: bool = False) -> int:
+        """Compress the boxes stored as text by code before boxes were compressed, ``chunk`` keys a transaction
+        (a write waits for one chunk at most; a live service keeps serving); returns how many. Their content is
+        the same: nothing is queued, no follower needs to know. Nothing to do where the database compresses."""
+        if not self.COMPRESSED_BOXES:
+            return 0
+        top = self._reader.execute("SELECT max(key) FROM boxes").fetchone()[0] or 0
+        done = 0
+        for low in tqdm(range(0, top + 1, chunk), unit="chunk", desc="compress boxes", disable=not progress):
+            with self._write_lock, self.transaction() as conn:
+                texts = conn.execute("SELECT key, items FROM boxes WHERE key >= ? AND key < ? AND typeof(items) = "
+                                     "'text'", (low, low + chunk)).fetchall()
+                conn.executemany("UPDATE boxes SET items = ? WHERE key = ?", [(compressed(t), k) for k, t in texts])
+            done += len(texts)
+        return done
 
     def requeue_boxes_of_other_format(self, box_format: str) -> int:
         """Queue every stored box unless the boxes were written in ``box_format`` (the item JSON's shape), and
@@ -190,7 +256,7 @@ class BoxTables(SQLStore):
             "WHERE article_id = ?", (article_id,)).fetchone()
         if row is None:
             return None
-        return StoredBox(box_items(row[0]), bool(row[1]))
+        return StoredBox(row[0], bool(row[1]))
 
     def box_state(self, article_id: str) -> BoxState | None:
         """The state of an article's stored box (None: none stored: not computed yet, or unpublished)."""
@@ -200,7 +266,7 @@ class BoxTables(SQLStore):
         if row is None:
             return None
         at = None if row[0] is None else datetime.fromtimestamp(row[0] / 1000, UTC)
-        return BoxState(at, bool(row[1]), len(box_items(row[2])))
+        return BoxState(at, bool(row[1]), len(json.loads(next(_lines(row[2])))))
 
     def floors(self, keys: Sequence[int]) -> dict[int, float | None]:
         """The lowest ranked score of each stored box (None: not full); boxes not stored are left out."""

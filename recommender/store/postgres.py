@@ -242,6 +242,7 @@ class PostgresStore(ArticleStore):
 
     BEGIN = ("BEGIN", f"SELECT pg_advisory_xact_lock({NAMESPACE}, {WRITE_LOCK})")
     RELAXED_COMMITS = None  # left durable: a reconnect would drop a session setting
+    COMPRESSED_BOXES = False  # a text over 2 KB is compressed by PostgreSQL itself (TOAST)
     MATCHES = fulltext.POSTGRES_MATCHES
     KEYS_JOINED = "string_agg(key::text, ',')"
 

@@ -12,7 +12,7 @@ from recommender.listing import list_id, list_json
 from recommender.overrides import BoxOverrides, Pin
 from recommender.rank import SimilarQuery
 from recommender.refresher import refresh_queued
-from recommender.store.boxes import box_text
+from recommender.store.boxes import stored_box
 from tests.conftest import make_settings
 
 SOURCE = "N34700"
@@ -50,7 +50,7 @@ def test_a_new_article_enters_its_neighbours_boxes(engine, mind_articles):
     assert engine.store.box(MARATHON).pending
     refresh_queued(engine)
     stored = engine.stored_list_json(MARATHON, 20)
-    assert FOLLOW_UP["id"] in ids_in(stored) and FOLLOW_UP["id"] not in [i[1] for i in before.items]
+    assert FOLLOW_UP["id"] in ids_in(stored) and FOLLOW_UP["id"] not in [i[1] for i in before.items()]
     assert stored == on_demand(engine, MARATHON, 20)
     assert engine.stored_list_json(FOLLOW_UP["id"], 8) == on_demand(engine, FOLLOW_UP["id"])
 
@@ -72,43 +72,44 @@ def test_a_deleted_article_leaves_every_box_on_the_next_request(engine, mind_art
 
 
 def test_a_refresh_that_missed_a_takedown_stores_the_box_without_it_and_keeps_it_queued(engine):
-    stale = engine.store.box(SOURCE)
-    gone, blocked = stale.items[0][1], stale.items[1][1]
+    stale = list(engine.store.box(SOURCE).items())
+    gone, blocked = stale[0][1], stale[1][1]
     engine.delete(gone)
     engine.block_everywhere(blocked, "legal")
     # A refresh computed before those writes stores its result after them.
     key = engine.store.get(SOURCE).key
-    engine.store.write_boxes([(key, SOURCE, stale.items, None)], engine.store.seq)
+    engine.store.write_boxes([(key, SOURCE, stale, None)], engine.store.seq)
     stored = engine.store.box(SOURCE)
-    assert stored.pending and [i[1] for i in stored.items] == [i[1] for i in stale.items[2:]]
+    assert stored.pending and [i[1] for i in stored.items()] == [i[1] for i in stale[2:]]
 
 
 def test_a_stale_box_drops_what_is_gone_and_backfills_from_its_depth(engine):
-    stale = engine.store.box(SOURCE)
-    gone, blocked = stale.items[0][1], stale.items[1][1]
+    stale = list(engine.store.box(SOURCE).items())
+    gone, blocked = stale[0][1], stale[1][1]
     engine.delete(gone)
     engine.block_everywhere(blocked, "legal")
     # Whatever stored it: a box holding what this process knows is gone, with no refresh queued.
-    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?", (box_text(stale.items), SOURCE))
+    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?",
+                                 (stored_box(stale, compress=True), SOURCE))
     engine.store._writer.execute("DELETE FROM refresh_queue")
     shown = ids_in(engine.stored_list_json(SOURCE, 8))
     assert gone not in shown and blocked not in shown
-    assert shown == [i[1] for i in stale.items[2:10]]  # backfilled: still 8 items
+    assert shown == [i[1] for i in stale[2:10]]  # backfilled: still 8 items
 
 
 def test_a_box_whose_shown_item_folds_a_gone_report_is_ranked_afresh_and_one_below_the_list_is_no_matter(engine):
-    stale = engine.store.box(SOURCE)
-    gone_key = engine.store.keys_of([stale.items[-1][1]])[stale.items[-1][1]]
+    stale = list(engine.store.box(SOURCE).items())
+    gone_key = engine.store.keys_of([stale[-1][1]])[stale[-1][1]]
     engine.following.published.difference_update([gone_key])  # this process followed its takedown
     items = [(key, item_id, item, [gone_key] if at in (2, 12) else also)  # folded under the 3rd and the 13th
-             for at, (key, item_id, item, also) in enumerate(stale.items)]
-    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?", (box_text(items), SOURCE))
+             for at, (key, item_id, item, also) in enumerate(stale)]
+    engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?", (stored_box(items, compress=True), SOURCE))
     engine.store._writer.execute("DELETE FROM refresh_queue")
-    assert ids_in(engine.stored_list_json(SOURCE, 2)) == [i[1] for i in stale.items[:2]]  # the 3rd is not shown
+    assert ids_in(engine.stored_list_json(SOURCE, 2)) == [i[1] for i in stale[:2]]  # the 3rd is not shown
     assert engine.stored_list_json(SOURCE, 3) is None  # its JSON lists the gone report: ranked afresh
     # With nothing to rank (the store unreachable), the item is dropped instead and the list backfilled.
     unranked = ids_in(engine.stored_list_json(SOURCE, 12, unranked=True))
-    assert unranked == [i[1] for at, i in enumerate(stale.items) if at not in (2, 12)][:12]
+    assert unranked == [i[1] for at, i in enumerate(stale) if at not in (2, 12)][:12]
 
 
 def test_box_overrides_queue_the_box_and_show_after_refresh(engine, mind_articles):
@@ -164,11 +165,11 @@ def test_boxes_stored_in_an_older_item_format_are_never_served_and_are_recompute
     with Recommender(Settings(data_dir=data_dir), embedder=embedder) as engine:
         box = engine.store.box(SOURCE)
         old = [(k, i, json.dumps({key: v for key, v in json.loads(item).items() if key not in ("excerpt",
-                                  "image_credit")}), also) for k, i, item, also in box.items]
+                                  "image_credit")}), also) for k, i, item, also in box.items()]
         engine.store.write_boxes([(engine.store.get(SOURCE).key, SOURCE, old, None)], engine.store.seq)
         engine.store._writer.execute("UPDATE boxes SET items = ? WHERE article_id = ?",
                                      (json.dumps([list(item) for item in old]), SOURCE))  # the layout before
-        assert [item[2] for item in engine.store.box(SOURCE).items] == [item[2] for item in old]
+        assert [item[2] for item in engine.store.box(SOURCE).items()] == [item[2] for item in old]
         engine.store.set_meta("box_format", "items-v1")
     with Recommender(Settings(data_dir=data_dir), embedder=embedder) as engine:
         assert engine.stored_list_json(SOURCE, 8) is None  # queued on open: ranked on demand until refreshed
@@ -269,7 +270,7 @@ def ids_of(engine, keys) -> set[str]:
 
 def items_of(engine, article_id: str) -> list[tuple[int, list[int]]] | None:
     box = engine.store.box(article_id)
-    return None if box is None else [(key, list(also)) for key, _, _, also in box.items]
+    return None if box is None else [(key, list(also)) for key, _, _, also in box.items()]
 
 
 def test_a_write_queues_every_box_it_changes_and_no_full_box_its_words_and_meaning_cannot_enter(data_dir, embedder):

@@ -1,9 +1,12 @@
-"""The ``recommender`` command's ingest options: device, batch size, the rate it reports."""
+"""The ``recommender`` command: ingest's options (device, batch size, the rate it reports); compress-boxes."""
+
+import sqlite3
 
 import pytest
 import torch
 
 from recommender.cli import main
+from recommender.store.boxes import box_text
 
 
 @pytest.fixture
@@ -30,3 +33,22 @@ def test_ingest_refuses_a_batch_size_below_one(one_article, capsys):
     with pytest.raises(SystemExit):
         main(["ingest", str(one_article), "--batch-size", "0"])
     assert "--batch-size: must be 1 or more" in capsys.readouterr().err
+
+
+def test_compress_boxes_compresses_what_older_code_stored_as_text_and_says_how_many(data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(data_dir))
+    with sqlite3.connect(data_dir / "articles.sqlite3") as db:
+        texts = {key: box_text(items) for key, items in db.execute("SELECT key, items FROM boxes")}
+        db.executemany("UPDATE boxes SET items = ? WHERE key = ?", [(text, key) for key, text in texts.items()])
+    assert main(["compress-boxes"]) == 0
+    assert f"compressed {len(texts)} boxes stored as text" in capsys.readouterr().out
+    with sqlite3.connect(data_dir / "articles.sqlite3") as db:
+        stored = dict(db.execute("SELECT key, items FROM boxes").fetchall())
+    assert all(isinstance(items, bytes) for items in stored.values())
+    assert {key: box_text(items) for key, items in stored.items()} == texts
+
+
+def test_compress_boxes_names_a_missing_data_dir_instead_of_making_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(tmp_path / "nowhere"))
+    assert main(["compress-boxes"]) == 2
+    assert "no SQLite store at" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()

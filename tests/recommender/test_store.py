@@ -1,6 +1,7 @@
 """The store's contract, on both backends (SQLite in a file, PostgreSQL on a real server): upserts are
 idempotent, keys are stable, deletes are final, the sequence tracks writes."""
 
+import json
 import sqlite3
 from dataclasses import replace
 from datetime import UTC
@@ -10,6 +11,8 @@ import psycopg
 import pytest
 
 from recommender.article import Article
+from recommender.store.boxes import stored_box
+from recommender.store.postgres import PostgresStore
 from recommender.store.sqlite import SQLiteStore
 
 
@@ -154,6 +157,46 @@ def test_a_stored_box_says_when_it_was_computed_and_whether_a_refresh_is_queued(
     assert before <= state.computed_at <= datetime.now(UTC)
     store.upsert([(Article("b", "b, again"), "h2", vec(1))])  # an item of the box changes: queued
     assert store.box_state("a").queued
+
+
+def test_a_stored_box_reads_back_its_items_in_order_compressed_where_the_database_does_not_compress(store):
+    keys = store.upsert([(Article(f"n{i}", f"news {i}"), "h", vec(i)) for i in range(30)])
+    items = [(k, f"n{i}", json.dumps({"id": f"n{i}", "title": f"Ещё новость {i} ✓ " * 20}, ensure_ascii=False),
+              [keys[i - 1]] if i % 7 == 0 else []) for i, k in enumerate(keys[1:], start=1)]
+    store.write_boxes([(keys[0], "n0", items, None)], store.seq)
+    assert list(store.box("n0").items()) == items
+    assert store.box_state("n0").items == len(items)
+    [[stored]] = store.read("SELECT items FROM boxes WHERE article_id = 'n0'")
+    text = stored_box(items, compress=False)
+    # SQLite compresses nothing itself; PostgreSQL compresses a long text on its own (TOAST).
+    assert stored == text if isinstance(store, PostgresStore) else len(stored) < len(text.encode()) / 5
+
+
+def test_boxes_stored_as_text_before_compression_read_the_same_before_and_after_they_are_compressed(store):
+    [a, b, c] = store.upsert([(Article(x, x), "h", vec(i)) for i, x in enumerate("abc")])
+    items = {a: [(b, "b", '{"id":"b"}', [])], b: [(c, "c", '{"id":"c"}', [a])]}
+    store.write_boxes([(key, article_id, items[key], None) for key, article_id in ((a, "a"), (b, "b"))], store.seq)
+    with store.transaction() as conn:  # as code before compression stored them
+        conn.executemany("UPDATE boxes SET items = ? WHERE key = ?",
+                         [(stored_box(its, compress=False), key) for key, its in items.items()])
+    seq, queued = store.seq, store.queued(10)
+    assert list(store.box("a").items()) == items[a] and store.box_state("b").items == 1
+    assert store.compress_stored_boxes(chunk=1) == (2 if store.COMPRESSED_BOXES else 0)
+    assert store.compress_stored_boxes() == 0  # each box once
+    assert [list(store.box(x).items()) for x in "ab"] == [items[a], items[b]]
+    assert store.seq == seq and store.queued(10) == queued  # the same content: not a write followers must see
+
+
+def test_a_compressed_box_reads_back_as_it_was_written_and_one_cut_short_says_what_to_do():
+    from recommender.store.boxes import StoredBox, box_text
+
+    items = [(i, f"n{i}", json.dumps({"id": f"n{i}", "excerpt": "слово " * 100}, ensure_ascii=False), [i + 1])
+             for i in range(20)]
+    stored = stored_box(items, compress=True)
+    assert list(StoredBox(stored, pending=False).items()) == items
+    assert box_text(stored) == stored_box(items, compress=False)
+    with pytest.raises(ValueError, match="cannot be read.*queue it for a refresh"):
+        list(StoredBox(stored[:-6], pending=False).items())
 
 
 def test_a_report_folded_into_an_item_is_a_member_of_the_box_its_takedown_queues(store):
