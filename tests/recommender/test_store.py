@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from recommender.article import Article
-from recommender.store.boxes import stored_box
+from recommender.store.boxes import StoredBox, box_text, stored_box
 from recommender.store.postgres import PostgresStore
 from recommender.store.sqlite import SQLiteStore
 
@@ -188,8 +188,6 @@ def test_boxes_stored_as_text_before_compression_read_the_same_before_and_after_
 
 
 def test_a_compressed_box_reads_back_as_it_was_written_and_one_cut_short_says_what_to_do():
-    from recommender.store.boxes import StoredBox, box_text
-
     items = [(i, f"n{i}", json.dumps({"id": f"n{i}", "excerpt": "слово " * 100}, ensure_ascii=False), [i + 1])
              for i in range(20)]
     stored = stored_box(items, compress=True)
