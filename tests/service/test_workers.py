@@ -22,8 +22,17 @@ SOURCE = "N34700"
 
 
 def query(data_dir, sql: str, *args):
-    with sqlite3.connect(f"file:{data_dir / 'articles.sqlite3'}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute(sql, args).fetchall()
+    """What the server's store holds now, read from outside. SQLITE_PROTOCOL ("locking protocol") is tried again:
+    a reader polling beside a commit per box can lose the race for the WAL index 100 times over (seen once in
+    CI), and SQLite's busy timeout does not cover it."""
+    for attempt in range(5):
+        try:
+            with sqlite3.connect(f"file:{data_dir / 'articles.sqlite3'}?mode=ro", uri=True, timeout=30) as conn:
+                return conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "locking protocol" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.1)
 
 
 def wait_until(predicate, timeout: float = READY_TIMEOUT_S) -> None:
