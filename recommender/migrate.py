@@ -53,11 +53,11 @@ def _copy_table(source: SQLiteStore, conn: Connection, table: str, bar: tqdm) ->
     cursor = source._reader.execute(f"SELECT * FROM {table}")
     columns = [d[0] for d in cursor.description]
     insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    at = columns.index("items") if table == "boxes" else None
     copied = 0
     while rows := cursor.fetchmany(COPY_BATCH):
         values = [tuple(row) for row in rows]
-        if table == "boxes":  # SQLite's compressed boxes as text: PostgreSQL compresses them itself
-            at = columns.index("items")
+        if at is not None:  # SQLite's compressed boxes as text: PostgreSQL compresses them itself
             values = [(*row[:at], box_text(row[at]), *row[at + 1:]) for row in values]
         conn.executemany(insert, values)
         copied += len(rows)

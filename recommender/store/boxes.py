@@ -36,8 +36,8 @@ class StoredBox:
     pending: bool
 
     def items(self) -> Iterator[tuple[int, str, str, list[int]]]:
-        """(item key, item id, item JSON, keys of the reports folded into the item) best first, read only as far
-        as the caller goes."""
+        """(item key, item id, item JSON, keys of the reports folded into the item) best first, each item decoded
+        only when the caller reaches it."""
         lines = _lines(self.stored)
         head = json.loads(next(lines))
         if not head or len(head[0]) == 4:  # no items; or a box stored before this layout (queued on open)
