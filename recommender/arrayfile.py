@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from index.files import replacing
 
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U64": np.uint64,
            "U8": np.uint8, "BOOL": np.bool_}
+_NAMES = {np.dtype(kind): name for name, kind in _DTYPES.items()}
 
 
 def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
@@ -29,6 +32,45 @@ def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[
     with replacing(path) as tmp:
         save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp), metadata=dict(metadata))
         os.chmod(tmp, _created_mode())  # safetensors creates it 0600: the data dir's other files follow the umask
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Where an array lies in an array file: its type, shape and the byte offset of its first item."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    offset: int
+
+
+@contextmanager
+def writing_arrays(path: Path, shapes: Mapping[str, tuple[type, tuple[int, ...]]],
+                   metadata: Mapping[str, str]) -> Iterator[tuple[int, dict[str, Stored]]]:
+    """A new file of zero-filled arrays (``shapes``: name -> dtype, shape) that replaces ``path`` when the block
+    ends (as ``save_arrays`` does). The block writes them at the offsets it is given, through the file descriptor
+    it is given (``os.pwrite``): what is written is neither held in memory nor mapped (a mapping's dirty pages
+    would count in the process's memory until it ends). The arrays lie largest item size first, each aligned to
+    it, in the layout ``read_layout`` reads."""
+    names = sorted(shapes, key=lambda name: -np.dtype(shapes[name][0]).itemsize)
+    header: dict[str, object] = {}
+    offsets, end = {}, 0
+    for name in names:
+        dtype, shape = np.dtype(shapes[name][0]), shapes[name][1]
+        size = dtype.itemsize * int(np.prod(shape))
+        header[name] = {"dtype": _NAMES[dtype], "shape": list(shape), "data_offsets": [end, end + size]}
+        offsets[name], end = end, end + size
+    header["__metadata__"] = dict(metadata)
+    text = json.dumps(header).encode()
+    text += b" " * (-(8 + len(text)) % 64)  # the arrays start 64-byte aligned
+    start = 8 + len(text)
+    layout = {name: Stored(np.dtype(shapes[name][0]), shapes[name][1], start + offsets[name]) for name in names}
+    with replacing(path) as tmp:
+        with open(tmp, "wb") as out:
+            out.write(struct.pack("<Q", len(text)) + text)
+            out.truncate(start + end)
+            out.flush()
+            yield out.fileno(), layout
+        os.chmod(tmp, _created_mode())
 
 
 def _created_mode() -> int:
@@ -42,22 +84,34 @@ def _created_mode() -> int:
     return 0o644
 
 
+def read_layout(path: Path) -> tuple[dict[str, Stored], dict[str, str]]:
+    """The arrays of a file written by ``save_arrays`` or ``writing_arrays`` (where each lies) and its metadata,
+    from its header; raises ``FileNotFoundError``, or ``ValueError`` for a file that is truncated or not in this
+    layout."""
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        try:
+            (length,) = struct.unpack("<Q", file.read(8))
+            if length > size - 8:
+                raise ValueError("its header runs past the end of the file")
+            header = json.loads(file.read(length))
+            metadata = {str(k): str(v) for k, v in header.pop("__metadata__", {}).items()}
+            start, layout = 8 + length, {}
+            for name, spec in header.items():
+                dtype = np.dtype(_DTYPES[spec["dtype"]])
+                begin, end = (start + int(x) for x in spec["data_offsets"])
+                shape = tuple(int(x) for x in spec["shape"])
+                if not start <= begin <= end <= size or end - begin != dtype.itemsize * int(np.prod(shape)):
+                    raise ValueError(f"array {name!r} runs past the end of the file or does not fit its shape")
+                layout[name] = Stored(dtype, shape, begin)
+        except (struct.error, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path} is not an array file: {exc}") from exc
+    return layout, metadata
+
+
 def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The arrays of a file written by ``save_arrays`` (read-only views of one mapping) and its metadata; raises
-    ``FileNotFoundError``, or ``ValueError`` for a file that is truncated or not in this layout."""
+    """The arrays of an array file (read-only views of one mapping) and its metadata; raises as ``read_layout``."""
+    layout, metadata = read_layout(path)
     mapping = np.memmap(path, dtype=np.uint8, mode="r")
-    try:
-        (length,) = struct.unpack("<Q", mapping[:8].tobytes())
-        header = json.loads(mapping[8:8 + length].tobytes())
-        metadata = {str(k): str(v) for k, v in header.pop("__metadata__", {}).items()}
-        start, arrays = 8 + length, {}
-        for name, spec in header.items():
-            dtype = np.dtype(_DTYPES[spec["dtype"]])
-            begin, end = (start + int(x) for x in spec["data_offsets"])
-            shape = tuple(int(x) for x in spec["shape"])
-            if not start <= begin <= end <= len(mapping) or end - begin != dtype.itemsize * int(np.prod(shape)):
-                raise ValueError(f"array {name!r} runs past the end of the file or does not fit its shape")
-            arrays[name] = mapping[begin:end].view(dtype).reshape(shape)
-    except (struct.error, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path} is not an array file: {exc}") from exc
-    return arrays, metadata
+    return {name: mapping[at.offset:at.offset + at.dtype.itemsize * int(np.prod(at.shape))].view(at.dtype)
+            .reshape(at.shape) for name, at in layout.items()}, metadata

@@ -61,7 +61,12 @@ class Copies:
             close |= same_title  # a title is no proof either: "Live updates", "Koronawirus w Polsce" every day
         if not self.overlap or not close.any():
             return close
+        others = np.flatnonzero(close)
+        if isinstance(words, int):
+            others = others[others != words]  # one story with itself, whatever its words: none read
+        if not len(others):
+            return close
         mine = self._words_of(words) if isinstance(words, int) else words
-        for at in np.flatnonzero(close).tolist():
+        for at in others.tolist():
             close[at] = word_overlap(mine, self._words_of(at)) >= self.overlap
         return close

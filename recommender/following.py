@@ -31,6 +31,7 @@ from recommender.lexical import (
 from recommender.locks import FileLock
 from recommender.overrides import OverrideStore
 from recommender.reindex import REINDEX_CHUNK, vector_batches
+from recommender.rowfile import open_rows_file, rows_file_seq, write_rows_file
 from recommender.rows import RowTable
 from recommender.settings import Settings
 from recommender.store.articles import CHANGES_CHUNK, ArticleStore, Change
@@ -149,12 +150,23 @@ class Following:
         self._weights_at: tuple[int, int] | None = None  # which weights file this process maps
         self._weights_lock = threading.Lock()  # one weights file derived at a time in this process
         self._weights_written = time.monotonic()  # when this process last wrote them (or opened)
+        # The rows file (``recommender.rowfile``): every process reads it; the one that saves the index writes it,
+        # as often as the lexical weights, one process at a time (its own lock: the index files' lock is not held
+        # for the minutes of a first one at 1M articles).
+        self._rows_at: tuple[int, int] | None = None  # which rows file this process reads
+        self._rows_saved_seq = -1
+        self._rows_written = time.monotonic()
+        self._rows_files = FileLock(settings.data_dir / "rows.lock")
+        self._rows_lock = threading.Lock()  # one rows file written at a time in this process
 
     def open(self, index_kind: str | None) -> None:
         self.index = self._open_index(index_kind)
         if self.index.kind not in MAPPABLE_KINDS:  # ivfpq: a checkpoint would be read whole, then dropped
             self.maps_index = False
         self.lexical = self._open_lexical()
+        if self.settings.index_mmap:
+            self._rows_saved_seq = rows_file_seq(self.settings.rows_path)
+            self._open_rows(self.settings.rows_path)
         self._load_overrides()
         self._load_experiment()
         self.follow()  # writes committed while the indexes were read
@@ -314,13 +326,16 @@ class Following:
         the index's id map: 0.01 s at 100k articles, growing with them)."""
         index_stamp = saved_at(self.settings.index_path) if self.maps_index else self._mapped_at
         weights_stamp = file_stamp(self.settings.lexical_weights_path) if self.maps_lexical else self._weights_at
-        if index_stamp == self._mapped_at and weights_stamp == self._weights_at:
+        rows_stamp = file_stamp(self.settings.rows_path) if self.settings.index_mmap else self._rows_at
+        if index_stamp == self._mapped_at and weights_stamp == self._weights_at and rows_stamp == self._rows_at:
             return
         with self._follow_lock:  # no write is applied to the indexes being replaced meanwhile
             if index_stamp != self._mapped_at:
                 self._map_checkpoint(self.settings.index_path)
             if weights_stamp != self._weights_at:
                 self._map_weights(self.settings.lexical_weights_path)
+            if rows_stamp != self._rows_at:
+                self._open_rows(self.settings.rows_path)
 
     def _map_checkpoint(self, path: Path) -> None:
         with self._index_files.held(shared=True):
@@ -352,6 +367,25 @@ class Following:
             return  # ahead of what this process has applied: mapped after a later follow
         self._caught_up_lexical(lexical, seq)
         self.lexical, self._weights_at = lexical, stamp
+
+    def _open_rows(self, path: Path) -> None:
+        """Read candidate rows from the rows file at ``path`` where it is current (the caller holds the follow
+        lock, or no other thread runs yet: no write is followed meanwhile)."""
+        stamp = file_stamp(path)
+        try:
+            rows = open_rows_file(path)
+        except (FileNotFoundError, ValueError) as exc:
+            log.info("%s: candidate rows are read from the store until the next rows file", exc)
+            self._rows_at = stamp  # not tried again until the file changes
+            return
+        if rows.seq > self.applied_seq:
+            return  # ahead of what this process has applied: read after a later follow
+        if rows.model != self.model.name or rows.dim != self.index.dim:
+            self._rows_at = stamp  # another model (a re-embed): the next file is of this one
+            return
+        # Every key written since: those after what this process applied are dropped again as it follows them.
+        self.rows.use_file(rows, self.store.changed_since(rows.seq))
+        self._rows_at = stamp
 
     def _apply(self, changes: Iterable[Change]) -> None:
         live: list[Change] = []
@@ -393,18 +427,21 @@ class Following:
         if len(keys) > self.settings.rows_cache_max:
             return
         for start in range(0, len(keys), chunk):
-            self.rows.gather(keys[start:start + chunk])
+            self.rows.articles(keys[start:start + chunk])
         self._rows_read = True
 
     def read_through(self, stop: threading.Event) -> None:
-        """Read the index and lexical files this server's processes map, then every article row, once (see the
-        ``read_through`` setting), unless ``stop`` is set first; what fails is logged, never raised (it only makes
-        the first lists slower)."""
+        """Read the index, lexical and rows files this server's processes read, then every article row unless there
+        is a rows file, once (see the ``read_through`` setting), unless ``stop`` is set first; what fails is logged,
+        never raised (it only makes the first lists slower)."""
         started = time.monotonic()
-        files = (self.settings.index_path, self.settings.lexical_weights_path)
+        files = (self.settings.index_path, self.settings.lexical_weights_path, self.settings.rows_path)
         try:
             size = _sum_until(stop, chain.from_iterable(read_through(path) for path in files))
-            rows = None if size is None else 0 if self._rows_read else _sum_until(stop, self.store.read_rows_through())
+            # Lists read their candidates from the rows file where there is one, and few article rows (those
+            # shown): the store's rows read through then pushed the file's pages out of the cache.
+            skip_rows = self._rows_read or self.rows.reads_file
+            rows = None if size is None else 0 if skip_rows else _sum_until(stop, self.store.read_rows_through())
         except Exception:
             log.exception("reading the index files and article rows through failed: the first lists read them")
             return
@@ -421,7 +458,8 @@ class Following:
         with self._follow_lock:
             seq = self.applied_seq
             weights_due = self._weights_due(seq)
-            if seq == self._saved_seq and seq == self._lexical_saved_seq and not weights_due:
+            rows_due = self._rows_due(seq)
+            if seq == self._saved_seq and seq == self._lexical_saved_seq and not weights_due and not rows_due:
                 return False
             live = None if self.lexical.mapped else self.lexical.live_counts()
             with self._index_files.held():
@@ -433,6 +471,8 @@ class Following:
             self._saved_seq = self._lexical_saved_seq = seq
         if weights_due and live is not None:
             self._write_weights(live, seq)
+        if rows_due:
+            self._write_rows(seq)
         return True
 
     def _save_index(self, seq: int) -> None:
@@ -490,7 +530,36 @@ class Following:
         """Whether this checkpoint writes the lexical weights: in the process that writes (the others map them),
         when there are none yet, or something changed since the last and enough time or enough changes passed
         (each costs a pass over every article; the readers weigh the changes since with the last ones)."""
-        if not self.settings.index_mmap or self.maps_lexical or seq == self._weights_saved_seq:
+        if not self.settings.index_mmap or self.maps_lexical:
             return False
-        return self._weights_saved_seq < 0 or seq - self._weights_saved_seq >= REWEIGH_MIN or \
-            time.monotonic() - self._weights_written >= self.settings.lexical_weights_interval_s
+        return self._file_due(seq, self._weights_saved_seq, self._weights_written)
+
+    def _rows_due(self, seq: int) -> bool:
+        """Whether this checkpoint writes the rows file: as ``_weights_due``, in the process that saves the index
+        (each costs a copy of the last and a read of what changed since; the readers read those from the store)."""
+        if not self.settings.index_mmap or not self.saves_index:
+            return False
+        return self._file_due(seq, self._rows_saved_seq, self._rows_written)
+
+    def _file_due(self, seq: int, saved_seq: int, written: float) -> bool:
+        """A derived file saved at ``saved_seq`` (-1: none) and ``written`` (monotonic) is due again at ``seq``."""
+        if seq == saved_seq:
+            return False
+        return saved_seq < 0 or seq - saved_seq >= REWEIGH_MIN or \
+            time.monotonic() - written >= self.settings.lexical_weights_interval_s
+
+    def _write_rows(self, seq: int) -> None:
+        """Write the rows file at ``seq`` (no follow or index lock held), unless another process (an ingest beside
+        the server) wrote one as new meanwhile or is writing one now; then read rows from it."""
+        path = self.settings.rows_path
+        with self._rows_lock:
+            if not self._rows_files.try_exclusive():
+                return  # another process writes one: read from at the next check
+            try:
+                if rows_file_seq(path) < seq:
+                    write_rows_file(path, self.store, seq, self.model.name, self.index.dim)
+            finally:
+                self._rows_files.release()
+        self._rows_saved_seq, self._rows_written = seq, time.monotonic()
+        with self._follow_lock:
+            self._open_rows(path)

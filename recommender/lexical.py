@@ -365,9 +365,9 @@ class LexicalIndex:
         """Normalised scores of ``text`` against particular indexed keys (0 for keys not indexed)."""
         return self.scorer(text, method).scores_for(keys)
 
-    def scorer(self, text: str, method: str) -> _Scorer:
+    def scorer(self, text: str, method: str) -> Scorer:
         """One text scored against the corpus once; ``search`` and ``scores_for`` then cost no recount."""
-        return _Scorer(self, text, method)
+        return Scorer(self, text, method)
 
 
 def warm_up() -> None:
@@ -533,7 +533,7 @@ def _distinct(rows: np.ndarray, n: int) -> np.ndarray:
     return np.flatnonzero(marked)
 
 
-class _Scorer:
+class Scorer:
     __slots__ = ("_index", "_method", "_scores", "_self_score", "_hits", "_keys", "_row_by_key")
 
     def __init__(self, index: LexicalIndex, text: str, method: str):

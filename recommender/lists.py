@@ -9,9 +9,10 @@ from dataclasses import replace
 import numpy as np
 
 from recommender.article import Article, ArticleNotFound
-from recommender.candidates import Candidates
+from recommender.candidates import Candidates, RowGone, text_hash
 from recommender.embed import ModelOnDemand
 from recommender.following import Following
+from recommender.lexical import Scorer
 from recommender.listing import DEFAULT_VARIANT, item_json, list_json
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.popularity import Popularity
@@ -109,13 +110,26 @@ class Lists:
             _, found = scorer.search(k)
             seen = set(keys)
             keys += [int(x) for x in found if int(x) not in seen]
-        rows = following.rows.gather(keys)
-        if not len(rows.articles):
+        for attempt in range(3):
+            try:
+                return self._ranked_rows(source, vector, query, keys, scorer)
+            except RowGone:  # deleted while the list was ranked: not a candidate once followed
+                if attempt == 2:
+                    raise
+                following.follow()
+        raise AssertionError("unreachable")
+
+    def _ranked_rows(self, source: Article, vector: np.ndarray, query: SimilarQuery, keys: list[int],
+                     scorer: Scorer | None) -> list[Recommendation]:
+        """The list of the candidates ``keys`` (their lexical scores from ``scorer``, if any)."""
+        rows = self.following.rows.gather(keys)
+        if not len(rows.keys):
             return []
         lexical = scorer.scores_for(rows.keys.tolist()) if scorer is not None else np.zeros(len(rows.keys))
         weighs_popularity = query.strategy == "default" and self.ranking.for_query(query).popularity_weight
         popular = self.popularity.scores() if weighs_popularity else {}
-        popularity = np.array([popular.get(a.id, 0.0) for a in rows.articles]) if popular else \
+        by_hash = {text_hash(article_id): score for article_id, score in popular.items()}
+        popularity = np.array([by_hash.get(h, 0.0) for h in rows.facts.id_hashes.tolist()]) if popular else \
             np.zeros(len(rows.keys))
         candidates = Candidates(rows.articles, rows.vectors, (rows.vectors @ vector).astype(np.float64),
                                 lexical.astype(np.float64), popularity, rows.facts)

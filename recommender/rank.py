@@ -11,7 +11,17 @@ import numpy as np
 
 from recommender.article import Article
 from recommender.calibration import calibration_of
-from recommender.candidates import Candidate, Candidates, Facts, epoch_us, facts_of, normalized_title
+from recommender.candidates import (
+    Candidate,
+    Candidates,
+    Facts,
+    Reordered,
+    epoch_us,
+    facts_of,
+    prefetched,
+    text_hash,
+    title_hash,
+)
 from recommender.copies import Copies, word_set
 from recommender.embed import model_name
 from recommender.specs import GroupPick, Strategy
@@ -118,7 +128,7 @@ class _Ranked:
     rows: np.ndarray
     relevance: np.ndarray
     recency: np.ndarray
-    title_ids: np.ndarray  # the same normalised title (``normalized_title``), the same id
+    title_hashes: np.ndarray  # the same normalised title (``normalized_title``), the same hash
     vectors: np.ndarray
     penalty: np.ndarray  # what MMR and novelty took from each pick's relevance (0 elsewhere)
     kept: np.ndarray  # the share of each pick's relevance that novelty left: its score (1 elsewhere)
@@ -136,32 +146,25 @@ def _days_from(source: Article, candidates: Candidates) -> np.ndarray:
     """Days between the source's publication and each candidate's (NaN where either is unknown): the same
     float as ``days_between`` (an exact count of microseconds, divided alike)."""
     if source.published_at is None:
-        return np.full(len(candidates.articles), np.nan)
+        return np.full(len(candidates.facts), np.nan)
     days = np.abs(candidates.facts.published_us - epoch_us(source.published_at)) / 1e6 / 86400.0
     days[~candidates.facts.dated] = np.nan
     return days
 
 
-def admitted(source: Article, articles: Sequence[Article], facts: Facts, days: np.ndarray, query: SimilarQuery,
-             ranking: Ranking) -> np.ndarray:
-    """The hard rules, one flag per candidate: never the source itself, never unpublished, never excluded, the
-    caller's filters, the language rule and the freshness window (``ranking`` already holds the query's
-    overrides; ``days``: the gap between the two publication dates, NaN where one is unknown)."""
-    n = len(articles)
-    ok = facts.published.copy()
-    ids = [a.id for a in articles]
-    at = -1
-    for _ in range(ids.count(source.id)):  # list methods: no Python loop over the candidates
-        at = ids.index(source.id, at + 1)
-        ok[at] = False
+def admitted(source: Article, facts: Facts, days: np.ndarray, query: SimilarQuery, ranking: Ranking) -> np.ndarray:
+    """The hard rules, one flag per candidate of ``facts``: never the source itself, never unpublished, never
+    excluded, the caller's filters, the language rule and the freshness window (``ranking`` already holds the
+    query's overrides; ``days``: the gap between the two publication dates, NaN where one is unknown)."""
+    ok = facts.published & (facts.id_hashes != text_hash(source.id))
     if query.exclude:
-        ok &= np.fromiter((i not in query.exclude for i in ids), dtype=bool, count=n)
+        ok &= ~np.isin(facts.id_hashes, [text_hash(i) for i in query.exclude])
     if query.section is not None:
-        ok &= np.fromiter((a.section == query.section for a in articles), dtype=bool, count=n)
+        ok &= facts.section_hashes == text_hash(query.section)
     if query.language is not None:
-        ok &= np.fromiter((a.language == query.language for a in articles), dtype=bool, count=n)
+        ok &= facts.language_hashes == text_hash(query.language)
     if ranking.same_language_only and source.language:  # an article without a language is not excluded
-        ok &= np.fromiter((not a.language or a.language == source.language for a in articles), dtype=bool, count=n)
+        ok &= (facts.language_hashes == 0) | (facts.language_hashes == text_hash(source.language))
     if ranking.window_days and source.published_at is not None:
         ok &= days <= ranking.window_days  # an old article's box shows what was related then, not today's news
     return ok
@@ -170,8 +173,8 @@ def admitted(source: Article, articles: Sequence[Article], facts: Facts, days: n
 def passes_filters(source: Article, candidate: Article, query: SimilarQuery, ranking: Ranking,
                    days: float | None) -> bool:
     """``admitted`` for one candidate (``days``: None when a date is unknown)."""
-    return bool(admitted(source, [candidate], facts_of([candidate], {}), np.array([np.nan if days is None else days]),
-                         query, ranking)[0])
+    return bool(admitted(source, facts_of([candidate]), np.array([np.nan if days is None else days]), query,
+                         ranking)[0])
 
 
 def recency_factors(days: np.ndarray, ranking: Ranking) -> np.ndarray:
@@ -202,19 +205,19 @@ def rank(
         raise TypeError("vectors go with a list of Candidate; Candidates hold their own")
     ranking = ranking.for_query(query)
     days = _days_from(source, candidates)
-    found = np.flatnonzero(admitted(source, candidates.articles, candidates.facts, days, query, ranking))
+    found = np.flatnonzero(admitted(source, candidates.facts, days, query, ranking))
     if not len(found):
         return []
     if query.strategy != "default":
         return _plain_top(candidates, found, query)
     ranked = _by_relevance(candidates, found, days, ranking)
-    articles = [candidates.articles[r] for r in ranked.rows.tolist()]
+    articles = Reordered(candidates.articles, ranked.rows)  # parsed only where words are compared
     # A copy of the source is never listed (same title, or closer than the duplicate threshold); a follow-up of
     # the source's story is welcome (below the threshold).
     source_copies = Copies(articles, ranking.duplicate_threshold, ranking.copy_overlap)
     blocked = source_copies.of(ranked.vectors @ source_vector,
                                word_set(source) if ranking.copy_overlap else frozenset(),
-                               ranked.title_ids == candidates.facts.titles.get(normalized_title(source.title), -1))
+                               ranked.title_hashes == title_hash(source.title))
     copies_of_source = blocked.copy()
     # On the cosine, not the score: the lexical half's scale depends on the language (no word forms for German or
     # Turkish), so a floor on the score cut true same-story reports in some languages and not in others. Applied
@@ -235,12 +238,13 @@ def rank(
     groups = _story_groups(ranked, chosen, copies_of_source, copies)
     if query.group_pick == "freshest":
         chosen = [_freshest(candidates, ranked, members) for members in groups]
+    prefetched(candidates.articles, (int(ranked.rows[m]) for members in groups for m in members))
     similar = [_recommendation(candidates, ranked, p, members, query.explain)
                for p, members in zip(chosen, groups, strict=True)]
     if len(similar) >= query.limit or ranking.fallback == "none" or section is None:
         return similar
     # Not for the fallback: copies of the source, namesakes of a pick, the picks and what they fold.
-    taken = copies_of_source | np.isin(ranked.title_ids, ranked.title_ids[chosen])
+    taken = copies_of_source | np.isin(ranked.title_hashes, ranked.title_hashes[chosen])
     for members in groups:
         taken[members] = True
     return similar + _fallback(section, candidates, ranked, taken, query, ranking, query.limit - len(similar))
@@ -252,8 +256,7 @@ def _fallback(section: str, candidates: Candidates, ranked: _Ranked, taken: np.n
     the most popular when the click signal is on, else the freshest (undated ones last, by relevance), each
     labelled with its reason."""
     rows = ranked.rows
-    free = np.flatnonzero(~taken & np.fromiter((candidates.articles[r].section == section for r in rows),
-                                                dtype=bool, count=len(rows)))
+    free = np.flatnonzero(~taken & (candidates.facts.section_hashes[rows] == text_hash(section)))
     popular = ranking.popularity_weight > 0
     if popular:
         order = np.argsort(-candidates.popularity[rows[free]], kind="stable")
@@ -270,6 +273,7 @@ def _fallback(section: str, candidates: Candidates, ranked: _Ranked, taken: np.n
         picks.append(p)
         shown = np.vstack([shown, ranked.vectors[p]])
     reason: Reason = "popular" if popular else "section"
+    prefetched(candidates.articles, (int(rows[p]) for p in picks))
     return [replace(_recommendation(candidates, ranked, p, [p], query.explain), reason=reason) for p in picks]
 
 
@@ -277,8 +281,9 @@ def _plain_top(candidates: Candidates, found: np.ndarray, query: SimilarQuery) -
     """A single-signal strategy's list: the ``found`` candidates' top ``query.limit`` by that signal."""
     signal = candidates.semantic if query.strategy == "embedding" else candidates.lexical
     top = found[np.argsort(-signal[found], kind="stable")][:query.limit]
-    plain = _Ranked(top, signal[top], np.ones(len(top)), candidates.facts.title_ids[top], candidates.vectors[top],
+    plain = _Ranked(top, signal[top], np.ones(len(top)), candidates.facts.title_hashes[top], candidates.vectors[top],
                     np.zeros(len(top)), np.ones(len(top)))
+    prefetched(candidates.articles, top.tolist())
     return [_recommendation(candidates, plain, p, [p], query.explain) for p in range(len(top))]
 
 
@@ -292,7 +297,7 @@ def _by_relevance(candidates: Candidates, found: np.ndarray, days: np.ndarray, r
         relevance = (1 - popularity) * relevance + popularity * candidates.popularity[found]
     order = np.argsort(-relevance, kind="stable")
     rows = found[order]
-    return _Ranked(rows, relevance[order], recency[order], candidates.facts.title_ids[rows],
+    return _Ranked(rows, relevance[order], recency[order], candidates.facts.title_hashes[rows],
                    candidates.vectors[rows], np.zeros(len(rows)), np.ones(len(rows)))
 
 
@@ -324,7 +329,7 @@ def _picks_by_mmr(ranked: _Ranked, blocked: np.ndarray, copies: Copies, limit: i
         ranked.penalty[winner] = resemblance[top] + (mmr * relevance[winner] - resemblance[top]) * (1 - kept[top])
         chosen.append(winner)
         similarity = vectors @ vectors[winner]
-        blocked |= copies.of(similarity, winner, ranked.title_ids == ranked.title_ids[winner])
+        blocked |= copies.of(similarity, winner, ranked.title_hashes == ranked.title_hashes[winner])
         closest = np.maximum(closest, similarity)
         repeats += similarity > ranking.novelty_threshold
         pool = pool[keep[keep != best]]
@@ -342,7 +347,8 @@ def _picks_by_relevance(ranked: _Ranked, blocked: np.ndarray, copies: Copies, li
             break
         start += int(eligible[0])
         chosen.append(start)
-        blocked |= copies.of(ranked.vectors @ ranked.vectors[start], start, ranked.title_ids == ranked.title_ids[start])
+        blocked |= copies.of(ranked.vectors @ ranked.vectors[start], start,
+                             ranked.title_hashes == ranked.title_hashes[start])
         start += 1
     return chosen
 
@@ -369,7 +375,7 @@ def _story_groups(ranked: _Ranked, chosen: list[int], copies_of_source: np.ndarr
     if not chosen:
         return groups
     sims = ranked.vectors @ ranked.vectors[chosen].T
-    same_title = ranked.title_ids[:, None] == ranked.title_ids[chosen][None, :]
+    same_title = ranked.title_hashes[:, None] == ranked.title_hashes[chosen][None, :]
     close = np.stack([copies.of(sims[:, i], p, same_title[:, i]) for i, p in enumerate(chosen)], axis=1)
     # Once for all candidates, not per candidate: the first (best-ranked) chosen item each is a copy of, unless
     # one has its title (each chosen item has a title of its own: picking one blocks its namesakes).

@@ -1,9 +1,12 @@
-"""The candidate rows a process keeps parsed, column by column: articles, vectors and the facts ranking reads.
+"""The candidate rows a list ranks, column by column: vectors and the facts ranking reads, and the articles, parsed
+only where read.
 
 A list ranks about 200 candidates and the refresher hundreds of lists a second: gathering a list's rows is one
-index per column here, not a dict look-up, a vector stack and a date conversion per candidate. Rows stay until
-a followed write drops its own (a row changes only with a write of its article); a full table is compacted, and
-starts over when even the rows it still holds fill it."""
+index per column, not a dict look-up, a vector stack and a date conversion per candidate. Where there is a rows
+file (``recommender.rowfile``) the rows written before its sequence are read there; the others, and the articles a
+list shows, are read from the store and kept parsed. Kept rows stay until a followed write drops its
+own (a row changes only with a write of its article); a full table is compacted, and starts over when even the
+rows it still holds fill it."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender.article import Article
-from recommender.candidates import Facts, facts_of
+from recommender.candidates import FACT_COLUMNS, ArticlesByKey, Facts, facts_of
+from recommender.rowfile import RowsFile
 
 Fetch = Callable[[list[int]], dict[int, tuple[Article, np.ndarray]]]
 
@@ -24,13 +28,9 @@ class Rows:
     """The rows of the keys asked for that the store holds, in the order asked."""
 
     keys: np.ndarray
-    articles: list[Article]
+    articles: Sequence[Article]
     vectors: np.ndarray  # (n, dim) float32
     facts: Facts
-
-
-# Facts' arrays, one entry per slot, by field name: what a row keeps beside its article and vector.
-_FACT_TYPES = {"published_us": np.int64, "dated": np.bool_, "title_ids": np.int64, "published": np.bool_}
 
 
 @dataclass(slots=True)
@@ -41,22 +41,20 @@ class _Columns:
     slot_of: np.ndarray  # int32 by key
     articles: list[Article]
     vectors: np.ndarray
-    facts: dict[str, np.ndarray]  # ``_FACT_TYPES``' columns
-    titles: dict[str, int]  # normalised title -> its id in the ``title_ids`` column
+    facts: dict[str, np.ndarray]  # ``FACT_COLUMNS``
 
     @classmethod
-    def empty(cls, capacity: int, dim: int, keys: int, titles: dict[str, int]) -> _Columns:
+    def empty(cls, capacity: int, dim: int, keys: int) -> _Columns:
         return cls(np.full(keys, -1, dtype=np.int32), [], np.zeros((capacity, dim), np.float32),
-                   {name: np.zeros(capacity, kind) for name, kind in _FACT_TYPES.items()}, titles)
+                   {name: np.zeros(capacity, kind) for name, kind in FACT_COLUMNS.items()})
 
     def slots(self, keys: np.ndarray) -> np.ndarray:
         inside = (keys >= 0) & (keys < len(self.slot_of))
         return np.where(inside, self.slot_of[np.where(inside, keys, 0)], -1)
 
     def rows(self, keys: np.ndarray, slots: np.ndarray) -> Rows:
-        taken = {name: column[slots] for name, column in self.facts.items()}
         return Rows(keys, [self.articles[s] for s in slots.tolist()], self.vectors[slots],
-                    Facts(taken["published_us"], taken["dated"], taken["title_ids"], self.titles, taken["published"]))
+                    Facts(*(self.facts[name][slots] for name in FACT_COLUMNS)))
 
     def put(self, start: int, articles: list[Article], vectors: np.ndarray, facts: Facts) -> None:
         """Rows written into the slots from ``start`` on (``slot_of`` is the caller's, and last)."""
@@ -71,30 +69,89 @@ class _Columns:
         dropped row's slot is not reused in place: its re-read takes a new one, reclaimed here)."""
         held = np.flatnonzero(self.slot_of >= 0)
         slots = self.slot_of[held]
-        out = _Columns.empty(max(capacity, len(slots)), self.vectors.shape[1], max(keys, len(self.slot_of)),
-                             self.titles)
+        out = _Columns.empty(max(capacity, len(slots)), self.vectors.shape[1], max(keys, len(self.slot_of)))
         kept = self.rows(held, slots)
-        out.put(0, kept.articles, kept.vectors, kept.facts)
+        out.put(0, list(kept.articles), kept.vectors, kept.facts)
         out.slot_of[held] = np.arange(len(slots), dtype=np.int32)
         return out
 
 
 class RowTable:
     """Rows by store key, thread-safe; ``fetch`` reads rows from the store. ``drop`` the keys a write changed: a
-    fetch that started before a drop is served but not kept (it may predate the write)."""
+    fetch that started before a drop is served but not kept (it may predate the write), and a rows file's row of
+    a dropped key is not read again."""
 
     def __init__(self, fetch: Fetch, limit: int):
         self._fetch, self._limit = fetch, limit
         self._lock = threading.Lock()
         self._drops = 0  # bumped by every ``drop`` (under the lock)
         self._columns: _Columns | None = None
+        # The rows file read where it is current, and which of its keys were written since its sequence.
+        self._file: tuple[RowsFile, np.ndarray] | None = None
 
     def __len__(self) -> int:
         columns = self._columns
         return 0 if columns is None else len(columns.articles)
 
+    @property
+    def reads_file(self) -> bool:
+        """Whether rows are read from a rows file."""
+        return self._file is not None
+
+    def use_file(self, rows: RowsFile, changed: np.ndarray) -> None:
+        """Read rows from ``rows`` from now on, but for the keys ``changed`` since its sequence and those
+        ``drop`` is given from now on: their rows are read from the store (and kept parsed)."""
+        stale = np.zeros(rows.size, dtype=bool)
+        stale[changed[(changed >= 0) & (changed < rows.size)]] = True
+        with self._lock:
+            self._file = (rows, stale)
+
     def gather(self, keys: Sequence[int]) -> Rows:
+        """The rows of ``keys`` (distinct) that the store holds, in their order (unpublished ones may be left out)."""
         wanted = np.asarray(keys, dtype=np.int64)
+        file = self._file
+        if file is None:
+            return self._held(wanted)
+        rows, stale = file
+        current = (wanted >= 0) & (wanted < rows.size)
+        current[current] = ~stale[wanted[current]]
+        if not current.any():
+            return self._held(wanted)
+        # What the file holds of a key not written since is the key's row: none (zeros) if unpublished or gone.
+        vectors, facts = rows.read(wanted[current])
+        found = facts.published
+        from_file = wanted[current][found]
+        vectors, facts = vectors[found], facts.take(np.flatnonzero(found))
+        if current.all():
+            return Rows(from_file, ArticlesByKey(from_file, {}, self.articles), vectors, facts)
+        held = self._held(wanted[~current])
+        # Both parts in the order asked: the file's at their positions, the held ones (those found) at theirs.
+        positions = np.concatenate([np.flatnonzero(current)[found],
+                                    np.flatnonzero(~current)[np.isin(wanted[~current], held.keys)]])
+        order = np.argsort(positions, kind="stable")
+        keys_out = np.concatenate([from_file, held.keys])[order]
+        known = dict(zip(held.keys.tolist(), held.articles, strict=True))
+        return Rows(keys_out, ArticlesByKey(keys_out, known, self.articles),
+                    np.concatenate([vectors, held.vectors.reshape(-1, rows.dim)])[order],
+                    Facts.joined([facts, held.facts]).take(order))
+
+    def articles(self, keys: Sequence[int]) -> dict[int, Article]:
+        """The articles of ``keys`` that the store holds: those kept parsed, the others read and kept."""
+        columns = self._columns
+        out: dict[int, Article] = {}
+        missing = list(keys)
+        if columns is not None:
+            wanted = np.asarray(keys, dtype=np.int64)
+            slots = columns.slots(wanted)
+            out = {key: columns.articles[slot] for key, slot in zip(wanted.tolist(), slots.tolist(), strict=True)
+                   if slot >= 0}
+            missing = wanted[slots < 0].tolist()
+        if missing:
+            out.update((key, article) for key, (article, _) in self._load(missing).items())
+        return out
+
+    def _held(self, wanted: np.ndarray) -> Rows:
+        """The rows of ``wanted`` kept parsed here, those not kept read from the store (and kept)."""
         columns = self._columns
         slots = columns.slots(wanted) if columns is not None else np.full(len(wanted), -1)
         if (slots < 0).any():
@@ -113,10 +170,15 @@ class RowTable:
     def drop(self, keys: Sequence[int]) -> None:
         with self._lock:
             self._drops += 1
+            if not len(keys):
+                return
+            dropped = np.asarray(keys, dtype=np.int64)
             columns = self._columns
-            if columns is not None and len(keys):
-                dropped = np.asarray(keys, dtype=np.int64)
+            if columns is not None:
                 columns.slot_of[dropped[dropped < len(columns.slot_of)]] = -1
+            if self._file is not None:
+                stale = self._file[1]
+                stale[dropped[dropped < len(stale)]] = True
 
     def _load(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
         drops = self._drops
@@ -137,7 +199,7 @@ class RowTable:
         articles = [a for a, _ in new.values()]
         columns = self._room_locked(len(articles), len(next(iter(new.values()))[1]), int(keys.max()) + 1)
         start = len(columns.articles)
-        columns.put(start, articles, np.stack([v for _, v in new.values()]), facts_of(articles, columns.titles))
+        columns.put(start, articles, np.stack([v for _, v in new.values()]), facts_of(articles))
         columns.slot_of[keys] = np.arange(start, start + len(articles), dtype=np.int32)  # last: rows complete
 
     def _room_locked(self, rows: int, dim: int, keys: int) -> _Columns:
@@ -150,7 +212,7 @@ class RowTable:
             return columns
         live = 0 if columns is None else int((columns.slot_of >= 0).sum())
         if columns is None or live + rows > self._limit:
-            columns = _Columns.empty(max(rows, min(self._limit, 256)), dim, keys, {})
+            columns = _Columns.empty(max(rows, min(self._limit, 256)), dim, keys)
         else:  # doubling (amortised copies), up to the limit
             capacity = max(live + rows, min(2 * len(columns.vectors), self._limit))
             slots = len(columns.slot_of)
@@ -170,4 +232,4 @@ class RowTable:
                 pairs.append((key, fetched[key]))
         articles = [a for _, (a, _) in pairs]
         vectors = np.stack([v for _, (_, v) in pairs]) if pairs else np.zeros((0, 0), np.float32)
-        return Rows(np.array([k for k, _ in pairs], dtype=np.int64), articles, vectors, facts_of(articles, {}))
+        return Rows(np.array([k for k, _ in pairs], dtype=np.int64), articles, vectors, facts_of(articles))

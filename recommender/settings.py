@@ -160,7 +160,8 @@ class Settings(BaseSettings):
     cache_size: int = Field(10_000, description="Similar-list responses the service keeps; every write clears them.")
     rows_cache_max: int = Field(
         200_000, ge=1000, description="Candidate rows (article and vector, ~2-3 KB each) a process keeps parsed for "
-        "ranking. Past it the table starts over, and a box whose candidates are not held reads them from the "
+        "ranking: where there is a rows file, those written since it and the articles lists show. Past it the table "
+        "starts over, and a box whose candidates are not held reads them from the "
         "store: raise it to the corpus size for the import of a large archive (its boxes are computed ten times "
         "faster at 1M articles when every row is held, benchmarks: ingest at scale).")
 
@@ -207,17 +208,21 @@ class Settings(BaseSettings):
         "reading a copy: the pages are shared between them; what each follows after the checkpoint is held beside "
         "it until the next one (the writer reads the file whole only to save a newer one, then maps that). The read "
         "workers of `recommender serve` likewise map the lexical weights (TF-IDF and BM25, derived once by the "
-        "writer).")
+        "writer), and every process reads candidates' vectors and ranking facts from the rows file the writer "
+        "derives (candidates.rows).")
     read_through: bool = Field(
         True, description="When a server starts, the process that computes its boxes reads the index and lexical "
         "files the processes map and every article row once, in the background: the OS then caches them, and the "
         "first minutes' lists are not read from disk a page at a time (at 1M articles a cold list took 50-110 ms, a "
-        "cached one 15-20 ms; the rows' scan: 1.9-2.4 s of one core, and the store's article rows in the page cache).")
+        "cached one 15-20 ms; the rows' scan: 1.9-2.4 s of one core, and the store's article rows in the page cache). "
+        "With a rows file the article rows are not read: lists read few of them, and they pushed the file out.")
     index_save_interval_s: float = Field(30.0, description="How often the service checkpoints a changed index.")
     lexical_weights_interval_s: float = Field(
         600.0, ge=0, description="A checkpoint also writes the lexical weights the read workers map (derived anew "
-        "from every article: ~1 s at 100k articles, ~14 s at 1M) once this long has passed since the last time, "
-        "or sooner once 1,000 articles changed; until then each worker weighs what changed with the last ones.")
+        "from every article: ~1 s at 100k articles, ~14 s at 1M), and the rows file every process reads (the last one "
+        "with the rows written since), once this long has passed since the last time, or sooner once 1,000 articles "
+        "changed; until then each worker weighs what changed with the last weights and reads those rows from the "
+        "store.")
 
     # Events and experiments (README "Events and experiments")
     experiment: ExperimentSpec | None = Field(
@@ -330,3 +335,8 @@ class Settings(BaseSettings):
     @property
     def lexical_weights_path(self) -> Path:
         return self.data_dir / "lexical.weights"
+
+    @property
+    def rows_path(self) -> Path:
+        """The rows file every process maps (``recommender.rowfile``)."""
+        return self.data_dir / "candidates.rows"

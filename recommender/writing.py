@@ -151,8 +151,7 @@ class Writing:
         scores, found = self.following.index.search(np.stack([v for _, v in entering]),
                                                     neighbours or self.settings.refresh_neighbours)
         # Each neighbour once: a batch of thousands of new articles shares most of its neighbours.
-        rows = self.following.rows.gather(np.unique(found[found >= 0]).tolist())
-        boxes = dict(zip(rows.keys.tolist(), rows.articles, strict=True))
+        boxes = self.following.rows.articles(np.unique(found[found >= 0]).tolist())
         floors = self.store.floors(list(boxes))
         stats = self._corpus_stats()
         fold = min(self.ranking.story_threshold, self.ranking.duplicate_threshold)

@@ -20,6 +20,9 @@ from recommender.store.sql import in_chunks, next_seq
 _COLUMNS = ("key, id, title, lead, body, url, published_at, section, tags, language, image_url, image_credit, "
             "status")
 
+# What ranking reads of an article besides its scores (``recommender.candidates.fact_columns``), and its vector.
+RANKED_COLUMNS = "key, id, title, published_at, section, language, status, vector"
+
 # Rows per read of ``changes_since`` and ``articles``: what a reader holds at once (bodies and vectors included).
 CHANGES_CHUNK = 1000
 # Up to this many pages of changes, each page's keys are found in the seq index and sorted (each page scans the
@@ -275,6 +278,27 @@ class ArticleStore(BoxTables):
         most = FEW_PAGES * chunk
         return self._reader.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE seq > ? LIMIT ?) AS changed",
                                     (seq, most + 1)).fetchone()[0] <= most
+
+    def ranked_pages(self, seq: int, chunk: int = CHANGES_CHUNK) -> Iterator[list[Any]]:
+        """``change_pages`` of the articles written after ``seq`` as rows of ``RANKED_COLUMNS``, unparsed."""
+        yield from self._pages("articles", RANKED_COLUMNS, seq, chunk)
+
+    def deleted_since(self, seq: int) -> np.ndarray:
+        """The keys of the articles deleted after ``seq``."""
+        return np.fromiter((row[0] for page in self._pages("tombstones", "key", seq, CHANGES_CHUNK) for row in page),
+                           dtype=np.int64)
+
+    def changed_since(self, seq: int) -> np.ndarray:
+        """The keys of the articles written or deleted after ``seq`` (from the sequence indexes)."""
+        rows = self._reader.execute("SELECT key FROM articles WHERE seq > ? UNION ALL "
+                                    "SELECT key FROM tombstones WHERE seq > ?", (seq, seq)).fetchall()
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
+    def max_key(self) -> int:
+        """The largest key an article was given (-1: none yet); keys are never reused."""
+        (last,) = self._reader.execute("SELECT max(key) FROM (SELECT max(key) AS key FROM articles UNION ALL "
+                                       "SELECT max(key) FROM tombstones) AS keys").fetchone()
+        return -1 if last is None else int(last)
 
     def published_keys(self, limit: int | None = None) -> np.ndarray:
         """The published articles' keys (the first ``limit`` of them)."""

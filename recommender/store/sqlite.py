@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS boxes (
     article_id TEXT NOT NULL UNIQUE,
     items      TEXT NOT NULL,                    -- best first: stored_box (a JSON line of [item key, item id,
                                                  -- [also keys]], then each item's JSON on a line of its own),
-                                                 -- a zlib-compressed BLOB (TEXT: stored before compression)
+                                                 -- a Zstandard-compressed BLOB (TEXT: stored before compression)
     floor      REAL,                             -- lowest ranked score when the box is full, else NULL
     seq        INTEGER NOT NULL,
     computed_at INTEGER                          -- epoch ms of the refresh that stored it (NULL: stored before)

@@ -1,10 +1,12 @@
 """Array files: written whole or not at all, mapped read-only, a replaced file never changing a live mapping."""
 
+import os
+
 import numpy as np
 import pytest
 
 from index.files import file_stamp
-from recommender.arrayfile import mapped_arrays, save_arrays
+from recommender.arrayfile import mapped_arrays, save_arrays, writing_arrays
 
 ARRAYS: dict[str, np.ndarray] = {"weights": np.linspace(0, 1, 7, dtype=np.float32), "rows": np.arange(5, dtype=np.int32),
           "keys": np.array([3, 1, 2], dtype=np.int64), "hashes": np.array([2**63 + 5, 7], dtype=np.uint64),
@@ -50,3 +52,34 @@ def test_a_truncated_file_is_refused_and_a_missing_one_is_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         mapped_arrays(tmp_path / "none.arrays")
     assert file_stamp(tmp_path / "none.arrays") is None
+
+
+def test_arrays_written_in_place_read_back_as_saved_ones_do_and_as_safetensors_reads_them(tmp_path):
+    from safetensors.numpy import load_file
+
+    shapes = {name: (a.dtype.type, a.shape) for name, a in ARRAYS.items()}
+    with writing_arrays(tmp_path / "a.arrays", shapes, {"seq": "3"}) as (fd, layout):
+        for name, want in ARRAYS.items():
+            os.pwrite(fd, want.tobytes(), layout[name].offset)
+    arrays, metadata = mapped_arrays(tmp_path / "a.arrays")
+    assert metadata == {"seq": "3"} and not list(tmp_path.glob("*.tmp"))
+    for name, want in ARRAYS.items():
+        assert arrays[name].dtype == want.dtype and np.array_equal(arrays[name], want) and arrays[name].flags.aligned
+    assert all(np.array_equal(a, ARRAYS[name]) for name, a in load_file(tmp_path / "a.arrays").items())
+
+
+def test_arrays_not_written_are_zeros(tmp_path):
+    with writing_arrays(tmp_path / "a.arrays", {"rows": (np.int32, (5,))}, {}):
+        pass
+    assert mapped_arrays(tmp_path / "a.arrays")[0]["rows"].tolist() == [0] * 5
+
+
+def test_a_failure_while_arrays_are_written_leaves_the_file_before_and_no_temporary_one(tmp_path):
+    path = tmp_path / "a.arrays"
+    save_arrays(path, ARRAYS, {"seq": "1"})
+    with pytest.raises(RuntimeError), writing_arrays(path, {"rows": (np.int32, (5,))}, {"seq": "2"}) as (fd, layout):
+        os.pwrite(fd, np.full(5, 7, dtype=np.int32).tobytes(), layout["rows"].offset)
+        raise RuntimeError("the store went away")
+    arrays, metadata = mapped_arrays(path)
+    assert metadata == {"seq": "1"} and np.array_equal(arrays["rows"], ARRAYS["rows"])
+    assert not list(tmp_path.glob("*.tmp"))

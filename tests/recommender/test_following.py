@@ -6,7 +6,9 @@ import threading
 
 import numpy as np
 
+from recommender.engine import Recommender
 from recommender.following import KeySet
+from tests.conftest import make_settings
 
 
 def test_absent_keys_are_those_the_store_no_longer_publishes_whatever_their_order():
@@ -29,12 +31,20 @@ def test_the_published_keys_answer_as_a_set_of_them_would_as_they_grow_and_shrin
     assert not any(k in KeySet(np.zeros(0, dtype=np.int64)) for k in range(3))
 
 
-def test_reading_through_reads_the_mapped_files_and_every_row_and_says_so(engine, caplog):
+def test_reading_through_reads_the_mapped_files_and_no_row_where_the_rows_file_is_mapped_and_says_so(engine, caplog):
     engine.checkpoint()
-    size = engine.settings.index_path.stat().st_size + engine.settings.lexical_weights_path.stat().st_size
+    size = sum(path.stat().st_size for path in (engine.settings.index_path, engine.settings.lexical_weights_path,
+                                                engine.settings.rows_path))
     with caplog.at_level(logging.INFO, logger="recommender"):
         engine.following.read_through(threading.Event())
-    assert f"read {size / 1e6:.0f} MB of index files and {engine.store.count()} article rows" in caplog.text
+    assert f"read {size / 1e6:.0f} MB of index files and 0 article rows" in caplog.text
+
+
+def test_reading_through_reads_every_article_row_where_no_rows_file_is_mapped(engine, embedder, caplog):
+    with Recommender(make_settings(engine.settings.data_dir, index_mmap=False), embedder) as unmapped, \
+            caplog.at_level(logging.INFO, logger="recommender"):
+        unmapped.following.read_through(threading.Event())
+    assert f"MB of index files and {engine.store.count()} article rows" in caplog.text
 
 
 def test_rows_warmed_are_not_read_through_again_and_a_stopped_read_through_stops_and_says_nothing(engine, caplog):
@@ -50,13 +60,13 @@ def test_rows_warmed_are_not_read_through_again_and_a_stopped_read_through_stops
 
 
 def test_a_failed_read_through_is_logged_and_not_raised(engine, caplog, monkeypatch):
-    def unreachable(chunk: int = 0):
-        raise OSError("the database went away")
+    def unreadable(path, chunk: int = 0):
+        raise OSError("the disk went away")
 
-    monkeypatch.setattr(engine.store, "read_rows_through", unreachable)
+    monkeypatch.setattr("recommender.following.read_through", unreadable)
     engine.following.read_through(threading.Event())
     assert "reading the index files and article rows through failed" in caplog.text
-    assert "the database went away" in caplog.text
+    assert "the disk went away" in caplog.text
 
 
 def test_warming_parses_every_published_row_when_the_table_holds_them_all_and_none_when_it_cannot(engine,

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from recommender.candidates import normalized_title
+from recommender.candidates import text_hash, title_hash
 from recommender.rows import RowTable
 from recommender.settings import Settings
 from recommender.store.sqlite import SQLiteStore
@@ -45,8 +45,8 @@ def test_rows_come_in_the_order_asked_with_the_stores_articles_vectors_and_facts
     assert np.array_equal(rows.vectors, np.stack([stored[k][1] for k in keys[:-1]]))
     published = [stored[k][0].published_at for k in keys[:-1]]
     assert rows.facts.dated.tolist() == [p is not None for p in published]
-    titles = [normalized_title(a.title) for a in rows.articles]
-    assert [rows.facts.titles[t] for t in titles] == rows.facts.title_ids.tolist()
+    assert rows.facts.title_hashes.tolist() == [title_hash(a.title) for a in rows.articles]
+    assert rows.facts.id_hashes.tolist() == [text_hash(a.id) for a in rows.articles]
 
 
 def test_held_rows_are_not_read_again_and_a_dropped_row_is(store):
