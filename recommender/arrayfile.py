@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -84,34 +85,36 @@ def _created_mode() -> int:
     return 0o644
 
 
-def read_layout(path: Path) -> tuple[dict[str, Stored], dict[str, str]]:
-    """The arrays of a file written by ``save_arrays`` or ``writing_arrays`` (where each lies) and its metadata,
-    from its header; raises ``FileNotFoundError``, or ``ValueError`` for a file that is truncated or not in this
-    layout."""
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        try:
-            (length,) = struct.unpack("<Q", file.read(8))
-            if length > size - 8:
-                raise ValueError("its header runs past the end of the file")
-            header = json.loads(file.read(length))
-            metadata = {str(k): str(v) for k, v in header.pop("__metadata__", {}).items()}
-            start, layout = 8 + length, {}
-            for name, spec in header.items():
-                dtype = np.dtype(_DTYPES[spec["dtype"]])
-                begin, end = (start + int(x) for x in spec["data_offsets"])
-                shape = tuple(int(x) for x in spec["shape"])
-                if not start <= begin <= end <= size or end - begin != dtype.itemsize * int(np.prod(shape)):
-                    raise ValueError(f"array {name!r} runs past the end of the file or does not fit its shape")
-                layout[name] = Stored(dtype, shape, begin)
-        except (struct.error, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"{path} is not an array file: {exc}") from exc
+def read_layout(file: BinaryIO) -> tuple[dict[str, Stored], dict[str, str]]:
+    """The arrays of an open file written by ``save_arrays`` or ``writing_arrays`` (where each lies) and its
+    metadata, from its header; raises ``ValueError`` for a file that is truncated or not in this layout. Read
+    from the file the caller then reads or maps, not from its path again: a file replaced in between would give
+    another file's data at this one's offsets."""
+    size = os.fstat(file.fileno()).st_size
+    try:
+        (length,) = struct.unpack("<Q", os.pread(file.fileno(), 8, 0))
+        if length > size - 8:
+            raise ValueError("its header runs past the end of the file")
+        header = json.loads(os.pread(file.fileno(), length, 8))
+        metadata = {str(k): str(v) for k, v in header.pop("__metadata__", {}).items()}
+        start, layout = 8 + length, {}
+        for name, spec in header.items():
+            dtype = np.dtype(_DTYPES[spec["dtype"]])
+            begin, end = (start + int(x) for x in spec["data_offsets"])
+            shape = tuple(int(x) for x in spec["shape"])
+            if not start <= begin <= end <= size or end - begin != dtype.itemsize * int(np.prod(shape)):
+                raise ValueError(f"array {name!r} runs past the end of the file or does not fit its shape")
+            layout[name] = Stored(dtype, shape, begin)
+    except (struct.error, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{file.name} is not an array file: {exc}") from exc
     return layout, metadata
 
 
 def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The arrays of an array file (read-only views of one mapping) and its metadata; raises as ``read_layout``."""
-    layout, metadata = read_layout(path)
-    mapping = np.memmap(path, dtype=np.uint8, mode="r")
+    """The arrays of an array file (read-only views of one mapping) and its metadata; raises
+    ``FileNotFoundError``, or ``ValueError`` as ``read_layout`` does."""
+    with open(path, "rb") as file:
+        layout, metadata = read_layout(file)
+        mapping = np.memmap(file, dtype=np.uint8, mode="r")  # this file, whatever the path names by now
     return {name: mapping[at.offset:at.offset + at.dtype.itemsize * int(np.prod(at.shape))].view(at.dtype)
             .reshape(at.shape) for name, at in layout.items()}, metadata

@@ -95,9 +95,10 @@ def fact_columns(ids: Sequence[str], titles: Sequence[str], published_at: Sequen
 
 @lru_cache(maxsize=262_144)  # sections, languages and a box's blocks recur on every list
 def text_hash(text: str | None) -> int:
-    """A 64-bit hash of ``text``, the same in every process (Python's ``hash`` of a string is not); 0 for none or
-    an empty one. Two distinct texts share one with a chance of ~2^-64: ranking compares these, not the texts."""
-    if not text:
+    """A 64-bit hash of ``text``, the same in every process (Python's ``hash`` of a string is not); 0 for none
+    (an empty text is a text: ``?section=`` matches no article without a section). Two distinct texts share one
+    with a chance of ~2^-64: ranking compares these, not the texts."""
+    if text is None:
         return 0
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little",
                           signed=True) or 1

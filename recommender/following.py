@@ -558,8 +558,10 @@ class Following:
             try:
                 if rows_file_seq(path) < seq:
                     write_rows_file(path, self.store, seq, self.model.name, self.index.dim)
+            except Exception:  # never the checkpoint's failure (nor a close's): lists read the store's rows instead
+                log.exception("writing the rows file failed: candidates are read from the store until the next one")
             finally:
                 self._rows_files.release()
-        self._rows_saved_seq, self._rows_written = seq, time.monotonic()
+                self._rows_saved_seq, self._rows_written = seq, time.monotonic()  # a failure waits as a write does
         with self._follow_lock:
             self._open_rows(path)

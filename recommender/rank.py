@@ -164,7 +164,7 @@ def admitted(source: Article, facts: Facts, days: np.ndarray, query: SimilarQuer
     if query.language is not None:
         ok &= facts.language_hashes == text_hash(query.language)
     if ranking.same_language_only and source.language:  # an article without a language is not excluded
-        ok &= (facts.language_hashes == 0) | (facts.language_hashes == text_hash(source.language))
+        ok &= np.isin(facts.language_hashes, [text_hash(None), text_hash(""), text_hash(source.language)])
     if ranking.window_days and source.published_at is not None:
         ok &= days <= ranking.window_days  # an old article's box shows what was related then, not today's news
     return ok

@@ -29,7 +29,7 @@ from recommender.store.articles import ArticleStore
 
 log = logging.getLogger("recommender")
 
-ROWS_FORMAT = 1
+ROWS_FORMAT = 2  # the record's layout and ``text_hash``'s: a file of another is written whole again
 _FACT_BYTES = 8 * len(FACT_COLUMNS)  # ``Facts.stacked``: int64 each
 
 
@@ -63,23 +63,25 @@ class RowsFile:
 def open_rows_file(path: Path) -> RowsFile:
     """The rows file at ``path``; raises ``FileNotFoundError``, or ``ValueError`` for one this version cannot
     read. A file replaced after it was opened is read whole as it was."""
-    layout, meta = read_layout(path)
+    file = open(path, "rb", buffering=0)  # its header and its records from this one file
     try:
+        layout, meta = read_layout(file)
         if int(meta["format"]) != ROWS_FORMAT:
             raise ValueError(f"format {meta['format']}, not {ROWS_FORMAT}")
         records, dim = layout["rows"], int(meta["dim"])
         if len(records.shape) != 2 or records.shape[1] != 4 * dim + _FACT_BYTES:
             raise ValueError(f"records of {records.shape[1:]} bytes, not {4 * dim + _FACT_BYTES}")
-        return RowsFile(int(meta["seq"]), meta["model"], records.shape[0], dim, open(path, "rb", buffering=0),
-                        records.offset)
+        return RowsFile(int(meta["seq"]), meta["model"], records.shape[0], dim, file, records.offset)
     except (KeyError, ValueError) as exc:
+        file.close()
         raise ValueError(f"rows file {path} is unreadable: {exc}") from exc
 
 
 def rows_file_seq(path: Path) -> int:
     """The store sequence of the rows file at ``path``; -1 when there is none this version can read."""
     try:
-        layout, meta = read_layout(path)
+        with open(path, "rb") as file:
+            layout, meta = read_layout(file)
         return int(meta["seq"]) if int(meta.get("format", -1)) == ROWS_FORMAT and "rows" in layout else -1
     except (FileNotFoundError, ValueError):
         return -1
@@ -95,21 +97,30 @@ def write_rows_file(path: Path, store: ArticleStore, seq: int, model: str, dim: 
     except (FileNotFoundError, ValueError):
         previous = None
     if previous is not None and (previous.model != model or previous.dim != dim):
+        previous.file.close()
         previous = None
+    try:
+        _write(path, store, seq, model, dim, previous)
+    finally:
+        if previous is not None:
+            previous.file.close()
+    log.info("rows file at sequence %d written in %.1f s (%s)", seq, time.monotonic() - started,
+             "every row read from the store" if previous is None else f"the rows changed since {previous.seq} read")
+
+
+def _write(path: Path, store: ArticleStore, seq: int, model: str, dim: int, previous: RowsFile | None) -> None:
     since = -1 if previous is None else previous.seq
     size, width = max(store.max_key() + 1, 0 if previous is None else previous.size), 4 * dim + _FACT_BYTES
     metadata = {"format": str(ROWS_FORMAT), "seq": str(seq), "model": model, "dim": str(dim)}
-    written = 0
     with writing_arrays(path, {"rows": (np.uint8, (size, width))}, metadata) as (fd, layout):
         records = _Records(fd, layout["rows"].offset, width, size)
         if previous is not None:
             _copy(previous, records)
         for page in store.ranked_pages(since):
-            written += records.put(page, dim)
+            records.put(page, dim)
         gone = store.deleted_since(since)
-        records.write(gone[gone < size], np.zeros((len(gone), width), dtype=np.uint8))
-    log.info("rows file at sequence %d written in %.1f s (%d rows read from the store, %s)", seq,
-             time.monotonic() - started, written, "all" if previous is None else f"changed since {since}")
+        gone = gone[gone < size]
+        records.write(gone, np.zeros((len(gone), width), dtype=np.uint8))
 
 
 def _copy(previous: RowsFile, records: _Records, chunk: int = 1 << 26) -> None:
@@ -124,7 +135,8 @@ def _copy(previous: RowsFile, records: _Records, chunk: int = 1 << 26) -> None:
             copied = os.copy_file_range(source, records.fd, length, previous.start + at, records.start + at)
         except (AttributeError, OSError):
             part = os.pread(source, length, previous.start + at)
-            copied = os.pwrite(records.fd, part, records.start + at) if part else 0
+            copied = len(part)
+            _write_all(records.fd, part, records.start + at)
         if not copied:
             raise ValueError("the previous rows file is shorter than its header says")
         at += copied
@@ -139,12 +151,12 @@ class _Records:
     width: int
     size: int
 
-    def put(self, rows: list[Any], dim: int) -> int:
+    def put(self, rows: list[Any], dim: int) -> None:
         """Write ``rows`` (``RANKED_COLUMNS``) as records; a key beyond them (written after they were sized, so
-        after the file's sequence) is left out, an unpublished row zeroed. Returns how many were written."""
+        after the file's sequence) is left out, an unpublished row zeroed."""
         rows = [row for row in rows if row["key"] < self.size]
         if not rows:
-            return 0
+            return
         keys = np.fromiter((row["key"] for row in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(row["vector"] for row in rows), dtype=np.float32)
         if len(vectors) != len(rows) * dim:
@@ -158,12 +170,19 @@ class _Records:
                                axis=1)
         block[~facts.published] = 0  # a file is the same whether written whole or from the last one
         self.write(keys, block)
-        return len(rows)
 
     def write(self, keys: np.ndarray, block: np.ndarray) -> None:
         """Write row i of ``block`` as the record of ``keys[i]``: one write per run of consecutive keys (a page of
         the store's rows, in key order, is mostly one)."""
         for run in np.split(np.arange(len(keys)), np.flatnonzero(np.diff(keys) != 1) + 1):
             if len(run):
-                os.pwrite(self.fd, np.ascontiguousarray(block[run[0]:run[-1] + 1]).data,
-                          self.start + int(keys[run[0]]) * self.width)
+                _write_all(self.fd, np.ascontiguousarray(block[run[0]:run[-1] + 1]).data,
+                           self.start + int(keys[run[0]]) * self.width)
+
+
+def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """``pwrite`` all of ``data`` at ``offset`` (one call writes at most ~2 GiB on Linux)."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written

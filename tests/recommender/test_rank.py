@@ -107,6 +107,13 @@ def test_section_language_and_age_filters():
                     NO_MMR)) == ["a4"]
 
 
+def test_an_empty_filter_matches_only_empty_values_and_an_article_without_a_language_stays():
+    cands = [cand(1, "no section", along(0.8, 2), section=None), cand(2, "no language", along(0.8, 3), language=None),
+             cand(3, "empty language", along(0.8, 4), language="")]
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(section=""), NO_MMR)) == []
+    assert ids(rank(SOURCE, SOURCE_VEC, cands, SimilarQuery(), NO_MMR)) == ["a1", "a2", "a3"]
+
+
 def test_recency_lifts_the_fresher_of_two_equally_similar_items():
     cands = [cand(1, "old take", along(0.7, 2), days=30), cand(2, "new take", along(0.65, 3), days=0)]
     ranking = Ranking(mmr_lambda=1.0, recency_weight=0.3, recency_half_life_days=7, lexical_weight=0.0,

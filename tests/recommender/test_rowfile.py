@@ -133,3 +133,19 @@ def test_a_rows_file_of_another_layout_is_not_read(engine):
     assert rows_file_seq(path) == -1
     with pytest.raises(ValueError, match="unreadable|not an array file"):
         open_rows_file(path)
+
+
+def test_a_rows_file_that_cannot_be_written_is_logged_and_the_checkpoint_still_saves(data_dir, embedder, monkeypatch,
+                                                                                      caplog):
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("recommender.following.write_rows_file", full_disk)
+    with Recommender(make_settings(data_dir, lexical_weights_interval_s=0), embedder) as engine:
+        article = next(_articles(engine))
+        engine.upsert([replace(article, title="Written before a failed rows file")])
+        assert engine.checkpoint()  # the index saved all the same
+        assert "writing the rows file failed" in caplog.text and "No space left" in caplog.text
+        assert rows_file_seq(engine.settings.rows_path) < engine.store.seq
+        key = engine.store.keys_of([article.id])[article.id]
+        assert engine.rows.gather([key]).articles[0].title == "Written before a failed rows file"
