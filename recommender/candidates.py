@@ -132,16 +132,13 @@ class Candidates:
                    np.array([c.popularity for c in candidates], dtype=np.float64), facts_of(articles))
 
 
-class ArticlesByKey(Sequence[Article]):
-    """The articles of ``keys`` (row i: that of ``keys[i]``), each parsed only when read: ranking reads few of its
-    candidates' articles (those it shows, those whose words it compares), the facts of all. ``load`` reads the
-    articles of the keys given, all of them (a key the store lost since its facts were read is ``RowGone``)."""
+class _OnDemand(Sequence[Article]):
+    """A sequence of articles, one per entry of ``_entries``, each read only when indexed (``_article``)."""
 
-    def __init__(self, keys: np.ndarray, known: dict[int, Article], load: Callable[[list[int]], dict[int, Article]]):
-        self._keys, self._known, self._load = keys, known, load
+    _entries: np.ndarray
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._entries)
 
     @overload
     def __getitem__(self, at: int) -> Article: ...
@@ -151,19 +148,34 @@ class ArticlesByKey(Sequence[Article]):
 
     def __getitem__(self, at: int | slice) -> Article | Sequence[Article]:
         if isinstance(at, slice):
-            return [self[i] for i in range(len(self))[at]]
-        key = int(self._keys[at])
+            return [self._article(i) for i in range(len(self))[at]]
+        return self._article(at)
+
+    def _article(self, at: int) -> Article:
+        raise NotImplementedError
+
+
+class ArticlesByKey(_OnDemand):
+    """The articles of ``keys`` (row i: that of ``keys[i]``), each parsed only when read: ranking reads few of its
+    candidates' articles (those it shows, those whose words it compares), the facts of all. ``load`` reads the
+    articles of the keys given, all of them (a key the store lost since its facts were read is ``RowGone``)."""
+
+    def __init__(self, keys: np.ndarray, known: dict[int, Article], load: Callable[[list[int]], dict[int, Article]]):
+        self._entries, self._known, self._load = keys, known, load
+
+    def _article(self, at: int) -> Article:
+        key = int(self._entries[at])
         if key not in self._known:
             self.prefetch([at])
         return self._known[key]
 
     def __iter__(self) -> Iterator[Article]:
         self.prefetch(range(len(self)))
-        return (self._known[int(k)] for k in self._keys)
+        return (self._known[int(k)] for k in self._entries)
 
     def prefetch(self, rows: Iterable[int]) -> None:
         """Parse the articles of ``rows`` (positions) in one read."""
-        missing = [key for key in (int(self._keys[r]) for r in rows) if key not in self._known]
+        missing = [key for key in (int(self._entries[r]) for r in rows) if key not in self._known]
         if missing:
             loaded = self._load(missing)
             if gone := [key for key in missing if key not in loaded]:
@@ -176,25 +188,14 @@ class RowGone(LookupError):
     follow (which stops them being candidates)."""
 
 
-class Reordered(Sequence[Article]):
+class Reordered(_OnDemand):
     """``articles`` at positions ``rows`` (``[articles[r] for r in rows]``, each read only when indexed)."""
 
     def __init__(self, articles: Sequence[Article], rows: np.ndarray):
-        self._articles, self._rows = articles, rows
+        self._articles, self._entries = articles, rows
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    @overload
-    def __getitem__(self, at: int) -> Article: ...
-
-    @overload
-    def __getitem__(self, at: slice) -> Sequence[Article]: ...
-
-    def __getitem__(self, at: int | slice) -> Article | Sequence[Article]:
-        if isinstance(at, slice):
-            return [self[i] for i in range(len(self))[at]]
-        return self._articles[int(self._rows[at])]
+    def _article(self, at: int) -> Article:
+        return self._articles[int(self._entries[at])]
 
 
 def prefetched(articles: Sequence[Article], rows: Iterable[int]) -> None:

@@ -165,7 +165,8 @@ class Following:
             self.maps_index = False
         self.lexical = self._open_lexical()
         if self.settings.index_mmap:
-            self._rows_saved_seq = rows_file_seq(self.settings.rows_path)
+            if self.saves_index:  # which one the next is due after
+                self._rows_saved_seq = rows_file_seq(self.settings.rows_path)
             self._open_rows(self.settings.rows_path)
         self._load_overrides()
         self._load_experiment()

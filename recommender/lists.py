@@ -128,9 +128,10 @@ class Lists:
         lexical = scorer.scores_for(rows.keys.tolist()) if scorer is not None else np.zeros(len(rows.keys))
         weighs_popularity = query.strategy == "default" and self.ranking.for_query(query).popularity_weight
         popular = self.popularity.scores() if weighs_popularity else {}
-        by_hash = {text_hash(article_id): score for article_id, score in popular.items()}
-        popularity = np.array([by_hash.get(h, 0.0) for h in rows.facts.id_hashes.tolist()]) if popular else \
-            np.zeros(len(rows.keys))
+        popularity = np.zeros(len(rows.keys))
+        if popular:  # the candidates carry their ids' hashes, not their ids
+            by_hash = {text_hash(article_id): score for article_id, score in popular.items()}
+            popularity = np.array([by_hash.get(h, 0.0) for h in rows.facts.id_hashes.tolist()])
         candidates = Candidates(rows.articles, rows.vectors, (rows.vectors @ vector).astype(np.float64),
                                 lexical.astype(np.float64), popularity, rows.facts)
         return rank(source, vector, candidates, query, self.ranking)
