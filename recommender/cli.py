@@ -39,6 +39,7 @@ def _positive_int(text: str) -> int:
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.embed import DeviceUnavailable
+    from recommender.embedpool import embedding_processes
     from recommender.engine import Recommender
     from recommender.loaders import detect_format, raw_rows, read_articles, resolve_path
 
@@ -57,7 +58,8 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         except DeviceUnavailable as exc:
             raise SystemExit(f"error: {exc}") from None
         started = time.perf_counter()
-        result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total)
+        result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total,
+                               processes=embedding_processes(settings))
         boxes = _refresh_boxes(engine)
     elapsed = time.perf_counter() - started
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "

@@ -85,6 +85,7 @@ class Embedder:
         # Weights come from disk only: a hub download at run time would hang or fail on the site's servers.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self.path = resolve_model_path(model)  # a wrong name fails before seconds of imports
         from sentence_transformers import SentenceTransformer
 
         _check_device(device)
@@ -94,7 +95,6 @@ class Embedder:
             torch.set_num_threads(threads)
 
         self.name = model
-        self.path = resolve_model_path(model)
         self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
         self.batch_size = batch_size
         self.device = str(self.model.device)

@@ -144,8 +144,9 @@ class Recommender:
         self.close()
 
     # -- writes ---------------------------------------------------------------------------------
-    def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None) -> UpsertResult:
-        return self.writing.upsert(articles, progress, total)
+    def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None,
+               processes: int = 1) -> UpsertResult:
+        return self.writing.upsert(articles, progress, total, processes)
 
     def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
         return self.writing.upsert_all(articles)

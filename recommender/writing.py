@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from index.files import file_stamp
 from recommender.article import Article, content_hash
 from recommender.embed import ModelOnDemand
+from recommender.embedpool import EmbeddingPool, embedding_processes
 from recommender.following import Following
 from recommender.lexical import CorpusStats, Terms
 from recommender.lists import DEFAULT_QUERY
@@ -45,6 +46,12 @@ def _hash_of(stored: dict[str, StoredArticle], article_id: str) -> str | None:
     return stored[article_id].content_hash if article_id in stored else None
 
 
+def _to_embed(articles: Sequence[Article], hashes: Sequence[str], known: dict[str, StoredArticle],
+              reembed: bool) -> list[int]:
+    """Positions of the articles to embed: every one to ``reembed``, else those whose text is not stored as is."""
+    return [i for i, a in enumerate(articles) if reembed or _hash_of(known, a.id) != hashes[i]]
+
+
 def _rows_to_write(articles: Sequence[Article], hashes: Sequence[str], vectors: dict[int, np.ndarray],
                    known: dict[str, StoredArticle]) -> tuple[list[tuple[Article, str, np.ndarray]],
                                                              list[tuple[Article, np.ndarray]]]:
@@ -64,6 +71,22 @@ def _rows_to_write(articles: Sequence[Article], hashes: Sequence[str], vectors: 
         if article.is_published and moved:
             entering.append((article, vector))
     return rows, entering
+
+
+# The vectors of a chunk's texts by position, computed ahead of its write (``Writing._embedding_ahead``).
+Ahead = Callable[[], dict[int, np.ndarray]]
+
+
+def _chunks(articles: Iterable[Article], size: int) -> Iterator[list[Article]]:
+    """``articles`` in chunks of ``size`` distinct ids (a repeated id in one chunk: the last one wins)."""
+    chunk: dict[str, Article] = {}
+    for article in articles:
+        chunk[article.id] = article
+        if len(chunk) >= size:
+            yield list(chunk.values())
+            chunk = {}
+    if chunk:
+        yield list(chunk.values())
 
 
 class Writing:
@@ -87,15 +110,18 @@ class Writing:
             # start re-embeds again, and no article is ever missing meanwhile.
             # Read a page at a time as they are written (a page's rows are rewritten only after it is read).
             articles = (a for _, a in self.store.articles())
-            self._upsert(articles, progress=True, total=self.store.count(), follow=False, reembed=True)
+            self._upsert(articles, progress=True, total=self.store.count(), follow=False, reembed=True,
+                         processes=embedding_processes(self.settings))
         if stored_model != name:
             self.store.set_meta("model", name)
 
-    def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None) -> UpsertResult:
+    def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None,
+               processes: int = 1) -> UpsertResult:
         """Store, embed (only what changed) and index articles; a repeated id in one call: the last one wins.
 
-        Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight."""
-        return self._upsert(articles, progress, total, follow=True, reembed=False)
+        Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight.
+        ``processes`` above 1 embeds the chunks in that many processes (an import: ``EmbeddingPool``)."""
+        return self._upsert(articles, progress, total, follow=True, reembed=False, processes=processes)
 
     def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
         """``upsert`` in one store transaction: every article is written, or (after a crash) none of them."""
@@ -103,36 +129,68 @@ class Writing:
         return self._upsert_chunk(unique, follow=True, reembed=False) if unique else UpsertResult()
 
     def _upsert(self, articles: Iterable[Article], progress: bool, total: int | None, follow: bool,
-                reembed: bool) -> UpsertResult:
+                reembed: bool, processes: int = 1) -> UpsertResult:
         result = UpsertResult()
         bar = tqdm(total=total, unit="article", desc="ingest", disable=not progress)
-        chunk: dict[str, Article] = {}
-        for article in articles:
-            chunk[article.id] = article
-            if len(chunk) >= self.settings.ingest_chunk:
-                result += self._upsert_chunk(list(chunk.values()), follow, reembed)
-                bar.update(len(chunk))
-                chunk = {}
-        if chunk:
-            result += self._upsert_chunk(list(chunk.values()), follow, reembed)
-            bar.update(len(chunk))
-        bar.close()
+        pool = self._pool(processes)
+        # With a pool, a chunk's vectors are computed while the chunk before it is written.
+        pending: tuple[list[Article], Ahead | None] | None = None
+        try:
+            for chunk in _chunks(articles, self.settings.ingest_chunk):
+                started = (chunk, self._embedding_ahead(chunk, reembed, pool))
+                if pending is not None:
+                    result += self._upsert_chunk(pending[0], follow, reembed, pending[1])
+                    bar.update(len(pending[0]))
+                pending = started
+            if pending is not None:
+                result += self._upsert_chunk(pending[0], follow, reembed, pending[1])
+                bar.update(len(pending[0]))
+        finally:
+            if pool is not None:
+                pool.close()
+            bar.close()
         return result
 
-    def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool) -> UpsertResult:
+    def _pool(self, processes: int) -> EmbeddingPool | None:
+        """The pool that embeds a bulk write in ``processes`` processes; None (the model here) for one process or
+        a model on a GPU."""
+        if processes <= 1:
+            return None
+        embedder = self.model.get()
+        if embedder.device != "cpu":
+            return None
+        return EmbeddingPool(self.settings.model, self.settings.batch_size, processes, embedder)
+
+    def _embedding_ahead(self, articles: Sequence[Article], reembed: bool, pool: EmbeddingPool | None) -> Ahead | None:
+        """With a pool: the vectors of the texts that differ from the store's now, started in the pool. The chunk
+        before may change that by the time this one is written: ``_upsert_chunk`` embeds what is missing then,
+        and drops what is no longer needed."""
+        if pool is None:
+            return None
+        texts = [self.following.text(a) for a in articles]
+        todo = _to_embed(articles, [content_hash(t) for t in texts], self.store.stored(a.id for a in articles),
+                         reembed)
+        vectors = pool.submit([texts[i] for i in todo])
+        return lambda: dict(zip(todo, vectors(), strict=True))
+
+    def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool,
+                      ahead: Ahead | None = None) -> UpsertResult:
         """One store transaction; ``reembed`` embeds every article, not only those whose text changed; ``follow``:
-        the indexes are open (not while the store is re-embedded before they are). An article stored exactly as
-        sent is not written again (a re-ingest of an unchanged archive changes nothing)."""
+        the indexes are open (not while the store is re-embedded before they are); ``ahead``: vectors already
+        computed (by position), waited for before the write lock. An article stored exactly as sent is not
+        written again (a re-ingest of an unchanged archive changes nothing)."""
         texts = [self.following.text(a) for a in articles]
         hashes = [content_hash(t) for t in texts]
+        ready = ahead() if ahead is not None else {}
         with self.write_lock:
             if follow:
                 self.following.follow()  # the neighbour search below must see every article already stored
             known = self.store.stored(a.id for a in articles)
-            todo = [i for i, a in enumerate(articles) if reembed or _hash_of(known, a.id) != hashes[i]]
+            todo = _to_embed(articles, hashes, known, reembed)
+            missing = [i for i in todo if i not in ready]
             # The model sorts each call's texts by length, so batches hold texts of similar length.
-            new_vectors = self.model.get().encode([texts[i] for i in todo])
-            vectors = dict(zip(todo, new_vectors, strict=True))
+            new_vectors = self.model.get().encode([texts[i] for i in missing])
+            vectors = {i: ready[i] for i in todo if i in ready} | dict(zip(missing, new_vectors, strict=True))
             rows, entering = _rows_to_write(articles, hashes, vectors, known)
             stale = self.boxes_it_may_enter(entering) if entering and follow else []
             self.store.upsert(rows, stale_boxes=stale)

@@ -19,7 +19,7 @@ from recommender.engine import Recommender
 from recommender.loaders import raw_rows
 from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 from tests.service.conftest import READY_TIMEOUT_S, TOKEN, Server
-from tests.service.killrounds import kill_rounds
+from tests.service.killrounds import child_pids, kill_rounds, no_orphans, wait_until
 
 KILL_ROUNDS = 3
 CHUNK = 64  # articles per ingest transaction in the CLI test: small, so kills land between many chunks
@@ -106,8 +106,10 @@ def test_sigkill_during_cli_ingest_leaves_whole_chunks_only(tmp_path, embedder, 
         while stored_count(data_dir) == 0 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(rng.uniform(0, 5))
+        helpers = child_pids(proc.pid)  # its embedding processes (RECOMMENDER_EMBED_PROCESSES) among them
         proc.kill()
         proc.wait()
+        wait_until(lambda pids=helpers: no_orphans(pids), 60, "the ingest's processes to end with it")
         engine = assert_consistent(data_dir, embedder)
         counts.append(engine.store.count())
         engine.close()
