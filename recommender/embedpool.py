@@ -34,6 +34,7 @@ def embedding_processes(settings: Settings) -> int:
     ``DEFAULT_PROCESSES_MAX``)."""
     return settings.embed_processes or min(os.cpu_count() or 1, DEFAULT_PROCESSES_MAX)
 
+
 _embedder: TextEmbedder | None = None  # a pool process's model
 
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from index.files import file_stamp
 from recommender.article import Article, content_hash
-from recommender.embed import ModelOnDemand
+from recommender.embed import ModelOnDemand, model_name
 from recommender.embedpool import EmbeddingPool, embedding_processes
 from recommender.following import Following
 from recommender.lexical import CorpusStats, Terms
@@ -152,12 +152,12 @@ class Writing:
         return result
 
     def _pool(self, processes: int) -> EmbeddingPool | None:
-        """The pool that embeds a bulk write in ``processes`` processes; None (the model here) for one process or
-        a model on a GPU."""
+        """The pool that embeds a bulk write in ``processes`` processes; None (the model here) for one process, a
+        model on a GPU, or a model given to the engine that the settings do not name (the pool loads theirs)."""
         if processes <= 1:
             return None
         embedder = self.model.get()
-        if embedder.device != "cpu":
+        if embedder.device != "cpu" or embedder.name != model_name(self.settings.model):
             return None
         return EmbeddingPool(self.settings.model, self.settings.batch_size, processes, embedder)
 
