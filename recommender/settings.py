@@ -110,9 +110,9 @@ class Settings(BaseSettings):
         "each a share of the queue; None = one per CPU core, at most 4. Each holds its own rows "
         "(RECOMMENDER_ROWS_CACHE_MAX).")
     embed_processes: int | None = Field(
-        None, ge=1, description="Processes that embed an import's texts together (`recommender ingest`, a re-embed "
-        "after a model change), each running the model on one core; None = one per CPU core, at most 4; 1 = the "
-        "import's own process, the model on every core. Not used on a GPU.")
+        None, ge=1, description="Processes that embed an import's texts together (`recommender ingest`), each "
+        "running the model on one core, from chunks of 64 texts to embed (RECOMMENDER_INGEST_CHUNK); None = one "
+        "per CPU core, at most 4; 1 = the import's own process, the model on every core. Not used on a GPU.")
     refresh_poll_s: float = Field(0.05, gt=0, description="How often an idle refresher looks at the queue.")
     switch_interval_s: float = Field(
         0.0005, gt=0, description="Python's GIL switch interval in a server process (sys.setswitchinterval).")

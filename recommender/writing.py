@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from index.files import file_stamp
 from recommender.article import Article, content_hash
 from recommender.embed import ModelOnDemand, model_name
-from recommender.embedpool import EmbeddingPool, embedding_processes
+from recommender.embedpool import EmbeddingPool
 from recommender.following import Following
 from recommender.lexical import CorpusStats, Terms
 from recommender.lists import DEFAULT_QUERY
@@ -110,8 +110,7 @@ class Writing:
             # start re-embeds again, and no article is ever missing meanwhile.
             # Read a page at a time as they are written (a page's rows are rewritten only after it is read).
             articles = (a for _, a in self.store.articles())
-            self._upsert(articles, progress=True, total=self.store.count(), follow=False, reembed=True,
-                         processes=embedding_processes(self.settings))
+            self._upsert(articles, progress=True, total=self.store.count(), follow=False, reembed=True)
         if stored_model != name:
             self.store.set_meta("model", name)
 
@@ -120,7 +119,8 @@ class Writing:
         """Store, embed (only what changed) and index articles; a repeated id in one call: the last one wins.
 
         Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight.
-        ``processes`` above 1 embeds the chunks in that many processes (an import: ``EmbeddingPool``)."""
+        ``processes`` above 1 embeds the chunks in that many processes (an import: ``EmbeddingPool``), the next
+        chunk's while one is written: a crash then also loses the next chunk's embedding (it was not written)."""
         return self._upsert(articles, progress, total, follow=True, reembed=False, processes=processes)
 
     def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
@@ -130,26 +130,37 @@ class Writing:
 
     def _upsert(self, articles: Iterable[Article], progress: bool, total: int | None, follow: bool,
                 reembed: bool, processes: int = 1) -> UpsertResult:
-        result = UpsertResult()
         bar = tqdm(total=total, unit="article", desc="ingest", disable=not progress)
         pool = self._pool(processes)
-        # With a pool, a chunk's vectors are computed while the chunk before it is written.
-        pending: tuple[list[Article], Ahead | None] | None = None
         try:
-            for chunk in _chunks(articles, self.settings.ingest_chunk):
-                started = (chunk, self._embedding_ahead(chunk, reembed, pool))
-                if pending is not None:
-                    result += self._upsert_chunk(pending[0], follow, reembed, pending[1])
-                    bar.update(len(pending[0]))
-                pending = started
-            if pending is not None:
-                result += self._upsert_chunk(pending[0], follow, reembed, pending[1])
-                bar.update(len(pending[0]))
+            if pool is None:
+                return sum((self._upsert_chunk(chunk, follow, reembed, done=bar.update)
+                            for chunk in _chunks(articles, self.settings.ingest_chunk)), UpsertResult())
+            return self._upsert_ahead(_chunks(articles, self.settings.ingest_chunk), follow, reembed, pool,
+                                      bar.update)
         finally:
             if pool is not None:
                 pool.close()
             bar.close()
-        return result
+
+    def _upsert_ahead(self, chunks: Iterator[list[Article]], follow: bool, reembed: bool, pool: EmbeddingPool,
+                      done: Callable[[int], object]) -> UpsertResult:
+        """``_upsert`` with a pool: a chunk's vectors are computed while the chunk before it is written. A chunk
+        whose vectors are ready is written even when reading the next one fails (a bad row, an interrupt)."""
+        result, pending = UpsertResult(), None
+        while True:
+            try:
+                chunk = next(chunks, None)
+            except BaseException:
+                if pending is not None:
+                    self._upsert_chunk(pending[0], follow, reembed, pending[1], done)
+                raise
+            started = None if chunk is None else (chunk, self._embedding_ahead(chunk, reembed, pool))
+            if pending is not None:
+                result += self._upsert_chunk(pending[0], follow, reembed, pending[1], done)
+            if started is None:
+                return result
+            pending = started
 
     def _pool(self, processes: int) -> EmbeddingPool | None:
         """The pool that embeds a bulk write in ``processes`` processes; None (the model here) for one process, a
@@ -161,24 +172,23 @@ class Writing:
             return None
         return EmbeddingPool(self.settings.model, self.settings.batch_size, processes, embedder)
 
-    def _embedding_ahead(self, articles: Sequence[Article], reembed: bool, pool: EmbeddingPool | None) -> Ahead | None:
-        """With a pool: the vectors of the texts that differ from the store's now, started in the pool. The chunk
-        before may change that by the time this one is written: ``_upsert_chunk`` embeds what is missing then,
-        and drops what is no longer needed."""
-        if pool is None:
-            return None
+    def _embedding_ahead(self, articles: Sequence[Article], reembed: bool, pool: EmbeddingPool) -> Ahead:
+        """The vectors of the texts that differ from the store's now, started in the pool. The chunk before may
+        change that by the time this one is written: ``_upsert_chunk`` embeds what is missing then, and drops
+        what is no longer needed."""
         texts = [self.following.text(a) for a in articles]
         todo = _to_embed(articles, [content_hash(t) for t in texts], self.store.stored(a.id for a in articles),
                          reembed)
         vectors = pool.submit([texts[i] for i in todo])
         return lambda: dict(zip(todo, vectors(), strict=True))
 
-    def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool,
-                      ahead: Ahead | None = None) -> UpsertResult:
+    def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool, ahead: Ahead | None = None,
+                      done: Callable[[int], object] | None = None) -> UpsertResult:
         """One store transaction; ``reembed`` embeds every article, not only those whose text changed; ``follow``:
         the indexes are open (not while the store is re-embedded before they are); ``ahead``: vectors already
-        computed (by position), waited for before the write lock. An article stored exactly as sent is not
-        written again (a re-ingest of an unchanged archive changes nothing)."""
+        computed (by position), waited for before the write lock; ``done`` is told how many articles were written. An
+        article stored exactly as sent is not written again (a re-ingest of an unchanged archive changes
+        nothing)."""
         texts = [self.following.text(a) for a in articles]
         hashes = [content_hash(t) for t in texts]
         ready = ahead() if ahead is not None else {}
@@ -197,6 +207,8 @@ class Writing:
             if follow:
                 self.following.follow()
         created = sum(1 for a in articles if a.id not in known)
+        if done is not None:
+            done(len(articles))
         return UpsertResult(created=created, updated=len(todo) - created,
                             unchanged=len(articles) - len(todo), embedded=len(todo))
 

@@ -19,7 +19,7 @@ from recommender.engine import Recommender
 from recommender.loaders import raw_rows
 from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 from tests.service.conftest import READY_TIMEOUT_S, TOKEN, Server
-from tests.service.killrounds import child_pids, kill_rounds, no_orphans, wait_until
+from tests.service.killrounds import child_pids, command_of, kill_rounds, no_orphans, wait_until
 
 KILL_ROUNDS = 3
 CHUNK = 64  # articles per ingest transaction in the CLI test: small, so kills land between many chunks
@@ -94,9 +94,9 @@ def test_sigkill_during_cli_ingest_leaves_whole_chunks_only(tmp_path, embedder, 
     source = tmp_path / "articles.jsonl"
     source.write_text("\n".join(json.dumps(r) for r in rows))
     data_dir = tmp_path / "data"
-    env = {**Server(data_dir).env, "RECOMMENDER_INGEST_CHUNK": str(CHUNK)}
+    env = {**Server(data_dir).env, "RECOMMENDER_INGEST_CHUNK": str(CHUNK), "RECOMMENDER_EMBED_PROCESSES": "2"}
     rng = random.Random(11)
-    counts = []
+    counts: list[int] = []
     for _ in range(KILL_ROUNDS):
         shutil.rmtree(data_dir, ignore_errors=True)
         proc = subprocess.Popen([sys.executable, "-m", "recommender.cli", "ingest", str(source)], env=env,
@@ -105,11 +105,13 @@ def test_sigkill_during_cli_ingest_leaves_whole_chunks_only(tmp_path, embedder, 
         deadline = time.monotonic() + READY_TIMEOUT_S
         while stored_count(data_dir) == 0 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0, 5))
-        helpers = child_pids(proc.pid)  # its embedding processes (RECOMMENDER_EMBED_PROCESSES) among them
+        # Its embedding processes: the next chunks are theirs while the first is written.
+        helpers = [pid for pid in child_pids(proc.pid) if "spawn_main" in command_of(pid)]
+        assert len(helpers) == 2, [command_of(pid) for pid in child_pids(proc.pid)]
+        time.sleep(rng.uniform(0, 5) if counts else 0)  # the first kill lands while they embed
         proc.kill()
         proc.wait()
-        wait_until(lambda pids=helpers: no_orphans(pids), 60, "the ingest's processes to end with it")
+        wait_until(lambda pids=helpers: no_orphans(pids), 60, "the ingest's embedding processes to end with it")
         engine = assert_consistent(data_dir, embedder)
         counts.append(engine.store.count())
         engine.close()
