@@ -265,10 +265,16 @@ def test_two_processes_mapping_one_weights_file_share_its_pages(tmp_path):
     assert pss < 0.6 * rss  # ...and each process is charged about half of them
 
 
-@pytest.mark.parametrize("n", [10, 10_000])  # marked in a mask (many rows for the corpus), sorted (few)
-def test_the_rows_a_search_hits_are_found_once_each_in_order(n):
-    from recommender.lexical import _distinct
+@pytest.mark.parametrize("k", [1, 5, 40, 500])  # the first partition enough, grown, every posting, more than live
+def test_a_search_gives_the_best_distinct_live_rows_best_first_ties_to_the_lower_row(k):
+    from recommender.lexical import _best_rows
 
-    rows = np.array([7, 3, 7, 0, 9, 3], dtype=np.int32)
-    assert _distinct(rows, n).tolist() == [0, 3, 7, 9]
-    assert _distinct(rows[:0], n).tolist() == []
+    rng = np.random.default_rng(k)
+    scores = rng.integers(0, 50, 400).astype(np.float32)  # few distinct values: many ties
+    # A row once per query term it holds: the best rows are held by the most terms, as in a real query.
+    postings = np.concatenate([np.flatnonzero(scores >= t) for t in range(0, 50, 2)]).astype(np.int32)
+    rng.shuffle(postings)
+    keys = np.where(rng.random(400) < 0.2, -1, np.arange(400))  # a fifth deleted
+    live = [r for r in range(400) if keys[r] >= 0 and r in set(postings.tolist())]
+    expected = sorted(live, key=lambda r: (-scores[r], r))[:k]
+    assert _best_rows(postings, scores, keys, k).tolist() == expected
