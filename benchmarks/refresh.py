@@ -63,7 +63,9 @@ def _measure(data_dir: Path, boxes: int, profile: int, processes: int) -> dict[s
         rows = engine.store.read(f"SELECT key, items, floor FROM boxes WHERE key IN ({marks}) ORDER BY key", keys)
         members = engine.store.read(
             f"SELECT box_key, item_key FROM box_members WHERE box_key IN ({marks}) ORDER BY 1, 2", keys)
-        digest = hashlib.sha256(json.dumps([[tuple(r) for r in rows], [tuple(m) for m in members]]).encode())
+        # Boxes stored compressed are bytes (the same items give the same bytes).
+        digest = hashlib.sha256(json.dumps([[tuple(r) for r in rows], [tuple(m) for m in members]],
+                                           default=bytes.hex).encode())
 
     if profiler is not None:
         import io
@@ -82,25 +84,42 @@ def _tree_of(revision: str, into: Path) -> Path:
     return into
 
 
-def _run(tree: Path, args: argparse.Namespace, profile: int, processes: int) -> dict[str, Any]:
-    """``_measure`` in a fresh process importing the recommender from ``tree``."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(tree), "--data-dir", str(args.data_dir),
-               "--boxes", str(args.boxes), "--profile", str(profile), "--processes", str(processes)]
+def measured_trees(compare: str | None, into: Path) -> list[tuple[str, Path]]:
+    """(name, code) of the trees a benchmark measures: ``compare``'s (exported under ``into``), if any, then this one."""
+    return ([(compare, _tree_of(compare, into))] if compare else []) + [("this tree", ROOT)]
+
+
+def child_result(script: str, tree: Path, options: list[str]) -> dict[str, Any]:
+    """What ``script --child tree options`` prints last (JSON): a measurement in a fresh process importing the
+    recommender from ``tree``."""
+    command = [sys.executable, str(Path(script).resolve()), "--child", str(tree), *options]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, env=env, text=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", type=Path, required=True, help="a built data dir (written to: use a copy)")
-    ap.add_argument("--boxes", type=int, default=640, help="boxes queued and refreshed per measurement")
+def _run(tree: Path, args: argparse.Namespace, profile: int, processes: int) -> dict[str, Any]:
+    """``_measure`` in a fresh process importing the recommender from ``tree``."""
+    return child_result(__file__, tree, ["--data-dir", str(args.data_dir), "--boxes", str(args.boxes),
+                                         "--profile", str(profile), "--processes", str(processes)])
+
+
+def comparison_parser(doc: str | None, data_dir_help: str) -> argparse.ArgumentParser:
+    """The options of a benchmark that measures this tree against ``--compare`` in fresh processes (``--child``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, required=True, help=data_dir_help)
     ap.add_argument("--rounds", type=int, default=2, help="measurements per tree, alternated")
     ap.add_argument("--compare", metavar="REV", help="also measure this git revision's code (e.g. main)")
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    return ap
+
+
+def main() -> int:
+    ap = comparison_parser(__doc__, "a built data dir (written to: use a copy)")
+    ap.add_argument("--boxes", type=int, default=640, help="boxes queued and refreshed per measurement")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions once")
     ap.add_argument("--processes", default="1", help="processes sharing the queue, one measurement per value")
-    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
         sys.path.insert(0, str(args.child))
@@ -108,9 +127,7 @@ def main() -> int:
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
-        trees = [("this tree", ROOT)]
-        if args.compare:
-            trees.insert(0, (args.compare, _tree_of(args.compare, Path(tmp))))
+        trees = measured_trees(args.compare, Path(tmp))
         print(f"{args.boxes} boxes per measurement, data dir {args.data_dir}")
         runs = [(name, tree, int(n)) for name, tree in trees for n in args.processes.split(",")]
         for round_ in range(args.rounds):
