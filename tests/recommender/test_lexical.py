@@ -265,8 +265,11 @@ def test_two_processes_mapping_one_weights_file_share_its_pages(tmp_path):
     assert pss < 0.6 * rss  # ...and each process is charged about half of them
 
 
-@pytest.mark.parametrize("k", [1, 5, 40, 500])  # the first partition enough, grown, every posting, more than live
-def test_a_search_gives_the_best_distinct_live_rows_best_first_ties_to_the_lower_row(k):
+# k 1 and 5: the first partition holds them; 40: grown once; 500: every posting, more than the live rows. With the
+# best rows deleted, the rows of the first partition are dead: it must grow on the live ones it lacks.
+@pytest.mark.parametrize("k", [1, 5, 40, 500])
+@pytest.mark.parametrize("best_deleted", [False, True])
+def test_a_search_gives_the_best_distinct_live_rows_best_first_ties_to_the_lower_row(k, best_deleted):
     from recommender.lexical import _best_rows
 
     rng = np.random.default_rng(k)
@@ -275,6 +278,8 @@ def test_a_search_gives_the_best_distinct_live_rows_best_first_ties_to_the_lower
     postings = np.concatenate([np.flatnonzero(scores >= t) for t in range(0, 50, 2)]).astype(np.int32)
     rng.shuffle(postings)
     keys = np.where(rng.random(400) < 0.2, -1, np.arange(400))  # a fifth deleted
+    if best_deleted:
+        keys[scores >= 44] = -1
     live = [r for r in range(400) if keys[r] >= 0 and r in set(postings.tolist())]
     expected = sorted(live, key=lambda r: (-scores[r], r))[:k]
     assert _best_rows(postings, scores, keys, k).tolist() == expected
