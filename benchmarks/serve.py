@@ -316,8 +316,9 @@ def start_server(data_dir: Path, port: int, workers: int) -> tuple[subprocess.Po
         time.sleep(0.05)
 
 
-def helper_cpu_s(pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the server's writer and refresher processes (absent before this layout)."""
+def helper_cpu_s(pid: int, roles: tuple[str, ...] = ("writer", "refresher")) -> dict[str, float]:
+    """CPU seconds used so far by the server's processes of ``roles`` (absent before this layout), a read worker
+    named with its pid."""
     out: dict[str, float] = {}
     for child in server_pids(pid)[1:]:
         role = process_role(child)
@@ -325,15 +326,17 @@ def helper_cpu_s(pid: int) -> dict[str, float]:
             stat = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        if role in ("writer", "refresher"):
-            out[role] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        if role in roles:
+            out[f"{role} {child}" if role == "worker" else role] = (int(stat[11]) + int(stat[12])) / os.sysconf(
+                "SC_CLK_TCK")
     return out
 
 
 def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
-    """The helpers' CPU over ``seconds``, in cores: whether the refresher was short of CPU or of work."""
+    """The processes' CPU over ``seconds``, in cores: whether the refresher was short of CPU or of work, which
+    read worker ranked the lists."""
     return ", ".join(f"{role} {(after[role] - before[role]) / seconds:.2f} cores" for role in after
-                     if role in before) or "no writer/refresher processes"
+                     if role in before) or "no such processes"
 
 
 FORK_SERVER = b"multiprocessing.forkserver"  # the read workers keep its command line
@@ -503,8 +506,13 @@ def main() -> int:
                             + (f", after {args.warmup:g}s warm-up" if args.warmup else ", no warm-up"),
                             noop_runs, similar_runs)
             if args.on_demand_clients:
+                # Which worker ranks them: the clients' connections, opened at once, can all go to the worker that
+                # wakes first (docs/benchmarks.md), and that decides the figure more than the list's CPU.
+                workers_before, t_phase = helper_cpu_s(server.pid, ("worker",)), time.perf_counter()
                 print_on_demand(runner(drive(port, on_demand_path(ranked), args.duration, args.on_demand_clients)),
                                 args.on_demand_clients)
+                print("  meanwhile: " + cpu_share(workers_before, helper_cpu_s(server.pid, ("worker",)),
+                                                  time.perf_counter() - t_phase))
             print("  after the reads:")
             print_memory(server.pid, len(ids), workers)
             backlog = queued_boxes(run_dir)
