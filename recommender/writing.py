@@ -73,8 +73,14 @@ def _rows_to_write(articles: Sequence[Article], hashes: Sequence[str], vectors: 
     return rows, entering
 
 
-# The vectors of a chunk's texts by position, computed ahead of its write (``Writing._embedding_ahead``).
-Ahead = Callable[[], dict[int, np.ndarray]]
+@dataclass(frozen=True)
+class _Ahead:
+    """A chunk's embedded texts and their content hashes, and the vectors started for some of them ahead of its
+    write, by position (``Writing._embedding_ahead``): the texts are not derived again at the write."""
+
+    texts: list[str]
+    hashes: list[str]
+    vectors: Callable[[], dict[int, np.ndarray]]
 
 
 def _chunks(articles: Iterable[Article], size: int) -> Iterator[list[Article]]:
@@ -172,26 +178,29 @@ class Writing:
             return None
         return EmbeddingPool(self.settings.model, self.settings.batch_size, processes, embedder)
 
-    def _embedding_ahead(self, articles: Sequence[Article], reembed: bool, pool: EmbeddingPool) -> Ahead:
+    def _embedding_ahead(self, articles: Sequence[Article], reembed: bool, pool: EmbeddingPool) -> _Ahead:
         """The vectors of the texts that differ from the store's now, started in the pool. The chunk before may
         change that by the time this one is written: ``_upsert_chunk`` embeds what is missing then, and drops
         what is no longer needed."""
-        texts = [self.following.text(a) for a in articles]
-        todo = _to_embed(articles, [content_hash(t) for t in texts], self.store.stored(a.id for a in articles),
-                         reembed)
+        texts, hashes = self._texts_and_hashes(articles)
+        todo = _to_embed(articles, hashes, self.store.stored(a.id for a in articles), reembed)
         vectors = pool.submit([texts[i] for i in todo])
-        return lambda: dict(zip(todo, vectors(), strict=True))
+        return _Ahead(texts, hashes, lambda: dict(zip(todo, vectors(), strict=True)))
 
-    def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool, ahead: Ahead | None = None,
+    def _texts_and_hashes(self, articles: Sequence[Article]) -> tuple[list[str], list[str]]:
+        """The texts ``articles`` are embedded from, and their content hashes (what tells a changed text)."""
+        texts = [self.following.text(a) for a in articles]
+        return texts, [content_hash(t) for t in texts]
+
+    def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool, ahead: _Ahead | None = None,
                       done: Callable[[int], object] | None = None) -> UpsertResult:
         """One store transaction; ``reembed`` embeds every article, not only those whose text changed; ``follow``:
-        the indexes are open (not while the store is re-embedded before they are); ``ahead``: vectors already
-        computed (by position), waited for before the write lock; ``done`` is told how many articles were written. An
+        the indexes are open (not while the store is re-embedded before they are); ``ahead``: its texts, and
+        vectors already computed (by position), waited for before the write lock; ``done`` is told how many articles were written. An
         article stored exactly as sent is not written again (a re-ingest of an unchanged archive changes
         nothing)."""
-        texts = [self.following.text(a) for a in articles]
-        hashes = [content_hash(t) for t in texts]
-        ready = ahead() if ahead is not None else {}
+        texts, hashes = (ahead.texts, ahead.hashes) if ahead is not None else self._texts_and_hashes(articles)
+        ready = ahead.vectors() if ahead is not None else {}
         with self.write_lock:
             if follow:
                 self.following.follow()  # the neighbour search below must see every article already stored
