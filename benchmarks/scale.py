@@ -223,7 +223,7 @@ def built_index(args: argparse.Namespace, kind: str, store_file: Path, results: 
     t = time.perf_counter()
     index = rebuilt_index(store, kind, Settings().model, progress=True)
     build_s = time.perf_counter() - t
-    index.save(path, seq=store.seq)
+    index.save(path, seq=store.seq, store=store.id)
     store.close()
     return path, build_s
 

@@ -140,7 +140,7 @@ def _build_articles(path: Path, n: int, seed: int) -> None:
     kind = index_kind_for(n)
     # Read and added in chunks, as `recommender reindex` does: a 1M build never holds every row at once.
     index = rebuilt_index(store, kind, store.meta("model") or settings.model, progress=True)
-    index.save(settings.index_path, store.seq)
+    index.save(settings.index_path, store.seq, store.id)
     store.close()
     print(f"built and saved a {kind} index of {len(index)} in {time.perf_counter() - t2:.1f}s")
 

@@ -20,6 +20,15 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     return stat.st_ino, stat.st_mtime_ns
 
 
+def check_store(path: Path, recorded: str, store: str | None) -> None:
+    """Refuse (``ValueError``) the file at ``path`` when it records another store than ``store``: a data dir
+    pointed at another database (``RECOMMENDER_DATABASE_URL`` changed, the SQLite file replaced) must not serve
+    the old store's vectors, terms or rows under the new store's keys. A file that records none (written before
+    files recorded their store) passes, as does any file when ``store`` is None (a caller that does not check)."""
+    if store is not None and recorded and recorded != store:
+        raise ValueError(f"{path} was derived from another store ({recorded}), not this one ({store})")
+
+
 def temporary_for(path: Path) -> Path:
     """Where ``path``'s next version is written: one name per file, so a writer killed mid-write leaves nothing
     that the next save does not overwrite (writers of one file take turns: the service's ``index.lock``)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from index.files import replacing
+from index.files import check_store, replacing
 from index.layout import GRAPH_KINDS, KINDS, MAPPABLE_KINDS, meta_path
 
 # What a saved file of each kind holds (inside its IndexIDMap2, but for ivfpq, which keeps its own ids).
@@ -80,6 +80,7 @@ class IndexMeta:
     count: int
     # HNSW only: internal slots hidden because their article was removed or replaced (graphs cannot drop nodes).
     hidden: list[int] = field(default_factory=list)
+    store: str = ""  # the store it was derived from (``index.files.check_store``); "" in older files
 
 
 def _subquantizers(dim: int) -> int | None:
@@ -281,12 +282,13 @@ class VectorIndex:
         id_map = faiss.rev_swig_ptr(self._index.id_map.data(), self._index.id_map.size())
         return scores, np.where(slots >= 0, id_map[np.maximum(slots, 0)], -1)
 
-    def save(self, path: Path, seq: int) -> IndexMeta:
+    def save(self, path: Path, seq: int, store: str = "") -> IndexMeta:
         """Write the index and its meta next to ``path`` by write-fsync-rename: a reader never sees half a file.
 
         The index file is replaced before its meta, so the meta's ``seq`` is never ahead of the vectors it
         describes; a crash between the two only makes the next start re-apply a few already-applied changes
-        (and HNSW slots are append-only, so an older meta's hidden slots still name the same vectors)."""
+        (and HNSW slots are append-only, so an older meta's hidden slots still name the same vectors). ``store``:
+        the id of the store it reflects (``ArticleStore.id``), which ``load_index`` checks."""
         if self.mapped:
             raise PermissionError("a memory-mapped index is a view of its file and its changes are this process's "
                                   "own: the process that writes the file loads it with mmap=False")
@@ -297,7 +299,7 @@ class VectorIndex:
             faiss.write_index(index, str(tmp))
             hidden = np.flatnonzero(self._hidden).tolist()
             meta = IndexMeta(self.kind if self._index is not None else "flat", self.dim, self.model, seq,
-                             self._ntotal() - len(hidden), hidden)
+                             self._ntotal() - len(hidden), hidden, store)
         with replacing(meta_path(path)) as meta_tmp:
             meta_tmp.write_text(json.dumps(asdict(meta)))
         return meta
@@ -311,8 +313,9 @@ def _best_of(k: int, *results: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarra
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(keys, order, axis=1)
 
 
-def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
-    """Read a saved index; raises ``FileNotFoundError`` or ``ValueError`` (unreadable, inconsistent).
+def load_index(path: Path, mmap: bool = False, store: str | None = None) -> tuple[VectorIndex, IndexMeta]:
+    """Read a saved index; raises ``FileNotFoundError`` or ``ValueError`` (unreadable, inconsistent, or derived
+    from another store than ``store``: ``index.files.check_store``).
 
     ``mmap=True`` maps the vectors (and an HNSW graph) of the kinds that allow it (``MAPPABLE_KINDS``) from the
     file instead of reading them: it opens in milliseconds, pages come in as searches touch them, and every
@@ -327,6 +330,7 @@ def load_index(path: Path, mmap: bool = False) -> tuple[VectorIndex, IndexMeta]:
         raise ValueError(f"index meta {meta_path(path)} is unreadable: {exc}") from exc
     if meta.kind not in KINDS:
         raise ValueError(f"index meta {meta_path(path)} names an unknown kind {meta.kind!r}")
+    check_store(path, meta.store, store)
     mapped = mmap and meta.kind in MAPPABLE_KINDS
     try:
         raw = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)

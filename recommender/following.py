@@ -166,7 +166,7 @@ class Following:
         self.lexical = self._open_lexical()
         if self.settings.index_mmap:
             if self.saves_index:  # which one the next is due after
-                self._rows_saved_seq = rows_file_seq(self.settings.rows_path)
+                self._rows_saved_seq = rows_file_seq(self.settings.rows_path, self.store.id)
             self._open_rows(self.settings.rows_path)
         self._load_overrides()
         self._load_experiment()
@@ -182,7 +182,7 @@ class Following:
         try:
             with self._index_files.held(shared=True):
                 self._mapped_at = saved_at(path)
-                index, meta = load_index(path, mmap=self.maps_index)
+                index, meta = load_index(path, mmap=self.maps_index, store=self.store.id)
             if meta.model != name or meta.dim != self._dim():
                 log.warning("index %s was built for %s (dim %d): rebuilding for %s", path, meta.model, meta.dim, name)
                 index = None
@@ -219,7 +219,7 @@ class Following:
         if (added or gone or len(stale) or seq != store_seq) and not index.mapped and self.saves_index:
             log.info("index repaired: %d added or updated, %d dropped", added, gone + len(stale))
             with self._index_files.held():
-                index.save(self.settings.index_path, store_seq)
+                index.save(self.settings.index_path, store_seq, self.store.id)
         self._saved_seq = self.applied_seq = store_seq
         return index
 
@@ -241,7 +241,8 @@ class Following:
             try:
                 with self._index_files.held(shared=True):
                     self._weights_at = file_stamp(self.settings.lexical_weights_path)
-                    lexical, seq = LexicalIndex.map_weights(self.settings.lexical_weights_path)
+                    lexical, seq = LexicalIndex.map_weights(self.settings.lexical_weights_path,
+                                                                 self.store.id)
                 self._caught_up_lexical(lexical, seq)
                 return lexical
             except (FileNotFoundError, ValueError) as exc:  # mapped at the writer's next checkpoint
@@ -250,7 +251,7 @@ class Following:
         if not path.exists() and self.settings.legacy_lexical_path.exists():
             path = self.settings.legacy_lexical_path
         try:
-            lexical, seq = LexicalIndex.load(path)
+            lexical, seq = LexicalIndex.load(path, self.store.id)
         except (FileNotFoundError, ValueError) as exc:
             log.info("%s: building the lexical index from the store", exc)
             seq = self.store.seq  # before the corpus is read: later writes are applied again below
@@ -261,7 +262,7 @@ class Following:
             self._lexical_saved_seq = seq if path == self.settings.lexical_path else -1
         # None the read workers can map (a data dir of an older version, a writer killed before it wrote them):
         # written at the next checkpoint.
-        self._weights_saved_seq = saved_weights_seq(self.settings.lexical_weights_path)
+        self._weights_saved_seq = saved_weights_seq(self.settings.lexical_weights_path, self.store.id)
         self._caught_up_lexical(lexical, seq)
         return lexical
 
@@ -342,7 +343,7 @@ class Following:
         with self._index_files.held(shared=True):
             stamp = saved_at(path)
             try:
-                index, meta = load_index(path, mmap=True)
+                index, meta = load_index(path, mmap=True, store=self.store.id)
             except (FileNotFoundError, ValueError) as exc:
                 log.warning("the index checkpoint at %s could not be mapped (%s): the current one stays", path, exc)
                 self._mapped_at = stamp  # not tried again until the file changes
@@ -359,7 +360,7 @@ class Following:
         with self._index_files.held(shared=True):
             stamp = file_stamp(path)
             try:
-                lexical, seq = LexicalIndex.map_weights(path)
+                lexical, seq = LexicalIndex.map_weights(path, self.store.id)
             except (FileNotFoundError, ValueError) as exc:
                 log.warning("the lexical weights at %s could not be mapped (%s): the current ones stay", path, exc)
                 self._weights_at = stamp  # not tried again until the file changes
@@ -374,7 +375,7 @@ class Following:
         lock, or no other thread runs yet: no write is followed meanwhile)."""
         stamp = file_stamp(path)
         try:
-            rows = open_rows_file(path)
+            rows = open_rows_file(path, self.store.id)
         except (FileNotFoundError, ValueError) as exc:
             log.info("%s: candidate rows are read from the store until the next rows file", exc)
             self._rows_at = stamp  # not tried again until the file changes
@@ -467,7 +468,7 @@ class Following:
                 if seq != self._saved_seq and self.saves_index:
                     self._save_index(seq)
                 if seq != self._lexical_saved_seq and live is not None:
-                    save_counts(self.settings.lexical_path, live, seq)
+                    save_counts(self.settings.lexical_path, live, seq, self.store.id)
                     self.settings.legacy_lexical_path.unlink(missing_ok=True)
             self._saved_seq = self._lexical_saved_seq = seq
         if weights_due and live is not None:
@@ -481,12 +482,12 @@ class Following:
         holds the follow lock and the index files' lock."""
         path = self.settings.index_path
         whole = self._whole_index(self.index) if self.index.mapped else self.index
-        whole.save(path, seq)
+        whole.save(path, seq, self.store.id)
         if not self.maps_index:
             self.index = whole
             return
         # Mapped again, the whole copy is dropped: between checkpoints the writer's pages are the workers'.
-        self.index, _ = load_index(path, mmap=True)
+        self.index, _ = load_index(path, mmap=True, store=self.store.id)
         self._mapped_at = saved_at(path)
 
     def _delta_bounded(self, index: VectorIndex) -> VectorIndex:
@@ -503,7 +504,7 @@ class Following:
         The caller holds the follow lock and the index files' lock."""
         path = self.settings.index_path
         try:
-            index, meta = load_index(path)
+            index, meta = load_index(path, store=self.store.id)
         except (FileNotFoundError, ValueError) as exc:
             log.warning("%s: rebuilding the index from the store", exc)
         else:
@@ -521,9 +522,9 @@ class Following:
         with self._weights_lock:
             if seq <= self._weights_saved_seq:
                 return
-            arrays, metadata = weights_file(live, seq)
+            arrays, metadata = weights_file(live, seq, self.store.id)
             with self._index_files.held():
-                if saved_weights_seq(path) < seq:
+                if saved_weights_seq(path, self.store.id) < seq:
                     save_arrays(path, arrays, metadata)
             self._weights_saved_seq, self._weights_written = seq, time.monotonic()
 
@@ -557,7 +558,7 @@ class Following:
             if not self._rows_files.try_exclusive():
                 return  # another process writes one: read from at the next check
             try:
-                if rows_file_seq(path) < seq:
+                if rows_file_seq(path, self.store.id) < seq:
                     write_rows_file(path, self.store, seq, self.model.name, self.index.dim)
             except Exception:  # never the checkpoint's failure (nor a close's): lists read the store's rows instead
                 log.exception("writing the rows file failed: candidates are read from the store until the next one")

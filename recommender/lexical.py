@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from index.files import check_store
 from recommender import analysis
 from recommender.arrayfile import mapped_arrays, save_arrays
 from recommender.vocabulary import UNKNOWN, MappedVocabulary, Vocabulary, term_hashes
@@ -37,24 +38,25 @@ class LiveCounts:
     terms: list[str]
 
 
-def save_counts(path: Path, live: LiveCounts, seq: int) -> None:
-    """Write the counts, keys and vocabulary (an array file, ``recommender.arrayfile``) with the store sequence
-    they reflect, replacing the file whole (``LexicalIndex.load`` maps them)."""
+def save_counts(path: Path, live: LiveCounts, seq: int, store: str = "") -> None:
+    """Write the counts, keys and vocabulary (an array file, ``recommender.arrayfile``) with the store (its id)
+    and sequence they reflect, replacing the file whole (``LexicalIndex.load`` maps them)."""
     counts = live.counts
     encoded = [term.encode() for term in live.terms]
     arrays = {"data": counts.data, "indices": counts.indices, "indptr": counts.indptr, "keys": live.keys,
               "terms": np.frombuffer(b"".join(encoded), dtype=np.uint8),
               "term_ends": np.cumsum([len(t) for t in encoded], dtype=np.int64)}
-    save_arrays(path, arrays, {"format": str(COUNTS_FORMAT), "seq": str(seq), "rows": str(counts.shape[0]),
+    save_arrays(path, arrays, {"format": str(COUNTS_FORMAT), "seq": str(seq), "store": store,
+                               "rows": str(counts.shape[0]),
                                "width": str(counts.shape[1]), "analyzer": str(analysis.ANALYZER_VERSION)})
 
 
 WeightsFile = tuple[dict[str, np.ndarray], dict[str, str]]
 
 
-def weights_file(live: LiveCounts, seq: int) -> WeightsFile:
+def weights_file(live: LiveCounts, seq: int, store: str = "") -> WeightsFile:
     """The arrays and metadata of the weights file of ``live``: its weights derived afresh (~1 s at 100k articles,
-    ~14 s at 1M), the vocabulary's hashes, the store sequence they reflect."""
+    ~14 s at 1M), the vocabulary's hashes, the store (its id) and sequence they reflect."""
     weights = _weights_of(live.counts, np.ones(live.counts.shape[0], dtype=np.float32))
     hashes = term_hashes(live.terms)
     order = np.argsort(hashes, kind="stable")
@@ -64,22 +66,25 @@ def weights_file(live: LiveCounts, seq: int) -> WeightsFile:
               # One structure for both: the rows of each term's column, where each column starts.
               "rows": weights.bm25.indices.astype(index_dtype, copy=False),
               "starts": weights.bm25.indptr.astype(index_dtype, copy=False)}
-    return arrays, {"format": str(WEIGHTS_FORMAT), "seq": str(seq), "avg_length": repr(weights.avg_length),
+    return arrays, {"format": str(WEIGHTS_FORMAT), "seq": str(seq), "store": store,
+                    "avg_length": repr(weights.avg_length),
                     "analyzer": str(analysis.ANALYZER_VERSION), "width": str(len(live.terms))}
 
 
-def save_weights(path: Path, live: LiveCounts, seq: int) -> None:
+def save_weights(path: Path, live: LiveCounts, seq: int, store: str = "") -> None:
     """Write the weights file of ``live`` (``weights_file``) for the processes that map it
     (``LexicalIndex.map_weights``), replacing it whole."""
-    save_arrays(path, *weights_file(live, seq))
+    save_arrays(path, *weights_file(live, seq, store))
 
 
-def saved_weights_seq(path: Path) -> int:
-    """The store sequence of the weights file at ``path``; -1 when there is none this version can map."""
+def saved_weights_seq(path: Path, store: str | None = None) -> int:
+    """The store sequence of the weights file at ``path``; -1 when there is none this version can map (nor one
+    derived from ``store``: ``index.files.check_store``)."""
     try:
         _, metadata = mapped_arrays(path)
         readable = int(metadata["analyzer"]) == analysis.ANALYZER_VERSION and \
             int(metadata["format"]) == WEIGHTS_FORMAT
+        check_store(path, metadata.get("store", ""), store)
         return int(metadata["seq"]) if readable else -1
     except (FileNotFoundError, ValueError, KeyError):
         return -1
@@ -179,13 +184,14 @@ class LexicalIndex:
             counts.sort_indices()
             return LiveCounts(counts, self._keys[live], self._vocabulary.terms())
 
-    def save(self, path: Path, seq: int) -> None:
-        save_counts(path, self.live_counts(), seq)
+    def save(self, path: Path, seq: int, store: str = "") -> None:
+        save_counts(path, self.live_counts(), seq, store)
 
     @classmethod
-    def load(cls, path: Path) -> tuple[LexicalIndex, int]:
+    def load(cls, path: Path, store: str | None = None) -> tuple[LexicalIndex, int]:
         """A saved index (``save_counts``; a ``.npz`` of earlier versions is read) and the store sequence it
-        reflects; raises ``FileNotFoundError`` or ``ValueError``. The counts stay a read-only mapping of the file
+        reflects; raises ``FileNotFoundError`` or ``ValueError`` (also for one derived from another store than
+        ``store``: ``index.files.check_store``). The counts stay a read-only mapping of the file
         until the index stacks its rows anew (a checkpoint after changes): a process opens 1M articles' counts
         without reading them."""
         if path.suffix == ".npz":
@@ -195,6 +201,7 @@ class LexicalIndex:
             try:
                 if int(meta["format"]) != COUNTS_FORMAT:
                     raise ValueError(f"format {meta['format']}, not {COUNTS_FORMAT}")
+                check_store(path, meta.get("store", ""), store)
                 shape, seq, analyzer = (int(meta["rows"]), int(meta["width"])), int(meta["seq"]), int(meta["analyzer"])
                 counts = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
                 counts.check_format(full_check=True)  # a damaged file is refused now, not at a query (16 ms at 1M)
@@ -212,11 +219,12 @@ class LexicalIndex:
         return index, seq
 
     @classmethod
-    def map_weights(cls, path: Path) -> tuple[LexicalIndex, int]:
+    def map_weights(cls, path: Path, store: str | None = None) -> tuple[LexicalIndex, int]:
         """An index reading the weights file at ``path`` (``save_weights``) and the store sequence it reflects;
-        raises ``FileNotFoundError`` or ``ValueError``."""
+        raises ``FileNotFoundError`` or ``ValueError`` (also for one derived from another store than ``store``)."""
         arrays, meta = mapped_arrays(path)
         try:
+            check_store(path, meta.get("store", ""), store)
             _check_analyzer(path, int(meta["analyzer"]))
             if int(meta["format"]) != WEIGHTS_FORMAT:
                 raise ValueError(f"format {meta['format']}, not {WEIGHTS_FORMAT}")

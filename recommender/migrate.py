@@ -17,8 +17,8 @@ COPY_BATCH = 1000
 def migrate(sqlite_path: Path, url: str, progress: bool = False) -> dict[str, int]:
     """Copy the store at ``sqlite_path`` into the empty PostgreSQL database at ``url``; returns rows per table.
 
-    Keys, the write sequence, stored boxes and the refresh queue are kept, so the data dir's index files stay
-    valid for a replica on the new database, and nothing is recomputed. All of it or (after a failure) none."""
+    Keys, the write sequence, the store's id, stored boxes and the refresh queue are kept, so the data dir's index
+    files stay valid for a replica on the new database, and nothing is recomputed. All of it or (after a failure) none."""
     if not Path(sqlite_path).is_file():
         raise FileNotFoundError(f"no SQLite store at {sqlite_path}: point RECOMMENDER_DATA_DIR (or --from) at the "
                                 "data dir to migrate")
@@ -31,6 +31,9 @@ def migrate(sqlite_path: Path, url: str, progress: bool = False) -> dict[str, in
         with tqdm(total=total, unit="row", desc="migrate", disable=not progress) as bar, \
                 target.write_lock, target.transaction() as conn:
             source._reader.execute("BEGIN")  # one snapshot of every table, whatever writes meanwhile
+            # The store's id (``SQLStore._identity``) is the source's: the data dir's files, which record it, stay
+            # valid on the new database.
+            conn.execute("DELETE FROM meta WHERE name = 'store_id'")
             for table in TABLES:
                 copied[table] = _copy_table(source, conn, table, bar)
             # Keys are never reused: the identity goes on after the highest key SQLite ever gave.

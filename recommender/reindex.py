@@ -72,7 +72,7 @@ def reindex(settings: Settings, kind: str | None = None, progress: bool = False)
         kind = kind or index_kind_for(len(store.published_keys()))
         index = rebuilt_index(store, kind, model, progress)
         with FileLock(settings.data_dir / "index.lock").held():  # the lock every other save takes
-            return index.save(settings.index_path, seq)
+            return index.save(settings.index_path, seq, store.id)
     finally:
         store.close()
         server.release()

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from index.files import check_store
 from recommender.arrayfile import read_layout, writing_arrays
 from recommender.candidates import FACT_COLUMNS, Facts, fact_columns
 from recommender.store.articles import ArticleStore
@@ -60,12 +61,14 @@ class RowsFile:
         return records[:, :4 * self.dim].view(np.float32), Facts.unstacked(records[:, 4 * self.dim:].view(np.int64))
 
 
-def open_rows_file(path: Path) -> RowsFile:
+def open_rows_file(path: Path, store: str | None = None) -> RowsFile:
     """The rows file at ``path``; raises ``FileNotFoundError``, or ``ValueError`` for one this version cannot
-    read. A file replaced after it was opened is read whole as it was."""
+    read or one derived from another store than ``store`` (``index.files.check_store``). A file replaced after it
+    was opened is read whole as it was."""
     file = open(path, "rb", buffering=0)  # its header and its records from this one file
     try:
         layout, meta = read_layout(file)
+        check_store(path, meta.get("store", ""), store)
         if int(meta["format"]) != ROWS_FORMAT:
             raise ValueError(f"format {meta['format']}, not {ROWS_FORMAT}")
         records, dim = layout["rows"], int(meta["dim"])
@@ -77,11 +80,13 @@ def open_rows_file(path: Path) -> RowsFile:
         raise ValueError(f"rows file {path} is unreadable: {exc}") from exc
 
 
-def rows_file_seq(path: Path) -> int:
-    """The store sequence of the rows file at ``path``; -1 when there is none this version can read."""
+def rows_file_seq(path: Path, store: str | None = None) -> int:
+    """The store sequence of the rows file at ``path``; -1 when there is none this version can read (nor one
+    derived from ``store``)."""
     try:
         with open(path, "rb") as file:
             layout, meta = read_layout(file)
+        check_store(path, meta.get("store", ""), store)
         return int(meta["seq"]) if int(meta.get("format", -1)) == ROWS_FORMAT and "rows" in layout else -1
     except (FileNotFoundError, ValueError):
         return -1
@@ -89,11 +94,11 @@ def rows_file_seq(path: Path) -> int:
 
 def write_rows_file(path: Path, store: ArticleStore, seq: int, model: str, dim: int) -> None:
     """Write the rows file of ``store`` stamped ``seq`` (a sequence whose writes are all in the store): the file
-    at ``path``, if it is of ``model``, with the rows written since its sequence read again, else every row.
-    A row written after ``seq`` may be in either state: readers read those from the store."""
+    at ``path``, if it is of ``model`` and of this store, with the rows written since its sequence read again,
+    else every row. A row written after ``seq`` may be in either state: readers read those from the store."""
     started = time.monotonic()
     try:
-        previous: RowsFile | None = open_rows_file(path)
+        previous: RowsFile | None = open_rows_file(path, store.id)
     except (FileNotFoundError, ValueError):
         previous = None
     if previous is not None and (previous.model != model or previous.dim != dim):
@@ -111,7 +116,7 @@ def write_rows_file(path: Path, store: ArticleStore, seq: int, model: str, dim: 
 def _write(path: Path, store: ArticleStore, seq: int, model: str, dim: int, previous: RowsFile | None) -> None:
     since = -1 if previous is None else previous.seq
     size, width = max(store.max_key() + 1, 0 if previous is None else previous.size), 4 * dim + _FACT_BYTES
-    metadata = {"format": str(ROWS_FORMAT), "seq": str(seq), "model": model, "dim": str(dim)}
+    metadata = {"format": str(ROWS_FORMAT), "seq": str(seq), "store": store.id, "model": model, "dim": str(dim)}
     with writing_arrays(path, {"rows": (np.uint8, (size, width))}, metadata) as (fd, layout):
         records = _Records(fd, layout["rows"].offset, width, size)
         if previous is not None:

@@ -13,6 +13,7 @@ import errno
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Protocol
 
@@ -128,9 +129,22 @@ class SQLStore:
         self._write_lock = threading.Lock()
         self._writer = self._connect()
         self._create_schema(self._writer)
+        self.id = self._identity()
 
     def _connect(self) -> Connection:
         raise NotImplementedError
+
+    def _identity(self) -> str:
+        """The store's id: random, given at its first open (a copy made by ``recommender migrate`` keeps it).
+        Every file derived from the store records it, so a data dir's files are never taken for another store's
+        (``index.files.check_store``)."""
+        read = "SELECT value FROM meta WHERE name = 'store_id'"
+        row = self._writer.execute(read).fetchone()
+        if row is None:  # processes opening a new store at once: the first one's id stands
+            self._writer.execute("INSERT INTO meta (name, value) VALUES ('store_id', ?) ON CONFLICT(name) DO NOTHING",
+                                 (uuid.uuid4().hex,))
+            row = self._writer.execute(read).fetchone()
+        return str(row[0])
 
     def _create_schema(self, conn: Connection) -> None:
         raise NotImplementedError

@@ -107,6 +107,16 @@ def test_corrupt_or_mismatched_files_are_refused(tmp_path):
         load_index(path)
 
 
+def test_an_index_derived_from_another_store_is_refused_and_one_that_records_none_is_read(tmp_path):
+    index, _ = filled("flat", 50)
+    index.save(tmp_path / "ours.faiss", seq=3, store="ours")
+    index.save(tmp_path / "older.faiss", seq=3)  # as written before files recorded their store
+    assert load_index(tmp_path / "ours.faiss", store="ours")[1].store == "ours"
+    assert len(load_index(tmp_path / "older.faiss", store="ours")[0]) == 50
+    with pytest.raises(ValueError, match=r"derived from another store \(ours\), not this one \(theirs\)"):
+        load_index(tmp_path / "ours.faiss", store="theirs")
+
+
 @pytest.mark.parametrize("kind", sorted(MIN_TRAIN))
 def test_trained_kinds_refuse_a_first_batch_too_small_to_train(kind):
     with pytest.raises(ValueError, match=f"at least {MIN_TRAIN[kind]}"):

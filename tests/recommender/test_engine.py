@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from index import load_index
 from index.files import file_stamp
 from recommender.engine import Recommender
+from recommender.lexical import LexicalIndex
 from recommender.loaders import read_articles
 from recommender.rank import SimilarQuery
+from recommender.rowfile import open_rows_file
 from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 
 SOURCE = "N34700"  # "New Florida Majority celebrates grand opening of Fort Lauderdale office"
@@ -113,6 +116,33 @@ def test_store_embedded_by_another_model_is_reembedded_in_place(data_dir, embedd
     assert second.store.count() == count and len(second.index) == count
     assert second.store.meta("model") == embedder.name
     assert second.similar(SOURCE)
+
+
+def test_a_data_dir_pointed_at_another_store_ranks_that_stores_articles_and_rebuilds_its_files(
+        data_dir, embedder, mind_articles, tmp_path, caplog):
+    # Another store: 60 of the data dir's articles in reverse order, so each key names another article there.
+    with Recommender(make_settings(tmp_path / "other"), embedder=embedder) as other:
+        other.upsert(mind_articles[59::-1])
+        want = {a.id: [r.id for r in other.similar(a.id)] for a in mind_articles[:60:6]}
+    for name in ("articles.sqlite3", "articles.sqlite3-wal", "articles.sqlite3-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    with sqlite3.connect(tmp_path / "other" / "articles.sqlite3") as source, \
+            sqlite3.connect(data_dir / "articles.sqlite3") as target:
+        source.backup(target)  # the data dir's files stay: derived from the store it had before
+    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))
+    for engine in (writer, reader):
+        assert len(engine.index) == len(engine.lexical) == 60
+        assert {article_id: [r.id for r in engine.similar(article_id)] for article_id in want} == want
+    assert "derived from another store" in caplog.text
+    assert writer.checkpoint()
+    store = writer.store.id
+    assert load_index(data_dir / "index.faiss", store=store)[1].seq == writer.store.seq
+    assert LexicalIndex.load(data_dir / "lexical.counts", store)[1] == writer.store.seq
+    assert LexicalIndex.map_weights(data_dir / "lexical.weights", store)[1] == writer.store.seq
+    assert open_rows_file(data_dir / "candidates.rows", store).seq == writer.store.seq
+    reader.close()
+    writer.close()
 
 
 def test_two_engines_on_one_data_dir_follow_each_others_writes(data_dir, embedder, mind_articles):

@@ -63,6 +63,18 @@ def test_saved_index_loads_with_the_same_scores_and_sequence(lexical, tmp_path):
     assert 5 in loaded.search("marathon rain", 4, "bm25")[1].tolist()
 
 
+def test_counts_and_weights_derived_from_another_store_are_refused(lexical, tmp_path):
+    counts, weights = tmp_path / "lexical.counts", tmp_path / "lexical.weights"
+    lexical.save(counts, seq=4, store="ours")
+    save_weights(weights, lexical.live_counts(), seq=4, store="ours")
+    assert LexicalIndex.load(counts, "ours")[1] == LexicalIndex.map_weights(weights, "ours")[1] == 4
+    assert saved_weights_seq(weights, "ours") == 4 and saved_weights_seq(weights, "theirs") == -1
+    with pytest.raises(ValueError, match="derived from another store"):
+        LexicalIndex.load(counts, "theirs")
+    with pytest.raises(ValueError, match="derived from another store"):
+        LexicalIndex.map_weights(weights, "theirs")
+
+
 def test_a_corrupt_saved_index_is_refused(lexical, tmp_path):
     (tmp_path / "lexical.counts").write_bytes(b"not an array file")
     with pytest.raises(ValueError):

@@ -22,9 +22,10 @@ def test_a_migrated_store_answers_the_same_lists_with_nothing_recomputed(data_di
     with Recommender(make_settings(data_dir), embedder=embedder) as engine:
         before = {a: engine.similar(a) for a in (SOURCE, "N16278", "N35354")}
         boxes = {a: engine.stored_list_json(a, 8) for a in before}
-        seq, count = engine.store.seq, engine.store.count()
+        seq, count, store_id = engine.store.seq, engine.store.count(), engine.store.id
     with Recommender(on_postgres(data_dir, database_url), embedder=embedder) as engine:
         assert engine.store.seq == seq and engine.store.count() == count and engine.store.queue_length() == 0
+        assert engine.store.id == store_id  # the data dir's files, which record it, are read, not rebuilt
         for article_id, items in before.items():
             assert [(r.id, r.score) for r in engine.similar(article_id)] == [(r.id, r.score) for r in items]
             assert engine.stored_list_json(article_id, 8) == boxes[article_id] is not None

@@ -135,6 +135,19 @@ def test_a_rows_file_of_another_layout_is_not_read(engine):
         open_rows_file(path)
 
 
+def test_a_rows_file_of_another_store_is_neither_read_nor_copied_into_the_next(engine, monkeypatch, caplog):
+    path, ours = engine.settings.rows_path, engine.store.id
+    assert rows_file_seq(path, ours) == open_rows_file(path, ours).seq == engine.store.seq
+    assert rows_file_seq(path, "another-store") == -1
+    with pytest.raises(ValueError, match="derived from another store"):
+        open_rows_file(path, "another-store")
+    monkeypatch.setattr(engine.store, "id", "another-store")
+    with caplog.at_level("INFO", logger="recommender"):
+        write_rows_file(path, engine.store, engine.store.seq, engine.index.model, engine.index.dim)
+    assert "every row read from the store" in caplog.text
+    assert open_rows_file(path, "another-store").seq == engine.store.seq
+
+
 def test_a_rows_file_that_cannot_be_written_is_logged_and_the_checkpoint_still_saves(data_dir, embedder, monkeypatch,
                                                                                       caplog):
     def full_disk(*args):

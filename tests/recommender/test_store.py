@@ -14,6 +14,7 @@ from recommender.article import Article
 from recommender.store.boxes import StoredBox, box_text, stored_box
 from recommender.store.postgres import PostgresStore
 from recommender.store.sqlite import SQLiteStore
+from tests.conftest import another
 
 
 def vec(i: int) -> np.ndarray:
@@ -35,6 +36,15 @@ def test_sqlite_commits_wait_for_the_disk_unless_relaxed_for_a_refresher(tmp_pat
     store.relax_commits()
     assert store._writer.execute(synchronous).fetchone()[0] == 1
     store.close()
+
+
+def test_a_store_keeps_the_id_it_got_at_its_first_open_and_another_store_has_another(store, tmp_path):
+    again = another(store)
+    assert len(store.id) == 32 and again.id == store.id
+    again.close()
+    other = SQLiteStore(tmp_path / "other.sqlite3")
+    assert other.id != store.id
+    other.close()
 
 
 def test_upsert_round_trips_every_field(store):
