@@ -196,7 +196,7 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.processes import fork_server_stopped, workers_forked
     from service.html import TemplateMissing
     from service.refusals import OpenWritesRefused, box_renderer
-    from service.serving import server_options
+    from service.serving import listening_socket, run_workers, server_options
     from service.writer_socket import socket_path
 
     host = args.host or settings.host
@@ -209,7 +209,8 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     logs = log_config(settings.log_format)  # the access log is ours (service.observe), not uvicorn's
     try:  # refused here, before any process starts, and without importing the app: it starts the processes below
         box_renderer(settings)
-    except (OpenWritesRefused, TemplateMissing) as exc:
+        listening_socket(host, port).close()  # a port another program holds
+    except (OpenWritesRefused, TemplateMissing, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
     # N read workers, one writer, one refresher, all following one store (README, "Processes"), each reading
     # these settings from the environment.
@@ -228,8 +229,8 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
             uvicorn.run(create_app(settings), host=host, port=port, log_config=logs, access_log=False,
                         **server_options(settings))
         else:  # each worker process builds its app from the environment
-            uvicorn.run("service.app:app_from_env", factory=True, workers=workers, host=host, port=port,
-                        log_config=logs, access_log=False, **server_options(settings))
+            run_workers(uvicorn.Config("service.app:app_from_env", factory=True, workers=workers, host=host,
+                                       port=port, log_config=logs, access_log=False, **server_options(settings)))
     finally:
         for helper in helpers:
             helper.stop()
