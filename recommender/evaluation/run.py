@@ -170,7 +170,7 @@ class Evaluator:
         base = settings or Settings()
         self.settings = base.model_copy(update={"data_dir": Path(data_dir) if data_dir else self._tmp})
         self.engine: Recommender | None = Recommender(
-            self.settings, embedder=embedder or load_embedder(base.model, base.batch_size))
+            self.settings, embedder=embedder or load_embedder(base.model, base.batch_size, bfloat16=base.embed_bfloat16))
         ids = [a.id for a in dataset.articles]
         if data_dir:  # a kept data dir may hold articles of an earlier version of the dataset
             for stale in {a.id for _, a in self.engine.store.articles()} - set(ids):
