@@ -4,6 +4,7 @@ FAISS and numpy is ~0.15 s of a core on the path to ready)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from index.files import file_stamp
@@ -23,3 +24,11 @@ def saved_at(path: Path) -> tuple[int, int] | None:
     """Which checkpoint of the index at ``path`` is there (its meta file's ``file_stamp``), None if none: a cheap
     test of whether a newer one is there to map."""
     return file_stamp(meta_path(Path(path)))
+
+
+def checkpoint_seq(path: Path) -> int:
+    """The store sequence the checkpoint at ``path`` reflects (its meta file's); -1 if there is none to read."""
+    try:
+        return int(json.loads(meta_path(Path(path)).read_text())["seq"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1

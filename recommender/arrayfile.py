@@ -118,3 +118,12 @@ def mapped_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         mapping = np.memmap(file, dtype=np.uint8, mode="r")  # this file, whatever the path names by now
     return {name: mapping[at.offset:at.offset + at.dtype.itemsize * int(np.prod(at.shape))].view(at.dtype)
             .reshape(at.shape) for name, at in layout.items()}, metadata
+
+
+def saved_seq(path: Path) -> int:
+    """The store sequence an array file's metadata records; -1 if there is no such file or none to read."""
+    try:
+        with open(path, "rb") as file:
+            return int(read_layout(file)[1]["seq"])
+    except (OSError, ValueError, KeyError):
+        return -1

@@ -22,6 +22,8 @@ from recommender.logs import log_config
 from recommender.settings import Settings
 
 if TYPE_CHECKING:
+    import socket as sockets
+
     from recommender.engine import Recommender
     from recommender.processes import Supervised
 
@@ -194,9 +196,7 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from recommender.processes import fork_server_stopped, workers_forked
-    from service.html import TemplateMissing
-    from service.refusals import OpenWritesRefused, box_renderer
-    from service.serving import listening_socket, run_workers, server_options
+    from service.serving import run_workers, server_options
     from service.writer_socket import socket_path
 
     host = args.host or settings.host
@@ -210,11 +210,7 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update={"host": host, "port": port, "embed_threads": threads,
                                            "embed_bfloat16": bfloat16, "writer_socket": socket})
     logs = log_config(settings.log_format)  # the access log is ours (service.observe), not uvicorn's
-    try:  # refused here, before any process starts, and without importing the app: it starts the processes below
-        box_renderer(settings)
-        listening_socket(host, port).close()  # a port another program holds
-    except (OpenWritesRefused, TemplateMissing, OSError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    claim = _checked_before_start(settings, workers)
     # N read workers, one writer, one refresher, all following one store (README, "Processes"), each reading
     # these settings from the environment.
     os.environ.update(RECOMMENDER_HOST=host, RECOMMENDER_PORT=str(port), RECOMMENDER_EMBED_THREADS=str(threads),
@@ -239,7 +235,28 @@ def _serve_processes(args: argparse.Namespace, settings: Settings) -> int:
             helper.stop()
         fork_server_stopped()
         socket.unlink(missing_ok=True)
+        claim.close()
     return 0
+
+
+def _checked_before_start(settings: Settings, workers: int) -> sockets.socket:
+    """The server's port, claimed until this process ends (``service.serving.port_claim``); ``SystemExit`` saying
+    what to do where the server would not serve: open writes without a token, a missing template, a port that
+    anything listens on or another server claims. Checked before any process starts, and without importing the
+    app (it starts the processes)."""
+    from service.html import TemplateMissing
+    from service.refusals import OpenWritesRefused, box_renderer
+    from service.serving import listening_socket, port_claim
+
+    try:
+        box_renderer(settings)
+        if workers > 1 and settings.port == 0:
+            raise SystemExit("error: --port 0 would give each read worker a port of its own: choose a port")
+        claim = port_claim(settings.port)
+        listening_socket(settings.host, settings.port).close()
+    except (OpenWritesRefused, TemplateMissing, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return claim
 
 
 def _start_helpers(host: str, port: int, socket: Path, settings: Settings) -> list[Supervised]:

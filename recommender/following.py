@@ -18,6 +18,7 @@ from index import MAPPABLE_KINDS, VectorIndex, index_kind_for, load_index, saved
 from index.files import file_stamp, read_through
 from recommender.arrayfile import save_arrays
 from recommender.article import Article, embedding_text
+from recommender.derived import derived_seqs, remove_derived
 from recommender.embed import ModelOnDemand
 from recommender.experiments import Experiment, ExperimentStore, running
 from recommender.lexical import (
@@ -160,6 +161,8 @@ class Following:
         self._rows_lock = threading.Lock()  # one rows file written at a time in this process
 
     def open(self, index_kind: str | None) -> None:
+        if self.saves_index:
+            self._drop_files_ahead_of_store()
         self.index = self._open_index(index_kind)
         if self.index.kind not in MAPPABLE_KINDS:  # ivfpq: a checkpoint would be read whole, then dropped
             self.maps_index = False
@@ -176,6 +179,23 @@ class Following:
         return embedding_text(article, self.settings.body_chars)
 
     # -- opening and repair -------------------------------------------------------------------
+    def _drop_files_ahead_of_store(self) -> None:
+        """Remove the data dir's derived files where one is ahead of the store (``recommender.derived``): they are
+        derived again from the store. Where the files are saved, before any is read."""
+        with self._index_files.held():
+            head = self.store.seq
+            ahead = {path: seq for path, seq in derived_seqs(self.settings).items() if seq > head}
+            if ahead:
+                log.warning("%s ahead of the store's sequence %d (was the store restored from a backup?): derived "
+                            "again from the store", ", ".join(f"{p.name} at {s}" for p, s in ahead.items()), head)
+                remove_derived(self.settings)
+
+    def _not_ahead(self, path: Path, seq: int) -> None:
+        """Refuse (``ValueError``) the file at ``path`` just read at store sequence ``seq`` where that is ahead of
+        the store's, read after it (a file saved from this store never is)."""
+        if seq > self.store.seq:
+            raise ValueError(f"{path} is at sequence {seq}, ahead of the store's {self.store.seq}")
+
     def _open_index(self, kind: str | None) -> VectorIndex:
         path, name = self.settings.index_path, self.model.name
         index, seq = None, 0
@@ -183,6 +203,7 @@ class Following:
             with self._index_files.held(shared=True):
                 self._mapped_at = saved_at(path)
                 index, meta = load_index(path, mmap=self.maps_index, store=self.store.id)
+                self._not_ahead(path, meta.seq)
             if meta.model != name or meta.dim != self._dim():
                 log.warning("index %s was built for %s (dim %d): rebuilding for %s", path, meta.model, meta.dim, name)
                 index = None
@@ -241,8 +262,9 @@ class Following:
             try:
                 with self._index_files.held(shared=True):
                     self._weights_at = file_stamp(self.settings.lexical_weights_path)
-                    lexical, seq = LexicalIndex.map_weights(self.settings.lexical_weights_path,
-                                                                 self.store.id)
+                    path = self.settings.lexical_weights_path
+                    lexical, seq = LexicalIndex.map_weights(path, self.store.id)
+                    self._not_ahead(path, seq)
                 self._caught_up_lexical(lexical, seq)
                 return lexical
             except (FileNotFoundError, ValueError) as exc:  # mapped at the writer's next checkpoint
@@ -252,6 +274,7 @@ class Following:
             path = self.settings.legacy_lexical_path
         try:
             lexical, seq = LexicalIndex.load(path, self.store.id)
+            self._not_ahead(path, seq)
         except (FileNotFoundError, ValueError) as exc:
             log.info("%s: building the lexical index from the store", exc)
             seq = self.store.seq  # before the corpus is read: later writes are applied again below

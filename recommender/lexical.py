@@ -445,10 +445,12 @@ class CorpusStats:
         self._new_idf = float(np.log1p((rows + 0.5) / 1.5))
 
     @classmethod
-    def read(cls, path: Path) -> CorpusStats:
-        """The statistics of the weights file at ``path`` (mapped); raises ``FileNotFoundError`` or ``ValueError``."""
+    def read(cls, path: Path, store: str | None = None) -> CorpusStats:
+        """The statistics of the weights file at ``path`` (mapped); raises ``FileNotFoundError`` or ``ValueError``
+        (also for one derived from another store than ``store``)."""
         arrays, meta = mapped_arrays(path)
         try:
+            check_store(path, meta.get("store", ""), store)
             _check_analyzer(path, int(meta["analyzer"]))
             if int(meta["format"]) != WEIGHTS_FORMAT:
                 raise ValueError(f"format {meta['format']}, not {WEIGHTS_FORMAT}")

@@ -27,8 +27,8 @@ def has_amx_bf16() -> bool:
 
 class BFloat16Backend(NumpyBackend):
     """The package's backend with its forward pass in torch: the token-level matrix products (the projection and
-    the CNN's, nearly all the arithmetic) in bfloat16 with float32 sums; gathers, layer norms and the
-    sentence-level layers in float32."""
+    the CNN's, nearly all the arithmetic) in bfloat16, inputs, weights and products; gathers, layer norms, biases
+    and the sentence-level layers in float32. Torch runs on ``threads`` threads while it encodes."""
 
     name = "torch-bfloat16"
 
@@ -36,7 +36,6 @@ class BFloat16Backend(NumpyBackend):
         super().__init__(weights_path, sp_processor, threads=threads)
         import torch
 
-        torch.set_num_threads(threads)
         self._torch = torch
 
         def tensor(array: np.ndarray, half: bool = False) -> Any:
@@ -53,6 +52,14 @@ class BFloat16Backend(NumpyBackend):
         self._b2 = [tensor(b) for b in self.b2]
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        before = self._torch.get_num_threads()  # the process's, which another torch model may share
+        self._torch.set_num_threads(self.threads)
+        try:
+            return self._encoded(texts)
+        finally:
+            self._torch.set_num_threads(before)
+
+    def _encoded(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), _EMB_DIM), dtype=np.float32)
         group: list[list[int]] = []
         n_tokens = first = 0
@@ -86,20 +93,20 @@ class BFloat16Backend(NumpyBackend):
     def _cnn(self, x: Any, window: Any, n_tokens: int) -> list[Any]:
         """The three n-gram branches' outputs, each (n_tokens, 256); a window slot outside its token's sentence
         reads the zero row appended at ``n_tokens``."""
-        torch = self._torch
-        zero = torch.zeros(1, _CNN_DIM)
         outputs = []
         for i, (n, left) in enumerate(_ORDERS):
             xs = x[:, i * _CNN_DIM:(i + 1) * _CNN_DIM]
             cols = window[:, _MAX_LEFT - left:_MAX_LEFT - left + n]
-            h = self._gram(torch.cat([xs, zero]), cols, n, self._w1[i], self._b1[i]) + xs
-            outputs.append(self._gram(torch.cat([h, zero]), cols, n, self._w2[i], self._b2[i]) + h)
+            h = self._gram(xs, cols, self._w1[i], self._b1[i]) + xs
+            outputs.append(self._gram(h, cols, self._w2[i], self._b2[i]) + h)
         return outputs
 
-    def _gram(self, rows: Any, cols: Any, n: int, weight: Any, bias: Any) -> Any:
+    def _gram(self, rows: Any, cols: Any, weight: Any, bias: Any) -> Any:
         """relu(windows of ``rows`` @ ``weight`` + ``bias``): one n-gram convolution."""
-        windows = rows[cols].reshape(cols.shape[0], n * _CNN_DIM).to(self._torch.bfloat16)
-        return self._torch.relu_((windows @ weight).float() + bias)
+        torch = self._torch
+        padded = torch.cat([rows, torch.zeros(1, _CNN_DIM)])
+        windows = padded[cols].reshape(cols.shape[0], cols.shape[1] * _CNN_DIM).to(torch.bfloat16)
+        return torch.relu_((windows @ weight).float() + bias)
 
     def _sentences(self, tokens: Any, lens: np.ndarray) -> Any:
         """The unit vectors of the sentences whose tokens' features are ``tokens`` (``lens`` tokens each)."""

@@ -293,7 +293,7 @@ class Writing:
         stamp = file_stamp(path)
         if self._stats is None or self._stats[0] != stamp:
             try:
-                self._stats = (stamp, CorpusStats.read(path))
+                self._stats = (stamp, CorpusStats.read(path, self.store.id))
             except (FileNotFoundError, ValueError):
                 self._stats = (stamp, None)
         return self._stats[1]

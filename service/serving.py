@@ -36,11 +36,32 @@ def run_workers(config: uvicorn.Config) -> None:
     sockets by their addresses' hash. On one shared socket (uvicorn's way) the first worker to wake took every
     connection waiting, and clients that connect together (a CDN's, a benchmark's) were all served by one
     worker while the other idled: in 6 of 10 whole-service runs at 1M (docs/benchmarks.md). The caller has
-    checked that the port can be bound (``listening_socket``)."""
+    checked that the port can be bound (``listening_socket``) and holds it (``port_claim``). Ends the process with
+    ``STARTUP_FAILURE`` where a worker could not bind it."""
     log.info("Uvicorn running on http://%s:%d, a socket per worker (Press CTRL+C to quit)", config.host, config.port)
     # uvicorn's supervisor makes every worker (and each one it starts again) from this module attribute.
-    multiprocess.Process = _OwnSocketProcess  # type: ignore[misc]
-    multiprocess.Multiprocess(config, sockets=[]).run()
+    shared, multiprocess.Process = multiprocess.Process, _OwnSocketProcess  # type: ignore[misc]
+    try:
+        supervisor = multiprocess.Multiprocess(config, sockets=[])
+        supervisor.run()
+    finally:
+        multiprocess.Process = shared  # type: ignore[misc]
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)
+
+
+def port_claim(port: int) -> socket.socket:
+    """A claim on ``port`` for this process's life (an abstract Unix socket, which the kernel drops with the
+    process however it ends): a second ``recommender serve`` started before this one's workers listen is refused
+    by it, as it would be by their sockets later (``OSError``, what to do said)."""
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(f"\0recommender-serve-port-{port}")
+    except OSError as exc:
+        claim.close()
+        raise OSError(exc.errno, f"another recommender serve is starting on port {port}: choose another with "
+                                 "--port or RECOMMENDER_PORT") from None
+    return claim
 
 
 def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:

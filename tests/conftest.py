@@ -49,7 +49,8 @@ def mind_articles() -> list[Article]:
 
 @pytest.fixture(scope="session")
 def embedder() -> TextEmbedder:
-    return load_embedder(Settings().model, Settings().batch_size)
+    settings = Settings()
+    return load_embedder(settings.model, settings.batch_size, bfloat16=settings.embed_bfloat16)
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:

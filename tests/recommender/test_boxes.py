@@ -252,16 +252,18 @@ def test_the_editors_explained_table_lists_what_readers_get_with_a_pin_and_block
 
 
 def queued_and_changed(engine, article) -> tuple[set[str], set[str]]:
-    """The boxes a write of ``article`` queued, and those of its 60 nearest articles (and the queued ones) whose
-    items change when every one of them is computed again."""
+    """The boxes a write of ``article`` queued, and those of its 60 nearest articles (and the queued ones) that
+    show it, as an item or folded under one, when every one of them is computed again. (Not every box whose items
+    move: the write also moves the corpus weights, which can swap two near-equal items of a box it does not
+    enter, a swap such a box keeps until it is computed again for a reason of its own.)"""
     engine.upsert([article])
     queued = ids_of(engine, engine.store.queued(100_000))
     vector = engine.store.stored([article.id])[article.id].vector
     near = ids_of(engine, [k for k in engine.following.index.search(vector[None, :], 60)[1][0].tolist() if k >= 0])
-    before = {i: items_of(engine, i) for i in near | queued}
     engine.store.enqueue([engine.store.get(i).key for i in near])
     refresh_queued(engine)
-    return queued, {i for i in before if items_of(engine, i) != before[i]}
+    key = engine.store.get(article.id).key
+    return queued, {i for i in near | queued if any(key in (item, *also) for item, also in items_of(engine, i) or [])}
 
 
 def ids_of(engine, keys) -> set[str]:

@@ -145,6 +145,40 @@ def test_a_data_dir_pointed_at_another_store_ranks_that_stores_articles_and_rebu
     writer.close()
 
 
+def test_a_store_put_back_behind_its_data_dirs_files_has_them_derived_again(data_dir, embedder, mind_articles,
+                                                                            tmp_path, caplog):
+    backup = tmp_path / "backup.sqlite3"
+    with sqlite3.connect(data_dir / "articles.sqlite3") as source, sqlite3.connect(backup) as target:
+        source.backup(target)
+    with Recommender(make_settings(data_dir), embedder=embedder) as engine:  # writes the backup never saw
+        engine.upsert([replace(a, id=f"lost-{a.id}") for a in mind_articles[:30]])
+        assert engine.checkpoint()
+        lost = {engine.store.get(f"lost-{a.id}").key for a in mind_articles[:30]}
+    for name in ("articles.sqlite3-wal", "articles.sqlite3-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    with sqlite3.connect(backup) as source, sqlite3.connect(data_dir / "articles.sqlite3") as target:
+        source.backup(target)  # the store restored: its keys of the lost writes will be given again
+    reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))  # before the writer
+    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    assert "ahead of the store's sequence" in caplog.text
+    for engine in (writer, reader):
+        assert len(engine.index) == len(engine.lexical) == engine.store.count() == SLICE
+    fresh = [replace(a, id=f"fresh-{a.id}", title=f"Fresh: {a.title}") for a in mind_articles[100:130]]
+    writer.upsert(fresh)
+    assert {writer.store.get(a.id).key for a in fresh} == lost  # the same keys, other articles
+    assert writer.checkpoint()
+    reader.following.follow()
+    reader.following.map_newer_checkpoint()
+    for engine in (writer, reader):
+        for article in fresh[:5]:
+            key = engine.store.get(article.id).key
+            assert engine.rows.gather([key]).articles[0].title == article.title
+            assert engine.similar(article.id)
+            assert engine.similar(article.id, SimilarQuery(strategy="bm25"))
+    reader.close()
+    writer.close()
+
+
 def test_two_engines_on_one_data_dir_follow_each_others_writes(data_dir, embedder, mind_articles):
     server = Recommender(make_settings(data_dir), embedder=embedder)
     cli = Recommender(make_settings(data_dir), embedder=embedder)  # e.g. `recommender ingest` beside a server

