@@ -86,13 +86,13 @@ class BFloat16Backend(NumpyBackend):
             x = (emb.to(torch.bfloat16) @ self._proj).float() + t["proj_b"]
             x = self._layer_norm(x, t["ln_g_all"], t["ln_b_all"])
             window = torch.from_numpy(self._window_index(starts, lens, n_tokens))
-            features = [emb, *self._cnn(x, window, n_tokens)]
+            features = [emb, *self._cnn(x, window)]
             tokens = self._layer_norm(torch.cat(features, dim=1), t["ln_g"], t["ln_b"])
             out[:] = self._sentences(tokens, lens).numpy()
 
-    def _cnn(self, x: Any, window: Any, n_tokens: int) -> list[Any]:
-        """The three n-gram branches' outputs, each (n_tokens, 256); a window slot outside its token's sentence
-        reads the zero row appended at ``n_tokens``."""
+    def _cnn(self, x: Any, window: Any) -> list[Any]:
+        """The three n-gram branches' outputs, each a row per token and 256 wide; a window slot outside its
+        token's sentence reads the zero row appended to the rows (``_window_index``'s sentinel)."""
         outputs = []
         for i, (n, left) in enumerate(_ORDERS):
             xs = x[:, i * _CNN_DIM:(i + 1) * _CNN_DIM]

@@ -154,10 +154,12 @@ def test_a_store_put_back_behind_its_data_dirs_files_has_them_derived_again(data
         engine.upsert([replace(a, id=f"lost-{a.id}") for a in mind_articles[:30]])
         assert engine.checkpoint()
         lost = {engine.store.get(f"lost-{a.id}").key for a in mind_articles[:30]}
-    for name in ("articles.sqlite3-wal", "articles.sqlite3-shm"):
+    # The store restored into a new file (a connection the engine's threads left open keeps the old one's WAL):
+    # its keys of the lost writes will be given again.
+    for name in ("articles.sqlite3", "articles.sqlite3-wal", "articles.sqlite3-shm"):
         (data_dir / name).unlink(missing_ok=True)
     with sqlite3.connect(backup) as source, sqlite3.connect(data_dir / "articles.sqlite3") as target:
-        source.backup(target)  # the store restored: its keys of the lost writes will be given again
+        source.backup(target)
     reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))  # before the writer
     writer = Recommender(make_settings(data_dir), embedder=embedder)
     assert "ahead of the store's sequence" in caplog.text
