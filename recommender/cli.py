@@ -59,10 +59,10 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             log.info("embedding on %s", engine.embedder.device)  # loads the model: a missing GPU fails first
         except DeviceUnavailable as exc:
             raise SystemExit(f"error: {exc}") from None
-        started = time.perf_counter()
+        started, before = time.perf_counter(), len(engine.index)
         result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total,
                                processes=embedding_processes(settings))
-        boxes = _refresh_boxes(engine)
+        boxes = _refresh_boxes(engine, before)
     elapsed = time.perf_counter() - started
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
           f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
@@ -102,8 +102,9 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _refresh_boxes(engine) -> str:
-    """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them)."""
+def _refresh_boxes(engine: Recommender, before: int) -> str:
+    """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them); an index
+    that grew out of its kind's range since ``before`` articles is rebuilt first (the boxes search it)."""
     from recommender.locks import refresher_lock
     from recommender.refresher import import_processes, refresh_queued
 
@@ -111,6 +112,11 @@ def _refresh_boxes(engine) -> str:
     if not lock.try_exclusive():
         return f"{engine.store.queue_length()} boxes queued for the running server's refresher"
     try:
+        if kind := engine.kind_outgrown(before):
+            # A flat index of a million articles scans 2 GB a box: hours of boxes, against minutes to rebuild.
+            print(f"the index grew from {before:,} to {len(engine.index):,} articles: rebuilding it as {kind} "
+                  "before the boxes (no re-embedding)", flush=True)
+            engine.rebuild_index(kind, progress=True)
         processes = import_processes(engine.settings)
         return f"{refresh_queued(engine, progress=True, processes=processes)} boxes computed"
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from index import VectorIndex
+from index import VectorIndex, index_kind_for
 from recommender.article import Article
 from recommender.boxes import Boxes
 from recommender.editorial import Editorial
@@ -127,6 +127,16 @@ class Recommender:
 
     def checkpoint(self) -> bool:
         return self.following.checkpoint()
+
+    def kind_outgrown(self, before: int) -> str | None:
+        """The kind the index should now be, grown from ``before`` articles: the kind picked for its new size
+        where it had the kind picked for the old one (a kind chosen otherwise stays); None to keep it."""
+        kind, size = self.index.kind, len(self.index)
+        new = index_kind_for(size)
+        return new if kind == index_kind_for(before) and new != kind else None
+
+    def rebuild_index(self, kind: str, progress: bool = False) -> None:
+        self.following.rebuild_index(kind, progress)
 
     def warm_rows(self, chunk: int = 5000) -> None:
         self.following.warm_rows(chunk)

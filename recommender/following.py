@@ -31,7 +31,7 @@ from recommender.lexical import (
 )
 from recommender.locks import FileLock
 from recommender.overrides import OverrideStore
-from recommender.reindex import REINDEX_CHUNK, vector_batches
+from recommender.reindex import REINDEX_CHUNK, rebuilt_index, vector_batches
 from recommender.rowfile import open_rows_file, rows_file_seq, write_rows_file
 from recommender.rows import RowTable
 from recommender.settings import Settings
@@ -499,6 +499,19 @@ class Following:
         if rows_due:
             self._write_rows(seq)
         return True
+
+    def rebuild_index(self, kind: str, progress: bool = False) -> None:
+        """Replace the index by one of ``kind`` built from the store's vectors, and save it. The rebuild reads the
+        store after the sequence it is stamped with: a write it holds already is applied again (an add replaces)."""
+        with self._follow_lock:
+            self.follow()
+            seq = self.applied_seq
+            self.index = rebuilt_index(self.store, kind, self.index.model, progress)
+            if self.index.kind not in MAPPABLE_KINDS:
+                self.maps_index = False
+            with self._index_files.held():
+                self._save_index(seq)
+            self._saved_seq = seq
 
     def _save_index(self, seq: int) -> None:
         """Save the index stamped ``seq``, then map what was saved where this process maps its index. The caller

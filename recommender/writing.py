@@ -212,7 +212,9 @@ class Writing:
             new_vectors = self.model.get().encode([texts[i] for i in missing])
             vectors = {i: ready[i] for i in todo if i in ready} | dict(zip(missing, new_vectors, strict=True))
             rows, entering = _rows_to_write(articles, hashes, vectors, known)
-            stale = self.boxes_it_may_enter(entering) if entering and follow else []
+            # Until a box is stored every box is queued (a fresh import): the neighbour search would find none to
+            # add, and on the flat index an import grows it costs a scan of the corpus a chunk (~30 min at 1M).
+            stale = self.boxes_it_may_enter(entering) if entering and follow and self.store.any_box_stored() else []
             self.store.upsert(rows, stale_boxes=stale)
             if follow:
                 self.following.follow()

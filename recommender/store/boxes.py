@@ -243,6 +243,11 @@ class BoxTables(SQLStore):
     def queue_length(self) -> int:
         return self._reader.execute("SELECT count(*) FROM refresh_queue").fetchone()[0]
 
+    def any_box_stored(self) -> bool:
+        """Whether any box was ever stored: until one is, every published article's box is queued (its own write
+        queued it, and only a stored box or its unpublishing takes it off)."""
+        return bool(self._reader.execute("SELECT EXISTS (SELECT 1 FROM boxes)").fetchone()[0])
+
     def refresh_lag(self) -> int:
         """Writes since the oldest queued box was first queued, that one included; 0 when nothing is queued."""
         # meta's value is TEXT: PostgreSQL subtracts only once it is cast (SQLite casts by itself).

@@ -307,3 +307,28 @@ def test_a_copy_of_an_article_queues_every_box_that_shows_it_where_it_may_fold_u
         queued, changed = queued_and_changed(engine, copy)
         assert holders <= queued  # its one nearest article is the original: each box that shows it may fold it
         assert holders & changed  # and some do
+
+
+def test_until_a_box_is_stored_every_box_is_queued_and_writes_search_no_neighbours(tmp_path, embedder,
+                                                                                   mind_articles, monkeypatch):
+    from recommender.engine import Recommender
+
+    with Recommender(make_settings(tmp_path), embedder=embedder) as engine:
+        searches = []
+        search = engine.index.search
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            searches.append(args)
+            return search(*args, **kwargs)
+
+        monkeypatch.setattr(engine.index, "search", counted)
+        engine.upsert(mind_articles[:60])
+        engine.upsert(mind_articles[60:120])
+        # A fresh import: its own write queued every box, so no neighbour's is searched for (a corpus scan a
+        # chunk on the flat index an import grows).
+        assert not engine.store.any_box_stored() and not searches
+        assert engine.store.queue_length() == len(engine.store.published_keys()) == 120
+        refresh_queued(engine)
+        assert engine.store.any_box_stored()
+        engine.upsert([replace(mind_articles[0], id="a-copy")])
+        assert searches  # from the first stored box on, a write queues the neighbours' boxes it may enter

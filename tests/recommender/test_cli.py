@@ -1,10 +1,13 @@
-"""The ``recommender`` command: ingest's options (device, batch size, the rate it reports); compress-boxes."""
+"""The ``recommender`` command: ingest's options (device, batch size, the rate it reports), the index kind it
+leaves; compress-boxes."""
 
+import json
 import sqlite3
 
 import pytest
 import torch
 
+from index import load_index
 from recommender.cli import main
 from recommender.store.boxes import box_text
 
@@ -52,3 +55,26 @@ def test_compress_boxes_names_a_missing_data_dir_instead_of_making_one(tmp_path,
     monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(tmp_path / "nowhere"))
     assert main(["compress-boxes"]) == 2
     assert "no SQLite store at" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()
+
+
+def test_an_ingest_that_outgrows_the_flat_index_rebuilds_it_before_the_boxes(data_dir, mind_articles, monkeypatch,
+                                                                              capsys):
+    monkeypatch.setattr("index.vector_index.FLAT_MAX", 420)  # the data dir's 400 articles: flat, 430: hnswsq
+    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(data_dir))
+    source = data_dir.parent / "more.jsonl"
+    source.write_text("".join(json.dumps({"id": f"more-{a.id}", "title": a.title, "lead": a.lead}) + "\n"
+                              for a in mind_articles[:30]))
+    assert main(["ingest", str(source)]) == 0
+    out, err = capsys.readouterr()
+    assert "grew from 400 to 430 articles: rebuilding it as hnswsq" in out and "reindex hnswsq" in err
+    assert "boxes computed" in out and "run `recommender reindex`" not in out
+    assert load_index(data_dir / "index.faiss")[1].kind == "hnswsq"
+
+
+def test_an_index_kind_chosen_for_its_size_follows_the_size_and_one_chosen_otherwise_stays(engine, monkeypatch):
+    monkeypatch.setattr("index.vector_index.FLAT_MAX", 300)
+    assert len(engine.index) == 400 and engine.index.kind == "flat"
+    assert engine.kind_outgrown(before=250) == "hnswsq"  # flat was the kind for 250
+    assert engine.kind_outgrown(before=350) is None  # flat was chosen for 350: kept
+    monkeypatch.setattr("index.vector_index.FLAT_MAX", 500)
+    assert engine.kind_outgrown(before=250) is None  # still in flat's range

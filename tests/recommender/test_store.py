@@ -133,8 +133,9 @@ def test_delete_advances_the_sequence_and_leaves_a_tombstone_followers_see(store
 
 def test_a_write_queues_its_own_box_and_the_boxes_holding_it_in_its_transaction(store):
     [a, b] = store.upsert([(Article("a", "one"), "h", vec(0)), (Article("b", "two"), "h", vec(1))])
+    assert store.queue_length() == 2 and not store.any_box_stored()  # until one is stored, every box is queued
     store.write_boxes([(a, "a", [(b, "b", "{}", [])], None), (b, "b", [], None)], store.seq)
-    assert store.queue_length() == 0 and store.holders(b) == [a]
+    assert store.queue_length() == 0 and store.holders(b) == [a] and store.any_box_stored()
     store.upsert([(Article("b", "two, updated"), "h2", vec(1))])
     assert sorted(store.queued(10)) == sorted([a, b])
     assert store.box("a").pending
