@@ -11,8 +11,9 @@ index built as the kind a 1M archive gets (``hnswsq``: the ingest rebuilds it so
 every box computed (``refresh_queued``, ``RECOMMENDER_BOX_PROCESSES``). The same is done first with a quarter of
 the articles. Each step's time is projected to ``--archive`` articles, and the basis of each projection printed:
 
-- embedding and writes: linear in the articles (each chunk's work does not grow with the corpus: the rate of
-  each quarter of the import is printed to show it);
+- embedding and writes: linear in the articles at the rate of the last three quarters of the import (each
+  chunk's work does not grow with the corpus: the rate of each quarter is printed to show it), plus what the
+  first quarter paid more once (the embedding processes' start);
 - the index: HNSW's insertions cost ~log n each, so n log n;
 - the boxes: a box's cost grows with the corpus (longer postings, more candidates near each), fitted as a power
   of n through the two sizes, or through the larger and a sample of the boxes of a larger data dir
@@ -121,7 +122,8 @@ def imported(articles: Sequence[Article], data_dir: Path) -> Import:
     with Recommender(settings) as engine:
         engine.embedder.encode(["warm-up"])  # the model's load is not the import's (the pool's start is)
         clock = QuarterClock(engine.store, len(articles))
-        engine.upsert(articles, processes=embedding_processes(settings))
+        # The ingest holds the refresher lock from its first write (nothing else computes boxes): so does this.
+        engine.upsert(articles, processes=embedding_processes(settings), sole_refresher=True)
         embedded, quarters = time.perf_counter(), clock.rates()
         started = clock.marks[0]
         engine.rebuild_index("hnswsq")  # what the ingest of a large archive does before its boxes
@@ -133,8 +135,8 @@ def imported(articles: Sequence[Article], data_dir: Path) -> Import:
 
 def boxes_sampled(source: Path, sample: int) -> tuple[int, float]:
     """(articles, a box's wall time) on a copy of the larger data dir ``source``: ``sample`` of its boxes queued
-    and computed as an import computes its own, its rows parsed first (an import's parse is spread over a million
-    boxes, not a sample's few thousand)."""
+    and computed as an import computes its own, this process's rows parsed first (an import's parse is spread over
+    a million boxes, not a sample's few thousand; the helpers still parse theirs in the time, as an import's do)."""
     import numpy as np
 
     from recommender.engine import Recommender
@@ -145,12 +147,14 @@ def boxes_sampled(source: Path, sample: int) -> tuple[int, float]:
         settings = Settings(data_dir=Path(tmp) / "data")
         shutil.copytree(source, settings.data_dir)
         with Recommender(settings) as engine:
+            with engine.store.transaction() as conn:  # a data dir built without its boxes has them all queued
+                conn.execute("DELETE FROM refresh_queue")
             engine.warm_rows()
             keys = engine.store.published_keys()
             engine.store.enqueue(np.random.default_rng(25).choice(keys, min(sample, len(keys)), replace=False))
             started = time.perf_counter()
             done = refresh_queued(engine, processes=import_processes(settings))
-            return len(keys), (time.perf_counter() - started) / done
+            return len(keys), (time.perf_counter() - started) / max(done, 1)
 
 
 def projection(large: Import, boxes: list[tuple[int, float]], archive: int) -> list[tuple[str, float, str]]:
@@ -158,12 +162,16 @@ def projection(large: Import, boxes: list[tuple[int, float]], archive: int) -> l
     box's wall time) at each size measured, the power fitted through the two largest."""
     n, scale = large.articles, archive / large.articles
     (n0, box0), (n1, box1) = sorted(boxes)[-2:]
-    power = math.log(box1 / box0) / math.log(n1 / n0)
+    power = max(0.0, math.log(box1 / box0) / math.log(n1 / n0))  # a box never gets cheaper with the corpus
     box_at_archive = box1 * (archive / n1) ** power
     measured = ", ".join(f"{box * 1000:.2f} ms at {size:,}" for size, box in sorted(boxes))
+    # The first quarter pays the embedding processes' start, once: the rest of the import is projected from the
+    # steady rate of the other three.
+    steady = 3 / sum(1 / rate for rate in large.quarters[1:])
+    start = large.embedding - n / steady
     return [
-        ("embedding and writes", large.embedding * scale / 60,
-         f"linear: {n / large.embedding:.1f} articles/s over {n:,}"),
+        ("embedding and writes", (archive / steady + start) / 60,
+         f"linear at the last three quarters' {steady:.1f} articles/s, plus the {start:.1f} s the first paid more"),
         ("index (hnswsq)", large.index * scale * math.log(archive) / math.log(n) / 60,
          f"n log n: {large.index:.1f} s for {n:,}"),
         ("boxes", archive * box_at_archive / 60,
@@ -180,7 +188,7 @@ def report(run: Import) -> None:
           flush=True)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=0, help="articles imported (default: all of the shared sets')")
     parser.add_argument("--archive", type=int, default=1_000_000, help="the archive size projected to")
@@ -189,31 +197,40 @@ def main() -> None:
     parser.add_argument("--boxes-at", type=Path, metavar="DIR",
                         help="also time boxes on (a copy of) this larger data dir, e.g. benchmarks/serve.py's")
     parser.add_argument("--boxes-sample", type=int, default=10_000, help="boxes timed on --boxes-at")
-    args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from recommender.refresher import SHARED_MIN
-    from recommender.settings import Settings
+    return parser.parse_args()
 
-    settings = Settings()
+
+def articles_to_import(n: int, texts: str, body_chars: int) -> list[Article]:
+    """The first ``n`` (0: all) of the shared sets' articles, at news length unless ``texts`` is "as-is"."""
+    from recommender.article import embedding_text
+    from recommender.refresher import SHARED_MIN
+
     articles = real_articles()
-    articles = articles[: args.n] if args.n else articles
+    articles = articles[:n] if n else articles
     if len(articles) // 4 < SHARED_MIN:
         raise SystemExit(f"--n {len(articles)}: a quarter under {SHARED_MIN} articles computes its boxes in one "
                          f"process, the whole in several: give --n {4 * SHARED_MIN} or more")
-    if args.texts == "news":
-        articles = news_length(articles, settings.body_chars)
-    from recommender.article import embedding_text
+    articles = news_length(articles, body_chars) if texts == "news" else articles
+    mean = sum(len(embedding_text(a, body_chars)) for a in articles) / len(articles)
+    print(f"{len(articles):,} articles, {texts} texts (embedded: {mean:.0f} characters on average)")
+    return articles
 
-    mean = sum(len(embedding_text(a, settings.body_chars)) for a in articles) / len(articles)
-    print(f"{len(articles):,} articles, {args.texts} texts (embedded: {mean:.0f} characters on average), "
-          f"model {settings.model}, {os.cpu_count()} cores, embedding processes "
+
+def main() -> None:
+    args = arguments()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from recommender.settings import Settings
+
+    settings = Settings()
+    articles = articles_to_import(args.n, args.texts, settings.body_chars)
+    print(f"model {settings.model}, {os.cpu_count()} cores, embedding processes "
           f"{settings.embed_processes or 'one per core'}, box processes {settings.box_processes or 'one per core'}")
     runs = []
     for count in (len(articles) // 4, len(articles)):
         with tempfile.TemporaryDirectory() as tmp:
             runs.append(imported(articles[:count], Path(tmp)))
         report(runs[-1])
-    boxes = [(run.articles, run.boxes / run.box_count) for run in runs]
+    boxes = [(run.articles, run.boxes / max(run.box_count, 1)) for run in runs]
     if args.boxes_at:
         boxes.append(boxes_sampled(args.boxes_at, args.boxes_sample))
         print(f"{args.boxes_sample:,} boxes of {args.boxes_at} ({boxes[-1][0]:,} articles): "

@@ -23,9 +23,12 @@ from recommender.settings import Settings
 
 if TYPE_CHECKING:
     import socket as sockets
+    from collections.abc import Iterable
 
+    from recommender.article import Article
     from recommender.engine import Recommender
     from recommender.processes import Supervised
+    from recommender.writing import UpsertResult
 
 
 log = logging.getLogger("recommender")
@@ -41,7 +44,6 @@ def _positive_int(text: str) -> int:
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.embed import DeviceUnavailable
-    from recommender.embedpool import embedding_processes
     from recommender.engine import Recommender
     from recommender.loaders import detect_format, raw_rows, read_articles, resolve_path
 
@@ -59,10 +61,8 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             log.info("embedding on %s", engine.embedder.device)  # loads the model: a missing GPU fails first
         except DeviceUnavailable as exc:
             raise SystemExit(f"error: {exc}") from None
-        started, before = time.perf_counter(), len(engine.index)
-        result = engine.upsert(read_articles(args.path, args.format, errors), progress=True, total=total,
-                               processes=embedding_processes(settings))
-        boxes = _refresh_boxes(engine, before)
+        started = time.perf_counter()
+        result, boxes = _ingested(engine, read_articles(args.path, args.format, errors), total)
     elapsed = time.perf_counter() - started
     print(f"ingested {total - len(errors)} articles in {elapsed:.1f}s ({(total - len(errors)) / elapsed:.1f}/s): "
           f"{result.created} new, {result.updated} updated, {result.unchanged} unchanged, "
@@ -102,25 +102,33 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _refresh_boxes(engine: Recommender, before: int) -> str:
-    """Compute the queued boxes here, unless a running server's refresher holds the lock (it does them); an index
-    that grew out of its kind's range since ``before`` articles is rebuilt first (the boxes search it)."""
+def _ingested(engine: Recommender, articles: Iterable[Article], total: int) -> tuple[UpsertResult, str]:
+    """Write ``articles``, then compute the queued boxes here, holding the refresher lock throughout (no box is
+    stored by another process meanwhile: ``Recommender.upsert``'s ``sole_refresher``); where a running server's
+    refresher holds it, that computes them. An index grown out of its kind's range is rebuilt first: the boxes
+    search it."""
+    from recommender.embedpool import embedding_processes
     from recommender.locks import refresher_lock
     from recommender.refresher import import_processes, refresh_queued
 
-    lock = refresher_lock(engine.settings)
-    if not lock.try_exclusive():
-        return f"{engine.store.queue_length()} boxes queued for the running server's refresher"
+    settings, before = engine.settings, len(engine.index)
+    lock = refresher_lock(settings)
+    sole = lock.try_exclusive()
     try:
+        result = engine.upsert(articles, progress=True, total=total, processes=embedding_processes(settings),
+                               sole_refresher=sole)
+        if not sole:
+            return result, f"{engine.store.queue_length()} boxes queued for the running server's refresher"
         if kind := engine.kind_outgrown(before):
             # A flat index of a million articles scans 2 GB a box: hours of boxes, against minutes to rebuild.
             print(f"the index grew from {before:,} to {len(engine.index):,} articles: rebuilding it as {kind} "
                   "before the boxes (no re-embedding)", flush=True)
             engine.rebuild_index(kind, progress=True)
-        processes = import_processes(engine.settings)
-        return f"{refresh_queued(engine, progress=True, processes=processes)} boxes computed"
+        boxes = refresh_queued(engine, progress=True, processes=import_processes(settings))
+        return result, f"{boxes} boxes computed"
     finally:
-        lock.release()
+        if sole:
+            lock.release()
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:

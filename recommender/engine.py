@@ -31,6 +31,7 @@ from recommender.lists import DEFAULT_QUERY, Lists
 from recommender.overrides import Attribution, BoxOverrides, OverrideChange, OverrideStore
 from recommender.popularity import Popularity
 from recommender.rank import Ranking, Recommendation, SimilarQuery
+from recommender.reindex import CHOSEN_KIND
 from recommender.rows import RowTable
 from recommender.settings import Settings
 from recommender.specs import ExperimentSpec
@@ -129,11 +130,12 @@ class Recommender:
         return self.following.checkpoint()
 
     def kind_outgrown(self, before: int) -> str | None:
-        """The kind the index should now be, grown from ``before`` articles: the kind picked for its new size
-        where it had the kind picked for the old one (a kind chosen otherwise stays); None to keep it."""
-        kind, size = self.index.kind, len(self.index)
-        new = index_kind_for(size)
-        return new if kind == index_kind_for(before) and new != kind else None
+        """The kind the index should now be, grown from ``before`` articles: the kind picked for its size, unless
+        ``recommender reindex --kind`` chose one; None to keep it."""
+        if self.store.meta(CHOSEN_KIND) or len(self.index) <= before:
+            return None
+        kind = index_kind_for(len(self.index))
+        return kind if kind != self.index.kind else None
 
     def rebuild_index(self, kind: str, progress: bool = False) -> None:
         self.following.rebuild_index(kind, progress)
@@ -155,8 +157,8 @@ class Recommender:
 
     # -- writes ---------------------------------------------------------------------------------
     def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None,
-               processes: int = 1) -> UpsertResult:
-        return self.writing.upsert(articles, progress, total, processes)
+               processes: int = 1, sole_refresher: bool = False) -> UpsertResult:
+        return self.writing.upsert(articles, progress, total, processes, sole_refresher)
 
     def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
         return self.writing.upsert_all(articles)

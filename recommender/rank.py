@@ -17,7 +17,6 @@ from recommender.candidates import (
     Facts,
     Reordered,
     epoch_us,
-    facts_of,
     prefetched,
     text_hash,
     title_hash,
@@ -170,11 +169,10 @@ def admitted(source: Article, facts: Facts, days: np.ndarray, query: SimilarQuer
     return ok
 
 
-def passes_filters(source: Article, candidate: Article, query: SimilarQuery, ranking: Ranking,
+def passes_filters(source: Article, candidate: Facts, query: SimilarQuery, ranking: Ranking,
                    days: float | None) -> bool:
-    """``admitted`` for one candidate (``days``: None when a date is unknown)."""
-    return bool(admitted(source, facts_of([candidate]), np.array([np.nan if days is None else days]), query,
-                         ranking)[0])
+    """``admitted`` for one candidate, of facts ``candidate`` (``days``: None when a date is unknown)."""
+    return bool(admitted(source, candidate, np.array([np.nan if days is None else days]), query, ranking)[0])
 
 
 def recency_factors(days: np.ndarray, ranking: Ranking) -> np.ndarray:

@@ -15,6 +15,9 @@ from recommender.store.articles import ArticleStore, Change
 
 # Vectors per add: the first batch trains the quantised kinds (hnswsq, ivfpq), so it should be a large sample.
 REINDEX_CHUNK = 100_000
+# The store's meta entry naming the index kind `recommender reindex --kind` chose ("" or none: the kind follows the
+# corpus size, ``index_kind_for``).
+CHOSEN_KIND = "index_kind"
 
 
 def vector_batches(changes: Iterable[Change], chunk: int, gone: list[int] | None = None
@@ -54,7 +57,8 @@ def rebuilt_index(store: ArticleStore, kind: str, model: str, progress: bool = F
 
 
 def reindex(settings: Settings, kind: str | None = None, progress: bool = False) -> IndexMeta:
-    """Replace the data dir's index by one of ``kind`` (default: ``index_kind_for`` the corpus size).
+    """Replace the data dir's index by one of ``kind`` (default: ``index_kind_for`` the corpus size), and record
+    which kind was chosen (none, for the default).
 
     The store's sequence number is read before its rows, so a write that lands meanwhile is in the new index
     or re-applied by the next start's repair, never lost."""
@@ -69,10 +73,12 @@ def reindex(settings: Settings, kind: str | None = None, progress: bool = False)
         if model is None:
             raise ValueError(f"the store at {store.where} holds no embedded articles: ingest articles first")
         seq = store.seq
-        kind = kind or index_kind_for(len(store.published_keys()))
+        chosen, kind = kind or "", kind or index_kind_for(len(store.published_keys()))
         index = rebuilt_index(store, kind, model, progress)
         with FileLock(settings.data_dir / "index.lock").held():  # the lock every other save takes
-            return index.save(settings.index_path, seq, store.id)
+            meta = index.save(settings.index_path, seq, store.id)
+        store.set_meta(CHOSEN_KIND, chosen)  # an ingest that grows the corpus keeps a chosen kind
+        return meta
     finally:
         store.close()
         server.release()

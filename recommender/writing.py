@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from index.files import file_stamp
 from recommender.article import Article, content_hash
+from recommender.candidates import Facts, facts_of
 from recommender.embed import ModelOnDemand, model_name
 from recommender.embedpool import EmbeddingPool
 from recommender.following import Following
@@ -121,13 +122,19 @@ class Writing:
             self.store.set_meta("model", name)
 
     def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None,
-               processes: int = 1) -> UpsertResult:
+               processes: int = 1, sole_refresher: bool = False) -> UpsertResult:
         """Store, embed (only what changed) and index articles; a repeated id in one call: the last one wins.
 
         Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight.
         ``processes`` above 1 embeds the chunks in that many processes (an import: ``EmbeddingPool``), the next
-        chunk's while one is written: a crash then also loses the next chunk's embedding (it was not written)."""
-        return self._upsert(articles, progress, total, follow=True, reembed=False, processes=processes)
+        chunk's while one is written: a crash then also loses the next chunk's embedding (it was not written).
+        ``sole_refresher``: the caller holds the refresher lock (no other process stores a box until it is
+        released); while no box is stored then (a fresh import), every box is queued by its own write, and the
+        neighbours' boxes a write may enter are not searched for (on the flat index an import grows, a scan of
+        the corpus a chunk)."""
+        neighbours = not sole_refresher or self.store.any_box_stored()
+        return self._upsert(articles, progress, total, follow=True, reembed=False, processes=processes,
+                            neighbours=neighbours)
 
     def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
         """``upsert`` in one store transaction: every article is written, or (after a crash) none of them."""
@@ -135,22 +142,22 @@ class Writing:
         return self._upsert_chunk(unique, follow=True, reembed=False) if unique else UpsertResult()
 
     def _upsert(self, articles: Iterable[Article], progress: bool, total: int | None, follow: bool,
-                reembed: bool, processes: int = 1) -> UpsertResult:
+                reembed: bool, processes: int = 1, neighbours: bool = True) -> UpsertResult:
         bar = tqdm(total=total, unit="article", desc="ingest", disable=not progress)
         pool = self._pool(processes)
+        chunks = _chunks(articles, self.settings.ingest_chunk)
         try:
             if pool is None:
-                return sum((self._upsert_chunk(chunk, follow, reembed, done=bar.update)
-                            for chunk in _chunks(articles, self.settings.ingest_chunk)), UpsertResult())
-            return self._upsert_ahead(_chunks(articles, self.settings.ingest_chunk), follow, reembed, pool,
-                                      bar.update)
+                return sum((self._upsert_chunk(chunk, follow, reembed, done=bar.update, neighbours=neighbours)
+                            for chunk in chunks), UpsertResult())
+            return self._upsert_ahead(chunks, follow, reembed, pool, bar.update, neighbours)
         finally:
             if pool is not None:
                 pool.close()
             bar.close()
 
     def _upsert_ahead(self, chunks: Iterator[list[Article]], follow: bool, reembed: bool, pool: EmbeddingPool,
-                      done: Callable[[int], object]) -> UpsertResult:
+                      done: Callable[[int], object], neighbours: bool) -> UpsertResult:
         """``_upsert`` with a pool: a chunk's vectors are computed while the chunk before it is written. A chunk
         whose vectors are ready is written even when reading the next one fails (a bad row, an interrupt)."""
         result, pending = UpsertResult(), None
@@ -159,11 +166,11 @@ class Writing:
                 chunk = next(chunks, None)
             except BaseException:
                 if pending is not None:
-                    self._upsert_chunk(pending[0], follow, reembed, pending[1], done)
+                    self._upsert_chunk(pending[0], follow, reembed, pending[1], done, neighbours)
                 raise
             started = None if chunk is None else (chunk, self._embedding_ahead(chunk, reembed, pool))
             if pending is not None:
-                result += self._upsert_chunk(pending[0], follow, reembed, pending[1], done)
+                result += self._upsert_chunk(pending[0], follow, reembed, pending[1], done, neighbours)
             if started is None:
                 return result
             pending = started
@@ -194,10 +201,11 @@ class Writing:
         return texts, [content_hash(t) for t in texts]
 
     def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool, ahead: _Ahead | None = None,
-                      done: Callable[[int], object] | None = None) -> UpsertResult:
+                      done: Callable[[int], object] | None = None, neighbours: bool = True) -> UpsertResult:
         """One store transaction; ``reembed`` embeds every article, not only those whose text changed; ``follow``:
         the indexes are open (not while the store is re-embedded before they are); ``ahead``: its texts, and
-        vectors already computed (by position), waited for before the write lock; ``done`` is told how many articles were written. An
+        vectors already computed (by position), waited for before the write lock; ``done`` is told how many
+        articles were written; ``neighbours``: queue the neighbours' boxes the articles may enter (``upsert``). An
         article stored exactly as sent is not written again (a re-ingest of an unchanged archive changes
         nothing)."""
         texts, hashes = (ahead.texts, ahead.hashes) if ahead is not None else self._texts_and_hashes(articles)
@@ -212,9 +220,7 @@ class Writing:
             new_vectors = self.model.get().encode([texts[i] for i in missing])
             vectors = {i: ready[i] for i in todo if i in ready} | dict(zip(missing, new_vectors, strict=True))
             rows, entering = _rows_to_write(articles, hashes, vectors, known)
-            # Until a box is stored every box is queued (a fresh import): the neighbour search would find none to
-            # add, and on the flat index an import grows it costs a scan of the corpus a chunk (~30 min at 1M).
-            stale = self.boxes_it_may_enter(entering) if entering and follow and self.store.any_box_stored() else []
+            stale = self.boxes_it_may_enter(entering) if entering and follow and neighbours else []
             self.store.upsert(rows, stale_boxes=stale)
             if follow:
                 self.following.follow()
@@ -242,6 +248,7 @@ class Writing:
         queries: dict[int, Terms] = {}  # a box's source text's terms, analysed once
         for (article, _), row_scores, row_keys in zip(entering, scores.tolist(), found.tolist(), strict=True):
             terms = stats.terms(self.following.text(article)) if stats is not None else None
+            facts = facts_of([article])  # once for its ~30 neighbours (a third of the rule's time, per pair)
             for cosine, key in zip(row_scores, row_keys, strict=True):
                 if key not in boxes:
                     continue
@@ -251,17 +258,17 @@ class Writing:
                 if key in out:
                     continue
                 lexical = partial(self._lexical_score, stats, queries, key, boxes[key], terms)
-                if self._may_enter(boxes[key], article, cosine, floors.get(key), lexical):
+                if self._may_enter(boxes[key], article, facts, cosine, floors.get(key), lexical):
                     out.add(key)
         return sorted(out)
 
-    def _may_enter(self, box: Article, article: Article, cosine: float, floor: float | None,
+    def _may_enter(self, box: Article, article: Article, facts: Facts, cosine: float, floor: float | None,
                    lexical: Callable[[], float]) -> bool:
-        """Whether ``article`` may enter the box of ``box``: its hard rules admit it, and the box is not full or
-        its lowest score ``floor`` is within the article's best score (``lexical``, the article's lexical score
-        there, is computed only where the cosine alone does not decide)."""
+        """Whether ``article`` (of ``facts``) may enter the box of ``box``: its hard rules admit it, and the box is
+        not full or its lowest score ``floor`` is within the article's best score (``lexical``, the article's
+        lexical score there, is computed only where the cosine alone does not decide)."""
         days = days_between(box.published_at, article.published_at)
-        if not passes_filters(box, article, DEFAULT_QUERY, self.ranking, days):
+        if not passes_filters(box, facts, DEFAULT_QUERY, self.ranking, days):
             return False
         if floor is None:
             return True

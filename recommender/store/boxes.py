@@ -244,7 +244,7 @@ class BoxTables(SQLStore):
         return self._reader.execute("SELECT count(*) FROM refresh_queue").fetchone()[0]
 
     def any_box_stored(self) -> bool:
-        """Whether any box was ever stored: until one is, every published article's box is queued (its own write
+        """Whether any box is stored: while none is, every published article's box is queued (its own write
         queued it, and only a stored box or its unpublishing takes it off)."""
         return bool(self._reader.execute("SELECT EXISTS (SELECT 1 FROM boxes)").fetchone()[0])
 

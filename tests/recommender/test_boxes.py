@@ -309,26 +309,50 @@ def test_a_copy_of_an_article_queues_every_box_that_shows_it_where_it_may_fold_u
         assert holders & changed  # and some do
 
 
-def test_until_a_box_is_stored_every_box_is_queued_and_writes_search_no_neighbours(tmp_path, embedder,
-                                                                                   mind_articles, monkeypatch):
+def _counted_searches(engine, monkeypatch) -> list[Any]:
+    """The searches of ``engine``'s index from now on."""
+    searches = []
+    search = engine.index.search
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        searches.append(args)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(engine.index, "search", counted)
+    return searches
+
+
+def test_an_import_holding_the_queue_searches_no_neighbours_until_a_box_is_stored(tmp_path, embedder, mind_articles,
+                                                                                   monkeypatch):
     from recommender.engine import Recommender
 
     with Recommender(make_settings(tmp_path), embedder=embedder) as engine:
-        searches = []
-        search = engine.index.search
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            searches.append(args)
-            return search(*args, **kwargs)
-
-        monkeypatch.setattr(engine.index, "search", counted)
-        engine.upsert(mind_articles[:60])
-        engine.upsert(mind_articles[60:120])
-        # A fresh import: its own write queued every box, so no neighbour's is searched for (a corpus scan a
-        # chunk on the flat index an import grows).
+        searches = _counted_searches(engine, monkeypatch)
+        engine.upsert(mind_articles[:60], sole_refresher=True)
+        engine.upsert(mind_articles[60:120], sole_refresher=True)
+        # Each write queued its own box, and no other process stores one: no neighbour's box to add (a corpus scan
+        # a chunk on the flat index an import grows).
         assert not engine.store.any_box_stored() and not searches
         assert engine.store.queue_length() == len(engine.store.published_keys()) == 120
         refresh_queued(engine)
-        assert engine.store.any_box_stored()
-        engine.upsert([replace(mind_articles[0], id="a-copy")])
-        assert searches  # from the first stored box on, a write queues the neighbours' boxes it may enter
+        searches.clear()
+        engine.upsert([replace(mind_articles[0], id="a-copy")], sole_refresher=True)
+        assert searches  # once a box is stored, a write queues the neighbours' boxes it may enter
+
+
+def test_a_write_beside_a_refresher_queues_the_box_it_enters_though_no_box_is_stored_yet(tmp_path, embedder,
+                                                                                        mind_articles, monkeypatch):
+    from recommender.engine import Recommender
+
+    with Recommender(make_settings(tmp_path), embedder=embedder) as engine:
+        engine.upsert(mind_articles[:60])
+        source = mind_articles[0]
+        write_boxes = engine.store.write_boxes
+
+        def a_write_meanwhile(*args: Any, **kwargs: Any) -> None:
+            engine.upsert([replace(source, id="a-copy")])  # committed after the box was ranked, before it is stored
+            write_boxes(*args, **kwargs)
+
+        monkeypatch.setattr(engine.store, "write_boxes", a_write_meanwhile)
+        engine.refresh_boxes([engine.store.get(source.id).key])
+        assert engine.store.box(source.id).pending  # stored without the copy: queued again, not served as fresh

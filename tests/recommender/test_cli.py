@@ -71,10 +71,21 @@ def test_an_ingest_that_outgrows_the_flat_index_rebuilds_it_before_the_boxes(dat
     assert load_index(data_dir / "index.faiss")[1].kind == "hnswsq"
 
 
-def test_an_index_kind_chosen_for_its_size_follows_the_size_and_one_chosen_otherwise_stays(engine, monkeypatch):
-    monkeypatch.setattr("index.vector_index.FLAT_MAX", 300)
-    assert len(engine.index) == 400 and engine.index.kind == "flat"
-    assert engine.kind_outgrown(before=250) == "hnswsq"  # flat was the kind for 250
-    assert engine.kind_outgrown(before=350) is None  # flat was chosen for 350: kept
-    monkeypatch.setattr("index.vector_index.FLAT_MAX", 500)
-    assert engine.kind_outgrown(before=250) is None  # still in flat's range
+def test_an_index_follows_the_corpus_size_as_it_grows_unless_reindex_chose_its_kind(data_dir, embedder,
+                                                                                      monkeypatch):
+    from recommender.engine import Recommender
+    from recommender.reindex import reindex
+    from tests.conftest import make_settings
+
+    monkeypatch.setattr("index.vector_index.FLAT_MAX", 300)  # the data dir's 400 articles: hnswsq's range
+    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+        assert engine.index.kind == "flat"
+        assert engine.kind_outgrown(before=250) == "hnswsq"
+        assert engine.kind_outgrown(before=350) == "hnswsq"  # already past flat's range: an import resumed
+        assert engine.kind_outgrown(before=400) is None  # it did not grow
+    reindex(make_settings(data_dir), "flat")
+    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+        assert engine.kind_outgrown(before=250) is None  # chosen: kept
+    reindex(make_settings(data_dir))  # the kind for the size again
+    with Recommender(make_settings(data_dir), embedder=embedder) as engine:
+        assert engine.index.kind == "hnswsq" and engine.kind_outgrown(before=250) is None
