@@ -115,21 +115,27 @@ def imported(articles: Sequence[Article], data_dir: Path) -> Import:
     """``articles`` imported into a fresh ``data_dir`` as ``recommender ingest`` does, each step timed."""
     from recommender.embedpool import embedding_processes
     from recommender.engine import Recommender
+    from recommender.locks import refresher_lock
     from recommender.refresher import import_processes, refresh_queued
     from recommender.settings import Settings
 
     settings = Settings(data_dir=data_dir)
-    with Recommender(settings) as engine:
-        engine.embedder.encode(["warm-up"])  # the model's load is not the import's (the pool's start is)
-        clock = QuarterClock(engine.store, len(articles))
-        # The ingest holds the refresher lock from its first write (nothing else computes boxes): so does this.
-        engine.upsert(articles, processes=embedding_processes(settings), sole_refresher=True)
-        embedded, quarters = time.perf_counter(), clock.rates()
-        started = clock.marks[0]
-        engine.rebuild_index("hnswsq")  # what the ingest of a large archive does before its boxes
-        indexed = time.perf_counter()
-        boxes = refresh_queued(engine, processes=import_processes(settings))
-        done = time.perf_counter()
+    lock = refresher_lock(settings)
+    try:
+        with Recommender(settings) as engine:
+            engine.embedder.encode(["warm-up"])  # the model's load is not the import's (the pool's start is)
+            clock = QuarterClock(engine.store, len(articles))
+            # As the ingest does: it holds the refresher lock from its first write (nothing else computes boxes).
+            engine.upsert(articles, processes=embedding_processes(settings),
+                          refresher=lock if lock.try_exclusive() else None)
+            embedded, quarters = time.perf_counter(), clock.rates()
+            started = clock.marks[0]
+            engine.rebuild_index("hnswsq")  # what the ingest of a large archive does before its boxes
+            indexed = time.perf_counter()
+            boxes = refresh_queued(engine, processes=import_processes(settings))
+            done = time.perf_counter()
+    finally:
+        lock.release()
     return Import(len(articles), embedded - started, quarters, indexed - embedded, done - indexed, boxes)
 
 

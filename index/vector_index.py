@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import faiss
@@ -81,6 +81,12 @@ class IndexMeta:
     # HNSW only: internal slots hidden because their article was removed or replaced (graphs cannot drop nodes).
     hidden: list[int] = field(default_factory=list)
     store: str = ""  # the store it was derived from (``index.files.check_store``); "" in older files
+    # The kind was chosen (``recommender reindex --kind``), not picked for the corpus size: a growing corpus keeps
+    # it. Recorded here, with the index it describes (each replica's data dir holds its own); false in older files.
+    chosen: bool = False
+
+
+_META_FIELDS = frozenset(f.name for f in fields(IndexMeta))
 
 
 def _subquantizers(dim: int) -> int | None:
@@ -158,10 +164,12 @@ class VectorIndex:
     index in memory."""
 
     def __init__(self, dim: int, kind: str = "flat", model: str = "", _index: faiss.Index | None = None,
-                 _hidden: list[int] | None = None, mapped: bool = False, size_hint: int | None = None):
+                 _hidden: list[int] | None = None, mapped: bool = False, size_hint: int | None = None,
+                 chosen: bool = False):
         self.dim = dim
         self.size_hint = size_hint  # the corpus size a trained kind is built for, when its first batch is less
         self.kind = kind
+        self.chosen = chosen  # IndexMeta.chosen
         self.model = model
         self.mapped = mapped
         self._index = _index if _index is not None else _new_faiss_index(kind, dim)
@@ -299,7 +307,7 @@ class VectorIndex:
             faiss.write_index(index, str(tmp))
             hidden = np.flatnonzero(self._hidden).tolist()
             meta = IndexMeta(self.kind if self._index is not None else "flat", self.dim, self.model, seq,
-                             self._ntotal() - len(hidden), hidden, store)
+                             self._ntotal() - len(hidden), hidden, store, self.chosen and self._index is not None)
         with replacing(meta_path(path)) as meta_tmp:
             meta_tmp.write_text(json.dumps(asdict(meta)))
         return meta
@@ -323,10 +331,11 @@ def load_index(path: Path, mmap: bool = False, store: str | None = None) -> tupl
     path = Path(path)
     try:
         raw_meta = json.loads(meta_path(path).read_text())
-        meta = IndexMeta(**raw_meta)
+        # A field a newer version added is dropped, not a reason to rebuild (a rollback reads its files).
+        meta = IndexMeta(**{k: v for k, v in raw_meta.items() if k in _META_FIELDS})
     except FileNotFoundError:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"index meta {meta_path(path)} is unreadable: {exc}") from exc
     if meta.kind not in KINDS:
         raise ValueError(f"index meta {meta_path(path)} names an unknown kind {meta.kind!r}")
@@ -347,4 +356,6 @@ def load_index(path: Path, mmap: bool = False, store: str | None = None) -> tupl
     if raw.ntotal != meta.count + len(meta.hidden) or inner is not _INNER_TYPES[meta.kind]:
         raise ValueError(f"index file {path} does not match its meta ({raw.ntotal} vectors, {inner.__name__}; "
                          f"the meta says {meta.count} + {len(meta.hidden)} hidden, kind {meta.kind})")
-    return VectorIndex(meta.dim, meta.kind, meta.model, _index=raw, _hidden=meta.hidden, mapped=mapped), meta
+    index = VectorIndex(meta.dim, meta.kind, meta.model, _index=raw, _hidden=meta.hidden, mapped=mapped,
+                        chosen=meta.chosen)
+    return index, meta

@@ -77,16 +77,13 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_scale_notes(engine: Recommender, embedded: int, elapsed: float) -> None:
     """The ingest's rate projected to a large archive, and whether the index should change kind."""
-    from index import index_kind_for
-
     if embedded:
         rate = embedded / elapsed
         print(f"{embedded} embedded on {engine.embedder.device} (batch {engine.embedder.batch_size}) at {rate:.1f} "
               f"articles/s end to end: {ARCHIVE:,} articles would take {ARCHIVE / rate / 3600:.1f} h")
-    best = index_kind_for(len(engine.index))
-    if best != engine.index.kind:
+    if best := engine.index_kind_due():  # left as it is: another process held the refresher lock
         print(f"the index is {engine.index.kind}; for {len(engine.index):,} articles {best} is the kind to serve: "
-              f"run `recommender reindex` (no re-embedding) before serving")
+              f"run `recommender reindex` (no re-embedding) once the server is stopped")
 
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
@@ -104,31 +101,30 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ingested(engine: Recommender, articles: Iterable[Article], total: int) -> tuple[UpsertResult, str]:
     """Write ``articles``, then compute the queued boxes here, holding the refresher lock throughout (no box is
-    stored by another process meanwhile: ``Recommender.upsert``'s ``sole_refresher``); where a running server's
-    refresher holds it, that computes them. An index grown out of its kind's range is rebuilt first: the boxes
-    search it."""
+    stored by another process meanwhile: ``Recommender.upsert``'s ``refresher``); where another process holds it
+    (a running server's refresher), that computes them. An index whose kind no longer fits the corpus size is
+    rebuilt first: the boxes search it."""
     from recommender.embedpool import embedding_processes
     from recommender.locks import refresher_lock
     from recommender.refresher import import_processes, refresh_queued
 
     settings, before = engine.settings, len(engine.index)
     lock = refresher_lock(settings)
-    sole = lock.try_exclusive()
     try:
         result = engine.upsert(articles, progress=True, total=total, processes=embedding_processes(settings),
-                               sole_refresher=sole)
-        if not sole:
-            return result, f"{engine.store.queue_length()} boxes queued for the running server's refresher"
-        if kind := engine.kind_outgrown(before):
+                               refresher=lock if lock.try_exclusive() else None)
+        if not lock.try_exclusive():  # held elsewhere from the start, or lost meanwhile (a PostgreSQL session)
+            return result, (f"{engine.store.queue_length()} boxes queued for the process that holds the refresher "
+                            "lock (a running server's refresher computes them)")
+        if kind := engine.index_kind_due():
             # A flat index of a million articles scans 2 GB a box: hours of boxes, against minutes to rebuild.
-            print(f"the index grew from {before:,} to {len(engine.index):,} articles: rebuilding it as {kind} "
-                  "before the boxes (no re-embedding)", flush=True)
+            print(f"the index of {len(engine.index):,} articles (from {before:,}) is {engine.index.kind}: "
+                  f"rebuilding it as {kind} before the boxes (no re-embedding)", flush=True)
             engine.rebuild_index(kind, progress=True)
         boxes = refresh_queued(engine, progress=True, processes=import_processes(settings))
         return result, f"{boxes} boxes computed"
     finally:
-        if sole:
-            lock.release()
+        lock.release()  # a PostgreSQL lock not taken still holds its connection
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:

@@ -28,10 +28,10 @@ from recommender.following import Following
 from recommender.lexical import LexicalIndex
 from recommender.listing import DEFAULT_VARIANT
 from recommender.lists import DEFAULT_QUERY, Lists
+from recommender.locks import RoleLock
 from recommender.overrides import Attribution, BoxOverrides, OverrideChange, OverrideStore
 from recommender.popularity import Popularity
 from recommender.rank import Ranking, Recommendation, SimilarQuery
-from recommender.reindex import CHOSEN_KIND
 from recommender.rows import RowTable
 from recommender.settings import Settings
 from recommender.specs import ExperimentSpec
@@ -129,13 +129,11 @@ class Recommender:
     def checkpoint(self) -> bool:
         return self.following.checkpoint()
 
-    def kind_outgrown(self, before: int) -> str | None:
-        """The kind the index should now be, grown from ``before`` articles: the kind picked for its size, unless
-        ``recommender reindex --kind`` chose one; None to keep it."""
-        if self.store.meta(CHOSEN_KIND) or len(self.index) <= before:
-            return None
+    def index_kind_due(self) -> str | None:
+        """The kind picked for the corpus size (``index_kind_for``) where the index is of another, not chosen by
+        ``recommender reindex --kind``; None to keep it."""
         kind = index_kind_for(len(self.index))
-        return kind if kind != self.index.kind else None
+        return None if self.index.chosen or kind == self.index.kind else kind
 
     def rebuild_index(self, kind: str, progress: bool = False) -> None:
         self.following.rebuild_index(kind, progress)
@@ -157,8 +155,8 @@ class Recommender:
 
     # -- writes ---------------------------------------------------------------------------------
     def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None,
-               processes: int = 1, sole_refresher: bool = False) -> UpsertResult:
-        return self.writing.upsert(articles, progress, total, processes, sole_refresher)
+               processes: int = 1, refresher: RoleLock | None = None) -> UpsertResult:
+        return self.writing.upsert(articles, progress, total, processes, refresher)
 
     def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
         return self.writing.upsert_all(articles)

@@ -198,7 +198,7 @@ class Following:
 
     def _open_index(self, kind: str | None) -> VectorIndex:
         path, name = self.settings.index_path, self.model.name
-        index, seq = None, 0
+        index, seq, chosen = None, 0, None
         try:
             with self._index_files.held(shared=True):
                 self._mapped_at = saved_at(path)
@@ -206,7 +206,7 @@ class Following:
                 self._not_ahead(path, meta.seq)
             if meta.model != name or meta.dim != self._dim():
                 log.warning("index %s was built for %s (dim %d): rebuilding for %s", path, meta.model, meta.dim, name)
-                index = None
+                index, chosen = None, meta.kind if meta.chosen else None
             else:
                 seq = meta.seq
         except FileNotFoundError:
@@ -214,10 +214,11 @@ class Following:
         except ValueError as exc:
             log.warning("%s: rebuilding the index from the store", exc)
         if index is None:
-            # Default: the kind for the corpus size (index.index_kind_for); a loaded index keeps its kind. A trained
-            # kind is built for the whole corpus, though trained on the repair's first batch.
+            # Default: the kind for the corpus size (index.index_kind_for), or the one chosen for the index it
+            # replaces. A trained kind is built for the whole corpus, though trained on the repair's first batch.
             total = len(self.store.published_keys())
-            index = VectorIndex(self._dim(), kind or index_kind_for(total), name, size_hint=total)
+            index = VectorIndex(self._dim(), kind or chosen or index_kind_for(total), name, size_hint=total,
+                                chosen=chosen is not None)
         return self._repair(index, seq)
 
     def _dim(self) -> int:
@@ -547,7 +548,7 @@ class Following:
             if meta.model == mapped.model and meta.dim == mapped.dim:
                 self._caught_up(index, meta.seq)
                 return index
-        index = VectorIndex(mapped.dim, mapped.kind, mapped.model, size_hint=len(mapped))
+        index = VectorIndex(mapped.dim, mapped.kind, mapped.model, size_hint=len(mapped), chosen=mapped.chosen)
         self._caught_up(index, 0)
         return index
 

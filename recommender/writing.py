@@ -21,8 +21,9 @@ from recommender.embedpool import EmbeddingPool
 from recommender.following import Following
 from recommender.lexical import CorpusStats, Terms
 from recommender.lists import DEFAULT_QUERY
+from recommender.locks import RoleLock
 from recommender.rank import Ranking, days_between, passes_filters, recency_factors
-from recommender.store.articles import StoredArticle
+from recommender.store.articles import ArticleStore, StoredArticle
 
 log = logging.getLogger("recommender")
 
@@ -84,6 +85,33 @@ class _Ahead:
     vectors: Callable[[], dict[int, np.ndarray]]
 
 
+class _NeighbourSearch:
+    """Whether the chunks of one write search for the neighbours' boxes their articles may enter. Each does unless
+    the writer holds the refresher lock (``sole``) and no box is stored (a fresh import): every box is then queued
+    by its own write, and no other process stores one. A lock can be lost (PostgreSQL drops it with its session),
+    so it is checked again after each chunk written without the search."""
+
+    def __init__(self, sole: RoleLock | None = None):
+        self.sole = sole
+
+    @classmethod
+    def for_write(cls, store: ArticleStore, refresher: RoleLock | None) -> _NeighbourSearch:
+        held = refresher is not None and refresher.try_exclusive() and not store.any_box_stored()
+        return cls(refresher if held else None)
+
+    @property
+    def searches(self) -> bool:
+        return self.sole is None
+
+    def lock_lost_since_last_check(self) -> bool:
+        """After a chunk written without the search: whether the lock was lost since the check before it (a box
+        ranked meanwhile may lack the chunk); from then on every chunk is searched."""
+        if self.sole is None or self.sole.try_exclusive():
+            return False
+        self.sole = None
+        return True
+
+
 def _chunks(articles: Iterable[Article], size: int) -> Iterator[list[Article]]:
     """``articles`` in chunks of ``size`` distinct ids (a repeated id in one chunk: the last one wins)."""
     chunk: dict[str, Article] = {}
@@ -122,19 +150,17 @@ class Writing:
             self.store.set_meta("model", name)
 
     def upsert(self, articles: Iterable[Article], progress: bool = False, total: int | None = None,
-               processes: int = 1, sole_refresher: bool = False) -> UpsertResult:
+               processes: int = 1, refresher: RoleLock | None = None) -> UpsertResult:
         """Store, embed (only what changed) and index articles; a repeated id in one call: the last one wins.
 
         Work goes in chunks, each one durable when it returns, so a crash loses at most the chunk in flight.
         ``processes`` above 1 embeds the chunks in that many processes (an import: ``EmbeddingPool``), the next
         chunk's while one is written: a crash then also loses the next chunk's embedding (it was not written).
-        ``sole_refresher``: the caller holds the refresher lock (no other process stores a box until it is
-        released); while no box is stored then (a fresh import), every box is queued by its own write, and the
-        neighbours' boxes a write may enter are not searched for (on the flat index an import grows, a scan of
-        the corpus a chunk)."""
-        neighbours = not sole_refresher or self.store.any_box_stored()
+        ``refresher``: the refresher lock, which the caller holds (no other process stores a box meanwhile);
+        while no box is stored then (a fresh import), the neighbours' boxes a write may enter are not searched
+        for (``_NeighbourSearch``: on the flat index an import grows, a scan of the corpus a chunk)."""
         return self._upsert(articles, progress, total, follow=True, reembed=False, processes=processes,
-                            neighbours=neighbours)
+                            neighbours=_NeighbourSearch.for_write(self.store, refresher))
 
     def upsert_all(self, articles: Sequence[Article]) -> UpsertResult:
         """``upsert`` in one store transaction: every article is written, or (after a crash) none of them."""
@@ -142,7 +168,7 @@ class Writing:
         return self._upsert_chunk(unique, follow=True, reembed=False) if unique else UpsertResult()
 
     def _upsert(self, articles: Iterable[Article], progress: bool, total: int | None, follow: bool,
-                reembed: bool, processes: int = 1, neighbours: bool = True) -> UpsertResult:
+                reembed: bool, processes: int = 1, neighbours: _NeighbourSearch | None = None) -> UpsertResult:
         bar = tqdm(total=total, unit="article", desc="ingest", disable=not progress)
         pool = self._pool(processes)
         chunks = _chunks(articles, self.settings.ingest_chunk)
@@ -157,7 +183,7 @@ class Writing:
             bar.close()
 
     def _upsert_ahead(self, chunks: Iterator[list[Article]], follow: bool, reembed: bool, pool: EmbeddingPool,
-                      done: Callable[[int], object], neighbours: bool) -> UpsertResult:
+                      done: Callable[[int], object], neighbours: _NeighbourSearch | None) -> UpsertResult:
         """``_upsert`` with a pool: a chunk's vectors are computed while the chunk before it is written. A chunk
         whose vectors are ready is written even when reading the next one fails (a bad row, an interrupt)."""
         result, pending = UpsertResult(), None
@@ -201,13 +227,14 @@ class Writing:
         return texts, [content_hash(t) for t in texts]
 
     def _upsert_chunk(self, articles: Sequence[Article], follow: bool, reembed: bool, ahead: _Ahead | None = None,
-                      done: Callable[[int], object] | None = None, neighbours: bool = True) -> UpsertResult:
+                      done: Callable[[int], object] | None = None,
+                      neighbours: _NeighbourSearch | None = None) -> UpsertResult:
         """One store transaction; ``reembed`` embeds every article, not only those whose text changed; ``follow``:
         the indexes are open (not while the store is re-embedded before they are); ``ahead``: its texts, and
         vectors already computed (by position), waited for before the write lock; ``done`` is told how many
-        articles were written; ``neighbours``: queue the neighbours' boxes the articles may enter (``upsert``). An
-        article stored exactly as sent is not written again (a re-ingest of an unchanged archive changes
-        nothing)."""
+        articles were written; ``neighbours``: whether the neighbours' boxes the articles may enter are searched for
+        and queued (``_NeighbourSearch``; by default they are). An article stored exactly as sent is not written again (a re-ingest of
+        an unchanged archive changes nothing)."""
         texts, hashes = (ahead.texts, ahead.hashes) if ahead is not None else self._texts_and_hashes(articles)
         ready = ahead.vectors() if ahead is not None else {}
         with self.write_lock:
@@ -220,15 +247,33 @@ class Writing:
             new_vectors = self.model.get().encode([texts[i] for i in missing])
             vectors = {i: ready[i] for i in todo if i in ready} | dict(zip(missing, new_vectors, strict=True))
             rows, entering = _rows_to_write(articles, hashes, vectors, known)
-            stale = self.boxes_it_may_enter(entering) if entering and follow and neighbours else []
-            self.store.upsert(rows, stale_boxes=stale)
+            entered = bool(entering) and follow
+            searched = entered and (neighbours is None or neighbours.searches)
+            self.store.upsert(rows, stale_boxes=self.boxes_it_may_enter(entering) if searched else [])
             if follow:
                 self.following.follow()
+            if entered and not searched and neighbours is not None and neighbours.lock_lost_since_last_check():
+                self._queue_missed_boxes(entering)
         created = sum(1 for a in articles if a.id not in known)
         if done is not None:
             done(len(articles))
         return UpsertResult(created=created, updated=len(todo) - created,
                             unchanged=len(articles) - len(todo), embedded=len(todo))
+
+    def _queue_missed_boxes(self, entering: Sequence[tuple[Article, np.ndarray]]) -> None:
+        """Queue the boxes a chunk written without the neighbour search may enter, once the refresher lock was found
+        lost after its commit (``_NeighbourSearch``). The chunk's own articles are now in the index, among each
+        other's nearest: the search reaches past them."""
+        keys = self.boxes_it_may_enter(entering, self.settings.refresh_neighbours + len(entering))
+        try:
+            self.store.enqueue(keys)
+        except Exception:
+            # The chunk is committed: were this to fail, boxes would lack its articles until their next refresh.
+            ids = [article.id for article, _ in entering]
+            log.error("the refresher lock was lost during an import, and the %d boxes that articles %s ... %s may "
+                      "enter could not be queued: they lack them until their next refresh", len(keys), ids[0],
+                      ids[-1])
+            raise
 
     def boxes_it_may_enter(self, entering: Sequence[tuple[Article, np.ndarray]],
                            neighbours: int | None = None) -> list[int]:

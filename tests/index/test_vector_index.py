@@ -107,6 +107,34 @@ def test_corrupt_or_mismatched_files_are_refused(tmp_path):
         load_index(path)
 
 
+def test_a_chosen_kind_is_recorded_with_the_index_and_older_files_read_as_not_chosen(tmp_path):
+    index, _ = filled("flat", 50)
+    index.save(tmp_path / "picked.faiss", seq=3)
+    index.chosen = True  # `recommender reindex --kind flat`
+    index.save(tmp_path / "chosen.faiss", seq=3)
+    assert load_index(tmp_path / "chosen.faiss")[1].chosen and load_index(tmp_path / "chosen.faiss")[0].chosen
+    assert not load_index(tmp_path / "picked.faiss")[0].chosen
+    meta = json.loads((tmp_path / "picked.faiss.json").read_text())
+    del meta["chosen"]  # as written before the choice was recorded
+    (tmp_path / "picked.faiss.json").write_text(json.dumps(meta))
+    assert not load_index(tmp_path / "picked.faiss")[1].chosen
+    # A trained kind with nothing in it yet is saved as an empty flat index: not a kind anyone chose.
+    VectorIndex(8, "hnswsq", "m", chosen=True).save(tmp_path / "empty.faiss", seq=0)
+    assert load_index(tmp_path / "empty.faiss")[1].kind == "flat"
+    assert not load_index(tmp_path / "empty.faiss")[1].chosen
+
+
+def test_a_meta_field_written_by_a_newer_version_is_ignored_not_a_reason_to_rebuild(tmp_path):
+    index, _ = filled("flat", 50)
+    index.save(tmp_path / "newer.faiss", seq=3)
+    meta = json.loads((tmp_path / "newer.faiss.json").read_text())
+    (tmp_path / "newer.faiss.json").write_text(json.dumps(meta | {"written_by": "a later release"}))
+    assert len(load_index(tmp_path / "newer.faiss")[0]) == 50
+    (tmp_path / "newer.faiss.json").write_text("[]")
+    with pytest.raises(ValueError, match="is unreadable"):
+        load_index(tmp_path / "newer.faiss")
+
+
 def test_an_index_derived_from_another_store_is_refused_and_one_that_records_none_is_read(tmp_path):
     index, _ = filled("flat", 50)
     index.save(tmp_path / "ours.faiss", seq=3, store="ours")

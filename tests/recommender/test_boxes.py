@@ -325,19 +325,37 @@ def _counted_searches(engine, monkeypatch) -> list[Any]:
 def test_an_import_holding_the_queue_searches_no_neighbours_until_a_box_is_stored(tmp_path, embedder, mind_articles,
                                                                                    monkeypatch):
     from recommender.engine import Recommender
+    from recommender.locks import refresher_lock
 
     with Recommender(make_settings(tmp_path), embedder=embedder) as engine:
+        lock = refresher_lock(engine.settings)
+        assert lock.try_exclusive()
         searches = _counted_searches(engine, monkeypatch)
-        engine.upsert(mind_articles[:60], sole_refresher=True)
-        engine.upsert(mind_articles[60:120], sole_refresher=True)
+        engine.upsert(mind_articles[:60], refresher=lock)
+        engine.upsert(mind_articles[60:120], refresher=lock)
         # Each write queued its own box, and no other process stores one: no neighbour's box to add (a corpus scan
         # a chunk on the flat index an import grows).
         assert not engine.store.any_box_stored() and not searches
         assert engine.store.queue_length() == len(engine.store.published_keys()) == 120
         refresh_queued(engine)
         searches.clear()
-        engine.upsert([replace(mind_articles[0], id="a-copy")], sole_refresher=True)
+        engine.upsert([replace(mind_articles[0], id="a-copy")], refresher=lock)
         assert searches  # once a box is stored, a write queues the neighbours' boxes it may enter
+        lock.release()
+
+
+def test_a_write_whose_refresher_lock_another_process_holds_searches_the_neighbours(tmp_path, embedder,
+                                                                                    mind_articles, monkeypatch):
+    from recommender.engine import Recommender
+    from recommender.locks import FileLock, refresher_lock
+
+    server = FileLock(tmp_path / "refresher.lock")  # a running server's refresher
+    assert server.try_exclusive()
+    with Recommender(make_settings(tmp_path), embedder=embedder) as engine:
+        searches = _counted_searches(engine, monkeypatch)
+        engine.upsert(mind_articles[:60], refresher=refresher_lock(engine.settings))
+        assert searches  # its refresher may store a box at any time: each write queues what it may enter
+    server.release()
 
 
 def test_a_write_beside_a_refresher_queues_the_box_it_enters_though_no_box_is_stored_yet(tmp_path, embedder,

@@ -1,5 +1,5 @@
 """The ``recommender`` command: ingest's options (device, batch size, the rate it reports), the index kind it
-leaves; compress-boxes."""
+leaves, the refresher lock it holds; compress-boxes."""
 
 import json
 import sqlite3
@@ -9,6 +9,7 @@ import torch
 
 from index import load_index
 from recommender.cli import main
+from recommender.locks import FileLock
 from recommender.store.boxes import box_text
 
 
@@ -66,26 +67,54 @@ def test_an_ingest_that_outgrows_the_flat_index_rebuilds_it_before_the_boxes(dat
                               for a in mind_articles[:30]))
     assert main(["ingest", str(source)]) == 0
     out, err = capsys.readouterr()
-    assert "grew from 400 to 430 articles: rebuilding it as hnswsq" in out and "reindex hnswsq" in err
+    assert "index of 430 articles (from 400) is flat: rebuilding it as hnswsq" in out and "reindex hnswsq" in err
     assert "boxes computed" in out and "run `recommender reindex`" not in out
     assert load_index(data_dir / "index.faiss")[1].kind == "hnswsq"
 
 
-def test_an_index_follows_the_corpus_size_as_it_grows_unless_reindex_chose_its_kind(data_dir, embedder,
-                                                                                      monkeypatch):
+def test_an_index_follows_the_corpus_size_unless_reindex_chose_its_kind(data_dir, embedder, monkeypatch):
     from recommender.engine import Recommender
     from recommender.reindex import reindex
     from tests.conftest import make_settings
 
     monkeypatch.setattr("index.vector_index.FLAT_MAX", 300)  # the data dir's 400 articles: hnswsq's range
     with Recommender(make_settings(data_dir), embedder=embedder) as engine:
-        assert engine.index.kind == "flat"
-        assert engine.kind_outgrown(before=250) == "hnswsq"
-        assert engine.kind_outgrown(before=350) == "hnswsq"  # already past flat's range: an import resumed
-        assert engine.kind_outgrown(before=400) is None  # it did not grow
+        assert engine.index.kind == "flat" and engine.index_kind_due() == "hnswsq"  # grown or not (a resumed import)
     reindex(make_settings(data_dir), "flat")
+    assert load_index(data_dir / "index.faiss")[1].chosen  # recorded with the index
     with Recommender(make_settings(data_dir), embedder=embedder) as engine:
-        assert engine.kind_outgrown(before=250) is None  # chosen: kept
+        assert engine.index_kind_due() is None  # chosen: kept
     reindex(make_settings(data_dir))  # the kind for the size again
+    assert not load_index(data_dir / "index.faiss")[1].chosen
+    monkeypatch.setattr("index.vector_index.FLAT_MAX", 1000)
     with Recommender(make_settings(data_dir), embedder=embedder) as engine:
-        assert engine.index.kind == "hnswsq" and engine.kind_outgrown(before=250) is None
+        assert engine.index.kind == "hnswsq" and engine.index_kind_due() == "flat"  # it follows the size
+
+
+def test_an_ingest_beside_a_running_server_leaves_the_boxes_to_its_refresher(data_dir, mind_articles, monkeypatch,
+                                                                               capsys):
+    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(data_dir))
+    source = data_dir.parent / "more.jsonl"
+    source.write_text("".join(json.dumps({"id": f"more-{a.id}", "title": a.title}) + "\n" for a in mind_articles[:5]))
+    server = FileLock(data_dir / "refresher.lock")
+    assert server.try_exclusive()
+    assert main(["ingest", str(source)]) == 0
+    assert "boxes queued for the process that holds the refresher lock" in capsys.readouterr().out
+    server.release()
+
+
+def test_an_ingest_that_fails_frees_the_refresher_lock(data_dir, mind_articles, monkeypatch):
+    from recommender.engine import Recommender
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setenv("RECOMMENDER_DATA_DIR", str(data_dir))
+    monkeypatch.setattr(Recommender, "upsert", failing)
+    source = data_dir.parent / "more.jsonl"
+    source.write_text(json.dumps({"id": "more", "title": mind_articles[0].title}) + "\n")
+    with pytest.raises(OSError, match="disk full"):
+        main(["ingest", str(source)])
+    after = FileLock(data_dir / "refresher.lock")
+    assert after.try_exclusive()  # a server started next computes the boxes
+    after.release()

@@ -3,6 +3,8 @@ several processes get sequence numbers in commit order, and the refresher's advi
 PostgreSQL replaces when its connection dies."""
 
 import threading
+from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import psycopg
@@ -10,7 +12,9 @@ import pytest
 
 from recommender.article import Article
 from recommender.engine import Recommender
+from recommender.locks import refresher_lock
 from recommender.migrate import migrate
+from recommender.refresher import refresh_queued
 from recommender.store.postgres import TABLES, AdvisoryLock, PostgresStore
 from recommender.store.sqlite import SQLiteStore
 from tests.conftest import make_settings, on_postgres
@@ -98,6 +102,36 @@ def test_the_refresher_lock_has_one_holder_and_is_taken_over_when_its_connection
     two.release()
     assert one.try_exclusive()
     one.release()
+
+
+def test_an_import_that_loses_the_refresher_lock_queues_the_boxes_its_chunk_may_enter(tmp_path, database_url,
+                                                                                     embedder, mind_articles):
+    """An import holding the refresher lock while no box is stored skips the neighbour search. PostgreSQL drops
+    the lock with the import's session, and another replica's refresher may then store a box the next chunk
+    enters: found once that chunk is written, and its neighbours' boxes queued."""
+    settings = make_settings(tmp_path, database_url=database_url, ingest_chunk=40)
+    with Recommender(settings, embedder=embedder) as engine:
+        holders: list[int] = []
+
+        def articles() -> Iterator[Article]:
+            yield from mind_articles[:40]  # the first chunk: written with the lock held
+            with psycopg.connect(database_url, autocommit=True) as admin:  # the import's session dies
+                admin.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_locks "
+                              "WHERE locktype = 'advisory' AND granted")  # waits for it to end
+            other = refresher_lock(settings)  # another replica's refresher takes over, and stores every box
+            assert other.try_exclusive()
+            refresh_queued(engine)
+            other.release()
+            shown = max(mind_articles[:40], key=lambda a: len(engine.store.holders(engine.store.get(a.id).key)))
+            holders.extend(engine.store.holders(engine.store.get(shown.id).key))
+            yield replace(shown, id="a-copy", title=shown.title + " (updated)")  # it may fold under the one shown
+            yield from mind_articles[40:80]
+
+        lock = refresher_lock(settings)
+        assert lock.try_exclusive()
+        engine.upsert(articles(), refresher=lock)
+        assert holders and set(holders) <= set(engine.store.queued(1000))  # stored before the copy: queued again
+        lock.release()
 
 
 def test_both_backends_hold_the_same_tables_and_columns(tmp_path, database_url):

@@ -62,7 +62,7 @@ def test_reindex_refuses_while_a_server_refreshes_on_the_data_dir(data_dir):
     running = FileLock(data_dir / "refresher.lock")  # what a serving process's refresher holds
     assert running.try_exclusive()
     try:
-        with pytest.raises(ValueError, match="a server is running"):
+        with pytest.raises(ValueError, match="a server or an ingest is running"):
             reindex(make_settings(data_dir), "flat")
     finally:
         running.release()
