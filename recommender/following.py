@@ -126,7 +126,7 @@ class Following:
         self.generation = 0
         self._cache_lock = threading.Lock()  # guards generation
         # Candidate rows by key, parsed once for many lists; a followed write drops its own.
-        self.rows = RowTable(store.by_keys, settings.rows_cache_max)
+        self.rows = RowTable(store.by_keys, settings.rows_cache_max, store.articles_by_keys)
         self._rows_read = False  # every published row was parsed (``warm_rows``): none left to read through
         self._saved_seq = self._lexical_saved_seq = self._weights_saved_seq = 0
         self.applied_seq = 0  # the store sequence the in-memory indexes reflect (never ahead of them)

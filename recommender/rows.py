@@ -3,16 +3,17 @@ only where read.
 
 A list ranks about 200 candidates and the refresher hundreds of lists a second: gathering a list's rows is one
 index per column, not a dict look-up, a vector stack and a date conversion per candidate. Where there is a rows
-file (``recommender.rowfile``) the rows written before its sequence are read there; the others, and the articles a
-list shows, are read from the store and kept parsed. Kept rows stay until a followed write drops its
-own (a row changes only with a write of its article); a full table is compacted, and starts over when even the
-rows it still holds fill it."""
+file (``recommender.rowfile``) the rows written before its sequence are read there, and of those only the articles a
+list shows are read from the store and kept parsed, alone; the other rows are read from the store and kept whole.
+Kept rows stay until a followed write drops its own (a row changes only with a write of its article); a full table is
+compacted, and starts over when even the rows it still holds fill it."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from recommender.candidates import FACT_COLUMNS, ArticlesByKey, Facts, facts_of
 from recommender.rowfile import RowsFile
 
 Fetch = Callable[[list[int]], dict[int, tuple[Article, np.ndarray]]]
+FetchArticles = Callable[[list[int]], dict[int, Article]]
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,22 +79,36 @@ class _Columns:
         return out
 
 
-class RowTable:
-    """Rows by store key, thread-safe; ``fetch`` reads rows from the store. ``drop`` the keys a write changed: a
-    fetch that started before a drop is served but not kept (it may predate the write), and a rows file's row of
-    a dropped key is not read again."""
+def _current_in(file: tuple[RowsFile, np.ndarray], keys: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` the rows file (with its keys written since) holds as they are now."""
+    rows, stale = file
+    current = (keys >= 0) & (keys < rows.size)
+    current[current] = ~stale[keys[current]]
+    return current
 
-    def __init__(self, fetch: Fetch, limit: int):
+
+class RowTable:
+    """Rows by store key, thread-safe; ``fetch`` reads rows from the store, ``fetch_articles`` only their articles.
+    ``drop`` the keys a write changed: a fetch that started before a drop is served but not kept (it may predate
+    the write), and a rows file's row of a dropped key is not read again."""
+
+    def __init__(self, fetch: Fetch, limit: int, fetch_articles: FetchArticles | None = None):
         self._fetch, self._limit = fetch, limit
+        self._fetch_articles = fetch_articles
         self._lock = threading.Lock()
         self._drops = 0  # bumped by every ``drop`` (under the lock)
         self._columns: _Columns | None = None
         # The rows file read where it is current, and which of its keys were written since its sequence.
         self._file: tuple[RowsFile, np.ndarray] | None = None
+        # The articles alone of keys the rows file holds current: their vectors and facts are read there, so a
+        # list's shown articles (at 1M, mostly read once) cost no vector read, no facts, no table growth. Counted
+        # with the table against ``limit``; a drop discards its keys' here too.
+        self._shown: dict[int, Article] = {}
 
     def __len__(self) -> int:
+        """Rows kept whole, and articles kept alone."""
         columns = self._columns
-        return 0 if columns is None else len(columns.articles)
+        return (0 if columns is None else len(columns.articles)) + len(self._shown)
 
     @property
     def reads_file(self) -> bool:
@@ -112,9 +129,7 @@ class RowTable:
         file = self._file
         if file is None:
             return self._held(wanted)
-        rows, stale = file
-        current = (wanted >= 0) & (wanted < rows.size)
-        current[current] = ~stale[wanted[current]]
+        rows, current = file[0], _current_in(file, wanted)
         if not current.any():
             return self._held(wanted)
         # What the file holds of a key not written since is the key's row: none (zeros) if unpublished or gone.
@@ -137,18 +152,36 @@ class RowTable:
 
     def articles(self, keys: Sequence[int]) -> dict[int, Article]:
         """The articles of ``keys`` that the store holds: those kept parsed, the others read and kept."""
-        columns = self._columns
+        columns, drops = self._columns, self._drops  # before the file is read: a drop since is not kept
         out: dict[int, Article] = {}
-        missing = list(keys)
+        missing = np.asarray(keys, dtype=np.int64)
         if columns is not None:
-            wanted = np.asarray(keys, dtype=np.int64)
-            slots = columns.slots(wanted)
-            out = {key: columns.articles[slot] for key, slot in zip(wanted.tolist(), slots.tolist(), strict=True)
+            slots = columns.slots(missing)
+            out = {key: columns.articles[slot] for key, slot in zip(missing.tolist(), slots.tolist(), strict=True)
                    if slot >= 0}
-            missing = wanted[slots < 0].tolist()
-        if missing:
-            out.update((key, article) for key, (article, _) in self._load(missing).items())
+            missing = missing[slots < 0]
+        file = self._file
+        if file is not None and self._fetch_articles is not None:
+            in_file = _current_in(file, missing)
+            out.update(self._file_articles(missing[in_file].tolist(), self._fetch_articles, drops))
+            missing = missing[~in_file]
+        if len(missing):
+            out.update((key, article) for key, (article, _) in self._load(missing.tolist()).items())
         return out
+
+    def _file_articles(self, keys: list[int], fetch: FetchArticles, drops: int) -> dict[int, Article]:
+        """The articles of ``keys`` (current in the rows file as of ``drops``): those kept, the others read and
+        kept alone (``fetch``: ``fetch_articles``, known set)."""
+        kept = self._shown
+        out = {key: article for key in keys if (article := kept.get(key)) is not None}
+        if missing := [key for key in keys if key not in out]:
+            out.update(self._fetched_and_kept(fetch, missing, self._keep_shown_locked, drops))
+        return out
+
+    def _keep_shown_locked(self, fetched: dict[int, Article]) -> None:
+        if len(self) + len(fetched) > self._limit:
+            self._shown = {}  # starts over, as the table does
+        self._shown.update(fetched)
 
     def _held(self, wanted: np.ndarray) -> Rows:
         """The rows of ``wanted`` kept parsed here, those not kept read from the store (and kept)."""
@@ -179,14 +212,25 @@ class RowTable:
             if self._file is not None:
                 stale = self._file[1]
                 stale[dropped[dropped < len(stale)]] = True
+            if self._shown:  # each dropped key, or each kept one: whichever are fewer
+                gone = set(dropped.tolist())
+                if len(gone) <= len(self._shown):
+                    for key in gone:
+                        self._shown.pop(key, None)
+                else:
+                    self._shown = {k: a for k, a in self._shown.items() if k not in gone}
 
     def _load(self, keys: list[int]) -> dict[int, tuple[Article, np.ndarray]]:
-        drops = self._drops
-        fetched = self._fetch(keys)
+        return self._fetched_and_kept(self._fetch, keys, self._keep_locked, self._drops)
+
+    def _fetched_and_kept(self, fetch: Callable[[list[int]], dict[int, _Row]], keys: list[int],
+                          keep_locked: Callable[[dict[int, _Row]], None], drops: int) -> dict[int, _Row]:
+        """``fetch(keys)``, kept unless a drop came since ``drops`` was read (the fetch may predate its write)."""
+        fetched = fetch(keys)
         if fetched:
             with self._lock:
                 if drops == self._drops:
-                    self._keep_locked(fetched)
+                    keep_locked(fetched)
         return fetched
 
     def _keep_locked(self, fetched: dict[int, tuple[Article, np.ndarray]]) -> None:

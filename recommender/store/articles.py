@@ -227,6 +227,15 @@ class ArticleStore(BoxTables):
                 out[row["key"]] = (_row_article(row), _vector(row["vector"]))
         return out
 
+    def articles_by_keys(self, keys: Sequence[int]) -> dict[int, Article]:
+        """Only the articles of FAISS keys (those still in the store): what a list shows of a row whose vector and
+        facts it read elsewhere (``recommender.rowfile``)."""
+        out: dict[int, Article] = {}
+        for chunk, marks in in_chunks(int(k) for k in keys):
+            for row in self._reader.execute(f"SELECT {_COLUMNS} FROM articles WHERE key IN ({marks})", chunk):
+                out[row["key"]] = _row_article(row)
+        return out
+
     def vectors_by_keys(self, keys: Sequence[int]) -> dict[int, np.ndarray]:
         """Only the vectors of FAISS keys: what exact re-scoring of index candidates reads (no row parsing)."""
         out: dict[int, np.ndarray] = {}

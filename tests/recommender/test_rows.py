@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.candidates import text_hash, title_hash
+from recommender.rowfile import open_rows_file
 from recommender.rows import RowTable
 from recommender.settings import Settings
 from recommender.store.sqlite import SQLiteStore
@@ -109,3 +110,29 @@ def test_the_table_grows_past_its_first_allocation_and_keeps_what_it_held(store)
     stored = store.by_keys(keys)
     assert [a.id for a in rows.articles] == [stored[k][0].id for k in keys]
     assert np.array_equal(rows.vectors, np.stack([stored[k][1] for k in keys]))
+
+
+def test_with_a_rows_file_the_articles_of_its_rows_are_read_and_kept_alone(engine):
+    store = engine.store
+    keys = keys_of(store, 30)
+    fetch = CountingFetch(store)
+    articles_only: list[int] = []
+
+    def fetch_articles(asked: list[int]) -> dict:
+        articles_only.extend(asked)
+        return store.articles_by_keys(asked)
+
+    table = RowTable(fetch, 1000, fetch_articles)
+    table.use_file(open_rows_file(engine.settings.rows_path), np.array([keys[-1]]))  # written since the file
+    read = table.articles(keys)
+    assert [read[k].id for k in keys] == [store.by_keys(keys)[k][0].id for k in keys]
+    assert sorted(articles_only) == sorted(keys[:-1]) and fetch.asked == 1  # no vector read but the changed one's
+    table.articles(keys)
+    assert len(articles_only) == 29 and fetch.asked == 1  # kept
+    table.drop([keys[0]])  # a write: its article kept alone is discarded
+    table.use_file(open_rows_file(engine.settings.rows_path), np.array([keys[-1]]))  # a checkpoint holds it again
+    assert table.articles(keys)[keys[0]].id == read[keys[0]].id
+    assert articles_only[29:] == [keys[0]] and fetch.asked == 1  # read again, alone
+    table.drop([keys[1]])  # a write after that checkpoint: its row is read whole from the store from now on
+    assert table.articles(keys)[keys[1]].id == read[keys[1]].id
+    assert len(articles_only) == 30 and fetch.asked == 2
