@@ -250,7 +250,7 @@ def test_cli_ingest_beside_a_running_server_loses_nothing(data_dir, fresh_rows, 
         done = subprocess.run([sys.executable, "-m", "recommender.cli", "ingest", str(source)], env=server.env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert "queued for the running server's refresher" in done.stdout
+        assert "queued for the process that holds the refresher lock" in done.stdout
         with server.client() as client:
             assert listed(client, fresh_rows[0]["id"])  # the server ranks what the CLI wrote
             wait_until(lambda: not query(data_dir, "SELECT 1 FROM refresh_queue LIMIT 1"))
