@@ -233,8 +233,8 @@ class Writing:
         the indexes are open (not while the store is re-embedded before they are); ``ahead``: its texts, and
         vectors already computed (by position), waited for before the write lock; ``done`` is told how many
         articles were written; ``neighbours``: whether the neighbours' boxes the articles may enter are searched for
-        and queued (``_NeighbourSearch``; by default they are). An article stored exactly as sent is not written again (a re-ingest of
-        an unchanged archive changes nothing)."""
+        and queued (``_NeighbourSearch``; by default they are). An article stored exactly as sent is not written
+        again (a re-ingest of an unchanged archive changes nothing)."""
         texts, hashes = (ahead.texts, ahead.hashes) if ahead is not None else self._texts_and_hashes(articles)
         ready = ahead.vectors() if ahead is not None else {}
         with self.write_lock:
@@ -247,12 +247,12 @@ class Writing:
             new_vectors = self.model.get().encode([texts[i] for i in missing])
             vectors = {i: ready[i] for i in todo if i in ready} | dict(zip(missing, new_vectors, strict=True))
             rows, entering = _rows_to_write(articles, hashes, vectors, known)
-            entered = bool(entering) and follow
-            searched = entered and (neighbours is None or neighbours.searches)
+            entered, search = bool(entering) and follow, neighbours or _NeighbourSearch()
+            searched = entered and search.searches
             self.store.upsert(rows, stale_boxes=self.boxes_it_may_enter(entering) if searched else [])
             if follow:
                 self.following.follow()
-            if entered and not searched and neighbours is not None and neighbours.lock_lost_since_last_check():
+            if entered and not searched and search.lock_lost_since_last_check():
                 self._queue_missed_boxes(entering)
         created = sum(1 for a in articles if a.id not in known)
         if done is not None:
