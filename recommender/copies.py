@@ -54,19 +54,36 @@ class Copies:
         """A flag per candidate: one story with the article whose cosines to them are ``similarity`` and whose
         normalised title they share where ``same_title``; ``words``: its word set, or its own position among the
         candidates."""
+        close = self._close(similarity, same_title)
+        if self.overlap:
+            self._check_words(close, words)
+        return close
+
+    def of_each(self, similarity: np.ndarray, positions: list[int], same_title: np.ndarray) -> np.ndarray:
+        """``of`` for several of the candidates at once, a column each: ``similarity`` and ``same_title`` are
+        (candidates, len(positions)), column i that of the candidate at ``positions[i]``."""
+        close = self._close(similarity, same_title)
+        if self.overlap:
+            for i, at in enumerate(positions):
+                self._check_words(close[:, i], at)
+        return close
+
+    def _close(self, similarity: np.ndarray, same_title: np.ndarray | None) -> np.ndarray:
         # float64, as the threshold is: in float32 (NumPy's rule for a float32 array and a Python float) 0.92
         # would be 0.9200000167.
         close = ~(similarity.astype(np.float64) <= self.threshold)
         if same_title is not None:
             close |= same_title  # a title is no proof either: "Live updates", "Koronawirus w Polsce" every day
-        if not self.overlap or not close.any():
-            return close
+        return close
+
+    def _check_words(self, close: np.ndarray, words: frozenset[str] | int) -> None:
+        """Keep, of the ``close`` flags (updated in place), those whose words overlap enough."""
+        itself = isinstance(words, int) and bool(close[words])
+        if np.count_nonzero(close) == itself:  # most often: a pick is close to itself alone
+            return
         others = np.flatnonzero(close)
-        if isinstance(words, int):
+        if itself:
             others = others[others != words]  # one story with itself, whatever its words: none read
-        if not len(others):
-            return close
         mine = self._words_of(words) if isinstance(words, int) else words
         for at in others.tolist():
             close[at] = word_overlap(mine, self._words_of(at)) >= self.overlap
-        return close
