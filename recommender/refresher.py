@@ -50,6 +50,7 @@ def refresh_queued(engine: Recommender, progress: bool = False, processes: int =
     With ``processes`` > 1 and a queue of at least ``SHARED_MIN``, that many processes share it by key: this one
     and helpers that map the checkpoint it saves first. Boxes are independent and one process ranks on one core;
     a helper that fails leaves its share queued, and this one computes what is left at the end."""
+    engine.rows.map_file()  # an import's queue reads most of the rows file: mapped, a read costs no system call
     bar = tqdm(total=engine.store.queue_length(), unit="box", desc="boxes", disable=not progress)
     helpers = _Helpers(engine, processes - 1) if processes > 1 and (bar.total or 0) >= SHARED_MIN else None
 
@@ -121,6 +122,7 @@ def _helper_main(settings: Settings, share: tuple[int, int], parent: int, taken:
 
     with Recommender(settings, saves=False) as engine:
         engine.store.relax_commits()  # it writes boxes only: a lost one is still queued
+        engine.rows.map_file()  # as refresh_queued does
         engine.warm_rows()  # as the refresher of a server does: a queue this long reads most rows anyway
         done = _refresh_share(engine, share, count)
     with stored.get_lock():

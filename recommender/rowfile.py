@@ -14,9 +14,10 @@ after the file's sequence from the store, as it read every row before (``recomme
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,20 +46,41 @@ class RowsFile:
     dim: int
     file: BinaryIO
     start: int  # where key 0's record begins
+    records: np.ndarray | None = None  # every record, mapped (``mapped``); None: each read is a ``preadv``
 
     @property
     def record_bytes(self) -> int:
         return 4 * self.dim + _FACT_BYTES
 
+    def mapped(self) -> RowsFile:
+        """This file read through a read-only mapping of its records: a read is a copy from memory, not a system
+        call a key (~0.5 ms of a box's ~5 at 1M articles). For a batch job: the process's RSS (and PSS) grows by
+        the pages it touches, most of the file in an import's box processes, which is why servers read it."""
+        if self.records is not None:
+            return self
+        length = self.size * self.record_bytes
+        if not length:
+            return self
+        view = mmap.mmap(self.file.fileno(), self.start + length, access=mmap.ACCESS_READ)
+        records = np.frombuffer(view, dtype=np.uint8, count=length, offset=self.start)
+        return replace(self, records=records.reshape(self.size, self.record_bytes))
+
     def read(self, keys: np.ndarray) -> tuple[np.ndarray, Facts]:
         """The vectors and facts of ``keys`` (each below ``size``), in their order; one read a key."""
+        if self.records is not None:
+            records = self.records[keys]
+        else:
+            records = self._read(keys)
+        return records[:, :4 * self.dim].view(np.float32), Facts.unstacked(records[:, 4 * self.dim:].view(np.int64))
+
+    def _read(self, keys: np.ndarray) -> np.ndarray:
         width = self.record_bytes
         records = np.empty((len(keys), width), dtype=np.uint8)
         view, fd = records.reshape(-1).data, self.file.fileno()
         for at, key in enumerate(keys.tolist()):
             if os.preadv(fd, [view[at * width:(at + 1) * width]], self.start + key * width) != width:
                 raise ValueError(f"the rows file ends before key {key}'s record")
-        return records[:, :4 * self.dim].view(np.float32), Facts.unstacked(records[:, 4 * self.dim:].view(np.int64))
+        return records
 
 
 def open_rows_file(path: Path, store: str | None = None) -> RowsFile:

@@ -104,6 +104,8 @@ class RowTable:
         # list's shown articles (at 1M, mostly read once) cost no vector read, no facts, no table growth. Counted
         # with the table against ``limit``; a drop discards its keys' here too.
         self._shown: dict[int, Article] = {}
+        self._maps_file = False  # ``map_file``
+
 
     def __len__(self) -> int:
         """Rows kept whole, and articles kept alone."""
@@ -115,13 +117,26 @@ class RowTable:
         """Whether rows are read from a rows file."""
         return self._file is not None
 
+    @property
+    def maps_file(self) -> bool:
+        """Whether the rows file is read through a mapping (``map_file``)."""
+        return self._file is not None and self._file[0].records is not None
+
     def use_file(self, rows: RowsFile, changed: np.ndarray) -> None:
         """Read rows from ``rows`` from now on, but for the keys ``changed`` since its sequence and those
         ``drop`` is given from now on: their rows are read from the store (and kept parsed)."""
         stale = np.zeros(rows.size, dtype=bool)
         stale[changed[(changed >= 0) & (changed < rows.size)]] = True
         with self._lock:
-            self._file = (rows, stale)
+            self._file = (rows.mapped() if self._maps_file else rows, stale)
+
+    def map_file(self) -> None:
+        """Read the rows file through a mapping from now on (``RowsFile.mapped``): for an import's box processes,
+        which read nearly every record of it, not for a server's (their PSS would grow by the file)."""
+        with self._lock:
+            self._maps_file = True
+            if self._file is not None:
+                self._file = (self._file[0].mapped(), self._file[1])
 
     def gather(self, keys: Sequence[int]) -> Rows:
         """The rows of ``keys`` (distinct) that the store holds, in their order (unpublished ones may be left out)."""

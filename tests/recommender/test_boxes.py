@@ -55,6 +55,12 @@ def test_a_new_article_enters_its_neighbours_boxes(engine, mind_articles):
     assert engine.stored_list_json(FOLLOW_UP["id"], 8) == on_demand(engine, FOLLOW_UP["id"])
 
 
+def test_an_import_computes_its_boxes_from_the_rows_file_mapped_where_a_server_reads_it_by_calls(engine):
+    assert engine.rows.reads_file and not engine.rows.maps_file  # a server's process: its PSS stays its own
+    refresh_queued(engine)  # an import's: it reads most records of the file
+    assert engine.rows.maps_file
+
+
 def test_a_deleted_article_leaves_every_box_on_the_next_request(engine, mind_articles):
     from recommender.article import Article
 

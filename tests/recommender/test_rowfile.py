@@ -113,6 +113,28 @@ def test_a_file_open_when_the_next_one_replaces_it_keeps_reading_the_one_it_open
     assert open_rows_file(path).size == before.size + 1
 
 
+def test_a_mapped_rows_file_reads_each_record_as_a_system_call_does_and_keeps_the_file_it_mapped(engine):
+    path = engine.settings.rows_path
+    by_call, mapped = open_rows_file(path), open_rows_file(path).mapped()
+    assert by_call.records is None and mapped.records is not None
+    keys = np.arange(by_call.size)[::-1]  # any order, as a list's candidates come
+    (vectors, facts), (mapped_vectors, mapped_facts) = by_call.read(keys), mapped.read(keys)
+    assert np.array_equal(vectors, mapped_vectors)
+    assert all(np.array_equal(getattr(facts, name), getattr(mapped_facts, name)) for name in FACT_COLUMNS)
+    engine.upsert([replace(next(_articles(engine)), id="written-after", title="Written after the mapping")])
+    write_rows_file(path, engine.store, engine.store.seq, engine.index.model, engine.index.dim)
+    assert np.array_equal(every_record(mapped)[0], every_record(by_call)[0])  # the replaced file, as it was
+
+
+def test_lists_ranked_from_the_mapped_rows_file_are_those_ranked_from_its_reads(engine):
+    ids = [a.id for a in islice(_articles(engine), 12)]
+    query = SimilarQuery(limit=8, explain=True)
+    by_call = {i: engine.similar(i, query) for i in ids}
+    engine.rows.map_file()
+    assert engine.rows.maps_file
+    assert {i: engine.similar(i, query) for i in ids} == by_call
+
+
 def test_articles_read_by_key_are_parsed_once_and_a_lost_one_says_so():
     calls: list[list[int]] = []
 
