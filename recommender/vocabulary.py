@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -39,7 +40,11 @@ class Vocabulary:
     def added(self, terms: Sequence[str]) -> np.ndarray:
         """The column of each term, new terms taking the next columns."""
         columns = self._columns
-        return np.fromiter((columns.setdefault(t, len(columns)) for t in terms), dtype=np.int64, count=len(terms))
+        # Looked up in C first (an import meets mostly known terms: a third of the cost of numbering each in turn).
+        found = np.fromiter(map(columns.get, terms, repeat(UNKNOWN)), dtype=np.int64, count=len(terms))
+        for at in np.flatnonzero(found == UNKNOWN).tolist():
+            found[at] = columns.setdefault(terms[at], len(columns))
+        return found
 
 
 class MappedVocabulary(Vocabulary):
