@@ -37,7 +37,7 @@ def _report(a: Article) -> dict[str, str | None]:
     return {"id": a.id, "title": a.title, "url": a.url, "published_at": _timestamp(a.published_at)}
 
 
-def _compact(value: dict[str, Any]) -> str:
+def _compact(value: dict[str, Any] | list[Any]) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
