@@ -138,6 +138,23 @@ def _published(conn: Connection, keys: Sequence[int]) -> set[int]:
     return out
 
 
+def _stored(conn: Connection, rows: Sequence[tuple[int, str, str | bytes, float | None, int, int]]) -> set[int]:
+    """Store the boxes of ``rows`` (key, article id, items, floor, sequence, computed at), each unless the box
+    stored was computed at a later sequence: a refresher that lost its lock while it ranked (on PostgreSQL, its
+    session dropped) stores after the one that took over, and an older box must not replace a newer one, nor its
+    member rows. The keys stored (a row at a time: ``RETURNING`` says which)."""
+    stored = set()
+    for row in rows:
+        if conn.execute(
+                """INSERT INTO boxes (key, article_id, items, floor, seq, computed_at) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(key) DO UPDATE SET article_id=excluded.article_id, items=excluded.items,
+                     floor=excluded.floor, seq=excluded.seq, computed_at=excluded.computed_at
+                   WHERE boxes.seq <= excluded.seq
+                   RETURNING key""", row).fetchone() is not None:
+            stored.add(row[0])
+    return stored
+
+
 def _members(conn: Connection, box_keys: Sequence[int]) -> set[tuple[int, int]]:
     """The (item key, box key) member rows of ``box_keys`` (one read per 500 boxes)."""
     out: set[tuple[int, int]] = set()
@@ -171,7 +188,7 @@ class BoxTables(SQLStore):
             # Read once for the whole batch: which boxes are still published, which items still shown.
             published = _published(conn, [key for key, article_id, _, _ in boxes if article_id])
             shown = _still_shown(conn, {k for _, _, items, _ in boxes for item in items for k in (item[0], *item[3])})
-            stored, members, done = [], [], []
+            rows, members, done = [], {}, []
             computed_at = now_ms()
             for key, article_id, items, floor in boxes:
                 if key not in published:  # gone when read, or unpublished or deleted since
@@ -182,17 +199,14 @@ class BoxTables(SQLStore):
                 # the box stays queued: a stored box never shows what is gone, whoever reads it.
                 kept = [item for item in items if shown.issuperset((item[0], *item[3]))]
                 value = values[key] if len(kept) == len(items) else stored_box(kept, self.COMPRESSED_BOXES)
-                stored.append((key, article_id, value, floor, seq, computed_at))
-                members += [(k, key) for item in kept for k in (item[0], *item[3])]
+                rows.append((key, article_id, value, floor, seq, computed_at))
+                members[key] = [(k, key) for item in kept for k in (item[0], *item[3])]
                 if len(kept) == len(items):
                     done.append((key, seq))
-            conn.executemany(
-                """INSERT INTO boxes (key, article_id, items, floor, seq, computed_at) VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(key) DO UPDATE SET article_id=excluded.article_id, items=excluded.items,
-                     floor=excluded.floor, seq=excluded.seq, computed_at=excluded.computed_at""", stored)
+            stored = _stored(conn, rows)
             # Only the member rows that changed: a refresh mostly moves one or two items in or out of a box.
-            before = _members(conn, [row[0] for row in stored])
-            after = set(members)
+            before = _members(conn, sorted(stored))
+            after = {member for key in stored for member in members[key]}
             conn.executemany("DELETE FROM box_members WHERE item_key = ? AND box_key = ?", sorted(before - after))
             conn.executemany("INSERT INTO box_members (item_key, box_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
                              sorted(after - before))

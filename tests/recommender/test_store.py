@@ -156,6 +156,21 @@ def test_a_box_refreshed_before_a_later_write_stays_queued(store):
     assert store.queued(10) == [a]
 
 
+def test_a_box_computed_before_the_one_stored_replaces_neither_it_nor_its_members(store):
+    # A refresher that lost its lock while it ranked (on PostgreSQL: its session dropped) stores its batch after
+    # the one that took over stored later boxes.
+    [a, b, c] = store.upsert([(Article(x, x), "h", vec(i)) for i, x in enumerate("abc")])
+    early = store.seq
+    store.upsert([(Article("c", "c, now the story's latest"), "h2", vec(2))])
+    store.write_boxes([(a, "a", [(c, "c", '{"id":"c"}', [])], None)], store.seq)  # the new holder, up to date
+    store.write_boxes([(a, "a", [(b, "b", '{"id":"b"}', [])], None)], early)  # the old one, late
+    assert [item[1] for item in store.box("a").items()] == ["c"]
+    assert store.holders(c) == [a] and store.holders(b) == []
+    store.upsert([(Article("a", "a, again"), "h2", vec(0))])  # queued again: the next box replaces it
+    store.write_boxes([(a, "a", [(b, "b", '{"id":"b"}', [])], None)], store.seq)
+    assert [item[1] for item in store.box("a").items()] == ["b"] and store.holders(b) == [a]
+
+
 def test_a_stored_box_says_when_it_was_computed_and_whether_a_refresh_is_queued(store):
     from datetime import datetime
 
