@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from index.layout import KINDS, MAPPABLE_KINDS, saved_at
 
 if TYPE_CHECKING:
-    from index.vector_index import IndexMeta, VectorIndex, index_kind_for, load_index
+    from index.vector_index import IndexMeta, VectorIndex, every_core, index_kind_for, load_index
 
-_EXPORTS = ("IndexMeta", "VectorIndex", "index_kind_for", "load_index")
-__all__ = ["KINDS", "MAPPABLE_KINDS", "IndexMeta", "VectorIndex", "index_kind_for", "load_index", "saved_at"]
-__all__ = ["KINDS", "MAPPABLE_KINDS", "IndexMeta", "VectorIndex", "index_kind_for", "load_index", "saved_at"]
+_EXPORTS = ("IndexMeta", "VectorIndex", "every_core", "index_kind_for", "load_index")
+__all__ = ["KINDS", "MAPPABLE_KINDS", "IndexMeta", "VectorIndex", "every_core", "index_kind_for", "load_index",
+           "saved_at"]
 
 
 def __getattr__(name: str) -> Any:

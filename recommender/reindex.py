@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from index import IndexMeta, VectorIndex, index_kind_for
+from index import IndexMeta, VectorIndex, every_core, index_kind_for
 from recommender.locks import FileLock
 from recommender.settings import Settings
 from recommender.store import open_store
@@ -45,7 +45,7 @@ def rebuilt_index(store: ArticleStore, kind: str, model: str, progress: bool = F
     if total == 0:
         raise ValueError(f"the store at {store.where} holds no published article: ingest articles first")
     index: VectorIndex | None = None
-    with tqdm(total=total, unit="article", desc=f"reindex {kind}", disable=not progress) as bar:
+    with tqdm(total=total, unit="article", desc=f"reindex {kind}", disable=not progress) as bar, every_core():
         for keys, vectors in vector_batches(store.changes_since(0), chunk):
             index = index or VectorIndex(vectors.shape[1], kind, model, size_hint=total, chosen=chosen)
             index.add(keys, vectors)

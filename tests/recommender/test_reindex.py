@@ -1,5 +1,8 @@
 """Rebuilding the index into another kind from the stored vectors: same lists, nothing re-embedded."""
 
+import os
+
+import numpy as np
 import pytest
 
 from index import load_index
@@ -67,3 +70,25 @@ def test_reindex_refuses_while_a_server_refreshes_on_the_data_dir(data_dir):
     finally:
         running.release()
     assert reindex(make_settings(data_dir), "flat").kind == "flat"
+
+
+def test_a_rebuild_runs_faiss_on_every_core_where_its_thread_searched_single_queries_on_one(data_dir, embedder,
+                                                                                             monkeypatch):
+    import faiss
+
+    from index.vector_index import VectorIndex
+
+    engine = Recommender(make_settings(data_dir), embedder=embedder)
+    engine.index.search(np.zeros(engine.index.dim, np.float32), 5)  # a single query: this thread's FAISS on one core
+    assert faiss.omp_get_max_threads() == 1
+    threads, add = [], VectorIndex.add
+
+    def counted(self: VectorIndex, keys: np.ndarray, vectors: np.ndarray) -> None:
+        threads.append(faiss.omp_get_max_threads())
+        add(self, keys, vectors)
+
+    monkeypatch.setattr(VectorIndex, "add", counted)
+    engine.rebuild_index("hnswsq")  # as an import does once it outgrew the flat index
+    assert threads and set(threads) == {len(os.sched_getaffinity(0))}
+    assert faiss.omp_get_max_threads() == 1  # its single queries on one core again
+    engine.close()
