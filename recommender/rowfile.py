@@ -55,7 +55,7 @@ class RowsFile:
     def mapped(self) -> RowsFile:
         """This file read through a read-only mapping of its records: a read is a copy from memory, not a system
         call a key (~0.5 ms of a box's ~5 at 1M articles). For a batch job: the process's RSS (and PSS) grows by
-        the pages it touches, most of the file in an import's box processes, which is why servers read it."""
+        the pages it touches, most of the file in an import's box processes: a server's processes read by calls."""
         if self.records is not None:
             return self
         length = self.size * self.record_bytes
