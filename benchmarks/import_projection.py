@@ -155,7 +155,7 @@ def boxes_sampled(source: Path, sample: int) -> Sampled:
     ``sample`` of its boxes queued and computed as an import computes its own, then ``sample``, this process's
     rows parsed first (an import's parse is spread over a million boxes, not a sample's few thousand; the helpers
     parse theirs in the time, as an import's do). A sample's wall time is the helpers' start plus its boxes: one
-    sample alone charged a 20,000-box sample's ~25 s of start to its boxes, a million times over."""
+    sample alone charged its start (12.9-15.2 s at 1M) to its boxes: 3.31 ms a box of 20,000, 2.27 fitted."""
     import numpy as np
 
     from recommender.engine import Recommender

@@ -106,7 +106,6 @@ class RowTable:
         self._shown: dict[int, Article] = {}
         self._maps_file = False  # ``map_file``
 
-
     def __len__(self) -> int:
         """Rows kept whole, and articles kept alone."""
         columns = self._columns
