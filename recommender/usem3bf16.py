@@ -83,21 +83,27 @@ class BFloat16Backend(NumpyBackend):
             self._torch.set_num_threads(before)
 
     def _encoded(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.empty((len(texts), _EMB_DIM), dtype=np.float32)
+        # Token-level work in batches of ~TOKEN_BUDGET tokens; the sentence-level layers once for every text (a
+        # batch holds ~4 texts, too few rows to be worth reading those layers' weights for).
+        sums = np.empty((len(texts), _FEATURES), dtype=np.float32)
+        lens = np.empty(len(texts), dtype=np.int64)
         group: list[list[int]] = []
         n_tokens = first = 0
         for i, text in enumerate(texts):
             ids = self.sp.encode(text, out_type=int, add_bos=True, add_eos=True)
             if group and n_tokens + len(ids) > TOKEN_BUDGET:
-                self._encode_batch(group, n_tokens, out[first:i])
+                self._normed_sums(group, n_tokens, sums[first:i])
                 group, n_tokens, first = [], 0, i
             group.append(ids)
             n_tokens += len(ids)
+            lens[i] = len(ids)
         if group:
-            self._encode_batch(group, n_tokens, out[first:])
-        return out
+            self._normed_sums(group, n_tokens, sums[first:])
+        with self._torch.inference_mode():
+            return self._sentences(self._torch.from_numpy(sums), lens).numpy()
 
-    def _encode_batch(self, group: list[list[int]], n_tokens: int, out: np.ndarray) -> None:
+    def _normed_sums(self, group: list[list[int]], n_tokens: int, out: np.ndarray) -> None:
+        """Into ``out``, a row per sentence of ``group``: the sum of its tokens' layer-normed features."""
         torch, t = self._torch, self._t
         with torch.inference_mode():
             flat, sentence = _layout(group, n_tokens)
@@ -116,9 +122,7 @@ class BFloat16Backend(NumpyBackend):
                 at = _EMB_DIM + i * _CNN_DIM
                 self._gram(h, n, left, self._w2[i], self._b2[i], gaps, features[:, at:at + _CNN_DIM])
             member = torch.from_numpy((sentence == np.arange(len(group))[:, None]).astype(np.float32))
-            summed = self._normalised_sums(member, features)
-            lens = np.fromiter(map(len, group), dtype=np.int64, count=len(group))
-            out[:] = self._sentences(summed, lens).numpy()
+            out[:] = self._sums_of_normed(member, features).numpy()
 
     def _gram(self, rows: Any, n: int, left: int, weight: Any, bias: Any, gaps: Any, out: Any) -> Any:
         """``out`` = relu(each row's window of ``rows`` @ ``weight`` + ``bias``) + ``rows``: one n-gram convolution
@@ -133,7 +137,7 @@ class BFloat16Backend(NumpyBackend):
         middle += rows[GAP:len(rows) - GAP]
         return out.index_fill_(0, gaps, 0.0)
 
-    def _normalised_sums(self, member: Any, features: Any) -> Any:
+    def _sums_of_normed(self, member: Any, features: Any) -> Any:
         """Each sentence's sum of its tokens' layer-normed ``features`` (``member``: a sentence's 0/1 rows), without
         writing the normed rows out: sum_t r_t (f_t - m_t) g + n b, from each row's mean m_t and 1/std r_t, as
         two products with the rows (7% of the texts/s against the layer norm's pass)."""
