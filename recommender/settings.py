@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         "each server worker (the workers take a core each; one article's text gains nothing from more, and "
         "measured 24 ms with 1 thread against 300 ms with 2 on busy cores).")
     embed_bfloat16: Literal["auto", "on", "off"] = Field(
-        "auto", description="usem3's matrix products in bfloat16 (torch): ~2.6x the texts/s on a CPU with AMX tiles "
+        "auto", description="usem3's matrix products in bfloat16 (torch): ~3.3-3.7x the texts/s on a CPU with AMX tiles "
         "(Intel Xeon since Sapphire Rapids), vectors within cosine 0.99999 of float32's; slower without them. "
         "auto = on where the CPU has AMX, except in `recommender serve` (an article a write: torch would cost the "
         "writer ~1.3 s at its first write and ~200 MB).")
