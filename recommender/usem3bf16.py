@@ -20,8 +20,8 @@ TOKEN_BUDGET = 1024
 # another sentence, and reads there the zeros the model pads a sentence with.
 GAP = max(_MAX_LEFT, _MAX_RIGHT)
 # A batch's rows rounded up to a multiple of this: oneDNN compiles a kernel for each shape of product and keeps
-# 1,024; batches of every length from 1 to ~1,100 rows, times 8 weights, evicted them all the time (1.4x the
-# texts/s rounded, on 2 cores).
+# 1,024; batches of every length from 1 to ~1,100 rows, times 8 weights, evicted them all the time (1.2-1.3x the
+# texts/s rounded, on one thread).
 ROWS_MULTIPLE = 64
 _FEATURES = _EMB_DIM + len(_ORDERS) * _CNN_DIM
 
@@ -52,7 +52,8 @@ class BFloat16Backend(NumpyBackend):
     """The package's backend with its forward pass in torch: the token-level matrix products (the projection and
     the CNN's, nearly all the arithmetic) in bfloat16, inputs, weights and products; the embedding's lookup,
     layer norms, biases, residuals and the sentence-level layers in float32. A batch's sentences lie in one run of
-    rows with zero rows between them (``_layout``), so an n-gram window is a slice of memory, not a gather. Torch runs on ``threads`` threads while it encodes."""
+    rows with zero rows between them (``_layout``), so an n-gram window is a slice of memory, not a gather. Torch
+    runs on ``threads`` threads while it encodes."""
 
     name = "torch-bfloat16"
 
@@ -141,7 +142,7 @@ class BFloat16Backend(NumpyBackend):
     def _sums_of_normed(self, member: Any, features: Any) -> Any:
         """Each sentence's sum of its tokens' layer-normed ``features`` (``member``: a sentence's 0/1 rows), without
         writing the normed rows out: sum_t r_t (f_t - m_t) g + n b, from each row's mean m_t and 1/std r_t, as
-        two products with the rows (7% of the texts/s against the layer norm's pass)."""
+        two products with the rows (5-12% more texts/s than the layer norm's pass)."""
         torch, t = self._torch, self._t
         width = features.shape[1]
         mean = features.sum(dim=1) / width
