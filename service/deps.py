@@ -18,15 +18,19 @@ from service.errors import ApiError, Forbidden, Unauthorized
 from service.html import BoxRenderer
 
 
-def get_engine(request: Request) -> Recommender:
+# Dependencies are ``async def`` unless they block: FastAPI runs a plain ``def`` one in the thread pool, a hop to a
+# thread and back for each. A list ranked on demand made five (four for its dependencies): at 1M articles 5.5 ms
+# of a worker's CPU against 4.6-4.9 with one (benchmarks/serve.py's clients, one at a time), and under load each hop
+# waits for the GIL both ways behind the lists being ranked.
+async def get_engine(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_box_template(request: Request) -> BoxRenderer:
+async def get_box_template(request: Request) -> BoxRenderer:
     return request.app.state.box_template
 
 

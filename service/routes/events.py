@@ -18,7 +18,7 @@ from service.schemas import EventIn, EventsOut
 router = APIRouter(tags=["events"])
 
 
-def get_limiter(request: Request) -> RateLimiter:
+async def get_limiter(request: Request) -> RateLimiter:
     return request.app.state.event_limiter
 
 

@@ -32,14 +32,14 @@ RENAMED = {"max_age_days": "window_days", "half_life_days": "recency_half_life_d
            "group": "group_stories"}
 
 
-def refuse_renamed(request: Request) -> None:
+async def refuse_renamed(request: Request) -> None:
     errors = [{"type": "renamed", "loc": ["query", old], "msg": f"renamed '{new}'"}
               for old, new in RENAMED.items() if old in request.query_params]
     if errors:
         raise Unprocessable("; ".join(f"query parameter '{e['loc'][1]}' is now {e['msg']}" for e in errors), errors)
 
 
-def similar_query(
+async def similar_query(
     settings: AppSettings,
     limit: Limit = None,
     section: Annotated[str | None, Query(max_length=200)] = None,

@@ -1,10 +1,15 @@
 """The HTTP API, in-process (``TestClient`` of ``create_app``): lists, previews, writes, takedowns, auth and
 errors. ``test_e2e.py`` runs the same app as a real server."""
 
+import inspect
+
 import httpx
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from service.routes import similar
 from service.schemas import ErrorBody
 
 SOURCE = "N34700"
@@ -38,6 +43,22 @@ def test_limit_strategy_explain_and_exclude(api):
 def test_section_filter(api):
     items = api.get(f"/articles/{SOURCE}/similar", params={"section": "sports"}).json()["items"]
     assert items and {i["section"] for i in items} == {"sports"}
+
+
+def _blocking_calls(dependant: Dependant) -> list[str]:
+    """The plain functions in ``dependant``'s tree, which FastAPI runs in the thread pool."""
+    call = dependant.call
+    runs_in_loop = call is None or inspect.iscoroutinefunction(call if inspect.isroutine(call) else type(call).__call__)
+    return ([] if runs_in_loop else [getattr(call, "__name__", repr(call))]) + [
+        name for sub in dependant.dependencies for name in _blocking_calls(sub)]
+
+
+def test_a_list_request_goes_to_the_thread_pool_once_for_the_list_alone():
+    lists = [r for r in similar.router.routes if isinstance(r, APIRoute) and "GET" in r.methods
+             and r.path.startswith("/articles/{article_id}/similar")]
+    assert len(lists) == 2  # JSON and HTML
+    for route in lists:
+        assert _blocking_calls(route.dependant) == [], route.path
 
 
 def test_unknown_article_is_404_with_a_reason(api):
