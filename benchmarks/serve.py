@@ -509,10 +509,12 @@ def main() -> int:
                 # Which worker ranks them: the clients' connections, opened at once, can all go to the worker that
                 # wakes first (docs/benchmarks.md), and that decides the figure more than the list's CPU.
                 workers_before, t_phase = helper_cpu_s(server.pid, ("worker",)), time.perf_counter()
-                print_on_demand(runner(drive(port, on_demand_path(ranked), args.duration, args.on_demand_clients)),
-                                args.on_demand_clients)
-                print("  meanwhile: " + cpu_share(workers_before, helper_cpu_s(server.pid, ("worker",)),
-                                                  time.perf_counter() - t_phase))
+                on_demand = runner(drive(port, on_demand_path(ranked), args.duration, args.on_demand_clients))
+                workers_after, seconds = helper_cpu_s(server.pid, ("worker",)), time.perf_counter() - t_phase
+                print_on_demand(on_demand, args.on_demand_clients)
+                spent = sum(workers_after[w] - workers_before[w] for w in workers_after if w in workers_before)
+                print("  meanwhile: " + cpu_share(workers_before, workers_after, seconds)
+                      + f"; the read workers' CPU a list {1000 * spent / max(on_demand['n'], 1):.2f} ms")
             print("  after the reads:")
             print_memory(server.pid, len(ids), workers)
             backlog = queued_boxes(run_dir)
