@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
@@ -108,6 +109,7 @@ def _lifespan(settings: Settings, given: Recommender | None, refresh_boxes: bool
             os.nice(settings.reader_nice)
         engine.on_model_load = MODEL_LOAD.set
         app.state.recommender = engine
+        app.state.ranking_turns = anyio.CapacityLimiter(settings.ranking_threads)
         stop = threading.Event()
         saver = threading.Thread(target=_checkpoint_loop, args=(engine, settings, stop), daemon=True)
         if writes_here:

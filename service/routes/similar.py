@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
+from recommender.engine import Recommender
 from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT
 from recommender.rank import SimilarQuery
 from recommender.settings import BoxLocale
@@ -76,6 +77,14 @@ Reader = Annotated[str | None, Query(max_length=256, description=(
     "without one, by the client's address and user agent."))]
 
 
+async def _list_body(request: Request, engine: Recommender, article_id: str, query: SimilarQuery, variant: str,
+                     editor: bool) -> tuple[bytes, str]:
+    """``Recommender.list_body`` in the thread pool, in its turn among the lists this process ranks
+    (RECOMMENDER_RANKING_THREADS at once)."""
+    return await anyio.to_thread.run_sync(engine.list_body, article_id, query, variant, editor,
+                                          limiter=request.app.state.ranking_turns)
+
+
 @router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
             dependencies=[Depends(refuse_renamed)])
 async def similar(request: Request, article_id: ArticleId, engine: Engine, query: ListQuery, editor: Editor,
@@ -86,7 +95,7 @@ async def similar(request: Request, article_id: ArticleId, engine: Engine, query
     # (service.cache.CachedLists, from the bytes of this response). StoredLists gave the request its variant
     # (the reader's) and put that variant's options in the query.
     variant = request.scope.get(VARIANT, DEFAULT_VARIANT)
-    body, source = await run_in_threadpool(engine.list_body, article_id, query, variant, editor)
+    body, source = await _list_body(request, engine, article_id, query, variant, editor)
     count_list(request.scope, source)
     return Response(body, media_type="application/json", headers=VARY)
 
@@ -99,7 +108,7 @@ async def similar_html(request: Request, article_id: ArticleId, engine: Engine, 
     """The box as an HTML fragment for the site to embed (template: RECOMMENDER_BOX_TEMPLATE), same query;
     ``locale`` chooses the words and dates (default RECOMMENDER_BOX_LOCALE); an unpublished article's is a 404 but for
     the editor."""
-    body, source = await run_in_threadpool(engine.list_body, article_id, query, DEFAULT_VARIANT, editor)
+    body, source = await _list_body(request, engine, article_id, query, DEFAULT_VARIANT, editor)
     count_list(request.scope, source)
     hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
     return HTMLResponse(template.render(json.loads(body), locale), headers=VARY)

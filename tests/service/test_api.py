@@ -2,6 +2,9 @@
 errors. ``test_e2e.py`` runs the same app as a real server."""
 
 import inspect
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -59,6 +62,34 @@ def test_a_list_request_goes_to_the_thread_pool_once_for_the_list_alone():
     assert len(lists) == 2  # JSON and HTML
     for route in lists:
         assert _blocking_calls(route.dependant) == [], route.path
+
+
+def test_lists_ranked_on_demand_take_turns_in_a_server_process(app, api, monkeypatch):
+    """RECOMMENDER_RANKING_THREADS, 1 by default: requests that arrive together for lists no stored box answers are
+    ranked one after the other, and each gets its own list."""
+    engine, lock = app.state.recommender, threading.Lock()
+    ranking, most = 0, 0
+    list_body = engine.list_body
+
+    def counted(*args):
+        nonlocal ranking, most
+        with lock:
+            ranking += 1
+            most = max(most, ranking)
+        try:
+            time.sleep(0.05)  # the other requests arrive meanwhile
+            return list_body(*args)
+        finally:
+            with lock:
+                ranking -= 1
+
+    monkeypatch.setattr(engine, "list_body", counted)
+    lambdas = [0.5 + i / 100 for i in range(6)]  # six option sets: no response cached for another
+    with ThreadPoolExecutor(len(lambdas)) as pool:
+        responses = list(pool.map(lambda mmr: api.get(f"/articles/{SOURCE}/similar", params={"mmr_lambda": mmr}),
+                                  lambdas))
+    assert [r.status_code for r in responses] == [200] * len(lambdas)
+    assert most == 1
 
 
 def test_unknown_article_is_404_with_a_reason(api):
