@@ -20,7 +20,7 @@ from service.html import BoxRenderer
 
 # Dependencies are ``async def`` unless they block: FastAPI runs a plain ``def`` one in the thread pool, a hop to a
 # thread and back for each. A list ranked on demand made five (four for its dependencies): at 1M articles 5.5 ms
-# of a worker's CPU against 4.6-4.9 with one (benchmarks/serve.py's clients, one at a time), and under load each hop
+# of a worker's CPU against 4.6-4.9 with one (one client at a time: docs/benchmarks.md), and under load each hop
 # waits for the GIL both ways behind the lists being ranked.
 async def get_engine(request: Request) -> Recommender:
     return request.app.state.recommender

@@ -66,7 +66,7 @@ def test_a_list_request_goes_to_the_thread_pool_once_for_the_list_alone():
 
 def test_lists_ranked_on_demand_take_turns_in_a_server_process(app, api, monkeypatch):
     """RECOMMENDER_RANKING_THREADS, 1 by default: requests that arrive together for lists no stored box answers are
-    ranked one after the other, and each gets its own list."""
+    ranked one after the other, and each is answered."""
     engine, lock = app.state.recommender, threading.Lock()
     ranking, most = 0, 0
     list_body = engine.list_body
