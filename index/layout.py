@@ -32,3 +32,12 @@ def checkpoint_seq(path: Path) -> int:
         return int(json.loads(meta_path(Path(path)).read_text())["seq"])
     except (OSError, ValueError, KeyError, TypeError):
         return -1
+
+
+def checkpoint_kind(path: Path) -> tuple[str, str, int] | None:
+    """(kind, model, dimension) of the checkpoint at ``path`` (its meta file's); None if there is none to read."""
+    try:
+        meta = json.loads(meta_path(Path(path)).read_text())
+        return str(meta["kind"]), str(meta["model"]), int(meta["dim"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -16,6 +16,7 @@ import numpy as np
 
 from index import MAPPABLE_KINDS, VectorIndex, index_kind_for, load_index, saved_at
 from index.files import file_stamp, read_through
+from index.layout import checkpoint_kind
 from recommender.arrayfile import save_arrays
 from recommender.article import Article, embedding_text
 from recommender.derived import derived_seqs, remove_derived
@@ -511,14 +512,16 @@ class Following:
             if self.index.kind not in MAPPABLE_KINDS:
                 self.maps_index = False
             with self._index_files.held():
-                self._save_index(seq)
+                self._save_index(seq, rebuilt=True)
             self._saved_seq = seq
 
-    def _save_index(self, seq: int) -> None:
-        """Save the index stamped ``seq``, then map what was saved where this process maps its index. The caller
-        holds the follow lock and the index files' lock."""
+    def _save_index(self, seq: int, rebuilt: bool = False) -> None:
+        """Save the index stamped ``seq`` (``rebuilt``: as this process just rebuilt it, of its own kind), then map
+        what was saved where this process maps its index. The caller holds the follow lock and the index files'
+        lock."""
         path = self.settings.index_path
-        whole = self._whole_index(self.index) if self.index.mapped else self.index
+        adopts = not rebuilt and self._rebuilt_elsewhere()
+        whole = self._whole_index(self.index) if self.index.mapped or adopts else self.index
         whole.save(path, seq, self.store.id)
         if not self.maps_index:
             self.index = whole
@@ -526,6 +529,14 @@ class Following:
         # Mapped again, the whole copy is dropped: between checkpoints the writer's pages are the workers'.
         self.index, _ = load_index(path, mmap=True, store=self.store.id)
         self._mapped_at = saved_at(path)
+
+    def _rebuilt_elsewhere(self) -> bool:
+        """Whether the checkpoint on disk is of another kind than this process's index, for the same model: another
+        process rebuilt it (an import's server held its index whole while the import rebuilt the file as the kind
+        for the corpus size), and this process's save takes that kind instead of writing its own over it."""
+        on_disk = checkpoint_kind(self.settings.index_path)
+        return on_disk is not None and on_disk[0] != self.index.kind and on_disk[1:] == (self.index.model,
+                                                                                        self.index.dim)
 
     def _delta_bounded(self, index: VectorIndex) -> VectorIndex:
         """``index``, or the same held whole where this process saves the checkpoint and ``index`` holds more than

@@ -424,3 +424,32 @@ def test_a_batch_whose_neighbour_keys_outnumber_sqlites_variable_limit_is_stored
         assert (result.created, result.embedded) == (40, 40)
         assert all(engine.get(a.id) is not None for a in batch)
         assert len(engine.store.by_keys([engine.store.get(batch[0].id).key] * 2000)) == 1
+
+
+@pytest.mark.parametrize("held", ["mapped", "whole", "never mapped"])
+@pytest.mark.parametrize("race", ["mapped first", "checkpoint first"])
+def test_a_servers_writer_keeps_the_index_an_ingest_rebuilt_beside_it_as_another_kind(data_dir, embedder,
+                                                                                      mind_articles, race, held,
+                                                                                      monkeypatch):
+    """A server started on the data dir of an import that runs (its refresher waits for the import's lock) saves
+    the same checkpoint: it takes the kind the import rebuilt the index as, whether it maps that file first or saves
+    first, instead of writing its old kind over it (a flat index of a million articles: hours of boxes)."""
+    if held == "whole":  # what an import's thousands of writes do to a server following them
+        monkeypatch.setattr("recommender.following.DELTA_MAX", 0)
+    server = Recommender(make_settings(data_dir, index_mmap=held != "never mapped"), embedder=embedder)
+    ingest = Recommender(make_settings(data_dir), embedder=embedder)
+    assert server.index.kind == ingest.index.kind == "flat"
+    ingest.upsert([replace(mind_articles[5], id="imported")])
+    server.upsert([replace(mind_articles[6], id="written-to-the-server")])
+    assert server.index.mapped is (held == "mapped")
+    ingest.rebuild_index("hnswsq")  # what an import that holds the refresher lock does before the boxes
+    if race == "mapped first":
+        server.following.map_newer_checkpoint()  # its refresher thread, after each follow
+    assert server.checkpoint()
+    saved, meta = load_index(data_dir / "index.faiss")
+    assert meta.kind == "hnswsq" and server.index.kind == "hnswsq"
+    assert sorted(saved.ids().tolist()) == sorted(server.store.published_keys().tolist())
+    assert server.similar(SOURCE)
+    ingest.close()
+    server.close()
+    assert load_index(data_dir / "index.faiss")[1].kind == "hnswsq"
