@@ -76,19 +76,22 @@ class Boxes:
         there is a fresh one, else ranked now (``"ranked"``); the same bytes either way. If the database goes
         away while a default list is ranked (PostgreSQL), its stored box as this process last read it. An
         unpublished article has no stored box; its list is not found for the public (as in ``Lists.similar``)."""
-        default = query == replace(DEFAULT_QUERY, limit=query.limit)
-        if default:
-            body = self.stored_list_json(article_id, query.limit, variant)
-            if body is not None:
-                return body, "stored"
+        body = self.stored_body(article_id, query, variant)
+        if body is not None:
+            return body, "stored"
         try:
             items = self.lists.similar(article_id, query, include_unpublished)
             return self.lists.list_json(article_id, items, variant), "ranked"
         except StoreUnavailable:
-            body = self.stored_list_json(article_id, query.limit, variant, unranked=True) if default else None
+            body = self.stored_list_json(article_id, query.limit, variant, unranked=True) if _default(query) else None
             if body is None:
                 raise
             return body, "stored"
+
+    def stored_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT) -> bytes | None:
+        """``list_body``'s stored box without ranking: a default query's fresh stored box, else None (one point
+        read: a caller on an event loop may read it there, as it reads the JSON list's)."""
+        return self.stored_list_json(article_id, query.limit, variant) if _default(query) else None
 
     def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT,
                          unranked: bool = False) -> bytes | None:
@@ -124,3 +127,8 @@ class Boxes:
                 continue
             items.append(item)
         return list_json(article_id, items, variant)
+
+
+def _default(query: SimilarQuery) -> bool:
+    """Whether ``query`` asks for the default list (any length): the one a stored box holds."""
+    return query == replace(DEFAULT_QUERY, limit=query.limit)

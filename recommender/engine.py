@@ -188,6 +188,9 @@ class Recommender:
                   include_unpublished: bool = True) -> tuple[bytes, str]:
         return self.boxes.list_body(article_id, query, variant, include_unpublished)
 
+    def stored_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT) -> bytes | None:
+        return self.boxes.stored_body(article_id, query, variant)
+
     def box_state(self, article_id: str, include_unpublished: bool = True) -> BoxState | None:
         return self.boxes.state(article_id, include_unpublished)
 

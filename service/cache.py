@@ -62,10 +62,12 @@ class CachedLists:
         self.generation = generation  # None while the engine is not open yet: nothing is cached
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        generation = self.generation() if scope["type"] == "http" else None
-        # A request with credentials (the editor's) may be shown an unpublished article's list: never kept.
-        if generation is None or scope["method"] != "GET" or not scope["path"].endswith("/similar") \
-                or authorized(scope):
+        # A request with credentials (the editor's) may be shown an unpublished article's list: never kept. The
+        # generation is read only for a list: it is a read of the store, and no other request (a health check)
+        # may wait on a database that does not answer.
+        generation = None if scope["type"] != "http" or scope["method"] != "GET" \
+            or not scope["path"].endswith("/similar") or authorized(scope) else self.generation()
+        if generation is None:
             await self.app(scope, receive, send)
             return
         # The variant is part of the key: two variants with the same options (an A/A test) list the same items

@@ -97,6 +97,12 @@ class TooManyRequests(ApiError):
     status = 429
 
 
+class ClientClosedRequest(ApiError):
+    """The client was gone before its request was served (nginx's 499): answered to nobody, logged and counted."""
+
+    status = 499
+
+
 class ServiceUnavailable(ApiError):
     status = 503
     headers = {"Retry-After": "1"}

@@ -15,7 +15,7 @@ from recommender.rank import SimilarQuery
 from recommender.settings import BoxLocale
 from recommender.specs import GroupPick, Strategy
 from service.deps import AppSettings, ArticleId, BoxTemplate, Editor, Engine
-from service.errors import Unprocessable, error_responses
+from service.errors import ClientClosedRequest, Unprocessable, error_responses
 from service.html import VARY
 from service.http_caching import hold_list
 from service.lookup import VARIANT
@@ -80,9 +80,13 @@ Reader = Annotated[str | None, Query(max_length=256, description=(
 async def _list_body(request: Request, engine: Recommender, article_id: str, query: SimilarQuery, variant: str,
                      editor: bool) -> tuple[bytes, str]:
     """``Recommender.list_body`` in the thread pool, in its turn among the lists this process ranks
-    (RECOMMENDER_RANKING_THREADS at once)."""
-    return await anyio.to_thread.run_sync(engine.list_body, article_id, query, variant, editor,
-                                          limiter=request.app.state.ranking_turns)
+    (RECOMMENDER_RANKING_THREADS at once); not ranked for a client gone by its turn (a box script or a CDN that
+    gave up, and may have asked again: nobody would receive it, and the readers queued behind would wait)."""
+    async with request.app.state.ranking_turns:
+        if await request.is_disconnected():
+            raise ClientClosedRequest(f"the client closed the connection before the list of {article_id!r} was "
+                                      "ranked")
+        return await anyio.to_thread.run_sync(engine.list_body, article_id, query, variant, editor)
 
 
 @router.get("/articles/{article_id}/similar", response_model=SimilarList, responses=error_responses(404, 422),
@@ -108,7 +112,11 @@ async def similar_html(request: Request, article_id: ArticleId, engine: Engine, 
     """The box as an HTML fragment for the site to embed (template: RECOMMENDER_BOX_TEMPLATE), same query;
     ``locale`` chooses the words and dates (default RECOMMENDER_BOX_LOCALE); an unpublished article's is a 404 but for
     the editor."""
-    body, source = await _list_body(request, engine, article_id, query, DEFAULT_VARIANT, editor)
+    # A stored box is read here, as StoredLists reads the JSON list's before routing: a page view embedding the box
+    # never waits for a turn behind lists ranked on demand.
+    body, source = engine.stored_body(article_id, query, DEFAULT_VARIANT), "stored"
+    if body is None:
+        body, source = await _list_body(request, engine, article_id, query, DEFAULT_VARIANT, editor)
     count_list(request.scope, source)
     hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
     return HTMLResponse(template.render(json.loads(body), locale), headers=VARY)

@@ -92,6 +92,55 @@ def test_lists_ranked_on_demand_take_turns_in_a_server_process(app, api, monkeyp
     assert most == 1
 
 
+def test_a_stored_html_box_takes_no_turn_and_a_box_ranked_on_demand_waits_for_one(app, api):
+    """A page view embedding the HTML box is answered from its stored box while every turn is taken by lists
+    ranked on demand (as the JSON list is, before routing)."""
+    turns, ranking = app.state.ranking_turns, object()
+    api.portal.call(turns.acquire_on_behalf_of, ranking)  # RECOMMENDER_RANKING_THREADS: 1, taken
+    pool = ThreadPoolExecutor(2)
+    try:
+        stored = pool.submit(api.get, f"/articles/{SOURCE}/similar.html")
+        ranked = pool.submit(api.get, f"/articles/{SOURCE}/similar.html", params={"mmr_lambda": 0.42})
+        assert stored.result(timeout=60).status_code == 200
+        assert not ranked.done()  # in the queue for the turn
+    finally:
+        api.portal.call(turns.release_on_behalf_of, ranking)
+        pool.shutdown(wait=False)
+    assert ranked.result(timeout=60).status_code == 200
+
+
+def test_a_list_whose_client_is_gone_by_its_turn_is_not_ranked_and_is_logged_499(app, api, monkeypatch):
+    """A box script or a CDN that gave up (and may have asked again) is not ranked for: the readers queued behind
+    it would wait for a list nobody receives."""
+    engine, ranked, sent = app.state.recommender, [], []
+    list_body = engine.list_body
+    monkeypatch.setattr(engine, "list_body", lambda *args: ranked.append(args) or list_body(*args))
+
+    async def gone() -> dict:  # the connection closed while the request waited for its turn
+        return {"type": "http.disconnect"}
+
+    async def record(message: dict) -> None:
+        sent.append(message)
+
+    path = f"/articles/{SOURCE}/similar"
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"mmr_lambda=0.43",
+             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    api.portal.call(app, scope, gone, record)
+    assert ranked == [] and sent[0]["status"] == 499
+    assert api.get(path, params={"mmr_lambda": 0.43}).status_code == 200 and len(ranked) == 1  # a client that waits
+
+
+def test_a_health_check_never_reads_the_store(app, anon, monkeypatch):
+    """Only a list reads the store's sequence before routing (its cache's generation): a probe must not wait on a
+    database that does not answer."""
+    engine, reads = app.state.recommender, []
+    current = engine.current_generation
+    monkeypatch.setattr(engine, "current_generation", lambda: reads.append(1) or current())
+    assert anon.get("/healthz").status_code == 200 and reads == []
+    assert anon.get(f"/articles/{SOURCE}/similar", params={"mmr_lambda": 0.44}).status_code == 200 and reads
+
+
 def test_unknown_article_is_404_with_a_reason(api):
     r = api.get("/articles/no-such-id/similar")
     assert r.status_code == 404 and "no-such-id" in r.json()["detail"]
