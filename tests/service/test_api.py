@@ -114,7 +114,12 @@ def test_a_list_whose_client_is_gone_by_its_turn_is_not_ranked_and_is_logged_499
     it would wait for a list nobody receives."""
     engine, ranked, sent = app.state.recommender, [], []
     list_body = engine.list_body
-    monkeypatch.setattr(engine, "list_body", lambda *args: ranked.append(args) or list_body(*args))
+
+    def counted(*args):
+        ranked.append(args)
+        return list_body(*args)
+
+    monkeypatch.setattr(engine, "list_body", counted)
 
     async def gone() -> dict:  # the connection closed while the request waited for its turn
         return {"type": "http.disconnect"}
@@ -136,7 +141,12 @@ def test_a_health_check_never_reads_the_store(app, anon, monkeypatch):
     database that does not answer."""
     engine, reads = app.state.recommender, []
     current = engine.current_generation
-    monkeypatch.setattr(engine, "current_generation", lambda: reads.append(1) or current())
+
+    def counted():
+        reads.append(1)
+        return current()
+
+    monkeypatch.setattr(engine, "current_generation", counted)
     assert anon.get("/healthz").status_code == 200 and reads == []
     assert anon.get(f"/articles/{SOURCE}/similar", params={"mmr_lambda": 0.44}).status_code == 200 and reads
 
