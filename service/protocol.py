@@ -1,17 +1,20 @@
 """The HTTP/1.1 protocol the server runs: uvicorn's httptools protocol, with a deadline and a size cap for a
 request's line and headers, which uvicorn lacks (a client sending headers slowly, or none at all, held its
-connection for good), and its 400 for a request it cannot parse in the one error body (uvicorn wrote plain
-text). Bodies have their deadline in ``service.limits``; idle keep-alive connections, uvicorn's."""
+connection for good), and its 400 for a request it cannot parse and its 503 above the connection limit in the one
+error body (uvicorn wrote plain text). Bodies have their deadline in ``service.limits``; idle keep-alive connections, uvicorn's."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from starlette.types import Send
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from recommender.settings import Settings
-from service.errors import ApiError, HeadersTooLarge, RequestTimeout
+from service.errors import ApiError, HeadersTooLarge, RequestTimeout, ServiceUnavailable
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -71,6 +74,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._refused:
             super().on_message_complete()
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # Above RECOMMENDER_MAX_CONNECTIONS uvicorn answers with an app of its own, in plain text: the one error
+        # body instead, with when to retry.
+        super()._start_asgi_task(cycle, _too_many_connections if app is service_unavailable else app)
+
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes httptools cannot parse as a request (``msg`` is uvicorn's own), as JSON."""
         self._refuse(ApiError(f"{msg.rstrip('.')}: the request line or a header is not valid HTTP/1.1 (a "
@@ -100,6 +108,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                              b"connection: close\r\n\r\n%s" % (error.status_code, reason, len(body), body))
         self.transport.close()
+
+
+async def _too_many_connections(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    await ServiceUnavailable("the server holds as many connections as it may (RECOMMENDER_MAX_CONNECTIONS): "
+                             "retry in a moment").send(cast(Send, send), close=True)
 
 
 def configure_protocol(settings: Settings) -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.service.conftest import CLIENT_TIMEOUT, CLIENT_TIMEOUT_S, TOKEN, Server
+from tests.service.test_error_shape import assert_error_body
 
 HEADER_TIMEOUT_S = 1.0
 # The server's timers fire late on busy cores: a cut connection is one closed within this (a bound, not a speed).
@@ -93,7 +94,10 @@ def test_slow_and_idle_clients_are_cut(strict, capsys):
 def test_too_many_connections_get_503_until_the_slow_ones_are_cut(strict):
     idle = [_connect(strict) for _ in range(MAX_CONNECTIONS + 5)]
     try:
-        assert httpx.get(strict.url + "/healthz", timeout=CLIENT_TIMEOUT).status_code == 503
+        refused = httpx.get(strict.url + "/healthz", timeout=CLIENT_TIMEOUT)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert_error_body(refused)  # the one error body, not uvicorn's plain text
+        assert "RECOMMENDER_MAX_CONNECTIONS" in refused.json()["detail"]
         deadline = time.monotonic() + HEADER_TIMEOUT_S + SLACK_S  # the idle ones are cut after the header timeout
         while (status := httpx.get(strict.url + "/healthz", timeout=CLIENT_TIMEOUT).status_code) == 503:
             assert time.monotonic() < deadline, "the idle connections were never cut"
