@@ -311,8 +311,10 @@ class VectorIndex:
         """Write the index and its meta next to ``path`` by write-fsync-rename: a reader never sees half a file.
 
         The index file is replaced before its meta, so the meta's ``seq`` is never ahead of the vectors it
-        describes; a crash between the two only makes the next start re-apply a few already-applied changes
-        (and HNSW slots are append-only, so an older meta's hidden slots still name the same vectors). ``store``:
+        describes; after a crash between the two the next start re-applies a few already-applied changes (HNSW
+        slots are append-only, so an older meta's hidden slots still name the same vectors), unless the file was a
+        rebuild: ``load_index`` refuses it where the counts differ, and where they match the start's repair adds
+        back the published articles the older meta hides (``Following._repair``). ``store``:
         the id of the store it reflects (``ArticleStore.id``), which ``load_index`` checks."""
         if self.mapped:
             raise PermissionError("a memory-mapped index is a view of its file and its changes are this process's "

@@ -231,20 +231,45 @@ class Following:
         return self.model.get().dim
 
     def _repair(self, index: VectorIndex, seq: int) -> VectorIndex:
-        """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes."""
+        """Make the index mirror the store: apply writes after ``seq``, drop what the store no longer publishes, add
+        what it publishes and the index lacks."""
         store_seq = self.store.seq
         added, gone = self._caught_up(index, seq)
         published = self.store.published_keys()  # after the sequence: what is written later is followed again
         self.published = KeySet(published)
         stale = self.published.absent(index.ids())
         index.remove(stale)
+        missing = KeySet(index.ids()).absent(published)
+        if (len(missing) or len(stale)) and index.mapped and self.saves_index:
+            # The file itself is wrong, and a checkpoint reads the file again, not what is beside the mapping: held
+            # whole, and saved right below.
+            with self._index_files.held(shared=True):
+                index = self._whole_index(index)
+            index.remove(stale)
+        added += self._restored(index, missing)
         index = self._delta_bounded(index)  # a checkpoint far behind the store: saved whole now
-        if (added or gone or len(stale) or seq != store_seq) and not index.mapped and self.saves_index:
+        changed = bool(added or gone or len(stale)) or seq != store_seq
+        if changed and not index.mapped and self.saves_index:
             log.info("index repaired: %d added or updated, %d dropped", added, gone + len(stale))
             with self._index_files.held():
                 index.save(self.settings.index_path, store_seq, self.store.id)
-        self._saved_seq = self.applied_seq = store_seq
+            changed = False
+        # The checkpoint on disk: a mapped index's repair is beside it, saved at the first checkpoint.
+        self._saved_seq, self.applied_seq = (seq if changed else store_seq), store_seq
         return index
+
+    def _restored(self, index: VectorIndex, missing: np.ndarray) -> int:
+        """Add the published ``missing`` keys' vectors to ``index``; how many. None is missing but where a crash
+        between a checkpoint's two renames paired its file with the meta of another save, whose hidden slots then
+        hide live articles of the new file's graph."""
+        if len(missing):
+            log.warning("%d published articles missing from the index %s: added again", len(missing),
+                        self.settings.index_path)
+        for start in range(0, len(missing), REPAIR_BATCH):
+            stored = self.store.by_keys(missing[start:start + REPAIR_BATCH].tolist())
+            if stored:
+                index.add(np.array(list(stored), dtype=np.int64), np.stack([v for _, v in stored.values()]))
+        return len(missing)
 
     def _caught_up(self, index: VectorIndex, seq: int) -> tuple[int, int]:
         """Apply every write after ``seq`` to ``index``, ``REPAIR_BATCH`` vectors at a time (what is held at once

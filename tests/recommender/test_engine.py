@@ -453,3 +453,27 @@ def test_a_servers_writer_keeps_the_index_an_ingest_rebuilt_beside_it_as_another
     ingest.close()
     server.close()
     assert load_index(data_dir / "index.faiss")[1].kind == "hnswsq"
+
+
+def test_a_crash_between_the_checkpoints_two_renames_hides_no_live_article_after_the_restart(data_dir, embedder,
+                                                                                            mind_articles):
+    """The index file is renamed, then its meta: a crash between them pairs a rebuilt graph with the hidden slots
+    of the save before, which name live articles of the new graph. The next start's repair adds back every
+    published article the index lacks (before, they stayed out of every box's search for good)."""
+    meta = data_dir / "index.faiss.json"
+    engine = Recommender(make_settings(data_dir), embedder=embedder)
+    engine.rebuild_index("hnswsq")
+    for article in mind_articles[:5]:
+        engine.delete(article.id)
+    assert engine.checkpoint()  # the same graph, 5 slots hidden
+    before = meta.read_text()
+    engine.upsert([replace(mind_articles[i], id=f"later-{i}") for i in range(5)])
+    engine.rebuild_index("hnswsq")  # a new graph with as many vectors as the old one's slots
+    engine.close()
+    meta.write_text(before)  # the crash: the new file with the old meta
+    engine = Recommender(make_settings(data_dir), embedder=embedder)
+    published = sorted(engine.store.published_keys().tolist())
+    assert sorted(engine.index.ids().tolist()) == published
+    engine.close()
+    assert sorted(load_index(data_dir / "index.faiss")[0].ids().tolist()) == published
+
