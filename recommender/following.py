@@ -392,6 +392,10 @@ class Following:
     def _map_checkpoint(self, path: Path) -> None:
         with self._index_files.held(shared=True):
             stamp = saved_at(path)
+            saved = checkpoint_kind(path)
+            if saved is not None and saved[0] not in MAPPABLE_KINDS:  # a rebuild as ivfpq: read whole, not mapped
+                self._mapped_at = stamp  # the next start takes it, unread here at each of its checkpoints
+                return
             try:
                 index, meta = load_index(path, mmap=True, store=self.store.id)
             except (FileNotFoundError, ValueError) as exc:
@@ -637,6 +641,7 @@ class Following:
                 log.exception("writing the rows file failed: candidates are read from the store until the next one")
             finally:
                 self._rows_files.release()
-                self._rows_saved_seq, self._rows_written = seq, time.monotonic()  # a failure waits as a write does
+                # A failure waits as a write does; two checkpoints at once never move it back.
+                self._rows_saved_seq, self._rows_written = max(seq, self._rows_saved_seq), time.monotonic()
         with self._follow_lock:
             self._open_rows(path)

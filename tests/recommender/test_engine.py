@@ -9,6 +9,7 @@ import pytest
 
 from index import load_index
 from index.files import file_stamp
+from index.vector_index import MIN_TRAIN
 from recommender.engine import Recommender
 from recommender.lexical import LexicalIndex
 from recommender.loaders import read_articles
@@ -477,3 +478,24 @@ def test_a_crash_between_the_checkpoints_two_renames_hides_no_live_article_after
     engine.close()
     assert sorted(load_index(data_dir / "index.faiss")[0].ids().tolist()) == published
 
+
+
+def test_a_read_worker_leaves_unread_a_checkpoint_of_a_kind_it_cannot_map(data_dir, embedder, monkeypatch):
+    """An index rebuilt as ivfpq is read whole, not mapped: a read worker takes it at its next start instead of
+    reading it whole, then dropping it, at every checkpoint meanwhile."""
+    monkeypatch.setitem(MIN_TRAIN, "ivfpq", 256)  # the data dir's 400 articles
+    writer = Recommender(make_settings(data_dir), embedder=embedder)
+    reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))
+    writer.rebuild_index("ivfpq")
+    reads: list[object] = []
+
+    def counted(*args, **kwargs):
+        reads.append(args)
+        return load_index(*args, **kwargs)
+
+    monkeypatch.setattr("recommender.following.load_index", counted)
+    reader.following.map_newer_checkpoint()
+    assert reads == [] and reader.index.kind == "flat" and reader.index.mapped
+    assert [r.id for r in reader.similar(SOURCE)]
+    reader.close()
+    writer.close()
