@@ -3,6 +3,7 @@ box, with the same bytes as the list ranked now."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from recommender.following import Following
-from recommender.listing import DEFAULT_VARIANT, box_format, item_json, list_json
+from recommender.listing import DEFAULT_VARIANT, ListJson, box_format, item_json, list_json
 from recommender.lists import DEFAULT_QUERY, Lists
 from recommender.rank import Recommendation, SimilarQuery
 from recommender.store.boxes import BoxState
@@ -71,7 +72,7 @@ class Boxes:
         return min(ranked) if len(ranked) >= self.settings.box_depth else None
 
     def list_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT,
-                  include_unpublished: bool = True) -> tuple[bytes, str]:
+                  include_unpublished: bool = True) -> tuple[ListJson, str]:
         """A list's response body and where it came from: a default query's stored box (``"stored"``) when
         there is a fresh one, else ranked now (``"ranked"``); the same bytes either way. If the database goes
         away while a default list is ranked (PostgreSQL), its stored box as this process last read it. An
@@ -88,13 +89,13 @@ class Boxes:
                 raise
             return body, "stored"
 
-    def stored_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT) -> bytes | None:
+    def stored_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT) -> ListJson | None:
         """``list_body``'s stored box without ranking: a default query's fresh stored box, else None (one point
         read: a caller on an event loop may read it there, as it reads the JSON list's)."""
         return self.stored_list_json(article_id, query.limit, variant) if _default(query) else None
 
     def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT,
-                         unranked: bool = False) -> bytes | None:
+                         unranked: bool = False) -> ListJson | None:
         """The default list from the article's stored box, or None when there is no fresh one (no box yet,
         a refresh queued, or ``limit`` deeper than stored): then the caller ranks on demand.
 
@@ -115,6 +116,7 @@ class Boxes:
         published, blocked = self.following.published, self.following.blocked_everywhere
         here = self.following.box_blocks.get(article_id, frozenset())
         items: list[str] = []
+        ids: list[str] = []
         # Only as far down the box as the list goes: this runs on every page view.
         for key, item_id, item, also in box.items():
             if len(items) == limit:
@@ -126,7 +128,10 @@ class Boxes:
                     return None  # a report folded into an item shown is gone: its JSON lists it, so rank afresh
                 continue
             items.append(item)
-        return list_json(article_id, items, variant)
+            ids.append(item_id)
+            if also:  # the folded reports' ids are in the item's JSON only (the box holds their keys)
+                ids.extend(report["id"] for report in json.loads(item)["also"])
+        return list_json(article_id, items, variant, ids)
 
 
 def _default(query: SimilarQuery) -> bool:

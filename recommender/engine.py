@@ -26,7 +26,7 @@ from recommender.experimenting import Experimenting
 from recommender.experiments import Experiment, ExperimentStore
 from recommender.following import Following
 from recommender.lexical import LexicalIndex
-from recommender.listing import DEFAULT_VARIANT
+from recommender.listing import DEFAULT_VARIANT, ListJson
 from recommender.lists import DEFAULT_QUERY, Lists
 from recommender.locks import RoleLock
 from recommender.overrides import Attribution, BoxOverrides, OverrideChange, OverrideStore
@@ -181,21 +181,21 @@ class Recommender:
         return self.lists.similar_to_text(title, text, query)
 
     def list_json(self, article_id: str | None, items: Sequence[Recommendation],
-                  variant: str = DEFAULT_VARIANT) -> bytes:
+                  variant: str = DEFAULT_VARIANT) -> ListJson:
         return self.lists.list_json(article_id, items, variant)
 
     def list_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT,
-                  include_unpublished: bool = True) -> tuple[bytes, str]:
+                  include_unpublished: bool = True) -> tuple[ListJson, str]:
         return self.boxes.list_body(article_id, query, variant, include_unpublished)
 
-    def stored_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT) -> bytes | None:
+    def stored_body(self, article_id: str, query: SimilarQuery, variant: str = DEFAULT_VARIANT) -> ListJson | None:
         return self.boxes.stored_body(article_id, query, variant)
 
     def box_state(self, article_id: str, include_unpublished: bool = True) -> BoxState | None:
         return self.boxes.state(article_id, include_unpublished)
 
     def stored_list_json(self, article_id: str, limit: int, variant: str = DEFAULT_VARIANT,
-                         unranked: bool = False) -> bytes | None:
+                         unranked: bool = False) -> ListJson | None:
         return self.boxes.stored_list_json(article_id, limit, variant, unranked)
 
     def refresh_boxes(self, keys: Sequence[int]) -> int:

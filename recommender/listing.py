@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -96,10 +96,21 @@ def list_id(article_id: str | None, variant: str, items: str) -> str:
     return hashlib.blake2b(key, digest_size=8).hexdigest()
 
 
-def list_json(article_id: str | None, items: Sequence[str], variant: str = DEFAULT_VARIANT) -> bytes:
+class ListJson(bytes):
+    """A list's response body, and the ids of the articles it names (``ids``: its article's, its items', the
+    reports folded into them): a CDN's surrogate keys without parsing the body again (at 100k articles parsing it
+    was a quarter of what a worker spends on a stored list)."""
+
+    ids: frozenset[str]
+
+
+def list_json(article_id: str | None, items: Sequence[str], variant: str = DEFAULT_VARIANT,
+              ids: Iterable[str] = ()) -> ListJson:
     """The response body of a list, ``{"article_id", "list_id", "variant", "items": [...]}``, from items made by
-    ``item_json``."""
+    ``item_json``; ``ids``: those of the items and of the reports folded into them."""
     head = json.dumps(article_id, ensure_ascii=False)
     joined = ",".join(items)
-    return (f'{{"article_id":{head},"list_id":"{list_id(article_id, variant, joined)}",'
-            f'"variant":"{variant}","items":[{joined}]}}').encode()
+    body = ListJson((f'{{"article_id":{head},"list_id":"{list_id(article_id, variant, joined)}",'
+                     f'"variant":"{variant}","items":[{joined}]}}').encode())
+    body.ids = frozenset(ids) | ({article_id} if article_id is not None else frozenset())
+    return body

@@ -13,7 +13,7 @@ from recommender.candidates import Candidates, RowGone, text_hash
 from recommender.embed import ModelOnDemand
 from recommender.following import Following
 from recommender.lexical import Scorer
-from recommender.listing import DEFAULT_VARIANT, item_json, list_json
+from recommender.listing import DEFAULT_VARIANT, ListJson, item_json, list_json
 from recommender.overrides import BoxOverrides, OverrideStore
 from recommender.popularity import Popularity
 from recommender.rank import Ranking, Recommendation, SimilarQuery, rank, with_pins
@@ -63,9 +63,10 @@ class Lists:
         return with_pins(ranked, pins, query.limit)
 
     def list_json(self, article_id: str | None, items: Sequence[Recommendation],
-                  variant: str = DEFAULT_VARIANT) -> bytes:
+                  variant: str = DEFAULT_VARIANT) -> ListJson:
         """The response body of a list ranked now (the same bytes a stored box gives)."""
-        return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items], variant)
+        return list_json(article_id, [item_json(r, self.settings.excerpt_chars) for r in items], variant,
+                         (a.id for r in items for a in (r.article, *r.also)))
 
     def similar_to_text(self, title: str, text: str = "", query: SimilarQuery = DEFAULT_QUERY) -> list[Recommendation]:
         """The list for an article that is not indexed (a CMS preview)."""

@@ -36,13 +36,13 @@ def purge_key(article_id: str) -> str:
     return KEY_PREFIX + hashlib.blake2b(article_id.encode(), digest_size=8).hexdigest()
 
 
-def list_keys(box: dict[str, Any]) -> list[str]:
-    """The surrogate keys of a list (its JSON, parsed): its article's and every item's, folded reports too."""
+def list_ids(box: dict[str, Any]) -> set[str]:
+    """The ids a list names (its JSON, parsed): its article's and every item's, folded reports too."""
     ids = {box["article_id"]} if box.get("article_id") is not None else set()
     for item in box["items"]:
         ids.add(item["id"])
         ids.update(also["id"] for also in item.get("also", ()))
-    return sorted(purge_key(i) for i in ids)
+    return ids
 
 
 class PurgeQueue(SideStore):

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import brotli
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recommender.purges import list_keys
+from recommender.listing import ListJson
+from recommender.purges import list_ids, purge_key
 from recommender.settings import Settings
 from service.cache import ResponseCache, authorized
 
@@ -23,14 +24,15 @@ STATIC = ("/similar-news.js", "/similar-news.css")
 # The list id a JSON list carries (recommender.listing.list_json): in a JSON string every '"' is escaped, so
 # this matches the list's own field only.
 _LIST_ID = re.compile(rb'"list_id":"([0-9a-f]{16})"')
-LIST_BODY = "recommender.list_body"  # scope key: the JSON of the list an HTML response shows (its keys)
+LIST_IDS = "recommender.list_ids"  # scope key: the ids of the articles the list of the response names (its keys)
 # Headers a 304 repeats (RFC 9110 15.4.5): what a cache updates its stored response with.
 _NOT_MODIFIED_KEEPS = (b"cache-control", b"etag", b"vary", b"surrogate-key", b"cache-tag", b"timing-allow-origin")
 
 
-def hold_list(scope: Scope, body: bytes) -> None:
-    """Note the JSON of the list a response that is not that JSON (the HTML box) shows: its surrogate keys."""
-    scope[LIST_BODY] = body
+def hold_list(scope: Scope, body: ListJson) -> None:
+    """Note the list a response shows (the JSON list, or the HTML box made from it): its surrogate keys, from the
+    ids it carries, not from its bytes parsed again."""
+    scope[LIST_IDS] = body.ids
 
 
 def list_cache_control(settings: Settings) -> bytes:
@@ -175,9 +177,10 @@ class HttpCaching:
     def _keys(self, scope: Scope, tag: str, body: bytes | None) -> bytes:
         held = self.derived.get(("keys", tag), 0)
         if held is None:
-            listed = body if body is not None else scope.get(LIST_BODY)
-            keys = list_keys(json.loads(listed)) if listed else []
-            held = self.key_separator.join(keys).encode()
+            ids = scope.get(LIST_IDS)
+            if ids is None:  # a JSON list answered from bytes alone (the response cache): parsed
+                ids = list_ids(json.loads(body)) if body is not None else ()
+            held = self.key_separator.join(sorted(purge_key(i) for i in ids)).encode()
             if body is not None:  # an HTML box's tag is its bytes', not its list's: not kept
                 self.derived.put(("keys", tag), 0, held)
         return held

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from recommender.engine import Recommender
 from recommender.experiments import CUSTOM, NO_EXPERIMENT, Assignment
 from service.cache import send_json
+from service.http_caching import hold_list
 from service.metrics import count_list
 
 _SIMILAR = re.compile(r"/articles/([^/]{1,256})/similar")
@@ -91,6 +92,7 @@ class StoredLists:
                     match.group(1), limit, given.variant)
                 if body is not None:
                     count_list(scope, "stored")
+                    hold_list(scope, body)  # its surrogate keys (service.http_caching)
                     await send_json(send, body)
                     return
                 query = urlencode([*params, *given.options]).encode() if reader is not None or given.options \

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from recommender.engine import Recommender
-from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT
+from recommender.listing import DEFAULT_VARIANT, PREVIEW_VARIANT, ListJson
 from recommender.rank import SimilarQuery
 from recommender.settings import BoxLocale
 from recommender.specs import GroupPick, Strategy
@@ -78,7 +78,7 @@ Reader = Annotated[str | None, Query(max_length=256, description=(
 
 
 async def _list_body(request: Request, engine: Recommender, article_id: str, query: SimilarQuery, variant: str,
-                     editor: bool) -> tuple[bytes, str]:
+                     editor: bool) -> tuple[ListJson, str]:
     """``Recommender.list_body`` in the thread pool, in its turn among the lists this process ranks
     (RECOMMENDER_RANKING_THREADS at once); not ranked for a client gone by its turn (a box script or a CDN that
     gave up, and may have asked again: nobody would receive it, and the readers queued behind would wait)."""
@@ -101,6 +101,7 @@ async def similar(request: Request, article_id: ArticleId, engine: Engine, query
     variant = request.scope.get(VARIANT, DEFAULT_VARIANT)
     body, source = await _list_body(request, engine, article_id, query, variant, editor)
     count_list(request.scope, source)
+    hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
     return Response(body, media_type="application/json", headers=VARY)
 
 
@@ -114,9 +115,9 @@ async def similar_html(request: Request, article_id: ArticleId, engine: Engine, 
     the editor."""
     # A stored box is read here, as StoredLists reads the JSON list's before routing: a page view embedding the box
     # never waits for a turn behind lists ranked on demand.
-    body, source = engine.stored_body(article_id, query, DEFAULT_VARIANT), "stored"
-    if body is None:
-        body, source = await _list_body(request, engine, article_id, query, DEFAULT_VARIANT, editor)
+    stored = engine.stored_body(article_id, query, DEFAULT_VARIANT)
+    body, source = (stored, "stored") if stored is not None else \
+        await _list_body(request, engine, article_id, query, DEFAULT_VARIANT, editor)
     count_list(request.scope, source)
     hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
     return HTMLResponse(template.render(json.loads(body), locale), headers=VARY)

@@ -8,8 +8,10 @@ import shutil
 from dataclasses import replace
 from typing import Any
 
+from recommender.article import Article
 from recommender.listing import list_id, list_json
 from recommender.overrides import BoxOverrides, Pin
+from recommender.purges import list_ids
 from recommender.rank import SimilarQuery
 from recommender.refresher import refresh_queued
 from recommender.store.boxes import stored_box
@@ -380,3 +382,19 @@ def test_a_write_beside_a_refresher_queues_the_box_it_enters_though_no_box_is_st
         monkeypatch.setattr(engine.store, "write_boxes", a_write_meanwhile)
         engine.refresh_boxes([engine.store.get(source.id).key])
         assert engine.store.box(source.id).pending  # stored without the copy: queued again, not served as fresh
+
+
+def test_a_list_carries_the_ids_it_names_stored_or_ranked_folded_reports_included(engine):
+    """A CDN's surrogate keys are made from them (service.http_caching), not from the body parsed again."""
+    lead = "The worst tide in fifty years flooded Venice on Tuesday night, submerging St Mark's Square."
+    engine.upsert([Article(id="venice-1", title="Storm floods Venice: St Mark's Square under water", lead=lead),
+                   Article(id="venice-2", title="Storm floods Venice: St. Mark's Square under water", lead=lead),
+                   Article(id="venice-mayor", title="Venice mayor blames climate change as city counts flood damage",
+                           lead="After the tide, the mayor of Venice asked Rome for help with the damage.")])
+    refresh_queued(engine)
+    for article_id in ("venice-mayor", SOURCE):
+        stored = engine.stored_list_json(article_id, 8)
+        ranked, _ = engine.list_body(article_id, SimilarQuery(mmr_lambda=0.9))
+        for body in (stored, ranked):
+            assert body is not None and body.ids == list_ids(json.loads(body))
+    assert {"venice-1", "venice-2"} <= engine.stored_list_json("venice-mayor", 8).ids  # one of them folded
