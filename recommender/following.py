@@ -165,8 +165,7 @@ class Following:
         if self.saves_index:
             self._drop_files_ahead_of_store()
         self.index = self._open_index(index_kind)
-        if self.index.kind not in MAPPABLE_KINDS:  # ivfpq: a checkpoint would be read whole, then dropped
-            self.maps_index = False
+        self._map_only_mappable()
         self.lexical = self._open_lexical()
         if self.settings.index_mmap:
             if self.saves_index:  # which one the next is due after
@@ -237,39 +236,47 @@ class Following:
         added, gone = self._caught_up(index, seq)
         published = self.store.published_keys()  # after the sequence: what is written later is followed again
         self.published = KeySet(published)
-        stale = self.published.absent(index.ids())
-        index.remove(stale)
-        missing = KeySet(index.ids()).absent(published)
-        if (len(missing) or len(stale)) and index.mapped and self.saves_index:
-            # The file itself is wrong, and a checkpoint reads the file again, not what is beside the mapping: held
-            # whole, and saved right below.
-            with self._index_files.held(shared=True):
-                index = self._whole_index(index)
-            index.remove(stale)
-        added += self._restored(index, missing)
+        index, stale, missing = self._mirrored(index, published, store_seq)
+        added += len(missing)
         index = self._delta_bounded(index)  # a checkpoint far behind the store: saved whole now
         changed = bool(added or gone or len(stale)) or seq != store_seq
-        if changed and not index.mapped and self.saves_index:
+        saved = changed and not index.mapped and self.saves_index
+        if saved:
             log.info("index repaired: %d added or updated, %d dropped", added, gone + len(stale))
             with self._index_files.held():
                 index.save(self.settings.index_path, store_seq, self.store.id)
-            changed = False
-        # The checkpoint on disk: a mapped index's repair is beside it, saved at the first checkpoint.
-        self._saved_seq, self.applied_seq = (seq if changed else store_seq), store_seq
+        # Where the repair is beside a mapped checkpoint, that is still the file's sequence: the first checkpoint
+        # saves it.
+        self._saved_seq = store_seq if saved or not changed else seq
+        self.applied_seq = store_seq
         return index
 
-    def _restored(self, index: VectorIndex, missing: np.ndarray) -> int:
-        """Add the published ``missing`` keys' vectors to ``index``; how many. None is missing but where a crash
-        between a checkpoint's two renames paired its file with the meta of another save, whose hidden slots then
-        hide live articles of the new file's graph."""
+    def _mirrored(self, index: VectorIndex, published: np.ndarray,
+                  store_seq: int) -> tuple[VectorIndex, np.ndarray, np.ndarray]:
+        """(``index`` mirroring ``published``, the keys dropped, the keys added). Where no write after
+        ``store_seq`` explains them (the follow applies those), such keys are a crash's: one between a checkpoint's
+        two renames pairs a rebuilt graph with the hidden slots of the save before. A mapped index is then held
+        whole, to be saved: a checkpoint reads the file again, not what is beside the mapping."""
+        stale = self.published.absent(index.ids())
+        index.remove(stale)
+        later = KeySet(self.store.changed_since(store_seq))
+        missing = later.absent(KeySet(index.ids()).absent(published))
+        if (len(missing) or len(later.absent(stale))) and index.mapped and self.saves_index:
+            with self._index_files.held(shared=True):
+                index = self._whole_index(index)
+            index.remove(stale)
         if len(missing):
             log.warning("%d published articles missing from the index %s: added again", len(missing),
                         self.settings.index_path)
+        self._restored(index, missing)
+        return index, stale, missing
+
+    def _restored(self, index: VectorIndex, missing: np.ndarray) -> None:
+        """Add the published ``missing`` keys' vectors to ``index``."""
         for start in range(0, len(missing), REPAIR_BATCH):
             stored = self.store.by_keys(missing[start:start + REPAIR_BATCH].tolist())
             if stored:
                 index.add(np.array(list(stored), dtype=np.int64), np.stack([v for _, v in stored.values()]))
-        return len(missing)
 
     def _caught_up(self, index: VectorIndex, seq: int) -> tuple[int, int]:
         """Apply every write after ``seq`` to ``index``, ``REPAIR_BATCH`` vectors at a time (what is held at once
@@ -538,8 +545,7 @@ class Following:
             self.follow()
             seq = self.applied_seq
             self.index = rebuilt_index(self.store, kind, self.index.model, progress)
-            if self.index.kind not in MAPPABLE_KINDS:
-                self.maps_index = False
+            self._map_only_mappable()
             with self._index_files.held():
                 self._save_index(seq, rebuilt=True)
             self._saved_seq = seq
@@ -552,12 +558,19 @@ class Following:
         adopts = not rebuilt and self._rebuilt_elsewhere()
         whole = self._whole_index(self.index) if self.index.mapped or adopts else self.index
         whole.save(path, seq, self.store.id)
+        self.index = whole
+        self._map_only_mappable()
         if not self.maps_index:
-            self.index = whole
             return
         # Mapped again, the whole copy is dropped: between checkpoints the writer's pages are the workers'.
         self.index, _ = load_index(path, mmap=True, store=self.store.id)
         self._mapped_at = saved_at(path)
+
+    def _map_only_mappable(self) -> None:
+        """Stop mapping the checkpoint where the index is of a kind FAISS reads whole (ivfpq): each checkpoint would
+        be read whole, then dropped."""
+        if self.index.kind not in MAPPABLE_KINDS:
+            self.maps_index = False
 
     def _rebuilt_elsewhere(self) -> bool:
         """Whether the checkpoint on disk is of another kind than this process's index, for the same model: another

@@ -103,6 +103,11 @@ class ListJson(bytes):
 
     ids: frozenset[str]
 
+    def __new__(cls, body: bytes, ids: Iterable[str]) -> ListJson:
+        made = super().__new__(cls, body)
+        made.ids = frozenset(ids)
+        return made
+
 
 def list_json(article_id: str | None, items: Sequence[str], variant: str = DEFAULT_VARIANT,
               ids: Iterable[str] = ()) -> ListJson:
@@ -110,7 +115,6 @@ def list_json(article_id: str | None, items: Sequence[str], variant: str = DEFAU
     ``item_json``; ``ids``: those of the items and of the reports folded into them."""
     head = json.dumps(article_id, ensure_ascii=False)
     joined = ",".join(items)
-    body = ListJson((f'{{"article_id":{head},"list_id":"{list_id(article_id, variant, joined)}",'
-                     f'"variant":"{variant}","items":[{joined}]}}').encode())
-    body.ids = frozenset(ids) | ({article_id} if article_id is not None else frozenset())
-    return body
+    return ListJson((f'{{"article_id":{head},"list_id":"{list_id(article_id, variant, joined)}",'
+                     f'"variant":"{variant}","items":[{joined}]}}').encode(),
+                    (*ids, *([article_id] if article_id is not None else [])))

@@ -115,9 +115,9 @@ async def similar_html(request: Request, article_id: ArticleId, engine: Engine, 
     the editor."""
     # A stored box is read here, as StoredLists reads the JSON list's before routing: a page view embedding the box
     # never waits for a turn behind lists ranked on demand.
-    stored = engine.stored_body(article_id, query, DEFAULT_VARIANT)
-    body, source = (stored, "stored") if stored is not None else \
-        await _list_body(request, engine, article_id, query, DEFAULT_VARIANT, editor)
+    body, source = engine.stored_body(article_id, query, DEFAULT_VARIANT), "stored"
+    if body is None:
+        body, source = await _list_body(request, engine, article_id, query, DEFAULT_VARIANT, editor)
     count_list(request.scope, source)
     hold_list(request.scope, body)  # its surrogate keys (service.http_caching)
     return HTMLResponse(template.render(json.loads(body), locale), headers=VARY)

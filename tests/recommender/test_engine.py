@@ -1,5 +1,6 @@
 """The engine end to end in-process: ingest, lists, updates, takedowns, repair after restarts."""
 
+import logging
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from recommender.lexical import LexicalIndex
 from recommender.loaders import read_articles
 from recommender.rank import SimilarQuery
 from recommender.rowfile import open_rows_file
+from recommender.store.articles import ArticleStore
 from tests.conftest import MIND_SAMPLE, SLICE, make_settings
 
 SOURCE = "N34700"  # "New Florida Majority celebrates grand opening of Fort Lauderdale office"
@@ -478,6 +480,50 @@ def test_a_crash_between_the_checkpoints_two_renames_hides_no_live_article_after
     engine.close()
     assert sorted(load_index(data_dir / "index.faiss")[0].ids().tolist()) == published
 
+
+
+def test_a_writer_that_takes_an_ivfpq_rebuild_holds_it_whole_and_reads_no_checkpoint_back(data_dir, embedder,
+                                                                                           mind_articles, monkeypatch):
+    """ivfpq is read whole, not mapped: a writer that takes such a rebuild stops mapping its checkpoints, as one
+    that opened it does (each would be read whole again, then dropped)."""
+    monkeypatch.setitem(MIN_TRAIN, "ivfpq", 256)  # the data dir's 400 articles
+    server = Recommender(make_settings(data_dir), embedder=embedder)
+    ingest = Recommender(make_settings(data_dir), embedder=embedder)
+    ingest.rebuild_index("ivfpq")
+    server.upsert([replace(mind_articles[6], id="written-to-the-server")])
+    assert server.checkpoint() and server.index.kind == "ivfpq" and not server.index.mapped
+    reads: list[object] = []
+
+    def counted(*args, **kwargs):
+        reads.append(args)
+        return load_index(*args, **kwargs)
+
+    monkeypatch.setattr("recommender.following.load_index", counted)
+    server.upsert([replace(mind_articles[7], id="written-after")])
+    assert server.checkpoint() and reads == []
+    ingest.close()
+    server.close()
+
+
+def test_an_article_published_during_a_start_is_followed_not_repaired(data_dir, embedder, mind_articles, monkeypatch,
+                                                                      caplog):
+    """A write another process commits while a start reads the store is not a crash's missing article: no warning,
+    and the writer's index stays mapped (a repair would read it whole and save it)."""
+    other = Recommender(make_settings(data_dir), embedder=embedder)
+    published_keys, written = ArticleStore.published_keys, list[object]()
+
+    def with_a_write_first(store: ArticleStore, limit: int | None = None) -> np.ndarray:
+        if limit is None and not written:
+            written.append(other.upsert([replace(mind_articles[7], id="written-meanwhile")]))
+        return published_keys(store, limit)
+
+    monkeypatch.setattr(ArticleStore, "published_keys", with_a_write_first)
+    with caplog.at_level(logging.WARNING, logger="recommender"):
+        server = Recommender(make_settings(data_dir), embedder=embedder)
+    assert written and server.index.mapped and "missing from the index" not in caplog.text
+    assert server.store.get("written-meanwhile").key in server.index.ids()  # followed
+    server.close()
+    other.close()
 
 
 def test_a_read_worker_leaves_unread_a_checkpoint_of_a_kind_it_cannot_map(data_dir, embedder, monkeypatch):
