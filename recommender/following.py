@@ -257,10 +257,11 @@ class Following:
         ``store_seq`` explains them (the follow applies those), such keys are a crash's: one between a checkpoint's
         two renames pairs a rebuilt graph with the hidden slots of the save before. A mapped index is then held
         whole, to be saved: a checkpoint reads the file again, not what is beside the mapping."""
-        stale = self.published.absent(index.ids())
+        held = index.ids()
+        stale = self.published.absent(held)
         index.remove(stale)
         later = KeySet(self.store.changed_since(store_seq))
-        missing = later.absent(KeySet(index.ids()).absent(published))
+        missing = later.absent(KeySet(held).absent(published))  # the stale keys held are not published
         if (len(missing) or len(later.absent(stale))) and index.mapped and self.saves_index:
             with self._index_files.held(shared=True):
                 index = self._whole_index(index)

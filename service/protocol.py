@@ -1,7 +1,8 @@
 """The HTTP/1.1 protocol the server runs: uvicorn's httptools protocol, with a deadline and a size cap for a
 request's line and headers, which uvicorn lacks (a client sending headers slowly, or none at all, held its
 connection for good), and its 400 for a request it cannot parse and its 503 above the connection limit in the one
-error body (uvicorn wrote plain text). Bodies have their deadline in ``service.limits``; idle keep-alive connections, uvicorn's."""
+error body (uvicorn wrote plain text). Bodies have their deadline in ``service.limits``; idle keep-alive
+connections, uvicorn's."""
 
 from __future__ import annotations
 

@@ -492,13 +492,7 @@ def test_a_writer_that_takes_an_ivfpq_rebuild_holds_it_whole_and_reads_no_checkp
     ingest.rebuild_index("ivfpq")
     server.upsert([replace(mind_articles[6], id="written-to-the-server")])
     assert server.checkpoint() and server.index.kind == "ivfpq" and not server.index.mapped
-    reads: list[object] = []
-
-    def counted(*args, **kwargs):
-        reads.append(args)
-        return load_index(*args, **kwargs)
-
-    monkeypatch.setattr("recommender.following.load_index", counted)
+    reads = index_reads(monkeypatch)
     server.upsert([replace(mind_articles[7], id="written-after")])
     assert server.checkpoint() and reads == []
     ingest.close()
@@ -533,6 +527,16 @@ def test_a_read_worker_leaves_unread_a_checkpoint_of_a_kind_it_cannot_map(data_d
     writer = Recommender(make_settings(data_dir), embedder=embedder)
     reader = Recommender(make_settings(data_dir, writer_socket=data_dir / "writer.sock"))
     writer.rebuild_index("ivfpq")
+    reads = index_reads(monkeypatch)
+    reader.following.map_newer_checkpoint()
+    assert reads == [] and reader.index.kind == "flat" and reader.index.mapped
+    assert [r.id for r in reader.similar(SOURCE)]
+    reader.close()
+    writer.close()
+
+
+def index_reads(monkeypatch) -> list[object]:
+    """The calls of ``load_index`` from the engine's following from now on (each a read of the checkpoint)."""
     reads: list[object] = []
 
     def counted(*args, **kwargs):
@@ -540,8 +544,4 @@ def test_a_read_worker_leaves_unread_a_checkpoint_of_a_kind_it_cannot_map(data_d
         return load_index(*args, **kwargs)
 
     monkeypatch.setattr("recommender.following.load_index", counted)
-    reader.following.map_newer_checkpoint()
-    assert reads == [] and reader.index.kind == "flat" and reader.index.mapped
-    assert [r.id for r in reader.similar(SOURCE)]
-    reader.close()
-    writer.close()
+    return reads
